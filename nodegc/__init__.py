@@ -1,0 +1,3 @@
+"""nodegc: node-level garbage collection of container images and dead containers."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from nodegc.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,170 @@
+"""The command line: parse, validate, call one entry point. No logic of its own.
+
+Exit codes: 0 done; 1 finished with failures or the image target not reached; 2 usage or
+configuration error; 3 engine unreachable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from nodegc import __version__
+from nodegc.config import ConfigError, Settings, load_settings, to_toml
+
+EXIT_OK = 0
+EXIT_INCOMPLETE = 1
+EXIT_USAGE = 2
+EXIT_UNREACHABLE = 3
+
+log = logging.getLogger("nodegc.cli")
+
+
+class UsageError(Exception):
+    """Bad flags or settings: exit 2 with one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
+
+
+# (flag, section, key, type, help) — the kubelet's flag names where they exist.
+FLAG_SETTINGS: list[tuple[str, str, str, Callable[[str], Any], str]] = [
+    ("--runtime-endpoint", "runtime", "endpoint", str, "engine address (runtime.endpoint)"),
+    ("--state-dir", "state", "directory", str, "state directory (state.directory)"),
+    (
+        "--image-gc-high-threshold",
+        "images",
+        "high_threshold_percent",
+        int,
+        "percent of disk usage that starts image GC (images.high_threshold_percent, 85)",
+    ),
+    (
+        "--image-gc-low-threshold",
+        "images",
+        "low_threshold_percent",
+        int,
+        "percent of disk usage image GC frees down to (images.low_threshold_percent, 80)",
+    ),
+    (
+        "--minimum-image-ttl-duration",
+        "images",
+        "minimum_age",
+        str,
+        "minimum age of an image before it may go (images.minimum_age, 2m)",
+    ),
+    (
+        "--image-maximum-gc-age",
+        "images",
+        "maximum_age",
+        str,
+        "remove images unused for this long, 0s = off (images.maximum_age)",
+    ),
+    (
+        "--minimum-container-ttl-duration",
+        "containers",
+        "minimum_age",
+        str,
+        "minimum time since a container stopped (containers.minimum_age, 0s)",
+    ),
+    (
+        "--maximum-dead-containers-per-container",
+        "containers",
+        "max_per_pod_container",
+        int,
+        "dead containers kept per pod container, <0 = no limit (1)",
+    ),
+    (
+        "--maximum-dead-containers",
+        "containers",
+        "max_dead_containers",
+        int,
+        "dead containers kept on the node, <0 = no limit (-1)",
+    ),
+]
+
+
+def _shared_options() -> argparse.ArgumentParser:
+    shared = argparse.ArgumentParser(add_help=False)
+    group = shared.add_argument_group("settings (flags > NODEGC_* environment > config file)")
+    group.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="TOML config file (default: /etc/nodegc/config.toml when it exists)",
+    )
+    for flag, _section, key, kind, text in FLAG_SETTINGS:
+        group.add_argument(flag, dest=f"set_{key}_{_section}", type=kind, help=text)
+    group.add_argument("--log-format", choices=["auto", "json", "text"], help="log format")
+    group.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    return shared
+
+
+def build_parser() -> argparse.ArgumentParser:
+    shared = _shared_options()
+    parser = _Parser(
+        prog="nodegc",
+        description="Garbage-collect container images and dead containers the kubelet's way.",
+    )
+    parser.add_argument("--version", action="version", version=f"nodegc {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    p = sub.add_parser(
+        "report", parents=[shared], help="dry run: show what one cycle would remove and why"
+    )
+    p.add_argument("--output", "-o", choices=["table", "json"], default="table")
+
+    p = sub.add_parser("once", parents=[shared], help="run one cycle: containers, then images")
+    p.add_argument("--dry-run", action="store_true", help="plan and show, change nothing")
+    p.add_argument("--output", "-o", choices=["table", "json"], default="table")
+
+    p = sub.add_parser("config", parents=[shared], help="print the effective configuration")
+    p.add_argument("--check", action="store_true", help="only validate it")
+    return parser
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, dict[str, Any]] = {}
+    for _flag, section, key, _kind, _text in FLAG_SETTINGS:
+        value = getattr(args, f"set_{key}_{section}", None)
+        if value is not None:
+            overrides.setdefault(section, {})[key] = value
+    if args.log_format:
+        overrides.setdefault("log", {})["format"] = args.log_format
+    if args.log_level:
+        overrides.setdefault("log", {})["level"] = args.log_level
+    return load_settings(args.config, overrides)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        settings = settings_from(args)
+    except UsageError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_USAGE
+    except ConfigError as exc:
+        for line in str(exc).splitlines():
+            print(f"nodegc: invalid configuration: {line}", file=sys.stderr)
+        return EXIT_USAGE
+
+    from nodegc import logs
+
+    logs.setup(settings.log.format, settings.log.level)
+    if args.command == "config":
+        if args.check:
+            print("configuration is valid")
+        else:
+            print(to_toml(settings), end="")
+        return EXIT_OK
+
+    from nodegc import commands
+
+    handler = {"report": commands.report, "once": commands.once}[args.command]
+    return handler(settings, args)

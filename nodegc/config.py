@@ -1,0 +1,389 @@
+"""Settings: one validated object, from flags > environment > TOML file > defaults.
+
+Every field documents its unit and its "off" value. Rules that tie fields together (low below
+high, maximum age above minimum age) are checked here, once, before anything talks to an engine.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from nodegc.durations import format_duration, parse_duration
+
+DEFAULT_CONFIG_PATH = Path("/etc/nodegc/config.toml")
+ENV_PREFIX = "NODEGC_"
+ENV_NESTED_DELIMITER = "__"
+
+
+def _to_duration(value: Any) -> Any:
+    if isinstance(value, str):
+        return parse_duration(value)
+    if isinstance(value, bool):
+        raise ValueError("a duration is a string such as '90s', '2m' or '1h30m'")
+    if isinstance(value, int | float):
+        raise ValueError(
+            f"{value!r} has no unit; write a duration such as '{value}s' or '{value}m'"
+        )
+    return value
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(_to_duration),
+    PlainSerializer(format_duration, return_type=str, when_used="json-unless-none"),
+]
+Percent = Annotated[int, Field(ge=0, le=100)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+def _default_endpoint() -> str:
+    return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+
+
+class RuntimeSettings(_Section):
+    """[runtime]: which engine, where, and how patiently."""
+
+    type: Literal["docker"] = Field(
+        "docker", description='The runtime adapter: "docker" (the Docker Engine API).'
+    )
+    endpoint: str = Field(
+        default_factory=_default_endpoint,
+        description="Engine address: unix:///path or tcp://host:port. Default: DOCKER_HOST, "
+        "else unix:///var/run/docker.sock.",
+    )
+    timeout: Duration = Field(
+        timedelta(seconds=30), description="Time limit of one engine request."
+    )
+    max_concurrent_removals: int = Field(
+        4, ge=1, le=64, description="Removals in flight at once (a bounded pool)."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> RuntimeSettings:
+        if self.timeout <= timedelta(0):
+            raise ValueError(f"runtime.timeout = {format_duration(self.timeout)}: must be above 0s")
+        if not self.endpoint.startswith(("unix://", "tcp://", "http://", "https://", "npipe://")):
+            raise ValueError(
+                f"runtime.endpoint = {self.endpoint!r}: must start with unix:// or tcp://"
+            )
+        return self
+
+
+class ImageSettings(_Section):
+    """[images]: image garbage collection (kubelet: imageGC*)."""
+
+    high_threshold_percent: Percent = Field(
+        85, description="Disk usage (percent) at or above which image GC frees space. 100 = off."
+    )
+    low_threshold_percent: Percent = Field(
+        80, description="Disk usage (percent) image GC brings the filesystem down to."
+    )
+    minimum_age: Duration = Field(
+        timedelta(minutes=2),
+        description="An image first seen less than this long ago is never removed.",
+    )
+    maximum_age: Duration = Field(
+        timedelta(0),
+        description="Remove an unused image not used for this long, whatever the disk. 0s = off.",
+    )
+    pinned: list[str] = Field(
+        default_factory=lambda: ["registry.k8s.io/pause:*", "k8s.gcr.io/pause:*"],
+        description="Glob patterns matched against every tag and digest: matching images stay.",
+    )
+    filesystem_path: str = Field(
+        "",
+        description="Where to measure the image filesystem. Empty: the engine's data root.",
+    )
+    gc_period: Duration = Field(
+        timedelta(minutes=5), description="`nodegc run`: period of image GC."
+    )
+    pressure_check_period: Duration = Field(
+        timedelta(seconds=10),
+        description="`nodegc run`: how often the disk is measured; crossing the high threshold "
+        "starts image GC at once. 0s = off.",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> ImageSettings:
+        if self.low_threshold_percent >= self.high_threshold_percent:
+            raise ValueError(
+                f"images.low_threshold_percent = {self.low_threshold_percent}: must be below "
+                f"images.high_threshold_percent ({self.high_threshold_percent})"
+            )
+        for name in ("minimum_age", "maximum_age", "pressure_check_period"):
+            _check_non_negative(f"images.{name}", getattr(self, name))
+        _check_positive("images.gc_period", self.gc_period)
+        if self.maximum_age and self.maximum_age <= self.minimum_age:
+            raise ValueError(
+                f"images.maximum_age = {format_duration(self.maximum_age)}: must be above "
+                f"images.minimum_age ({format_duration(self.minimum_age)}), or 0s to turn it off"
+            )
+        for pattern in self.pinned:
+            if not pattern.strip():
+                raise ValueError("images.pinned: an empty pattern would match nothing; remove it")
+        return self
+
+
+class ContainerSettings(_Section):
+    """[containers]: dead-container garbage collection (kubelet: --maximum-dead-containers*)."""
+
+    minimum_age: Duration = Field(
+        timedelta(0),
+        description="A dead container that finished less than this long ago is kept.",
+    )
+    max_per_pod_container: int = Field(
+        1,
+        description="Dead containers kept per (pod, container) or compose service or name. "
+        "-1 = no limit, 0 = keep none.",
+    )
+    max_dead_containers: int = Field(
+        -1, description="Dead containers kept on the node in all. -1 = no limit."
+    )
+    maximum_age: Duration = Field(
+        timedelta(0),
+        description="Remove any dead container that finished longer ago than this. 0s = off.",
+    )
+    gc_period: Duration = Field(
+        timedelta(minutes=1), description="`nodegc run`: period of container GC."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> ContainerSettings:
+        for name in ("minimum_age", "maximum_age"):
+            _check_non_negative(f"containers.{name}", getattr(self, name))
+        _check_positive("containers.gc_period", self.gc_period)
+        if self.maximum_age and self.maximum_age <= self.minimum_age:
+            raise ValueError(
+                f"containers.maximum_age = {format_duration(self.maximum_age)}: must be above "
+                f"containers.minimum_age ({format_duration(self.minimum_age)}), or 0s to turn "
+                "it off"
+            )
+        return self
+
+
+class StateSettings(_Section):
+    """[state]: where history and the audit record live."""
+
+    directory: str = Field("/var/lib/nodegc", description="State directory (0700).")
+
+
+class MetricsSettings(_Section):
+    """[metrics]: the one read-only HTTP listener of `nodegc run`."""
+
+    enabled: bool = Field(True, description="Serve /metrics, /healthz, /readyz and /status.")
+    address: str = Field("127.0.0.1:9797", description="host:port to listen on.")
+
+    @model_validator(mode="after")
+    def _check(self) -> MetricsSettings:
+        _host, sep, port = self.address.rpartition(":")
+        if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(
+                f"metrics.address = {self.address!r}: must be host:port, e.g. 127.0.0.1:9797"
+            )
+        return self
+
+
+class LogSettings(_Section):
+    """[log]: how nodegc writes its log."""
+
+    format: Literal["auto", "json", "text"] = Field(
+        "auto", description="auto: text on a terminal, JSON lines otherwise."
+    )
+    level: Literal["debug", "info", "warning", "error"] = Field("info", description="Threshold.")
+
+
+def _check_non_negative(name: str, value: timedelta) -> None:
+    if value < timedelta(0):
+        raise ValueError(f"{name} = {format_duration(value)}: must not be negative")
+
+
+def _check_positive(name: str, value: timedelta) -> None:
+    if value <= timedelta(0):
+        raise ValueError(f"{name} = {format_duration(value)}: must be above 0s")
+
+
+class Settings(BaseSettings):
+    """Every nodegc setting. Build it with `load_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=ENV_NESTED_DELIMITER,
+        extra="forbid",
+        validate_default=True,
+    )
+
+    runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
+    images: ImageSettings = Field(default_factory=ImageSettings)
+    containers: ContainerSettings = Field(default_factory=ContainerSettings)
+    state: StateSettings = Field(default_factory=StateSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+
+
+class ConfigError(Exception):
+    """A setting is wrong; the message names it, its value and the rule. Exit code 2."""
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    def __init__(self, settings_cls: type[BaseSettings], data: dict[str, Any]) -> None:
+        super().__init__(settings_cls)
+        self._data = data
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return self._data
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError as exc:
+        raise ConfigError(
+            f"config file {path}: not found; give an existing file to --config"
+        ) from exc
+    except PermissionError as exc:
+        raise ConfigError(f"config file {path}: not readable ({exc.strerror})") from exc
+    except IsADirectoryError as exc:
+        raise ConfigError(f"config file {path}: is a directory; give a TOML file") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path}: not valid TOML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path}: not UTF-8 text") from exc
+
+
+def load_settings(
+    config_path: Path | None = None,
+    overrides: dict[str, dict[str, Any]] | None = None,
+    environ: dict[str, str] | None = None,
+) -> Settings:
+    """Build the effective settings.
+
+    `config_path` None means /etc/nodegc/config.toml when it exists. `overrides` are the
+    command-line flags, nested by section. Raises ConfigError with one line per problem.
+    """
+    if config_path is None and DEFAULT_CONFIG_PATH.is_file():
+        config_path = DEFAULT_CONFIG_PATH
+    file_data = read_toml(config_path) if config_path is not None else {}
+    origin = str(config_path) if config_path is not None else "defaults"
+    if environ is not None:
+        old = dict(os.environ)
+        os.environ.clear()
+        os.environ.update(environ)
+    try:
+        return _build(file_data, overrides or {}, origin)
+    finally:
+        if environ is not None:
+            os.environ.clear()
+            os.environ.update(old)
+
+
+def _build(file_data: dict[str, Any], overrides: dict[str, Any], origin: str) -> Settings:
+    class _Loaded(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return (init_settings, env_settings, _TomlSource(settings_cls, file_data))
+
+    _reject_unknown_env()
+    try:
+        loaded = _Loaded(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc)) from None
+    except ValueError as exc:  # pydantic-settings: an environment value it cannot parse
+        raise ConfigError(f"environment: {exc}") from None
+    return Settings.model_validate(loaded.model_dump())
+
+
+def _reject_unknown_env() -> None:
+    """A NODEGC_ variable that names no setting is a typo: say so instead of ignoring it."""
+    known = {
+        f"{ENV_PREFIX}{section}{ENV_NESTED_DELIMITER}{key}".upper()
+        for section, model in Settings.model_fields.items()
+        for key in model.annotation.model_fields  # type: ignore[union-attr]
+    }
+    known |= {f"{ENV_PREFIX}{section}".upper() for section in Settings.model_fields}
+    for name in os.environ:
+        if name.upper().startswith(ENV_PREFIX) and name.upper() not in known:
+            raise ConfigError(
+                f"environment variable {name}: names no setting; the form is "
+                f"NODEGC_<SECTION>__<KEY>, e.g. NODEGC_IMAGES__HIGH_THRESHOLD_PERCENT"
+            )
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    """One line per problem: `section.key = value: rule`."""
+    lines = []
+    for err in exc.errors(include_url=False):
+        loc = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"]
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        if err["type"] == "extra_forbidden":
+            lines.append(f"{loc}: unknown setting; check its spelling (see config.example.toml)")
+        elif err["type"] == "value_error" and "." in msg.split(" ", 1)[0]:
+            lines.append(msg)  # a cross-field rule: the message names its fields already
+        elif err["type"] == "missing":
+            lines.append(f"{loc}: required")
+        else:
+            value = err.get("input")
+            shown = f" = {value!r}" if not isinstance(value, dict) else ""
+            lines.append(f"{loc}{shown}: {_lower_first(msg)}")
+    return "\n".join(lines)
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:]
+
+
+def to_toml(settings: Settings) -> str:
+    """The effective settings as TOML, in the same form as config.example.toml."""
+    data = settings.model_dump(mode="json")
+    out: list[str] = []
+    for section, values in data.items():
+        out.append(f"[{section}]")
+        for key, value in values.items():
+            out.append(f"{key} = {_toml_value(value)}")
+        out.append("")
+    return "\n".join(out)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'

@@ -1,0 +1,255 @@
+"""One garbage-collection cycle: observe, plan, act, report.
+
+The collector holds no rule of its own: what goes is the policy's answer; this module only runs
+the steps in order, carries out removals through the runtime, and records what happened.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from nodegc import policy
+from nodegc.config import Settings
+from nodegc.history import observe
+from nodegc.model import (
+    ContainerDecision,
+    FilesystemStats,
+    History,
+    ImageDecision,
+    ImagePlan,
+    Outcome,
+    Plan,
+    RemovalResult,
+    Snapshot,
+    short_id,
+)
+from nodegc.observe import measure, take_snapshot
+from nodegc.runtime import Conflict, NotFound, Runtime, RuntimeError_, RuntimeUnavailable
+from nodegc.state import StateDir, StateError
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+ResultListener = Callable[[RemovalResult], None]
+
+# After a pass that skipped or failed images, plan again (from a fresh listing) at most this often.
+MAX_IMAGE_PASSES = 3
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class CycleReport:
+    """What one cycle did."""
+
+    dry_run: bool
+    plan: Plan  # the plan the cycle started from (its container part is what was carried out)
+    image_plan: ImagePlan  # the image plan carried out (made after container GC, on a fresh look)
+    filesystem_before: FilesystemStats
+    filesystem_after: FilesystemStats | None = None
+    container_results: list[RemovalResult] = field(default_factory=list)
+    image_results: list[RemovalResult] = field(default_factory=list)
+    ran_containers: bool = True
+    ran_images: bool = True
+
+    @property
+    def results(self) -> list[RemovalResult]:
+        return self.container_results + self.image_results
+
+    @property
+    def failures(self) -> list[RemovalResult]:
+        return [r for r in self.results if r.outcome is Outcome.FAILED]
+
+    @property
+    def image_bytes_freed(self) -> int:
+        return sum(r.size_bytes for r in self.image_results if r.outcome is Outcome.REMOVED)
+
+    @property
+    def target_reached(self) -> bool:
+        if self.dry_run:
+            return self.image_plan.target_reachable
+        return self.image_bytes_freed >= self.image_plan.bytes_to_free
+
+
+class Collector:
+    """Runs cycles against one runtime with one history. Thread-safe: one cycle at a time."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        runtime: Runtime,
+        state: StateDir,
+        *,
+        clock: Clock = utcnow,
+        listeners: Sequence[ResultListener] = (),
+        persist: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.runtime = runtime
+        self.state = state
+        self.clock = clock
+        self.listeners = list(listeners)
+        self.persist = persist
+        self.history: History = state.load_history(clock())
+        self.lock = threading.RLock()
+        self.history_save_error: str | None = None
+
+    # -- observe ----------------------------------------------------------------------------
+    def observe(self) -> Snapshot:
+        """A complete snapshot, folded into history (and saved, when this collector persists)."""
+        with self.lock:
+            now = self.clock()
+            snapshot = take_snapshot(self.runtime, self.settings.images.filesystem_path, now)
+            new_ids = [i.id for i in snapshot.images if i.id not in self.history.images]
+            tagged_at = self.runtime.image_tagged_at(new_ids) if new_ids else {}
+            self.history = observe(self.history, snapshot, now, tagged_at)
+            self.save_history()
+            return snapshot
+
+    def save_history(self) -> None:
+        if not self.persist:
+            return
+        try:
+            self.state.save_history(self.history)
+            self.state.save_finish_times(self.runtime.finish_cache)
+            self.history_save_error = None
+        except StateError as exc:
+            if self.history_save_error != str(exc):
+                log.warning("history not saved", extra={"error": str(exc)})
+            self.history_save_error = str(exc)
+
+    def plan(
+        self, snapshot: Snapshot, avoid_images: Sequence[str] = (), *, projected: bool = True
+    ) -> Plan:
+        """The policy's plan for `snapshot`. `projected`: images may count on this plan's
+        container removals (true for a dry run and a full cycle's preview)."""
+        return policy.plan(
+            snapshot,
+            self.history,
+            self.settings.images,
+            self.settings.containers,
+            snapshot.taken_at,
+            avoid_images=avoid_images,
+            dependents_first=projected,
+        )
+
+    def report(self) -> Plan:
+        """The dry run: the plan of one full cycle; the engine is not asked to change anything."""
+        return self.plan(self.observe())
+
+    # -- act --------------------------------------------------------------------------------
+    def cycle(
+        self, *, dry_run: bool = False, containers: bool = True, images: bool = True
+    ) -> CycleReport:
+        """Container GC first, then image GC on a fresh observation.
+
+        Raises RuntimeUnavailable when a listing fails: nothing is removed on partial information.
+        """
+        with self.lock:
+            snapshot = self.observe()
+            first = self.plan(snapshot)
+            report = CycleReport(
+                dry_run=dry_run,
+                plan=first,
+                image_plan=first.images,
+                filesystem_before=snapshot.filesystem,
+                ran_containers=containers,
+                ran_images=images,
+            )
+            if dry_run:
+                return report
+            if containers:
+                report.container_results = self._remove_all(first.containers.removals)
+            if images:
+                self._image_passes(report, snapshot if not containers else None)
+            report.filesystem_after = measure(snapshot.filesystem.path)
+            self.save_history()
+            return report
+
+    def _image_passes(self, report: CycleReport, current: Snapshot | None) -> None:
+        """Image GC on what is there now: a fresh observation after container GC (or the cycle's
+        snapshot when no container was touched); again while a pass fell short of the target."""
+        avoid: set[str] = set()
+        for attempt in range(MAX_IMAGE_PASSES):
+            snapshot = current if attempt == 0 and current is not None else self.observe()
+            image_plan = self.plan(snapshot, sorted(avoid), projected=False).images
+            if attempt == 0:
+                report.image_plan = image_plan
+            results = self._remove_all(image_plan.removals)
+            report.image_results.extend(results)
+            short = [r for r in results if r.outcome is not Outcome.REMOVED]
+            freed = report.image_bytes_freed
+            if not short or freed >= report.image_plan.bytes_to_free:
+                return
+            avoid.update(r.id for r in short)
+            log.info(
+                "image target not reached in this pass; planning again",
+                extra={"freed_bytes": freed, "bytes_to_free": report.image_plan.bytes_to_free},
+            )
+
+    def _remove_all(
+        self, decisions: Sequence[ContainerDecision] | Sequence[ImageDecision]
+    ) -> list[RemovalResult]:
+        if not decisions:
+            return []
+        workers = min(self.settings.runtime.max_concurrent_removals, len(decisions))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="remove") as pool:
+            results = list(pool.map(self._remove_one, decisions))
+        for result in results:
+            for listener in self.listeners:
+                listener(result)
+        return results
+
+    def _remove_one(self, decision: ContainerDecision | ImageDecision) -> RemovalResult:
+        if isinstance(decision, ContainerDecision):
+            c = decision.container
+            kind, obj_id, name, size = "container", c.id, c.name, 0
+            fields = {"container": c.id, "name": c.name, "pod": c.pod, "unit": decision.evict_unit}
+
+            def remove() -> None:
+                self.runtime.remove_container(c)
+        else:
+            i = decision.image
+            kind, obj_id, name, size = "image", i.id, i.describe(), i.size_bytes
+            fields = {"image": i.id, "tags": list(i.tags), "size_bytes": i.size_bytes}
+
+            def remove() -> None:
+                self.runtime.remove_image(i)
+
+        fields["reason"] = str(decision.reason)
+        try:
+            remove()
+        except Conflict as exc:
+            outcome, detail = Outcome.SKIPPED, f"in use now: {exc}"
+        except NotFound as exc:
+            outcome, detail = Outcome.SKIPPED, f"already gone: {exc}"
+        except RuntimeUnavailable as exc:
+            outcome, detail = Outcome.FAILED, str(exc)
+        except RuntimeError_ as exc:
+            outcome, detail = Outcome.FAILED, str(exc)
+        else:
+            outcome, detail = Outcome.REMOVED, ""
+        result = RemovalResult(
+            kind=kind,
+            id=obj_id,
+            name=name,
+            reason=decision.reason,
+            outcome=outcome,
+            detail=detail,
+            size_bytes=size if outcome is Outcome.REMOVED else 0,
+        )
+        level = {
+            Outcome.REMOVED: logging.INFO,
+            Outcome.SKIPPED: logging.INFO,
+            Outcome.FAILED: logging.WARNING,
+        }[outcome]
+        message = f"{kind} {outcome}: {short_id(obj_id)} ({name})"
+        log.log(level, message, extra={**fields, "outcome": str(outcome), "detail": detail})
+        return result

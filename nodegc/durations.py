@@ -1,0 +1,75 @@
+"""Go / kubelet duration strings ("90s", "2m", "1h30m", "0s") to and from `timedelta`."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+_UNITS: dict[str, float] = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+}
+_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse a Go duration string; a leading '-' is accepted (validation rejects negatives).
+
+    Raises ValueError with the accepted form when the text is not a duration.
+    """
+    s = text.strip()
+    if not s:
+        raise ValueError("empty duration; use a Go duration such as '90s', '2m' or '1h30m'")
+    sign = 1
+    if s[0] in "+-":
+        sign = -1 if s[0] == "-" else 1
+        s = s[1:]
+    if s == "0":
+        return timedelta(0)
+    pos = 0
+    seconds = 0.0
+    for match in _PART.finditer(s):
+        if match.start() != pos:
+            break
+        seconds += float(match.group(1)) * _UNITS[match.group(2)]
+        pos = match.end()
+    if pos != len(s) or pos == 0:
+        raise ValueError(
+            f"{text!r} is not a duration; use a Go duration such as '90s', '2m' or '1h30m'"
+        )
+    return timedelta(seconds=sign * seconds)
+
+
+def format_duration(value: timedelta) -> str:
+    """Format as the shortest Go-style string: 0s, 90s -> 1m30s, 2h, 1h30m, 1.5s."""
+    total = value.total_seconds()
+    if total == 0:
+        return "0s"
+    sign = "-" if total < 0 else ""
+    total = abs(total)
+    hours, rest = divmod(total, 3600)
+    minutes, seconds = divmod(rest, 60)
+    out = ""
+    if hours:
+        out += f"{int(hours)}h"
+    if minutes:
+        out += f"{int(minutes)}m"
+    if seconds:
+        out += f"{seconds:g}s" if seconds != int(seconds) else f"{int(seconds)}s"
+    return sign + out
+
+
+def humanize_age(delta: timedelta) -> str:
+    """'45s', '12m', '3h', '2d' — coarse, for tables."""
+    seconds = int(delta.total_seconds())
+    if seconds < 0:
+        return "in the future"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"

@@ -1,0 +1,58 @@
+"""History: what each observation teaches about images' first sighting and last use. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from nodegc.model import History, ImageRecord, Snapshot
+
+
+def observe(
+    history: History,
+    snapshot: Snapshot,
+    now: datetime,
+    tagged_at: Mapping[str, datetime] | None = None,
+) -> History:
+    """Fold one complete snapshot into history.
+
+    - A new image's first sighting is now, or earlier where the runtime vouches for it: the time it
+      was last tagged (a pull) or the creation of a container made from it.
+    - An image is used now while a live container references it; a dead container's finish time
+      (else its creation) is when it was last used — real evidence, not the time of the scan, so
+      long-dead containers do not make an image look fresh. Last use never moves backwards.
+    - Images gone from the runtime are forgotten (a re-pull is a new image).
+    """
+    tagged_at = tagged_at or {}
+    evidence_used: dict[str, datetime] = {}
+    earliest_container: dict[str, datetime] = {}
+    for c in snapshot.containers:
+        used = now if not c.state.is_dead else (c.finished_at or c.created)
+        if c.image_id not in evidence_used or used > evidence_used[c.image_id]:
+            evidence_used[c.image_id] = min(used, now)
+        if c.image_id not in earliest_container or c.created < earliest_container[c.image_id]:
+            earliest_container[c.image_id] = c.created
+
+    records: dict[str, ImageRecord] = {}
+    for image in snapshot.images:
+        old = history.images.get(image.id)
+        if old is not None:
+            first_seen = old.first_seen
+        else:
+            candidates = [now]
+            if image.id in tagged_at:
+                candidates.append(tagged_at[image.id])
+            if image.id in earliest_container:
+                candidates.append(earliest_container[image.id])
+            first_seen = min(candidates)
+        last_used = old.last_used if old is not None else None
+        seen_used = evidence_used.get(image.id)
+        if seen_used is not None and (last_used is None or seen_used > last_used):
+            last_used = seen_used
+        records[image.id] = ImageRecord(first_seen=first_seen, last_used=last_used)
+    return History(since=history.since, images=records)
+
+
+def empty(now: datetime) -> History:
+    """History that begins now: every rule that needs the past stays conservative."""
+    return History(since=now, images={})

@@ -1,0 +1,254 @@
+"""The data nodegc reasons about: what the runtime holds, what history remembers, what a plan says.
+
+Everything here is plain, immutable data. Adapters produce it, the policy consumes it, the
+executor and the renderers read it. Nothing in this module does I/O.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+# Labels nodegc itself understands.
+LABEL_PINNED = "nodegc.io/pinned"
+LABEL_KEEP = "nodegc.io/keep"
+
+# Labels that name a Kubernetes pod's container (dockershim / cri-dockerd) and a compose service.
+LABEL_POD_UID = "io.kubernetes.pod.uid"
+LABEL_POD_NAME = "io.kubernetes.pod.name"
+LABEL_POD_NAMESPACE = "io.kubernetes.pod.namespace"
+LABEL_CONTAINER_NAME = "io.kubernetes.container.name"
+LABEL_COMPOSE_PROJECT = "com.docker.compose.project"
+LABEL_COMPOSE_SERVICE = "com.docker.compose.service"
+
+
+class ContainerState(enum.StrEnum):
+    """A container's state, in the runtime's own words (Docker's states are a superset of CRI's)."""
+
+    CREATED = "created"
+    RUNNING = "running"
+    PAUSED = "paused"
+    RESTARTING = "restarting"
+    REMOVING = "removing"
+    EXITED = "exited"
+    DEAD = "dead"
+    UNKNOWN = "unknown"
+
+    @property
+    def is_dead(self) -> bool:
+        """True for the states the kubelet's container GC may collect: not running, not busy."""
+        return self in (ContainerState.CREATED, ContainerState.EXITED, ContainerState.DEAD)
+
+
+@dataclass(frozen=True, slots=True)
+class Image:
+    """One image as the runtime lists it."""
+
+    id: str
+    tags: tuple[str, ...] = ()
+    digests: tuple[str, ...] = ()
+    size_bytes: int = 0
+    labels: Mapping[str, str] = field(default_factory=dict)
+    # The runtime itself says the image must stay (CRI's `pinned`).
+    runtime_pinned: bool = False
+
+    @property
+    def references(self) -> tuple[str, ...]:
+        return self.tags + self.digests
+
+    def describe(self) -> str:
+        """A short human name: the first tag, else the first digest, else the short id."""
+        if self.tags:
+            return self.tags[0]
+        if self.digests:
+            return self.digests[0]
+        return short_id(self.id)
+
+
+@dataclass(frozen=True, slots=True)
+class Container:
+    """One container as the runtime lists it."""
+
+    id: str
+    name: str
+    image_id: str
+    state: ContainerState
+    created: datetime
+    # When the container last stopped; None when it never ran or the runtime does not know.
+    finished_at: datetime | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def pod(self) -> str | None:
+        """`namespace/name` of the Kubernetes pod the container belongs to, when labelled."""
+        name = self.labels.get(LABEL_POD_NAME)
+        if not name:
+            return None
+        namespace = self.labels.get(LABEL_POD_NAMESPACE, "")
+        return f"{namespace}/{name}" if namespace else name
+
+
+@dataclass(frozen=True, slots=True)
+class FilesystemStats:
+    """Bytes and inodes of the filesystem that holds the runtime's images and containers."""
+
+    path: str
+    capacity_bytes: int
+    available_bytes: int
+    inodes_total: int
+    inodes_free: int
+
+    @property
+    def used_bytes(self) -> int:
+        return self.capacity_bytes - self.available_bytes
+
+    @property
+    def usage_percent(self) -> int:
+        """The kubelet's figure: 100 - floor(available * 100 / capacity)."""
+        if self.capacity_bytes <= 0:
+            raise ValueError(f"filesystem {self.path} reports a capacity of {self.capacity_bytes}")
+        return 100 - (self.available_bytes * 100) // self.capacity_bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """One complete observation of the node: never built from a partial listing."""
+
+    taken_at: datetime
+    filesystem: FilesystemStats
+    images: tuple[Image, ...]
+    containers: tuple[Container, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRecord:
+    """What history remembers of one image id."""
+
+    first_seen: datetime
+    last_used: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """Everything nodegc remembers between observations.
+
+    `since` is when the record began: the maximum-age rule acts only once history covers that long.
+    """
+
+    since: datetime
+    images: Mapping[str, ImageRecord] = field(default_factory=dict)
+
+
+class Action(enum.StrEnum):
+    REMOVE = "remove"
+    KEEP = "keep"
+
+
+class Reason(enum.StrEnum):
+    """Why the policy decided what it did. The values are part of the JSON contract."""
+
+    # Images removed.
+    SPACE = "space"
+    AGE = "age"
+    # Containers removed.
+    PER_UNIT_CAP = "per-unit-cap"
+    GLOBAL_CAP = "global-cap"
+    # (containers also use AGE)
+
+    # Images kept.
+    IN_USE = "in-use"
+    PINNED = "pinned"
+    TOO_YOUNG = "too-young"
+    TARGET_REACHED = "target-reached"
+    BELOW_THRESHOLD = "below-threshold"
+    FAILED_THIS_CYCLE = "failed-this-cycle"
+    # Containers kept.
+    RUNNING = "running"
+    KEEP_LABEL = "keep-label"
+    WITHIN_CAP = "within-cap"
+
+
+@dataclass(frozen=True, slots=True)
+class ImageDecision:
+    image: Image
+    record: ImageRecord
+    action: Action
+    reason: Reason
+    # Container ids that keep the image in use (for `in-use`).
+    used_by: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerDecision:
+    container: Container
+    evict_unit: str
+    action: Action
+    reason: Reason
+
+
+@dataclass(frozen=True, slots=True)
+class ImagePlan:
+    high_threshold_percent: int
+    low_threshold_percent: int
+    usage_percent: int
+    # Bytes the disk rule asks for (0 when usage is below the high threshold).
+    bytes_to_free: int
+    decisions: tuple[ImageDecision, ...]
+
+    @property
+    def removals(self) -> tuple[ImageDecision, ...]:
+        return tuple(d for d in self.decisions if d.action is Action.REMOVE)
+
+    @property
+    def bytes_planned(self) -> int:
+        return sum(d.image.size_bytes for d in self.removals)
+
+    @property
+    def target_reachable(self) -> bool:
+        """Whether the planned removals cover what the disk rule asks for."""
+        return self.bytes_planned >= self.bytes_to_free
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerPlan:
+    decisions: tuple[ContainerDecision, ...]
+
+    @property
+    def removals(self) -> tuple[ContainerDecision, ...]:
+        return tuple(d for d in self.decisions if d.action is Action.REMOVE)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What one full cycle would do, and why, for every object on the node."""
+
+    now: datetime
+    filesystem: FilesystemStats
+    containers: ContainerPlan
+    images: ImagePlan
+
+
+class Outcome(enum.StrEnum):
+    REMOVED = "removed"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class RemovalResult:
+    """What happened when the executor tried one planned removal."""
+
+    kind: str  # "image" or "container"
+    id: str
+    name: str
+    reason: Reason
+    outcome: Outcome
+    detail: str = ""
+    size_bytes: int = 0
+
+
+def short_id(object_id: str) -> str:
+    """The 12-character id people know from `docker ps`, without the digest algorithm."""
+    return object_id.split(":", 1)[-1][:12]

@@ -1,0 +1,41 @@
+"""Observation: one complete snapshot of the node (listings and the filesystem), never partial."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+
+from nodegc.model import FilesystemStats, Snapshot
+from nodegc.runtime import Runtime
+
+
+class FilesystemError(Exception):
+    """The image filesystem cannot be measured; the message names the path and the fix."""
+
+
+def measure(path: str) -> FilesystemStats:
+    """Bytes and inodes of the filesystem holding `path` (statvfs; available = for unprivileged)."""
+    try:
+        st = os.statvfs(path)
+    except OSError as exc:
+        raise FilesystemError(
+            f"cannot measure the image filesystem at {path}: {exc.strerror}; when nodegc sees "
+            "the host under another path, set images.filesystem_path"
+        ) from exc
+    if st.f_blocks == 0:
+        raise FilesystemError(f"filesystem at {path} reports a capacity of 0 bytes")
+    return FilesystemStats(
+        path=path,
+        capacity_bytes=st.f_blocks * st.f_frsize,
+        available_bytes=st.f_bavail * st.f_frsize,
+        inodes_total=st.f_files,
+        inodes_free=st.f_favail,
+    )
+
+
+def take_snapshot(runtime: Runtime, filesystem_path: str, now: datetime) -> Snapshot:
+    """List images, then containers (both in full or an error), then measure the filesystem."""
+    path = filesystem_path or runtime.data_root()
+    images = tuple(runtime.list_images())
+    containers = tuple(runtime.list_containers())
+    return Snapshot(taken_at=now, filesystem=measure(path), images=images, containers=containers)

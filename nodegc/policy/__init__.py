@@ -1,0 +1,60 @@
+"""The policy: pure functions from an observation to a plan. No I/O, no clock, no engine.
+
+`plan(snapshot, history, images, containers, now)` decides containers first and images second,
+so that an image whose last containers this cycle removes can go in the same cycle (dependents
+before owners).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime
+
+from nodegc.config import ContainerSettings, ImageSettings
+from nodegc.model import History, Plan, Snapshot
+from nodegc.policy.containers import evict_unit, plan_containers, stopped_at
+from nodegc.policy.images import bytes_to_free, is_pinned, lru_key, plan_images
+
+
+def plan(
+    snapshot: Snapshot,
+    history: History,
+    images: ImageSettings,
+    containers: ContainerSettings,
+    now: datetime,
+    *,
+    avoid_images: Collection[str] = (),
+    dependents_first: bool = True,
+) -> Plan:
+    """The whole cycle's plan over one snapshot.
+
+    With `dependents_first`, images count on this plan's container removals (the cycle removes
+    containers before images); without, every listed container keeps its image in use.
+    """
+    container_plan = plan_containers(snapshot.containers, containers, now)
+    leaving = {d.container.id for d in container_plan.removals} if dependents_first else set()
+    image_plan = plan_images(
+        snapshot.filesystem,
+        snapshot.images,
+        snapshot.containers,
+        history,
+        images,
+        now,
+        leaving_containers=leaving,
+        avoid=avoid_images,
+    )
+    return Plan(
+        now=now, filesystem=snapshot.filesystem, containers=container_plan, images=image_plan
+    )
+
+
+__all__ = [
+    "bytes_to_free",
+    "evict_unit",
+    "is_pinned",
+    "lru_key",
+    "plan",
+    "plan_containers",
+    "plan_images",
+    "stopped_at",
+]

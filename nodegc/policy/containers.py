@@ -1,0 +1,116 @@
+"""Container GC policy: which dead containers go, the kubelet's way (plus a maximum age).
+
+Pure: a snapshot and the time in, decisions out.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from datetime import datetime
+
+from nodegc.config import ContainerSettings
+from nodegc.model import (
+    LABEL_COMPOSE_PROJECT,
+    LABEL_COMPOSE_SERVICE,
+    LABEL_CONTAINER_NAME,
+    LABEL_KEEP,
+    LABEL_POD_UID,
+    Action,
+    Container,
+    ContainerDecision,
+    ContainerPlan,
+    Reason,
+)
+
+
+def evict_unit(container: Container) -> str:
+    """The group whose dead containers are capped together.
+
+    (pod UID, container name) from the kubelet's labels; else the compose (project, service);
+    else the container's own name.
+    """
+    labels = container.labels
+    uid, name = labels.get(LABEL_POD_UID), labels.get(LABEL_CONTAINER_NAME)
+    if uid and name:
+        return f"pod:{uid}/{name}"
+    project, service = labels.get(LABEL_COMPOSE_PROJECT), labels.get(LABEL_COMPOSE_SERVICE)
+    if project and service:
+        return f"compose:{project}/{service}"
+    return f"name:{container.name}"
+
+
+def stopped_at(container: Container) -> datetime:
+    """When the container stopped: its finish time, else (never started) its creation time."""
+    return container.finished_at or container.created
+
+
+def _newest_first(containers: Iterable[Container]) -> list[Container]:
+    # The kubelet orders by creation time; the id breaks ties so the order is total.
+    return sorted(containers, key=lambda c: (c.created, c.id), reverse=True)
+
+
+def plan_containers(
+    containers: Iterable[Container], settings: ContainerSettings, now: datetime
+) -> ContainerPlan:
+    """Decide every container's fate.
+
+    1. kept: labelled nodegc.io/keep=true; not dead (running, paused, restarting, removing);
+       stopped less than `minimum_age` ago (these do not count against the caps, as in the kubelet).
+    2. removed for `age`: stopped longer ago than `maximum_age` (when set).
+    3. removed for `per-unit-cap`: beyond the newest `max_per_pod_container` of each evict unit.
+    4. removed for `global-cap`: when more than `max_dead_containers` remain, every unit is trimmed
+       to max(1, max_dead_containers // units), then the globally oldest go until the total fits.
+    """
+    decisions: dict[str, ContainerDecision] = {}
+    units: dict[str, list[Container]] = defaultdict(list)
+
+    def decide(c: Container, unit: str, action: Action, reason: Reason) -> None:
+        decisions[c.id] = ContainerDecision(c, unit, action, reason)
+
+    ordered = _newest_first(containers)
+    for c in ordered:
+        unit = evict_unit(c)
+        if c.labels.get(LABEL_KEEP, "").lower() == "true":
+            decide(c, unit, Action.KEEP, Reason.KEEP_LABEL)
+        elif not c.state.is_dead:
+            decide(c, unit, Action.KEEP, Reason.RUNNING)
+        elif now - stopped_at(c) < settings.minimum_age:
+            decide(c, unit, Action.KEEP, Reason.TOO_YOUNG)
+        elif settings.maximum_age and now - stopped_at(c) > settings.maximum_age:
+            decide(c, unit, Action.REMOVE, Reason.AGE)
+        else:
+            units[unit].append(c)  # newest first, as `ordered` is
+
+    if settings.max_per_pod_container >= 0:
+        _trim_units(units, settings.max_per_pod_container, Reason.PER_UNIT_CAP, decide)
+
+    cap = settings.max_dead_containers
+    if cap >= 0 and sum(map(len, units.values())) > cap:
+        live_units = sum(1 for members in units.values() if members)
+        _trim_units(units, max(1, cap // max(1, live_units)), Reason.GLOBAL_CAP, decide)
+        remaining = _newest_first(c for members in units.values() for c in members)
+        doomed = {c.id for c in remaining[cap:]}
+        for unit, members in units.items():
+            for c in members:
+                if c.id in doomed:
+                    decide(c, unit, Action.REMOVE, Reason.GLOBAL_CAP)
+            members[:] = [c for c in members if c.id not in doomed]
+
+    for unit, members in units.items():
+        for c in members:
+            decide(c, unit, Action.KEEP, Reason.WITHIN_CAP)
+
+    return ContainerPlan(tuple(decisions[c.id] for c in ordered))
+
+
+Decide = Callable[[Container, str, Action, Reason], None]
+
+
+def _trim_units(
+    units: dict[str, list[Container]], keep: int, reason: Reason, decide: Decide
+) -> None:
+    for unit, members in units.items():
+        for c in members[keep:]:
+            decide(c, unit, Action.REMOVE, reason)
+        del members[keep:]

@@ -1,0 +1,347 @@
+"""Plans and cycle reports as JSON (a stable contract) and as tables for people."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from nodegc.cycle import CycleReport
+from nodegc.durations import humanize_age
+from nodegc.model import (
+    Action,
+    ContainerDecision,
+    FilesystemStats,
+    ImageDecision,
+    ImagePlan,
+    Plan,
+    RemovalResult,
+    short_id,
+)
+from nodegc.policy import stopped_at
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None
+
+
+def human_bytes(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def projected_usage(fs: FilesystemStats, freed: int) -> int:
+    available = min(fs.capacity_bytes, fs.available_bytes + freed)
+    return 100 - (available * 100) // fs.capacity_bytes
+
+
+# -- JSON ---------------------------------------------------------------------------------------
+def filesystem_json(fs: FilesystemStats) -> dict[str, Any]:
+    return {
+        "path": fs.path,
+        "capacity_bytes": fs.capacity_bytes,
+        "available_bytes": fs.available_bytes,
+        "usage_percent": fs.usage_percent,
+        "inodes_total": fs.inodes_total,
+        "inodes_free": fs.inodes_free,
+    }
+
+
+def image_decision_json(d: ImageDecision) -> dict[str, Any]:
+    return {
+        "id": d.image.id,
+        "action": str(d.action),
+        "reason": str(d.reason),
+        "tags": list(d.image.tags),
+        "digests": list(d.image.digests),
+        "size_bytes": d.image.size_bytes,
+        "first_seen": iso(d.record.first_seen),
+        "last_used": iso(d.record.last_used),
+        "used_by": list(d.used_by),
+    }
+
+
+def container_decision_json(d: ContainerDecision) -> dict[str, Any]:
+    c = d.container
+    return {
+        "id": c.id,
+        "action": str(d.action),
+        "reason": str(d.reason),
+        "name": c.name,
+        "image_id": c.image_id,
+        "evict_unit": d.evict_unit,
+        "pod": c.pod,
+        "state": str(c.state),
+        "created": iso(c.created),
+        "finished_at": iso(c.finished_at),
+    }
+
+
+def image_plan_json(p: ImagePlan, fs: FilesystemStats) -> dict[str, Any]:
+    return {
+        "high_threshold_percent": p.high_threshold_percent,
+        "low_threshold_percent": p.low_threshold_percent,
+        "usage_percent": p.usage_percent,
+        "bytes_to_free": p.bytes_to_free,
+        "bytes_planned": p.bytes_planned,
+        "projected_usage_percent": projected_usage(fs, p.bytes_planned),
+        "decisions": [image_decision_json(d) for d in p.decisions],
+    }
+
+
+def plan_json(plan: Plan) -> dict[str, Any]:
+    return {
+        "generated_at": iso(plan.now),
+        "dry_run": True,
+        "filesystem": filesystem_json(plan.filesystem),
+        "images": image_plan_json(plan.images, plan.filesystem),
+        "containers": {
+            "decisions": [container_decision_json(d) for d in plan.containers.decisions]
+        },
+    }
+
+
+def _with_outcomes(
+    decisions: list[dict[str, Any]], results: Mapping[str, RemovalResult], dry_run: bool
+) -> list[dict[str, Any]]:
+    for d in decisions:
+        r = results.get(d["id"])
+        if d["action"] == Action.KEEP:
+            d["outcome"], d["detail"] = "kept", ""
+        elif dry_run:
+            d["outcome"], d["detail"] = "would-remove", ""
+        elif r is None:
+            d["outcome"], d["detail"] = "not-attempted", ""
+        else:
+            d["outcome"], d["detail"] = str(r.outcome), r.detail
+    return decisions
+
+
+def cycle_json(report: CycleReport) -> dict[str, Any]:
+    by_id = {r.id: r for r in report.results}
+    fs = report.filesystem_before
+    images = image_plan_json(report.image_plan, fs)
+    images["decisions"] = _with_outcomes(images["decisions"], by_id, report.dry_run)
+    images["bytes_freed"] = report.image_bytes_freed
+    images["target_reached"] = report.target_reached
+    # Images removed in later passes (after a skip) are not in the first plan's decisions.
+    listed = {d["id"] for d in images["decisions"]}
+    images["extra_removals"] = [_result_json(r) for r in report.image_results if r.id not in listed]
+    containers = [container_decision_json(d) for d in report.plan.containers.decisions]
+    return {
+        "generated_at": iso(report.plan.now),
+        "dry_run": report.dry_run,
+        "filesystem": filesystem_json(fs),
+        "filesystem_after": filesystem_json(report.filesystem_after)
+        if report.filesystem_after
+        else None,
+        "containers": {"decisions": _with_outcomes(containers, by_id, report.dry_run)},
+        "images": images,
+        "failures": len(report.failures),
+    }
+
+
+def _result_json(r: RemovalResult) -> dict[str, Any]:
+    return {
+        "kind": r.kind,
+        "id": r.id,
+        "name": r.name,
+        "reason": str(r.reason),
+        "outcome": str(r.outcome),
+        "detail": r.detail,
+        "size_bytes": r.size_bytes,
+    }
+
+
+# -- tables -------------------------------------------------------------------------------------
+def table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    rows = [list(r) for r in rows]
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    for row in rows:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    return "\n".join(lines)
+
+
+def _ago(now: datetime, when: datetime | None) -> str:
+    return "never" if when is None else f"{humanize_age(now - when)} ago"
+
+
+def filesystem_line(fs: FilesystemStats) -> str:
+    return (
+        f"Filesystem {fs.path}: {fs.usage_percent}% used "
+        f"({human_bytes(fs.used_bytes)} of {human_bytes(fs.capacity_bytes)}, "
+        f"{human_bytes(fs.available_bytes)} free; {fs.inodes_free:,} of {fs.inodes_total:,} "
+        "inodes free)"
+    )
+
+
+def image_summary(p: ImagePlan, fs: FilesystemStats) -> str:
+    n = len(p.removals)
+    if p.high_threshold_percent >= 100:
+        head = "Image GC by disk usage is off (high threshold 100%)"
+    elif p.bytes_to_free == 0:
+        head = (
+            f"Image GC: usage {p.usage_percent}% is below the high threshold "
+            f"{p.high_threshold_percent}%: no space to free"
+        )
+    else:
+        head = (
+            f"Image GC: usage {p.usage_percent}% >= high threshold {p.high_threshold_percent}%: "
+            f"free {human_bytes(p.bytes_to_free)} to reach {p.low_threshold_percent}%"
+        )
+    tail = (
+        f"; planned {human_bytes(p.bytes_planned)} in {n} image{'s' * (n != 1)}, "
+        f"projected usage {projected_usage(fs, p.bytes_planned)}%"
+    )
+    if p.bytes_to_free and not p.target_reachable:
+        tail += " — NOT ENOUGH removable images to reach the low threshold"
+    return head + tail
+
+
+def _image_rows(
+    decisions: Sequence[ImageDecision], now: datetime, outcomes: Mapping[str, str] | None
+) -> list[list[str]]:
+    rows = []
+    for d in decisions:
+        row = [
+            str(d.action),
+            str(d.reason),
+            short_id(d.image.id),
+            ",".join(d.image.tags) or "<none>",
+            human_bytes(d.image.size_bytes),
+            _ago(now, d.record.first_seen),
+            _ago(now, d.record.last_used),
+        ]
+        if outcomes is not None:
+            row.append(outcomes.get(d.image.id, "kept" if d.action is Action.KEEP else "-"))
+        rows.append(row)
+    return rows
+
+
+def _container_rows(
+    decisions: Sequence[ContainerDecision], now: datetime, outcomes: Mapping[str, str] | None
+) -> list[list[str]]:
+    rows = []
+    for d in decisions:
+        c = d.container
+        row = [
+            str(d.action),
+            str(d.reason),
+            short_id(c.id),
+            c.name,
+            str(c.state),
+            d.evict_unit,
+            _ago(now, stopped_at(c)) if c.state.is_dead else "-",
+        ]
+        if outcomes is not None:
+            row.append(outcomes.get(c.id, "kept" if d.action is Action.KEEP else "-"))
+        rows.append(row)
+    return rows
+
+
+IMAGE_HEADERS = ["ACTION", "REASON", "IMAGE", "TAGS", "SIZE", "FIRST SEEN", "LAST USED"]
+CONTAINER_HEADERS = ["ACTION", "REASON", "CONTAINER", "NAME", "STATE", "EVICT UNIT", "STOPPED"]
+
+
+def _section(
+    title: str, decisions: Sequence[Any], headers: list[str], rows: list[list[str]]
+) -> str:
+    removals = sum(1 for d in decisions if d.action is Action.REMOVE)
+    head = f"{title}: {removals} to remove, {len(decisions) - removals} kept"
+    return head + ("\n" + table(headers, rows) if rows else "")
+
+
+def plan_table(plan: Plan) -> str:
+    now = plan.now
+    parts = [
+        "nodegc report — a dry run: nothing is changed",
+        filesystem_line(plan.filesystem),
+        image_summary(plan.images, plan.filesystem),
+        "",
+        _section(
+            "Containers",
+            plan.containers.decisions,
+            CONTAINER_HEADERS,
+            _container_rows(plan.containers.decisions, now, None),
+        ),
+        "",
+        _section(
+            "Images",
+            plan.images.decisions,
+            IMAGE_HEADERS,
+            _image_rows(plan.images.decisions, now, None),
+        ),
+    ]
+    return "\n".join(parts)
+
+
+def _outcome_text(r: RemovalResult) -> str:
+    return str(r.outcome) + (f" ({r.detail})" if r.detail else "")
+
+
+def cycle_table(report: CycleReport) -> str:
+    now = report.plan.now
+    outcomes = {r.id: _outcome_text(r) for r in report.results}
+    if report.dry_run:
+        outcomes = {}
+        for d in (*report.plan.containers.removals, *report.image_plan.removals):
+            key = d.container.id if isinstance(d, ContainerDecision) else d.image.id
+            outcomes[key] = "would remove"
+    title = "nodegc once --dry-run — nothing is changed" if report.dry_run else "nodegc once"
+    parts = [title, "before: " + filesystem_line(report.filesystem_before)]
+    parts.append(image_summary(report.image_plan, report.filesystem_before))
+    parts += [
+        "",
+        _section(
+            "Containers",
+            report.plan.containers.decisions,
+            [*CONTAINER_HEADERS, "OUTCOME"],
+            _container_rows(report.plan.containers.decisions, now, outcomes),
+        ),
+        "",
+        _section(
+            "Images",
+            report.image_plan.decisions,
+            [*IMAGE_HEADERS, "OUTCOME"],
+            _image_rows(report.image_plan.decisions, now, outcomes),
+        ),
+    ]
+    listed = {d.image.id for d in report.image_plan.decisions}
+    extra = [r for r in report.image_results if r.id not in listed]
+    if extra:
+        parts.append("Images removed in a later pass:")
+        parts += [f"  {short_id(r.id)} {r.name} {_outcome_text(r)}" for r in extra]
+    if report.filesystem_after is not None:
+        parts += ["", "after:  " + filesystem_line(report.filesystem_after)]
+    removed = [r for r in report.results if str(r.outcome) == "removed"]
+    skipped = [r for r in report.results if str(r.outcome) == "skipped"]
+    if not report.dry_run:
+        parts.append(
+            f"Removed {sum(r.kind == 'container' for r in removed)} containers and "
+            f"{sum(r.kind == 'image' for r in removed)} images "
+            f"({human_bytes(report.image_bytes_freed)} of images); "
+            f"{len(skipped)} skipped, {len(report.failures)} failed."
+        )
+    if report.ran_images and not report.target_reached:
+        parts.append(free_disk_space_failed(report))
+    return "\n".join(parts)
+
+
+def free_disk_space_failed(report: CycleReport) -> str:
+    """The kubelet's FreeDiskSpaceFailed, in nodegc's words."""
+    fs = report.filesystem_after or report.filesystem_before
+    freed = report.image_bytes_freed if not report.dry_run else report.image_plan.bytes_planned
+    verb = "would free" if report.dry_run else "freed"
+    return (
+        f"FreeDiskSpaceFailed: image filesystem {fs.path} is {fs.usage_percent}% used "
+        f"({human_bytes(fs.used_bytes)} of {human_bytes(fs.capacity_bytes)}); deleting unused "
+        f"images {verb} {human_bytes(freed)} of the {human_bytes(report.image_plan.bytes_to_free)} "
+        f"needed to reach {report.image_plan.low_threshold_percent}%"
+    )

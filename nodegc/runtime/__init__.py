@@ -1,0 +1,96 @@
+"""The narrow interface between nodegc and a container runtime.
+
+Only the adapter modules in this package talk to an engine; everything else sees this interface.
+Adapters carry data and report what the engine said: they hold no rule about what to remove.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, MutableMapping, Sequence
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from nodegc.model import Container, Image
+
+
+class RuntimeError_(Exception):
+    """Base of adapter errors; the message names the object and says what the engine said."""
+
+
+class RuntimeUnavailable(RuntimeError_):
+    """The engine could not be reached or did not answer in time: nothing can be decided."""
+
+
+class Conflict(RuntimeError_):
+    """The engine refused a removal: the object is in use (running, or used by a container)."""
+
+
+class NotFound(RuntimeError_):
+    """The object no longer exists."""
+
+
+class Runtime(Protocol):
+    """What nodegc needs from a container runtime. Listings are complete or raise."""
+
+    name: str
+    # Finish times of dead containers (they cannot change while the container stays dead),
+    # kept by the adapter and persisted by the caller between processes.
+    finish_cache: MutableMapping[str, datetime]
+
+    def data_root(self) -> str:
+        """The directory holding the runtime's images and containers (for statvfs)."""
+        ...
+
+    def list_images(self) -> Sequence[Image]:
+        """Every image, in one listing."""
+        ...
+
+    def image_tagged_at(self, image_ids: Sequence[str]) -> Mapping[str, datetime]:
+        """When each image was last tagged or pulled, where the runtime knows (evidence that it
+        was on the node then). Called only for images history has not seen yet."""
+        ...
+
+    def list_containers(self) -> Sequence[Container]:
+        """Every container in every state, in one listing (plus cached per-object lookups)."""
+        ...
+
+    def remove_container(self, container: Container) -> None:
+        """Remove a dead container with its anonymous volumes; never force a running one.
+
+        Raises Conflict when it is running again, NotFound when it is gone.
+        """
+        ...
+
+    def remove_image(self, image: Image) -> None:
+        """Remove an image with every tag, never forced.
+
+        Raises Conflict (the image keeps every tag it had) when a container uses it, NotFound when
+        it is gone.
+        """
+        ...
+
+    def close(self) -> None: ...
+
+
+def connect(
+    runtime_type: str,
+    endpoint: str,
+    timeout: timedelta,
+    finish_cache: MutableMapping[str, datetime] | None = None,
+) -> Runtime:
+    """The adapter for `runtime_type`; the engine is not contacted until first used."""
+    if runtime_type == "docker":
+        from nodegc.runtime.docker import DockerRuntime
+
+        return DockerRuntime(endpoint, timeout, finish_cache)
+    raise ValueError(f"runtime.type = {runtime_type!r}: unknown; supported: docker")
+
+
+__all__ = [
+    "Conflict",
+    "NotFound",
+    "Runtime",
+    "RuntimeError_",
+    "RuntimeUnavailable",
+    "connect",
+]

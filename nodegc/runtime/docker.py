@@ -1,0 +1,326 @@
+"""The Docker Engine adapter: the only module that imports `docker`.
+
+One listing call per kind of object per observation. An exited container's finish time is not in
+the listing; it is fetched once per container and cached (it cannot change while the container
+stays dead; the listing's "Exited (0) 5 minutes ago" text cross-checks the cache, so a container
+that restarted and died again is looked up anew).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import docker
+import docker.errors
+import requests.exceptions
+
+from nodegc.model import Container, ContainerState, Image, short_id
+from nodegc.runtime import Conflict, NotFound, RuntimeError_, RuntimeUnavailable
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+_ZERO_TIME = "0001-01-01T00:00:00Z"
+_INSPECT_POOL = 8
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """Docker's RFC 3339 with nanoseconds (or the zero time) to an aware datetime."""
+    if not value or value.startswith("0001-01-01"):
+        return None
+    m = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)$", value)
+    if not m:
+        return None
+    frac = (m.group(2) or ".0")[:7]
+    zone = "+00:00" if m.group(3) == "Z" else m.group(3)
+    return datetime.fromisoformat(f"{m.group(1)}{frac}{zone}").astimezone(UTC)
+
+
+_HUMAN = re.compile(
+    r"^(?:Exited \(-?\d+\)|Created|Dead)?\s*(?P<n>Less than a|About an?|\d+)\s+"
+    r"(?P<unit>second|minute|hour|day|week|month|year)s?\s+ago",
+)
+_UNIT_SECONDS = {
+    "second": 1,
+    "minute": 60,
+    "hour": 3600,
+    "day": 86400,
+    "week": 7 * 86400,
+    "month": 30 * 86400,
+    "year": 365 * 86400,
+}
+
+
+def status_age(status: str) -> float | None:
+    """The coarse age in seconds in a listing's Status ("Exited (0) 3 hours ago"), if any."""
+    m = _HUMAN.match(status.strip())
+    if not m:
+        return None
+    n = m.group("n")
+    count = 0.5 if n.startswith("Less") else 1 if n.startswith("About") else int(n)
+    return count * _UNIT_SECONDS[m.group("unit")]
+
+
+def cache_agrees(finished_at: datetime, status: str, now: datetime) -> bool:
+    """Whether a cached finish time fits the listing's coarse "N units ago" text."""
+    coarse = status_age(status)
+    if coarse is None:
+        return True
+    actual = (now - finished_at).total_seconds()
+    return abs(actual - coarse) <= max(90.0, 0.6 * coarse)
+
+
+class DockerRuntime:
+    """A Runtime over the Docker Engine API (low-level APIClient)."""
+
+    name = "docker"
+
+    def __init__(
+        self,
+        endpoint: str,
+        timeout: timedelta,
+        finish_cache: MutableMapping[str, datetime] | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.endpoint = endpoint
+        self.timeout = timeout
+        self._client: docker.APIClient | None = None
+        self._data_root: str | None = None
+        self._clock = clock
+        # Container id -> finish time, for containers seen dead; shared with the caller to persist.
+        self.finish_cache: MutableMapping[str, datetime] = (
+            finish_cache if finish_cache is not None else {}
+        )
+        self.requests = 0  # engine requests made, for benchmarks and tests
+
+    # -- plumbing ---------------------------------------------------------------------------
+    @property
+    def api(self) -> docker.APIClient:
+        if self._client is None:
+            with self._errors("connect"):
+                self._client = docker.APIClient(
+                    base_url=self.endpoint,
+                    timeout=max(1, int(self.timeout.total_seconds())),
+                    version="auto",
+                )
+                self.requests += 1
+        return self._client
+
+    @contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        """Translate the SDK's exceptions into the runtime interface's."""
+        try:
+            yield
+        except docker.errors.APIError as exc:
+            status = exc.status_code or 0
+            message = _explanation(exc)
+            if status == 404:
+                raise NotFound(f"{what}: {message}") from None
+            if status == 409:
+                raise Conflict(f"{what}: {message}") from None
+            raise RuntimeError_(f"{what}: engine answered {status}: {message}") from None
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+            raise RuntimeUnavailable(
+                f"{what}: engine at {self.endpoint} unreachable or too slow: {_root_cause(exc)}"
+            ) from None
+        except docker.errors.DockerException as exc:
+            raise RuntimeUnavailable(f"{what}: engine at {self.endpoint}: {exc}") from None
+        except requests.exceptions.RequestException as exc:
+            raise RuntimeUnavailable(f"{what}: engine at {self.endpoint}: {exc}") from None
+
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        with self._errors(what):
+            self.requests += 1
+            return fn()
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    # -- observation ------------------------------------------------------------------------
+    def data_root(self) -> str:
+        if self._data_root is None:
+            info = self._call("info", lambda: self.api.info())
+            self._data_root = str(info.get("DockerRootDir") or "/var/lib/docker")
+        return self._data_root
+
+    def list_images(self) -> Sequence[Image]:
+        rows = self._call("list images", lambda: self.api.images())
+        return [_image(row) for row in rows]
+
+    def image_tagged_at(self, image_ids: Sequence[str]) -> dict[str, datetime]:
+        """When each image was last tagged (a pull or a tag), where the engine knows: one inspect
+        per image, so call it only for images history has not seen yet."""
+
+        def one(image_id: str) -> tuple[str, datetime | None]:
+            try:
+                data = self._call(
+                    f"inspect image {image_id}", lambda: self.api.inspect_image(image_id)
+                )
+            except NotFound:
+                return image_id, None
+            return image_id, parse_time((data.get("Metadata") or {}).get("LastTagTime"))
+
+        found = self._map(one, image_ids)
+        return {image_id: when for image_id, when in found if when is not None}
+
+    def list_containers(self) -> Sequence[Container]:
+        rows = self._call("list containers", lambda: self.api.containers(all=True))
+        now = self._clock()
+        live_ids = set()
+        need: list[str] = []
+        for row in rows:
+            state = _state(row.get("State"))
+            live_ids.add(row["Id"])
+            if not state.is_dead or state is ContainerState.CREATED:
+                self.finish_cache.pop(row["Id"], None)
+                continue
+            cached = self.finish_cache.get(row["Id"])
+            if cached is None or not cache_agrees(cached, row.get("Status", ""), now):
+                need.append(row["Id"])
+        for container_id, finished in self._map(self._finished_at, need):
+            if finished is not None:
+                self.finish_cache[container_id] = finished
+        for gone in set(self.finish_cache) - live_ids:
+            del self.finish_cache[gone]
+        return [_container(row, self.finish_cache.get(row["Id"])) for row in rows]
+
+    def _finished_at(self, container_id: str) -> tuple[str, datetime | None]:
+        try:
+            data = self._call(
+                f"inspect container {short_id(container_id)}",
+                lambda: self.api.inspect_container(container_id),
+            )
+        except NotFound:
+            return container_id, None
+        return container_id, parse_time((data.get("State") or {}).get("FinishedAt"))
+
+    def _map(self, fn: Callable[[str], T], items: Sequence[str]) -> list[T]:
+        if len(items) <= 1:
+            return [fn(i) for i in items]
+        with ThreadPoolExecutor(max_workers=min(_INSPECT_POOL, len(items))) as pool:
+            return list(pool.map(fn, items))
+
+    # -- removal ----------------------------------------------------------------------------
+    def remove_container(self, container: Container) -> None:
+        what = f"remove container {short_id(container.id)} ({container.name})"
+        # Never forced: the engine refuses a running container with 409, which is what we want.
+        self._call(what, lambda: self.api.remove_container(container.id, v=True, force=False))
+        self.finish_cache.pop(container.id, None)
+
+    def remove_image(self, image: Image) -> None:
+        """Remove by id with every tag, never forced.
+
+        The engine refuses to delete by id an image tagged in several repositories unless forced,
+        so tags are removed one by one and the last removal deletes the image. If the engine
+        refuses part-way (a container now uses the image), the removed tags are put back.
+        """
+        what = f"remove image {short_id(image.id)} ({image.describe()})"
+        refs = _references_to_walk(image)
+        if len(refs) <= 1:
+            self._call(what, lambda: self.api.remove_image(image.id, force=False, noprune=False))
+            return
+        untagged: list[str] = []
+        try:
+            for ref in refs:
+                result = self._call(
+                    what, lambda r=ref: self.api.remove_image(r, force=False, noprune=False)
+                )
+                untagged.append(ref)
+                if any("Deleted" in row for row in result or []):
+                    return
+            # Nothing references it by name any more: delete what is left by id.
+            self._call(what, lambda: self.api.remove_image(image.id, force=False, noprune=False))
+        except Conflict:
+            self._restore_tags(image, [r for r in untagged if "@" not in r])
+            raise
+        except NotFound:
+            if untagged:
+                return  # someone else finished the job
+            raise
+
+    def _restore_tags(self, image: Image, tags: Sequence[str]) -> None:
+        for tag in tags:
+            repository = _repository(tag)
+            name = tag[len(repository) + 1 :]
+            try:
+                self._call(
+                    f"restore tag {tag} on {short_id(image.id)}",
+                    lambda r=repository, n=name: self.api.tag(image.id, r, n),
+                )
+            except RuntimeError_ as exc:
+                log.error(
+                    "could not restore a tag after a refused removal",
+                    extra={"image": image.id, "tag": tag, "error": str(exc)},
+                )
+
+
+def _repository(reference: str) -> str:
+    if "@" in reference:
+        return reference.split("@", 1)[0]
+    name, sep, tag = reference.rpartition(":")
+    return name if sep and "/" not in tag else reference
+
+
+def _references_to_walk(image: Image) -> list[str]:
+    """The names to remove one by one: every tag, then digests of repositories no tag names
+    (the engine drops a repository's digests with its last tag). One name or none: delete by id."""
+    tag_repos = {_repository(t) for t in image.tags}
+    digests = [d for d in image.digests if _repository(d) not in tag_repos]
+    return [*image.tags, *digests]
+
+
+def _explanation(exc: docker.errors.APIError) -> str:
+    text = exc.explanation
+    if isinstance(text, bytes):
+        text = text.decode(errors="replace")
+    return str(text or exc).strip()
+
+
+def _root_cause(exc: BaseException) -> str:
+    for _ in range(10):
+        nxt = exc.__cause__ or exc.__context__
+        if nxt is None:
+            break
+        exc = nxt
+    return str(exc) or type(exc).__name__
+
+
+def _state(value: Any) -> ContainerState:
+    try:
+        return ContainerState(str(value).lower())
+    except ValueError:
+        return ContainerState.UNKNOWN
+
+
+def _image(row: dict[str, Any]) -> Image:
+    tags = tuple(t for t in row.get("RepoTags") or () if t and t != "<none>:<none>")
+    digests = tuple(d for d in row.get("RepoDigests") or () if d and d != "<none>@<none>")
+    return Image(
+        id=row["Id"],
+        tags=tags,
+        digests=digests,
+        size_bytes=int(row.get("Size") or 0),
+        labels=dict(row.get("Labels") or {}),
+    )
+
+
+def _container(row: dict[str, Any], finished_at: datetime | None) -> Container:
+    names = row.get("Names") or []
+    name = names[0].lstrip("/") if names else short_id(row["Id"])
+    return Container(
+        id=row["Id"],
+        name=name,
+        image_id=row.get("ImageID") or "",
+        state=_state(row.get("State")),
+        created=datetime.fromtimestamp(int(row.get("Created") or 0), UTC),
+        finished_at=finished_at,
+        labels=dict(row.get("Labels") or {}),
+    )

@@ -1,0 +1,174 @@
+"""The state directory: history persisted crash-safely, loaded forgivingly.
+
+Writes go to a temporary file that is fsynced and renamed over the old one, so a crash leaves
+either the old history or the new, never half of one. A missing or unreadable history means
+"start fresh and be conservative" (every image counts as just seen) — never a crash, never a
+mass deletion.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from nodegc.history import empty
+from nodegc.model import History, ImageRecord
+
+log = logging.getLogger(__name__)
+
+HISTORY_FILE = "history.json"
+FINISH_TIMES_FILE = "finish-times.json"
+FORMAT_VERSION = 1
+
+
+class StateError(Exception):
+    """The state directory cannot be used; the message says which path and why."""
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat() if value is not None else None
+
+
+def _parse(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        raise ValueError(f"timestamp {value!r} has no time zone")
+    return parsed
+
+
+def encode(history: History) -> dict[str, Any]:
+    return {
+        "version": FORMAT_VERSION,
+        "since": _iso(history.since),
+        "images": {
+            image_id: {"first_seen": _iso(r.first_seen), "last_used": _iso(r.last_used)}
+            for image_id, r in sorted(history.images.items())
+        },
+    }
+
+
+def decode(data: Any) -> History:
+    if not isinstance(data, dict) or data.get("version") != FORMAT_VERSION:
+        raise ValueError("not a nodegc history of a known version")
+    since = _parse(data["since"])
+    if since is None:
+        raise ValueError("no 'since'")
+    images: dict[str, ImageRecord] = {}
+    for image_id, rec in data["images"].items():
+        first_seen = _parse(rec["first_seen"])
+        if first_seen is None:
+            raise ValueError(f"image {image_id}: no first_seen")
+        images[str(image_id)] = ImageRecord(
+            first_seen=first_seen, last_used=_parse(rec["last_used"])
+        )
+    return History(since=since, images=images)
+
+
+class StateDir:
+    """The state directory (0700) and the files in it (0600)."""
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.path = Path(directory)
+
+    @property
+    def history_path(self) -> Path:
+        return self.path / HISTORY_FILE
+
+    def ensure(self) -> None:
+        """Create the directory (0700) if needed and prove it is writable; raise StateError."""
+        try:
+            self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StateError(
+                f"state directory {self.path}: cannot create ({exc.strerror})"
+            ) from exc
+        if not os.access(self.path, os.W_OK | os.X_OK):
+            raise StateError(
+                f"state directory {self.path}: not writable; fix its permissions or set "
+                "state.directory (--state-dir)"
+            )
+
+    def writable(self) -> bool:
+        try:
+            self.ensure()
+        except StateError:
+            return False
+        return True
+
+    def load_history(self, now: datetime) -> History:
+        """The saved history; a fresh one (with a warning) when it is missing or corrupt."""
+        path = self.history_path
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            log.info("no history yet: starting fresh", extra={"path": str(path)})
+            return empty(now)
+        except OSError as exc:
+            log.warning(
+                "history unreadable: starting fresh, images count as just seen",
+                extra={"path": str(path), "error": exc.strerror},
+            )
+            return empty(now)
+        try:
+            return decode(json.loads(raw))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            aside = path.with_name(f"{HISTORY_FILE}.corrupt-{now.strftime('%Y%m%dT%H%M%SZ')}")
+            try:
+                path.replace(aside)
+            except OSError:
+                aside = path
+            log.warning(
+                "history corrupt: starting fresh, images count as just seen",
+                extra={"path": str(path), "kept_as": str(aside), "error": str(exc)},
+            )
+            return empty(now)
+
+    def save_history(self, history: History) -> None:
+        """Write history atomically (temp file, fsync, rename, fsync dir). Raises StateError."""
+        self.ensure()
+        write_atomically(self.history_path, json.dumps(encode(history), indent=1).encode())
+
+    def load_finish_times(self) -> dict[str, datetime]:
+        """Cached finish times of dead containers; empty when missing or unreadable (a cache)."""
+        try:
+            data = json.loads((self.path / FINISH_TIMES_FILE).read_bytes())
+            return {str(k): v for k, v in ((k, _parse(v)) for k, v in data.items()) if v}
+        except (OSError, ValueError, TypeError, AttributeError):
+            return {}
+
+    def save_finish_times(self, times: Mapping[str, datetime]) -> None:
+        self.ensure()
+        data = {k: _iso(v) for k, v in sorted(times.items())}
+        write_atomically(self.path / FINISH_TIMES_FILE, json.dumps(data).encode())
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        dir_fd = os.open(path.parent, os.O_DIRECTORY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError as exc:
+        raise StateError(f"cannot write {path}: {exc.strerror or exc}") from exc

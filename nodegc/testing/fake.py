@@ -1,0 +1,96 @@
+"""A stateful in-memory runtime implementing the same interface as the real adapters.
+
+Its removals really remove, with the engine's refusals: a running container or an image that a
+container references is refused with Conflict; a missing object raises NotFound. Tests use it for
+the policy and the cycle; claims about Docker itself are tested against a real engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime
+
+from nodegc.model import Container, ContainerState, Image
+from nodegc.runtime import Conflict, NotFound, RuntimeUnavailable
+
+
+class FakeRuntime:
+    name = "fake"
+
+    def __init__(self, data_root: str = "/") -> None:
+        self.images: dict[str, Image] = {}
+        self.containers: dict[str, Container] = {}
+        self.tagged_at: dict[str, datetime] = {}
+        self.finish_cache: dict[str, datetime] = {}
+        self._data_root = data_root
+        self.calls: list[str] = []
+        # Set to make the next calls fail (fault injection); a callable runs before each removal.
+        self.unavailable = False
+        self.fail_removal: dict[str, Exception] = {}
+        self.before_remove: Callable[[str], None] | None = None
+
+    # -- building the inventory ---------------------------------------------------------------
+    def add_image(self, image: Image, tagged_at: datetime | None = None) -> Image:
+        self.images[image.id] = image
+        if tagged_at is not None:
+            self.tagged_at[image.id] = tagged_at
+        return image
+
+    def add_container(self, container: Container) -> Container:
+        self.containers[container.id] = container
+        return container
+
+    def set_state(self, container_id: str, state: ContainerState) -> None:
+        self.containers[container_id] = replace(self.containers[container_id], state=state)
+
+    # -- the Runtime interface ----------------------------------------------------------------
+    def _call(self, name: str) -> None:
+        self.calls.append(name)
+        if self.unavailable:
+            raise RuntimeUnavailable(f"{name}: fake engine unavailable")
+
+    def data_root(self) -> str:
+        self._call("data_root")
+        return self._data_root
+
+    def list_images(self) -> Sequence[Image]:
+        self._call("list_images")
+        return list(self.images.values())
+
+    def image_tagged_at(self, image_ids: Sequence[str]) -> Mapping[str, datetime]:
+        self._call("image_tagged_at")
+        return {i: self.tagged_at[i] for i in image_ids if i in self.tagged_at}
+
+    def list_containers(self) -> Sequence[Container]:
+        self._call("list_containers")
+        return list(self.containers.values())
+
+    def remove_container(self, container: Container) -> None:
+        self._call(f"remove_container {container.id}")
+        self._before(container.id)
+        current = self.containers.get(container.id)
+        if current is None:
+            raise NotFound(f"container {container.id} ({container.name}): no such container")
+        if not current.state.is_dead:
+            raise Conflict(f"container {container.id} ({container.name}): it is {current.state}")
+        del self.containers[container.id]
+
+    def remove_image(self, image: Image) -> None:
+        self._call(f"remove_image {image.id}")
+        self._before(image.id)
+        if image.id not in self.images:
+            raise NotFound(f"image {image.id}: no such image")
+        users = [c for c in self.containers.values() if c.image_id == image.id]
+        if users:
+            raise Conflict(f"image {image.id}: in use by container {users[0].id}")
+        del self.images[image.id]
+
+    def _before(self, object_id: str) -> None:
+        if self.before_remove is not None:
+            self.before_remove(object_id)
+        if object_id in self.fail_removal:
+            raise self.fail_removal[object_id]
+
+    def close(self) -> None:
+        self.calls.append("close")
