@@ -10,11 +10,13 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
 from nodegc import __version__
 from nodegc.config import ConfigError, Settings, load_settings, to_toml
+from nodegc.durations import parse_duration
 
 EXIT_OK = 0
 EXIT_INCOMPLETE = 1
@@ -124,12 +126,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="plan and show, change nothing")
     p.add_argument("--output", "-o", choices=["table", "json"], default="table")
 
+    sub.add_parser(
+        "run", parents=[shared], help="run the daemon: scheduled GC, disk watch, metrics, health"
+    )
+
+    p = sub.add_parser("status", parents=[shared], help="show the running daemon's conditions")
+    p.add_argument("--output", "-o", choices=["table", "json"], default="table")
+
+    p = sub.add_parser("history", parents=[shared], help="show what nodegc removed (audit record)")
+    p.add_argument(
+        "--since", type=_duration_arg, metavar="DURATION", help="only this recent, e.g. 1h"
+    )
+    p.add_argument("--output", "-o", choices=["table", "json"], default="table")
+
     p = sub.add_parser("config", parents=[shared], help="print the effective configuration")
     p.add_argument("--check", action="store_true", help="only validate it")
     return parser
 
 
-def settings_from(args: argparse.Namespace) -> Settings:
+def overrides_from(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """The settings given as flags, nested by section."""
     overrides: dict[str, dict[str, Any]] = {}
     for _flag, section, key, _kind, _text in FLAG_SETTINGS:
         value = getattr(args, f"set_{key}_{section}", None)
@@ -139,7 +155,11 @@ def settings_from(args: argparse.Namespace) -> Settings:
         overrides.setdefault("log", {})["format"] = args.log_format
     if args.log_level:
         overrides.setdefault("log", {})["level"] = args.log_level
-    return load_settings(args.config, overrides)
+    return overrides
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    return load_settings(args.config, overrides_from(args))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -166,5 +186,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from nodegc import commands
 
-    handler = {"report": commands.report, "once": commands.once}[args.command]
+    handler = {
+        "report": commands.report,
+        "once": commands.once,
+        "run": commands.run,
+        "status": commands.status,
+        "history": commands.history,
+    }[args.command]
     return handler(settings, args)
+
+
+def _duration_arg(text: str) -> timedelta:
+    try:
+        value = parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if value < timedelta(0):
+        raise argparse.ArgumentTypeError(f"{text!r}: must not be negative")
+    return value

@@ -103,3 +103,34 @@ def once(settings: Settings, args: argparse.Namespace) -> int:
 def _print_json(data: Any) -> None:
     json.dump(data, sys.stdout, indent=2)
     sys.stdout.write("\n")
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    from nodegc.cli import overrides_from
+    from nodegc.lock import AlreadyRunning
+    from nodegc.loop import Daemon, ListenError, config_reloader
+
+    def body() -> int:
+        try:
+            StateDir(settings.state.directory).ensure()
+        except StateError as exc:
+            raise CommandFailed(EXIT_USAGE, f"{exc} (history would be lost)") from None
+        daemon = Daemon(settings, config_reloader(args.config, overrides_from(args)))
+        try:
+            return daemon.run()
+        except (AlreadyRunning, ListenError) as exc:
+            raise CommandFailed(EXIT_USAGE, str(exc)) from None
+
+    return _run(body)
+
+
+def status(settings: Settings, args: argparse.Namespace) -> int:
+    from nodegc.status import status_command
+
+    return status_command(settings, args.output)
+
+
+def history(settings: Settings, args: argparse.Namespace) -> int:
+    from nodegc.audit import history_command
+
+    return history_command(settings, args.since, args.output)

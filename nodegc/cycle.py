@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from nodegc import policy
 from nodegc.config import Settings
-from nodegc.history import observe
+from nodegc.history import observe, record_events
 from nodegc.model import (
     ContainerDecision,
     FilesystemStats,
@@ -43,6 +43,10 @@ MAX_IMAGE_PASSES = 3
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class _ShuttingDown(Exception):
+    pass
 
 
 @dataclass
@@ -100,6 +104,9 @@ class Collector:
         self.history: History = state.load_history(clock())
         self.lock = threading.RLock()
         self.history_save_error: str | None = None
+        self.last_snapshot: Snapshot | None = None
+        # Set when the process is asked to stop: removals not yet started are skipped.
+        self.stopping = threading.Event()
 
     # -- observe ----------------------------------------------------------------------------
     def observe(self) -> Snapshot:
@@ -110,8 +117,19 @@ class Collector:
             new_ids = [i.id for i in snapshot.images if i.id not in self.history.images]
             tagged_at = self.runtime.image_tagged_at(new_ids) if new_ids else {}
             self.history = observe(self.history, snapshot, now, tagged_at)
+            self.last_snapshot = snapshot
             self.save_history()
             return snapshot
+
+    def apply_events(
+        self, used: Mapping[str, datetime], arrived: Mapping[str, datetime] | None = None
+    ) -> None:
+        """Fold a batch of what the event stream saw into history, and save it once."""
+        if not used and not arrived:
+            return
+        with self.lock:
+            self.history = record_events(self.history, used, arrived)
+            self.save_history()
 
     def save_history(self) -> None:
         if not self.persist:
@@ -225,7 +243,11 @@ class Collector:
 
         fields["reason"] = str(decision.reason)
         try:
+            if self.stopping.is_set():
+                raise _ShuttingDown()
             remove()
+        except _ShuttingDown:
+            outcome, detail = Outcome.SKIPPED, "nodegc is shutting down"
         except Conflict as exc:
             outcome, detail = Outcome.SKIPPED, f"in use now: {exc}"
         except NotFound as exc:

@@ -56,3 +56,22 @@ def observe(
 def empty(now: datetime) -> History:
     """History that begins now: every rule that needs the past stays conservative."""
     return History(since=now, images={})
+
+
+def record_events(
+    history: History,
+    used: Mapping[str, datetime],
+    arrived: Mapping[str, datetime] | None = None,
+) -> History:
+    """Fold what the event stream told between observations: images used (a container made from
+    it was created, started or stopped) and images that arrived (pulled, loaded, tagged)."""
+    images = dict(history.images)
+    for image_id, when in (arrived or {}).items():
+        if image_id not in images:
+            images[image_id] = ImageRecord(first_seen=when)
+    for image_id, when in used.items():
+        old = images.get(image_id) or ImageRecord(first_seen=when)
+        if old.last_used is None or when > old.last_used:
+            old = ImageRecord(first_seen=min(old.first_seen, when), last_used=when)
+        images[image_id] = old
+    return History(since=history.since, images=images)

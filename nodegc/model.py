@@ -249,6 +249,18 @@ class RemovalResult:
     size_bytes: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class RuntimeEvent:
+    """Something the engine reported as it happened (container lifecycle, image arrival)."""
+
+    kind: str  # "container" or "image"
+    action: str  # create, start, die, destroy; pull, load, tag, untag, delete
+    object_id: str  # the container id, or the image id when known
+    image_id: str | None  # the image a container event concerns / the image id of an image event
+    time: datetime
+    name: str = ""  # container name or image reference, for logs
+
+
 def short_id(object_id: str) -> str:
     """The 12-character id people know from `docker ps`, without the digest algorithm."""
     return object_id.split(":", 1)[-1][:12]

@@ -6,11 +6,11 @@ Adapters carry data and report what the engine said: they hold no rule about wha
 
 from __future__ import annotations
 
-from collections.abc import Mapping, MutableMapping, Sequence
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from nodegc.model import Container, Image
+from nodegc.model import Container, Image, RuntimeEvent
 
 
 class RuntimeError_(Exception):
@@ -67,6 +67,19 @@ class Runtime(Protocol):
         Raises Conflict (the image keeps every tag it had) when a container uses it, NotFound when
         it is gone.
         """
+        ...
+
+    def ping(self) -> None:
+        """Raise RuntimeUnavailable unless the engine answers."""
+        ...
+
+    def events(self, since: datetime | None = None) -> Iterator[RuntimeEvent]:
+        """Container lifecycle and image events as they happen (from `since` when the engine
+        still has them). Blocks; ends or raises RuntimeUnavailable when the stream breaks."""
+        ...
+
+    def stop_events(self) -> None:
+        """Make a blocked `events()` return, from another thread."""
         ...
 
     def close(self) -> None: ...

@@ -20,13 +20,16 @@ import docker
 import docker.errors
 import requests.exceptions
 
-from nodegc.model import Container, ContainerState, Image, short_id
+from nodegc.model import Container, ContainerState, Image, RuntimeEvent, short_id
 from nodegc.runtime import Conflict, NotFound, RuntimeError_, RuntimeUnavailable
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-_ZERO_TIME = "0001-01-01T00:00:00Z"
+# Events that tell about use and arrival; exec and health-check events are filtered out by the
+# engine itself so that they cost nothing (docuum #371).
+_CONTAINER_ACTIONS = ("create", "start", "die", "destroy")
+_IMAGE_ACTIONS = ("pull", "load", "tag", "untag", "delete", "import")
 _INSPECT_POOL = 8
 
 
@@ -98,6 +101,9 @@ class DockerRuntime:
             finish_cache if finish_cache is not None else {}
         )
         self.requests = 0  # engine requests made, for benchmarks and tests
+        # Container id -> image id, from listings and create events (destroy events lack it).
+        self._container_image: dict[str, str] = {}
+        self._event_stream: Any = None
 
     # -- plumbing ---------------------------------------------------------------------------
     @property
@@ -190,6 +196,7 @@ class DockerRuntime:
                 self.finish_cache[container_id] = finished
         for gone in set(self.finish_cache) - live_ids:
             del self.finish_cache[gone]
+        self._container_image = {row["Id"]: row.get("ImageID") or "" for row in rows}
         return [_container(row, self.finish_cache.get(row["Id"])) for row in rows]
 
     def _finished_at(self, container_id: str) -> tuple[str, datetime | None]:
@@ -207,6 +214,85 @@ class DockerRuntime:
             return [fn(i) for i in items]
         with ThreadPoolExecutor(max_workers=min(_INSPECT_POOL, len(items))) as pool:
             return list(pool.map(fn, items))
+
+    def ping(self) -> None:
+        self._call("ping", lambda: self.api.ping())
+
+    def events(self, since: datetime | None = None) -> Iterator[RuntimeEvent]:
+        filters = {
+            "type": ["container", "image"],
+            "event": [*_CONTAINER_ACTIONS, *_IMAGE_ACTIONS],
+        }
+        with self._errors("watch events"):
+            self.requests += 1
+            stream = self.api.events(since=since, filters=filters, decode=True)
+            self._event_stream = stream
+        try:
+            with self._errors("watch events"):
+                for raw in stream:
+                    event = self._event(raw)
+                    if event is not None:
+                        yield event
+        finally:
+            self._event_stream = None
+            stream.close()
+
+    def stop_events(self) -> None:
+        stream = self._event_stream
+        if stream is not None:
+            try:
+                stream.close()
+            except Exception:  # closing a broken stream may raise anything
+                log.debug("closing the event stream failed", exc_info=True)
+
+    def _event(self, raw: dict[str, Any]) -> RuntimeEvent | None:
+        kind, action = raw.get("Type"), str(raw.get("Action") or "").split(":", 1)[0]
+        actor = raw.get("Actor") or {}
+        attrs = actor.get("Attributes") or {}
+        object_id = str(actor.get("ID") or raw.get("id") or "")
+        nanos = raw.get("timeNano")
+        when = (
+            datetime.fromtimestamp(nanos / 1e9, UTC)
+            if nanos
+            else datetime.fromtimestamp(raw.get("time") or 0, UTC)
+        )
+        if kind == "container" and action in _CONTAINER_ACTIONS:
+            image_id = self._container_image.get(object_id)
+            if image_id is None and action != "destroy":
+                image_id = self._image_id_of_container(object_id)
+            if action == "destroy":
+                self._container_image.pop(object_id, None)
+            return RuntimeEvent(
+                "container", action, object_id, image_id, when, attrs.get("name", "")
+            )
+        if kind == "image" and action in _IMAGE_ACTIONS:
+            image_id = object_id if object_id.startswith("sha256:") else None
+            if image_id is None and action in ("pull", "tag", "load"):
+                image_id = self._image_id_of(object_id)
+            return RuntimeEvent("image", action, object_id, image_id, when, attrs.get("name", ""))
+        return None
+
+    def _image_id_of_container(self, container_id: str) -> str | None:
+        try:
+            data = self._call(
+                f"inspect container {short_id(container_id)}",
+                lambda: self.api.inspect_container(container_id),
+            )
+        except RuntimeError_:
+            return None
+        image_id = str(data.get("Image") or "") or None
+        if image_id:
+            self._container_image[container_id] = image_id
+        return image_id
+
+    def _image_id_of(self, reference: str) -> str | None:
+        try:
+            data = self._call(
+                f"inspect image {reference}", lambda: self.api.inspect_image(reference)
+            )
+        except RuntimeError_:
+            return None
+        return str(data.get("Id") or "") or None
 
     # -- removal ----------------------------------------------------------------------------
     def remove_container(self, container: Container) -> None:

@@ -7,11 +7,12 @@ the policy and the cycle; claims about Docker itself are tested against a real e
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import queue
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 
-from nodegc.model import Container, ContainerState, Image
+from nodegc.model import Container, ContainerState, Image, RuntimeEvent
 from nodegc.runtime import Conflict, NotFound, RuntimeUnavailable
 
 
@@ -29,6 +30,7 @@ class FakeRuntime:
         self.unavailable = False
         self.fail_removal: dict[str, Exception] = {}
         self.before_remove: Callable[[str], None] | None = None
+        self.event_queue: queue.Queue[RuntimeEvent | None] = queue.Queue()
 
     # -- building the inventory ---------------------------------------------------------------
     def add_image(self, image: Image, tagged_at: datetime | None = None) -> Image:
@@ -91,6 +93,21 @@ class FakeRuntime:
             self.before_remove(object_id)
         if object_id in self.fail_removal:
             raise self.fail_removal[object_id]
+
+    def ping(self) -> None:
+        self._call("ping")
+
+    def events(self, since: datetime | None = None) -> Iterator[RuntimeEvent]:
+        """Yields what tests put in `event_queue`; `None` in the queue ends the stream."""
+        self._call("events")
+        while True:
+            event = self.event_queue.get()
+            if event is None or self.unavailable:
+                return
+            yield event
+
+    def stop_events(self) -> None:
+        self.event_queue.put(None)
 
     def close(self) -> None:
         self.calls.append("close")

@@ -1,0 +1,437 @@
+"""`nodegc run`: the scheduled reconcile loop.
+
+The loop only decides *when* to run a step; what to remove is the policy's answer and how is the
+collector's. Jobs (APScheduler, never two of a kind at once, coalesced):
+- container GC every containers.gc_period, image GC every images.gc_period (the kubelet's periods);
+- a cheap disk watch every images.pressure_check_period (statvfs only) that starts image GC at
+  once when usage crosses the high threshold;
+- a heartbeat that feeds /healthz and the systemd watchdog, and flushes event batches into history.
+An event watcher thread keeps last use live between cycles.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from apscheduler.executors.pool import ThreadPoolExecutor as SchedulerPool
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+from prometheus_client import CollectorRegistry
+
+from nodegc import __version__
+from nodegc.audit import AuditLog
+from nodegc.config import ConfigError, Settings
+from nodegc.cycle import Collector, CycleReport
+from nodegc.events import EventBatch, EventWatcher
+from nodegc.lock import StateLock
+from nodegc.metrics import Metrics
+from nodegc.model import Outcome, Snapshot
+from nodegc.notify import SystemdNotifier
+from nodegc.observe import FilesystemError, measure
+from nodegc.render import human_bytes
+from nodegc.runtime import Runtime, RuntimeError_, RuntimeUnavailable, connect
+from nodegc.server import StatusServer
+from nodegc.state import StateDir
+from nodegc.status import StatusBoard
+
+log = logging.getLogger("nodegc.loop")
+
+HEARTBEAT_SECONDS = 2.0
+# After an image cycle that fell short, the disk watch waits this long before trying again.
+PRESSURE_RETRY = timedelta(seconds=60)
+STOP_TIMEOUT_SECONDS = 8.0
+
+RUNTIME_REACHABLE = "RuntimeReachable"
+DISK_PRESSURE = "DiskPressure"
+IMAGE_GC = "ImageGCSucceeded"
+CONTAINER_GC = "ContainerGCSucceeded"
+
+
+class ListenError(Exception):
+    """The HTTP listener could not bind; the message names metrics.address. Exit code 2."""
+
+
+def _jitter(period: timedelta) -> int:
+    return int(min(5.0, period.total_seconds() * 0.1))
+
+
+class Daemon:
+    def __init__(
+        self,
+        settings: Settings,
+        reload: Callable[[], Settings],
+        *,
+        registry: CollectorRegistry | None = None,
+        runtime_factory: Callable[[Settings, StateDir], Runtime] | None = None,
+    ) -> None:
+        self.settings = settings
+        self._reload = reload
+        self.state = StateDir(settings.state.directory)
+        self.lock = StateLock(settings.state.directory)
+        self.registry = registry or CollectorRegistry()
+        self.metrics = Metrics(self.registry, node=os.environ.get("NODE_NAME", ""))
+        self.board = StatusBoard()
+        self.notifier = SystemdNotifier()
+        factory = runtime_factory or _connect
+        self.runtime = factory(settings, self.state)
+        self.event_runtime = factory(settings, self.state)
+        self.audit = AuditLog(self.state.path / "audit.jsonl")
+        self.collector: Collector | None = None
+        self.batch = EventBatch()
+        self.watcher: EventWatcher | None = None
+        self.scheduler: BackgroundScheduler | None = None
+        self.server: StatusServer | None = None
+        self.stop_event = threading.Event()
+        self.reload_requested = threading.Event()
+        self.ready = threading.Event()
+        self.last_tick = time.monotonic()
+        self._image_gc_running = threading.Lock()
+        self._last_short_image_cycle: datetime | None = None
+        self._fs_path: str | None = settings.images.filesystem_path or None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def run(self) -> int:
+        """Run until SIGTERM/SIGINT. The caller has validated settings and the state directory."""
+        self.lock.acquire()
+        try:
+            return self._run_locked()
+        finally:
+            self.lock.release()
+
+    def _run_locked(self) -> int:
+        self.collector = Collector(
+            self.settings,
+            self.runtime,
+            self.state,
+            listeners=[self.metrics.record_removal, self.audit.record],
+        )
+        self.metrics.set_info(self.runtime.name)
+        self._install_signals()
+        if self.settings.metrics.enabled:
+            self.server = StatusServer(
+                self.settings.metrics.address,
+                self.registry,
+                healthy=self.healthy,
+                ready=self.readiness,
+                status=self.status,
+            )
+            try:
+                self.server.start()
+            except OSError as exc:
+                raise ListenError(
+                    f"metrics.address = {self.settings.metrics.address}: cannot listen ({exc}); "
+                    "choose a free host:port or set metrics.enabled = false"
+                ) from None
+            log.info("serving metrics and health", extra={"address": self.settings.metrics.address})
+        self.watcher = EventWatcher(
+            self.event_runtime,
+            self.batch,
+            on_connected=self._on_engine_connected,
+            on_broken=self._on_engine_broken,
+        )
+        self.watcher.start()
+        self.scheduler = BackgroundScheduler(
+            executors={"default": SchedulerPool(4)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},
+            timezone=UTC,
+        )
+        self._schedule()
+        self.scheduler.start()
+        log.info(
+            "nodegc started",
+            extra={
+                "version": __version__,
+                "runtime": self.settings.runtime.endpoint,
+                "state": str(self.state.path),
+            },
+        )
+        while not self.stop_event.wait(0.5):
+            if self.reload_requested.is_set():
+                self.reload_requested.clear()
+                self._apply_reload()
+        return self._shutdown()
+
+    def request_stop(self) -> None:
+        self.stop_event.set()
+
+    def _install_signals(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        signal.signal(signal.SIGTERM, lambda *_: self.request_stop())
+        signal.signal(signal.SIGINT, lambda *_: self.request_stop())
+        signal.signal(signal.SIGHUP, lambda *_: self.reload_requested.set())
+
+    def _shutdown(self) -> int:
+        log.info("stopping: finishing the removal in flight")
+        self.notifier.stopping()
+        assert self.collector is not None
+        self.collector.stopping.set()
+        deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+        if self.watcher is not None:
+            self.watcher.stop(timeout=2.0)
+        # Wait for a cycle in flight to finish its current removal (the collector's lock).
+        while time.monotonic() < deadline:
+            if self.collector.lock.acquire(timeout=0.2):
+                break
+        else:
+            log.warning("a cycle did not finish in time; exiting anyway")
+        self._flush_events()
+        self.collector.save_history()
+        if self.server is not None:
+            self.server.stop()
+        self.runtime.close()
+        self.event_runtime.close()
+        log.info("stopped")
+        return 0
+
+    # -- scheduling -------------------------------------------------------------------------
+    def _schedule(self) -> None:
+        assert self.scheduler is not None
+        s = self.settings
+        now = datetime.now(UTC)
+        self.scheduler.add_job(
+            self.container_gc,
+            IntervalTrigger(
+                seconds=s.containers.gc_period.total_seconds(),
+                jitter=_jitter(s.containers.gc_period),
+            ),
+            id="container-gc",
+            next_run_time=now + timedelta(seconds=1),
+            replace_existing=True,
+        )
+        self.scheduler.add_job(
+            self.image_gc,
+            IntervalTrigger(
+                seconds=s.images.gc_period.total_seconds(), jitter=_jitter(s.images.gc_period)
+            ),
+            id="image-gc",
+            next_run_time=now + timedelta(seconds=2),
+            replace_existing=True,
+        )
+        if s.images.pressure_check_period:
+            self.scheduler.add_job(
+                self.pressure_check,
+                IntervalTrigger(seconds=s.images.pressure_check_period.total_seconds()),
+                id="pressure-check",
+                replace_existing=True,
+            )
+        elif self.scheduler.get_job("pressure-check"):
+            self.scheduler.remove_job("pressure-check")
+        self.scheduler.add_job(
+            self.heartbeat,
+            IntervalTrigger(seconds=HEARTBEAT_SECONDS),
+            id="heartbeat",
+            next_run_time=now,
+            replace_existing=True,
+        )
+
+    def _apply_reload(self) -> None:
+        try:
+            new = self._reload()
+        except ConfigError as exc:
+            log.error(
+                "configuration reload refused; keeping the running configuration",
+                extra={"error": str(exc).replace("\n", "; ")},
+            )
+            return
+        fixed = ("runtime", "state", "metrics")
+        for section in fixed:
+            if getattr(new, section) != getattr(self.settings, section):
+                log.warning(
+                    f"[{section}] changed: takes effect after a restart",
+                    extra={"section": section},
+                )
+                setattr(new, section, getattr(self.settings, section))
+        self.settings = new
+        assert self.collector is not None
+        with self.collector.lock:
+            self.collector.settings = new
+        self._fs_path = new.images.filesystem_path or self._fs_path
+        self._schedule()
+        log.info("configuration reloaded")
+
+    # -- jobs -------------------------------------------------------------------------------
+    def heartbeat(self) -> None:
+        self.last_tick = time.monotonic()
+        self._flush_events()
+        if self.ready.is_set():
+            self.notifier.watchdog()
+
+    def _flush_events(self) -> None:
+        used, arrived = self.batch.take()
+        if (used or arrived) and self.collector is not None:
+            self.collector.apply_events(used, arrived)
+
+    def container_gc(self) -> None:
+        self._cycle("container", CONTAINER_GC, containers=True, images=False)
+
+    def image_gc(self) -> None:
+        if not self._image_gc_running.acquire(blocking=False):
+            return
+        try:
+            self._cycle("image", IMAGE_GC, containers=False, images=True)
+        finally:
+            self._image_gc_running.release()
+
+    def pressure_check(self) -> None:
+        """statvfs only; starts image GC at once when usage is at or above the high threshold."""
+        if self._fs_path is None:
+            return
+        try:
+            fs = measure(self._fs_path)
+        except FilesystemError as exc:
+            self.board.set(DISK_PRESSURE, None, "CannotMeasure", str(exc))
+            return
+        high = self.settings.images.high_threshold_percent
+        self.metrics.observe_filesystem(fs, high)
+        pressure = high < 100 and fs.usage_percent >= high
+        if self.board.set(
+            DISK_PRESSURE,
+            pressure,
+            "UsageAboveHighThreshold" if pressure else "UsageBelowHighThreshold",
+            f"{fs.path} is {fs.usage_percent}% used (high threshold {high}%)",
+        ):
+            log.log(
+                logging.WARNING if pressure else logging.INFO,
+                "disk pressure" if pressure else "disk pressure relieved",
+                extra={"path": fs.path, "usage_percent": fs.usage_percent, "high": high},
+            )
+        if not pressure:
+            return
+        recent = self._last_short_image_cycle
+        if recent is not None and datetime.now(UTC) - recent < PRESSURE_RETRY:
+            return
+        if self._image_gc_running.locked():
+            return
+        log.info(
+            "usage crossed the high threshold: starting image GC now",
+            extra={"path": fs.path, "usage_percent": fs.usage_percent},
+        )
+        assert self.scheduler is not None
+        self.scheduler.add_job(self.image_gc, id="image-gc-now", replace_existing=True)
+
+    def _cycle(self, kind: str, condition: str, *, containers: bool, images: bool) -> None:
+        assert self.collector is not None
+        if self.stop_event.is_set():
+            return
+        self._flush_events()
+        started = time.monotonic()
+        try:
+            report = self.collector.cycle(containers=containers, images=images)
+        except RuntimeUnavailable as exc:
+            self._on_engine_broken(str(exc))
+            self._finished(kind, condition, started, False, "RuntimeUnavailable", str(exc))
+            return
+        except (RuntimeError_, FilesystemError) as exc:
+            self._finished(kind, condition, started, False, "ObservationFailed", str(exc))
+            return
+        except Exception as exc:  # a bug must not kill the daemon: say so and carry on
+            log.exception("cycle crashed", extra={"kind": kind})
+            self._finished(kind, condition, started, False, "InternalError", repr(exc))
+            return
+        self._after_cycle(kind, condition, started, report)
+
+    def _after_cycle(self, kind: str, condition: str, started: float, report: CycleReport) -> None:
+        assert self.collector is not None
+        snapshot = self.collector.last_snapshot
+        if snapshot is not None:
+            self._mark_reachable(snapshot)
+        fs = report.filesystem_after or report.filesystem_before
+        self.metrics.observe_filesystem(fs, self.settings.images.high_threshold_percent)
+        removed = [r for r in report.results if r.outcome is Outcome.REMOVED]
+        failed = report.failures
+        ok = not failed and (kind != "image" or report.target_reached)
+        if kind == "image":
+            reason = "TargetReached" if report.target_reached else "FreeDiskSpaceFailed"
+            message = (
+                f"freed {human_bytes(report.image_bytes_freed)} of "
+                f"{human_bytes(report.image_plan.bytes_to_free)} needed; {fs.path} is "
+                f"{fs.usage_percent}% used"
+            )
+        else:
+            reason = "Collected" if not failed else "RemovalsFailed"
+            message = f"removed {len(removed)} dead containers"
+        if failed:
+            reason = "RemovalsFailed"
+            message += f"; {len(failed)} removals failed"
+        self._finished(kind, condition, started, ok, reason, message)
+        if removed or failed or not ok:
+            log.log(
+                logging.INFO if ok else logging.WARNING,
+                f"{kind} GC: {message}",
+                extra={"kind": kind, "removed": len(removed), "failed": len(failed)},
+            )
+        self.board.set_details(**{f"last_{kind}_gc": message})
+        self.notifier.status(f"{kind} GC: {message}")
+
+    def _finished(
+        self, kind: str, condition: str, started: float, ok: bool, reason: str, message: str
+    ) -> None:
+        if kind == "image":
+            self._last_short_image_cycle = None if ok else datetime.now(UTC)
+        self.metrics.cycle_finished(kind, time.monotonic() - started, ok, time.time())
+        self.board.set(condition, ok, reason, message)
+
+    # -- engine connectivity ------------------------------------------------------------------
+    def _on_engine_connected(self) -> None:
+        """The event stream (re)connected: resync from a full listing, then say we are ready."""
+        assert self.collector is not None
+        self._mark_reachable(self.collector.observe())
+
+    def _mark_reachable(self, snapshot: Snapshot) -> None:
+        """A complete listing just succeeded: the engine answers and the daemon is ready."""
+        self._fs_path = self._fs_path or snapshot.filesystem.path
+        self.metrics.observe_snapshot(snapshot)
+        self.metrics.runtime_up(True)
+        if self.board.set(RUNTIME_REACHABLE, True, "Answering", "listings succeed"):
+            log.info("engine reachable", extra={"endpoint": self.settings.runtime.endpoint})
+        if not self.ready.is_set():
+            self.ready.set()
+            self.notifier.ready(f"watching {len(snapshot.images)} images")
+
+    def _on_engine_broken(self, reason: str) -> None:
+        self.metrics.runtime_up(False)
+        self.ready.clear()
+        if self.board.set(RUNTIME_REACHABLE, False, "Unreachable", reason):
+            log.warning(
+                "engine unreachable: GC paused, retrying with backoff",
+                extra={"endpoint": self.settings.runtime.endpoint, "error": reason},
+            )
+
+    # -- health ---------------------------------------------------------------------------
+    def healthy(self) -> bool:
+        return time.monotonic() - self.last_tick < max(30.0, 5 * HEARTBEAT_SECONDS)
+
+    def readiness(self) -> tuple[bool, str]:
+        if self.ready.is_set():
+            return True, "ok"
+        condition = self.board.get(RUNTIME_REACHABLE)
+        return False, f"engine not answering: {condition.message if condition else 'unknown'}"
+
+    def status(self) -> dict[str, Any]:
+        return self.board.to_json()
+
+
+def _connect(settings: Settings, state: StateDir) -> Runtime:
+    return connect(
+        settings.runtime.type,
+        settings.runtime.endpoint,
+        settings.runtime.timeout,
+        state.load_finish_times(),
+    )
+
+
+def config_reloader(config_path: Path | None, overrides: dict[str, Any]) -> Callable[[], Settings]:
+    from nodegc.config import load_settings
+
+    return lambda: load_settings(config_path, overrides)

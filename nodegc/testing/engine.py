@@ -1,0 +1,883 @@
+"""A private, disposable dockerd on its own small loop-mounted ext4 filesystem.
+
+`IsolatedEngine` owns everything under one short temp dir (`/tmp/ngc-<hex>`): a sparse disk image,
+its loop device and mount, the daemon's data-root, exec-root, socket, pidfile and log, plus a
+containerd namespace and a cgroup parent of the same name. It never talks to the system's docker.
+Teardown is robust to failures half-way and also runs from a `weakref.finalize` fallback at exit.
+
+    with IsolatedEngine(size_mb=512) as engine:
+        api = engine.api()
+
+`python -m nodegc.testing.engine start --size-mb N --state-file F` leaves an engine running after
+the command exits (prints `DOCKER_HOST=unix://...`); `stop --state-file F` tears it down.
+Needs root, dockerd, containerd, runc, losetup, mkfs.ext4 and mount/umount.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import itertools
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import docker
+
+from nodegc.testing.images import load_image
+
+__all__ = ["DEFAULT_SIZE_MB", "EngineError", "IsolatedEngine", "main", "missing_requirements"]
+
+DEFAULT_SIZE_MB = 512
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 15.0
+KILL_TIMEOUT = 5.0
+POLL_INTERVAL = 0.02
+MAX_SOCKET_PATH = 100
+REQUIRED_TOOLS = ("dockerd", "containerd", "runc", "losetup", "mkfs.ext4", "mount", "umount")
+SBIN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# /proc/<pid>/comm of the processes an engine runs (comm is cut at 15 characters).
+ENGINE_COMMS = frozenset({"dockerd", "containerd", "containerd-shim", "runc"})
+SHIM_SOCKET_DIR = Path("/run/containerd/s")
+SHUTDOWN_COMPLETE = b"Daemon shutdown complete"
+
+
+class EngineError(RuntimeError):
+    """The private engine could not be set up, started, stopped or cleaned up."""
+
+
+def missing_requirements() -> list[str]:
+    """Why an IsolatedEngine cannot run here (empty when it can): not root, or missing tools."""
+    problems = [] if os.geteuid() == 0 else ["needs root (loop devices, mounts, dockerd)"]
+    path = _tool_path()
+    problems += [
+        f"{tool} not found" for tool in REQUIRED_TOOLS if not shutil.which(tool, path=path)
+    ]
+    return problems
+
+
+@dataclass
+class _Resources:
+    """What an engine holds, kept apart from the engine object so a finalizer can release it."""
+
+    root: Path
+    name: str
+    size_mb: int
+    process: subprocess.Popen[bytes] | None = None
+    pid: int | None = None
+    mounted: bool = False
+
+    @property
+    def image(self) -> Path:
+        return self.root / "disk.img"
+
+    @property
+    def mountpoint(self) -> Path:
+        return self.root / "fs"
+
+    @property
+    def data_root(self) -> Path:
+        return self.mountpoint / "docker"
+
+    @property
+    def exec_root(self) -> Path:
+        return self.root / "exec"
+
+    @property
+    def socket_path(self) -> Path:
+        return self.root / "docker.sock"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.root / "dockerd.pid"
+
+    @property
+    def log_path(self) -> Path:
+        return self.root / "dockerd.log"
+
+
+class IsolatedEngine:
+    """A dockerd of our own on a `size_mb` ext4 loop filesystem; a context manager.
+
+    `start()` prepares the filesystem on first use and (re)starts the daemon on the same
+    data-root; `stop()` stops the daemon and leaves the data; `close()` removes everything.
+    """
+
+    def __init__(
+        self,
+        size_mb: int = DEFAULT_SIZE_MB,
+        *,
+        base_dir: str | os.PathLike[str] = "/tmp",
+        start_timeout: float = START_TIMEOUT,
+    ) -> None:
+        self._adopt(_new_resources(Path(base_dir), size_mb), start_timeout)
+
+    def _adopt(self, res: _Resources, start_timeout: float) -> None:
+        """Own `res` (released by close() or, failing that, by a finalizer at exit)."""
+        self._res = res
+        self._finalizer = weakref.finalize(self, _teardown_at_exit, res)
+        self.start_timeout = start_timeout
+        self._helper_api: docker.APIClient | None = None
+        self._fill_count = len(list(res.mountpoint.glob("filler-*")))
+
+    # -- identity and paths -------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """`ngc-<hex>`: the temp dir's name, containerd namespace and cgroup parent."""
+        return self._res.name
+
+    @property
+    def root(self) -> Path:
+        return self._res.root
+
+    @property
+    def endpoint(self) -> str:
+        return f"unix://{self._res.socket_path}"
+
+    @property
+    def socket_path(self) -> Path:
+        return self._res.socket_path
+
+    @property
+    def data_root(self) -> Path:
+        return self._res.data_root
+
+    @property
+    def mountpoint(self) -> Path:
+        return self._res.mountpoint
+
+    @property
+    def log_path(self) -> Path:
+        return self._res.log_path
+
+    @property
+    def image_path(self) -> Path:
+        """The sparse file behind the loop device."""
+        return self._res.image
+
+    @property
+    def pid(self) -> int | None:
+        """The daemon's pid while it runs."""
+        return _daemon_pid(self._res)
+
+    @property
+    def running(self) -> bool:
+        return self.pid is not None
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"<IsolatedEngine {self.name} {state} {self.endpoint}>"
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def __enter__(self) -> Self:
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def start(self) -> None:
+        """Start the daemon (preparing the filesystem first time); a no-op while it runs."""
+        if not self._finalizer.alive:
+            raise EngineError(f"{self.name} is closed")
+        if self.running:
+            return
+        if not self._res.mounted:
+            _prepare_filesystem(self._res)
+        _launch(self._res)
+        _wait_ready(self._res, self.start_timeout)
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        """Stop the daemon (SIGTERM, SIGKILL after `timeout`), keeping the data for `start()`.
+
+        Running containers are stopped by dockerd with their own stop timeout (10 s unless set).
+        """
+        self._close_helper_api()
+        problems = _stop_daemon(self._res, timeout)
+        problems += _unmount_under(self._res.root, keep=self._res.mountpoint)
+        if problems:
+            raise EngineError(f"{self.name}: " + "; ".join(problems))
+
+    def close(self) -> None:
+        """Stop the daemon and remove mount, loop device and temp dir; safe to call twice."""
+        self._close_helper_api()
+        if self._finalizer.detach() is None:
+            return
+        problems = _teardown(self._res)
+        if problems:
+            raise EngineError(f"cleanup of {self.name} incomplete: " + "; ".join(problems))
+
+    def detach(self) -> dict[str, Any]:
+        """Leave the engine running past this process; returns the state `attach()` takes."""
+        self._close_helper_api()
+        self._finalizer.detach()
+        res = self._res
+        return {
+            "name": res.name,
+            "root": str(res.root),
+            "size_mb": res.size_mb,
+            "pid": _daemon_pid(res),
+            "endpoint": self.endpoint,
+            "socket_path": str(res.socket_path),
+            "data_root": str(res.data_root),
+            "mountpoint": str(res.mountpoint),
+            "log_path": str(res.log_path),
+            "image_path": str(res.image),
+            "loop_devices": _loop_devices(res.image),
+        }
+
+    @classmethod
+    def attach(cls, state: Mapping[str, Any]) -> IsolatedEngine:
+        """Take over an engine a `detach()` left behind (possibly in another process)."""
+        root = Path(state["root"])
+        res = _Resources(
+            root=root,
+            name=state["name"],
+            size_mb=int(state.get("size_mb", DEFAULT_SIZE_MB)),
+            pid=state.get("pid"),
+            mounted=_is_mountpoint(root / "fs"),
+        )
+        engine = cls.__new__(cls)
+        engine._adopt(res, START_TIMEOUT)
+        return engine
+
+    # -- clients and containers ---------------------------------------------------------------
+
+    def api(self, timeout: int = 30) -> docker.APIClient:
+        """A new low-level client for this engine; clients made before a restart are stale."""
+        return docker.APIClient(base_url=self.endpoint, version="auto", timeout=timeout)
+
+    def load(self, tar_bytes: bytes) -> str:
+        """Load a tarball from `nodegc.testing.images`; returns the image id."""
+        return load_image(self._api(), tar_bytes)
+
+    def run_container(
+        self,
+        image: str,
+        cmd: Sequence[str] | str,
+        *,
+        name: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        detach: bool = True,
+        wait: bool = True,
+        stop_timeout: int | None = 1,
+    ) -> str:
+        """Create and start a container with no network; wait for it to exit unless `wait=False`.
+
+        `stop_timeout` (seconds before SIGKILL on stop) defaults to 1 because busybox as pid 1
+        ignores SIGTERM, which would make every stop of the engine take 10 s.
+        """
+        return _run_container(
+            self._api(), image, cmd, name=name, labels=labels, detach=detach, wait=wait,
+            stop_timeout=stop_timeout,
+        )  # fmt: skip
+
+    def create_dead_containers(
+        self,
+        image: str,
+        n: int,
+        labels_fn: Callable[[int], Mapping[str, str]] | None = None,
+        *,
+        cmd: Sequence[str] | str = ("true",),
+        workers: int = 4,
+    ) -> list[str]:
+        """Make `n` exited containers (create, start, wait; a few threads); ids in index order."""
+        workers = max(1, min(workers, n))
+
+        def batch(indices: range) -> list[tuple[int, str]]:
+            with self.api() as api:
+                return [
+                    (i, _run_container(api, image, cmd, labels=labels_fn(i) if labels_fn else None))
+                    for i in indices
+                ]
+
+        ids = [""] * n
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=self.name) as pool:
+            for results in pool.map(batch, [range(k, n, workers) for k in range(workers)]):
+                for i, container_id in results:
+                    ids[i] = container_id
+        return ids
+
+    # -- disk usage ---------------------------------------------------------------------------
+
+    def usage_percent(self) -> int:
+        """The kubelet's figure for the filesystem: 100 - floor(f_bavail * 100 / f_blocks)."""
+        st = os.statvfs(self._res.mountpoint)
+        return 100 - st.f_bavail * 100 // st.f_blocks
+
+    def fill(self, nbytes: int) -> Path:
+        """Allocate a filler file of `nbytes` on the engine's filesystem, outside the data-root."""
+        self._fill_count += 1
+        path = self._res.mountpoint / f"filler-{self._fill_count}"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            if nbytes > 0:
+                os.posix_fallocate(fd, 0, nbytes)
+        except OSError:
+            path.unlink()
+            raise
+        finally:
+            os.close(fd)
+        return path
+
+    def fill_to_percent(self, percent: int) -> list[Path]:
+        """Add filler until `usage_percent()` reaches `percent` (aiming mid-way inside it)."""
+        paths: list[Path] = []
+        for _ in range(3):
+            if self.usage_percent() >= percent:
+                break
+            st = os.statvfs(self._res.mountpoint)
+            target_bavail = int((100.5 - percent) * st.f_blocks / 100)
+            paths.append(self.fill(max(1, st.f_bavail - target_bavail) * st.f_frsize))
+        return paths
+
+    def unfill(self) -> None:
+        """Remove every filler file."""
+        for path in self._res.mountpoint.glob("filler-*"):
+            path.unlink(missing_ok=True)
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _api(self) -> docker.APIClient:
+        """The client the helpers share (closed on stop)."""
+        if self._helper_api is None:
+            self._helper_api = self.api()
+        return self._helper_api
+
+    def _close_helper_api(self) -> None:
+        if self._helper_api is not None:
+            self._helper_api.close()
+            self._helper_api = None
+
+
+# -- setup ------------------------------------------------------------------------------------
+
+
+def _new_resources(base_dir: Path, size_mb: int) -> _Resources:
+    """Create `<base_dir>/ngc-<hex>` (mode 0700); refuse dirs too long for the socket paths."""
+    if size_mb < 64:
+        raise ValueError(f"size_mb must be at least 64, got {size_mb}")
+    while True:
+        name = f"ngc-{secrets.token_hex(4)}"
+        root = base_dir / name
+        socket_path = root / "exec" / "containerd" / "containerd-debug.sock"
+        if len(str(socket_path)) >= MAX_SOCKET_PATH:
+            raise EngineError(f"{base_dir} is too long for unix socket paths under it")
+        with contextlib.suppress(FileExistsError):
+            root.mkdir(mode=0o700)
+            return _Resources(root=root, name=name, size_mb=size_mb)
+
+
+def _prepare_filesystem(res: _Resources) -> None:
+    """Sparse image -> mkfs.ext4 -> loop device -> mount on `res.mountpoint`."""
+    with open(res.image, "wb") as image:
+        image.truncate(res.size_mb * 1024 * 1024)
+    _run(["mkfs.ext4", "-q", "-m", "0", "-F", str(res.image)])
+    device = _run(["losetup", "--find", "--show", str(res.image)]).strip()
+    res.mountpoint.mkdir(exist_ok=True)
+    _run(["mount", device, str(res.mountpoint)])
+    res.mounted = True
+
+
+def _dockerd_argv(res: _Resources) -> list[str]:
+    """dockerd with every path, namespace and cgroup of its own, and no networking."""
+    config = res.root / "daemon.json"
+    config.write_text("{}\n")  # never read the host's /etc/docker/daemon.json
+    return [
+        shutil.which("dockerd", path=_tool_path()) or "dockerd",
+        f"--config-file={config}",
+        f"--data-root={res.data_root}",
+        f"--exec-root={res.exec_root}",
+        f"--pidfile={res.pidfile}",
+        f"--host=unix://{res.socket_path}",
+        "--bridge=none",
+        "--iptables=false",
+        "--ip6tables=false",
+        "--storage-driver=overlay2",
+        f"--containerd-namespace={res.name}",
+        f"--containerd-plugins-namespace={res.name}-plugins",
+        "--exec-opt=native.cgroupdriver=cgroupfs",
+        f"--cgroup-parent=/{res.name}",
+    ]
+
+
+def _launch(res: _Resources) -> None:
+    """Start dockerd in a session of its own, logging to `res.log_path` (appended)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
+    env["PATH"] = _tool_path()
+    argv = _dockerd_argv(res)
+    with open(res.log_path, "ab") as log:
+        res.process = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+            start_new_session=True,
+        )  # fmt: skip
+    res.pid = res.process.pid
+
+
+def _wait_ready(res: _Resources, timeout: float) -> None:
+    """Poll `/_ping` until it answers; raise with the log tail if dockerd dies or times out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _ping(res.socket_path):
+            return
+        if res.process is not None and res.process.poll() is not None:
+            raise EngineError(
+                f"dockerd exited with {res.process.returncode}:\n{_log_tail(res.log_path)}"
+            )
+        time.sleep(POLL_INTERVAL)
+    raise EngineError(f"dockerd not ready after {timeout:.0f} s:\n{_log_tail(res.log_path)}")
+
+
+def _ping(socket_path: Path) -> bool:
+    """True when the daemon answers `GET /_ping` with 200 on its socket."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(1.0)
+            sock.connect(str(socket_path))
+            sock.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+            status = sock.recv(32)
+    except OSError:
+        return False
+    return status.startswith(b"HTTP/1.") and status[9:12] == b"200"
+
+
+# -- stopping ---------------------------------------------------------------------------------
+
+
+def _daemon_pid(res: _Resources) -> int | None:
+    """The live dockerd's pid: from the pidfile, else the one we started; None if not running."""
+    if res.process is not None and res.process.poll() is not None:
+        res.process = None
+    candidates = [_read_pidfile(res.pidfile), res.pid]
+    return next((pid for pid in candidates if pid and _is_ours(pid, res.root, "dockerd")), None)
+
+
+def _stop_daemon(res: _Resources, timeout: float, *, hurry: bool = False) -> list[str]:
+    """SIGTERM dockerd by pid, SIGKILL after `timeout`; then kill whatever it left running."""
+    pid = _daemon_pid(res)
+    if pid is not None:
+        log_offset = _file_size(res.log_path)
+        _signal(pid, signal.SIGTERM)
+        if not _wait_daemon_exit(res, pid, timeout, log_offset, hurry=hurry):
+            _signal(pid, signal.SIGKILL)
+            _wait_gone({pid}, KILL_TIMEOUT)
+    if res.process is not None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            res.process.wait(timeout=KILL_TIMEOUT)  # reap our child
+    res.process = None
+    res.pid = None
+    return _kill_leftovers(res)
+
+
+def _wait_daemon_exit(
+    res: _Resources, pid: int, timeout: float, log_offset: int, *, hurry: bool
+) -> bool:
+    """Wait for dockerd to exit after SIGTERM; False on timeout.
+
+    With `hurry` (teardown: the data is about to go), dockerd is SIGKILLed as soon as it logs
+    "Daemon shutdown complete": all that is left then is stopping its containerd, which dockerd
+    polls once a second (its containerd dies with it; leftovers are killed after).
+    """
+    deadline = time.monotonic() + timeout
+    while _alive({pid}):
+        if time.monotonic() >= deadline:
+            return False
+        if hurry and SHUTDOWN_COMPLETE in _read_from(res.log_path, log_offset):
+            _signal(pid, signal.SIGKILL)
+        time.sleep(POLL_INTERVAL)
+    return True
+
+
+def _kill_leftovers(res: _Resources) -> list[str]:
+    """SIGKILL container processes (our cgroup) and any dockerd/containerd/shim under our root."""
+    engine = _engine_pids(res.root)
+    problems = _kill_all(_cgroup_pids(res.name) | set(engine))
+    for cmdline in engine.values():
+        _remove_shim_socket(cmdline)
+    return problems
+
+
+def _kill_containers(res: _Resources) -> list[str]:
+    """SIGKILL the containers' processes (our cgroup parent), so that dockerd stops at once."""
+    return _kill_all(_cgroup_pids(res.name))
+
+
+def _kill_all(pids: set[int]) -> list[str]:
+    """SIGKILL `pids` and wait for them to go."""
+    for pid in pids:
+        _signal(pid, signal.SIGKILL)
+    if _wait_gone(pids, KILL_TIMEOUT):
+        return []
+    return [f"processes {sorted(_alive(pids))} survived SIGKILL"]
+
+
+def _teardown(res: _Resources) -> list[str]:
+    """Undo everything, carrying on past failures; returns what could not be undone."""
+    problems: list[str] = []
+    steps: list[Callable[[], list[str]]] = [
+        lambda: _kill_containers(res),  # so that dockerd stops at once
+        lambda: _stop_daemon(res, STOP_TIMEOUT, hurry=True),
+        lambda: _unmount_under(res.root),
+        lambda: _remove_cgroups(res.name),
+        lambda: _detach_loops(res.image),
+        lambda: _remove_root(res.root),
+    ]
+    for step in steps:
+        try:
+            problems += step()
+        except Exception as exc:  # keep going: later steps may still release something
+            problems.append(f"{type(exc).__name__}: {exc}")
+    res.mounted = False
+    return problems
+
+
+def _teardown_at_exit(res: _Resources) -> None:
+    """Finalizer fallback: tear down and report on stderr (nobody is left to raise to)."""
+    for problem in _teardown(res):
+        print(f"nodegc.testing.engine: {res.name}: {problem}", file=sys.stderr)
+
+
+def _unmount_under(root: Path, keep: Path | None = None) -> list[str]:
+    """Unmount every mount at or below `root` (latest first), except `keep` itself."""
+    problems = []
+    for point in _mounts_under(root):
+        if keep is None or point != keep:
+            problems += _unmount(point)
+    return problems
+
+
+def _unmount(point: Path) -> list[str]:
+    """`umount`, retried briefly while busy, then `umount -l`."""
+    for attempt in range(5):
+        if point not in _mounts_under(point) or _try(["umount", str(point)]):
+            return []
+        time.sleep(POLL_INTERVAL * (attempt + 1))
+    if _try(["umount", "-l", str(point)]):
+        return []
+    return [f"cannot unmount {point}"]
+
+
+def _detach_loops(image: Path) -> list[str]:
+    """Detach every loop device backed by `image`."""
+    problems = []
+    for device in _loop_devices(image):
+        if not _retry(lambda device=device: _try(["losetup", "-d", device])):
+            problems.append(f"cannot detach {device}")
+    return problems
+
+
+def _remove_root(root: Path) -> list[str]:
+    """Remove the temp tree, unless something is still mounted in it."""
+    if not root.exists():
+        return []
+    if _mounts_under(root):
+        return [f"left {root} in place: still mounted"]
+    shutil.rmtree(root)
+    return []
+
+
+# -- processes --------------------------------------------------------------------------------
+
+
+def _engine_pids(root: Path) -> dict[int, bytes]:
+    """Engine processes (by comm) whose command line mentions a path under `root`: pid -> argv."""
+    needle = f"{root}/".encode()
+    found = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            name = Path(entry.path, "comm").read_text().strip()
+            cmdline = Path(entry.path, "cmdline").read_bytes() if name in ENGINE_COMMS else b""
+        except OSError:
+            continue
+        if needle in cmdline:
+            found[int(entry.name)] = cmdline
+    return found
+
+
+def _is_ours(pid: int, root: Path, comm: str) -> bool:
+    """True when `pid` is a live `comm` process whose command line mentions `root`."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        name = Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return False
+    return name == comm and f"{root}/".encode() in cmdline and bool(_alive({pid}))
+
+
+def _alive(pids: Iterable[int]) -> set[int]:
+    """The pids that exist and are not zombies."""
+    alive = set()
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        if stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X"):
+            alive.add(pid)
+    return alive
+
+
+def _wait_gone(pids: set[int], timeout: float) -> bool:
+    """Poll until none of `pids` is alive; False on timeout."""
+    deadline = time.monotonic() + timeout
+    while _alive(pids):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(POLL_INTERVAL)
+    return True
+
+
+def _signal(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+
+
+def _read_pidfile(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _remove_shim_socket(cmdline: bytes) -> None:
+    """Remove a killed shim's socket (/run/containerd/s/<sha256(address/ns/id)>) if left."""
+    args = cmdline.decode(errors="replace").split("\0")
+    opts = {k: v for k, v in itertools.pairwise(args) if k.startswith("-")}
+    if not {"-address", "-namespace", "-id"} <= opts.keys():
+        return
+    key = os.path.join(opts["-address"], opts["-namespace"], opts["-id"])
+    (SHIM_SOCKET_DIR / hashlib.sha256(key.encode()).hexdigest()).unlink(missing_ok=True)
+
+
+# -- cgroups, mounts, loop devices ------------------------------------------------------------
+
+
+def _cgroup_dirs(name: str) -> list[Path]:
+    """`<hierarchy>/<name>` in every mounted cgroup hierarchy where it exists."""
+    dirs = []
+    for line in Path("/proc/self/mounts").read_text().splitlines():
+        fields = line.split()
+        if fields[2] in ("cgroup", "cgroup2") and Path(fields[1], name).is_dir():
+            dirs.append(Path(fields[1], name))
+    return dirs
+
+
+def _cgroup_pids(name: str) -> set[int]:
+    """Every process in the engine's cgroup parent: the containers' processes."""
+    pids = set()
+    for top in _cgroup_dirs(name):
+        for dirpath, _, _ in os.walk(top):
+            with contextlib.suppress(OSError):
+                pids.update(int(p) for p in Path(dirpath, "cgroup.procs").read_text().split())
+    return pids
+
+
+def _remove_cgroups(name: str) -> list[str]:
+    """Remove the engine's (empty by now) cgroup parent from every hierarchy."""
+    problems = []
+    for top in _cgroup_dirs(name):
+        for dirpath, _, _ in os.walk(top, topdown=False):
+            if not _retry(lambda d=dirpath: _try_rmdir(d)):
+                problems.append(f"cannot remove cgroup {dirpath}")
+    return problems
+
+
+def _try_rmdir(path: str) -> bool:
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def _mounts_under(root: Path) -> list[Path]:
+    """Mount points at or below `root`, most recent first (so children come before parents)."""
+    prefix = f"{root}/"
+    points = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        point = _unescape(line.split()[4])
+        if point == str(root) or point.startswith(prefix):
+            points.append(Path(point))
+    return points[::-1]
+
+
+def _is_mountpoint(path: Path) -> bool:
+    return path in _mounts_under(path)
+
+
+def _unescape(field: str) -> str:
+    """Undo /proc/self/mountinfo's octal escapes (\\040 for a space...)."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def _loop_devices(image: Path) -> list[str]:
+    """Loop devices backed by `image` (`losetup -j`)."""
+    if not image.exists():
+        return []
+    out = _run(["losetup", "--list", "--noheadings", "--output", "NAME", "-j", str(image)])
+    return out.split()
+
+
+# -- small helpers ----------------------------------------------------------------------------
+
+
+def _tool_path() -> str:
+    """PATH plus the sbin dirs, where Debian installs dockerd, losetup and mkfs."""
+    return f"{os.environ.get('PATH', '')}:{SBIN_PATH}"
+
+
+def _run(argv: Sequence[str]) -> str:
+    """Run a setup command; raise EngineError with its stderr on failure."""
+    env = {**os.environ, "PATH": _tool_path()}
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+    if done.returncode != 0:
+        raise EngineError(f"{' '.join(argv)} failed ({done.returncode}): {done.stderr.strip()}")
+    return done.stdout
+
+
+def _try(argv: Sequence[str]) -> bool:
+    """Run a cleanup command; True on success."""
+    env = {**os.environ, "PATH": _tool_path()}
+    return subprocess.run(argv, capture_output=True, env=env, check=False).returncode == 0
+
+
+def _retry(attempt: Callable[[], bool], tries: int = 5) -> bool:
+    """Call `attempt` until it succeeds, with short growing pauses; False if it never does."""
+    for n in range(tries):
+        if attempt():
+            return True
+        time.sleep(POLL_INTERVAL * (n + 1))
+    return False
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _read_from(path: Path, offset: int) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            return f.read()
+    except OSError:
+        return b""
+
+
+def _log_tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError as exc:
+        return f"(no log: {exc})"
+
+
+def _run_container(
+    api: docker.APIClient,
+    image: str,
+    cmd: Sequence[str] | str,
+    *,
+    name: str | None = None,
+    labels: Mapping[str, str] | None = None,
+    detach: bool = True,
+    wait: bool = True,
+    stop_timeout: int | None = 1,
+) -> str:
+    """Create + start a container with network "none"; wait for its exit if asked."""
+    container = api.create_container(
+        image,
+        command=cmd if isinstance(cmd, str) else list(cmd),
+        name=name,
+        labels=dict(labels or {}),
+        detach=detach,
+        stop_timeout=stop_timeout,
+        host_config=api.create_host_config(network_mode="none"),
+    )
+    container_id: str = container["Id"]
+    api.start(container_id)
+    if wait:
+        api.wait(container_id)
+    return container_id
+
+
+# -- command line -----------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`start --size-mb N --state-file F` / `stop --state-file F`."""
+    parser = argparse.ArgumentParser(prog="python -m nodegc.testing.engine", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    start = commands.add_parser("start", help="start a detached engine; print DOCKER_HOST=...")
+    start.add_argument("--size-mb", type=int, default=DEFAULT_SIZE_MB)
+    start.add_argument("--state-file", type=Path, required=True)
+    stop = commands.add_parser("stop", help="stop the engine a state file describes, clean up")
+    stop.add_argument("--state-file", type=Path, required=True)
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "start":
+            return _cli_start(args.size_mb, args.state_file)
+        return _cli_stop(args.state_file)
+    except EngineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _cli_start(size_mb: int, state_file: Path) -> int:
+    engine = IsolatedEngine(size_mb)
+    with _closing_on_error(engine):
+        engine.start()
+        state = engine.detach()
+        state_file.write_text(json.dumps(state, indent=2) + "\n")
+    print(f"DOCKER_HOST={state['endpoint']}")
+    return 0
+
+
+def _cli_stop(state_file: Path) -> int:
+    state = json.loads(state_file.read_text())
+    IsolatedEngine.attach(state).close()
+    state_file.unlink()
+    return 0
+
+
+@contextlib.contextmanager
+def _closing_on_error(engine: IsolatedEngine) -> Iterator[None]:
+    try:
+        yield
+    except BaseException:
+        engine.close()
+        raise
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

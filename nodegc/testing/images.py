@@ -1,0 +1,263 @@
+"""Synthetic Docker images as `docker save` tarballs, built with the stdlib only (no registry).
+
+A tarball holds `manifest.json`, the image config named `<sha256>.json` and one layer
+`<dir>/layer.tar`. Docker's image id is the sha256 of the config JSON, so the id is known before
+the image is loaded.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+import json
+import os
+import platform
+import random
+import struct
+import tarfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import docker
+
+__all__ = [
+    "BUSYBOX_TAG",
+    "DEFAULT_CREATED",
+    "ImageLoadError",
+    "build_image_tar",
+    "busybox_image_tar",
+    "image_id_of",
+    "load_image",
+]
+
+DEFAULT_CREATED = datetime(2020, 1, 1, tzinfo=UTC)
+"""`created` of every synthetic image unless told otherwise: old enough to be past any min age."""
+
+BUSYBOX_TAG = "nodegc-test/busybox:latest"
+BUSYBOX_PATH = Path("/bin/busybox")
+BUSYBOX_APPLETS = (
+    "sh", "sleep", "true", "false", "echo", "cat", "ls", "env", "id", "head", "tail", "dd",
+    "touch", "rm", "mkdir", "wc", "printf", "yes", "kill", "ps", "date", "hostname", "uname",
+    "test", "[", "grep", "sed", "sync", "df", "du",
+)  # fmt: skip
+
+FILLER_NAME = "nodegc-filler"
+NONCE_NAME = ".nodegc-nonce"
+_PT_INTERP = 3
+_ARCHES = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}
+
+
+class ImageLoadError(RuntimeError):
+    """The engine refused a tarball, or the image is not there after loading it."""
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """One member of a layer tarball."""
+
+    name: str
+    data: bytes = b""
+    mode: int = 0o644
+    kind: bytes = tarfile.REGTYPE
+    linkname: str = ""
+
+
+def build_image_tar(
+    tags: Sequence[str],
+    size_bytes: int = 0,
+    *,
+    labels: Mapping[str, str] | None = None,
+    created: datetime | None = None,
+    files: Mapping[str, bytes] | None = None,
+    cmd: Sequence[str] | None = None,
+    seed: int | None = None,
+) -> bytes:
+    """`docker save` output of a one-layer image: `size_bytes` random bytes plus `files`.
+
+    Each call gives a new image id (the layer carries a random nonce) unless the same `seed` and
+    arguments are given again. `tags` may be empty (untagged image); a tag without `:tag` gets
+    `:latest`. `created` defaults to DEFAULT_CREATED.
+    """
+    if size_bytes < 0:
+        raise ValueError(f"size_bytes must be >= 0, got {size_bytes}")
+    rng = random.Random(seed) if seed is not None else None
+    entries = [_Entry(NONCE_NAME, _random_bytes(16, rng))]
+    if size_bytes:
+        entries.append(_Entry(FILLER_NAME, _random_bytes(size_bytes, rng)))
+    entries += [_Entry(path.strip("/"), data) for path, data in (files or {}).items()]
+    return _image_tar(tags, entries, labels=labels, created=created, cmd=cmd)
+
+
+def busybox_image_tar(
+    tags: Sequence[str] = (BUSYBOX_TAG,),
+    labels: Mapping[str, str] | None = None,
+    extra_size_bytes: int = 0,
+) -> bytes:
+    """A FROM-scratch image with the host's static busybox and /bin applet links; Cmd /bin/sh.
+
+    Without `extra_size_bytes` the image (hence its id) is the same on every call with the same
+    labels; with it, a random filler file makes every call a new image.
+    """
+    entries = [
+        _Entry("bin", mode=0o755, kind=tarfile.DIRTYPE),
+        _Entry("bin/busybox", _busybox_bytes(), mode=0o755),
+        _Entry("tmp", mode=0o1777, kind=tarfile.DIRTYPE),
+    ]
+    entries += [
+        _Entry(f"bin/{applet}", mode=0o777, kind=tarfile.SYMTYPE, linkname="busybox")
+        for applet in BUSYBOX_APPLETS
+    ]
+    if extra_size_bytes:
+        entries.append(_Entry(FILLER_NAME, _random_bytes(extra_size_bytes, None)))
+    return _image_tar(tags, entries, labels=labels, created=None, cmd=("/bin/sh",))
+
+
+def image_id_of(tar_bytes: bytes) -> str:
+    """The id Docker gives the image in a tarball built here: the digest its config is named by."""
+    with tarfile.open(fileobj=io.BytesIO(tar_bytes), mode="r:") as archive:
+        member = archive.extractfile("manifest.json")
+        if member is None:
+            raise ImageLoadError("manifest.json is not a regular file")
+        manifest = json.load(member)
+    config_name: str = manifest[0]["Config"]
+    return "sha256:" + config_name.removesuffix(".json")
+
+
+def load_image(api: docker.APIClient, tar_bytes: bytes) -> str:
+    """Load a tarball built here into the engine and return the full image id (`sha256:...`)."""
+    import docker.errors
+
+    image_id = image_id_of(tar_bytes)
+    for message in api.load_image(tar_bytes, quiet=True):
+        if "error" in message or "errorDetail" in message:
+            raise ImageLoadError(f"loading {image_id}: {message.get('error', message)}")
+    try:
+        found: str = api.inspect_image(image_id)["Id"]
+    except docker.errors.ImageNotFound as exc:
+        raise ImageLoadError(f"{image_id} is missing after a successful load") from exc
+    return found
+
+
+def _image_tar(
+    tags: Sequence[str],
+    entries: Iterable[_Entry],
+    *,
+    labels: Mapping[str, str] | None,
+    created: datetime | None,
+    cmd: Sequence[str] | None,
+) -> bytes:
+    """Assemble manifest, config and layer into one `docker save` tarball."""
+    when = created or DEFAULT_CREATED
+    mtime = int(when.timestamp())
+    layer = _layer_tar(entries, mtime)
+    layer_hex = hashlib.sha256(layer).hexdigest()
+    config = _config_json(layer_hex, when, labels, cmd)
+    config_hex = hashlib.sha256(config).hexdigest()
+    manifest = [
+        {
+            "Config": f"{config_hex}.json",
+            "RepoTags": [_normalize_tag(tag) for tag in tags] or None,
+            "Layers": [f"{layer_hex}/layer.tar"],
+        }
+    ]
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:") as archive:
+        _add(archive, _Entry("manifest.json", json.dumps(manifest).encode()), mtime)
+        _add(archive, _Entry(f"{config_hex}.json", config), mtime)
+        _add(archive, _Entry(layer_hex, mode=0o755, kind=tarfile.DIRTYPE), mtime)
+        _add(archive, _Entry(f"{layer_hex}/layer.tar", layer), mtime)
+    return out.getvalue()
+
+
+def _config_json(
+    layer_hex: str,
+    created: datetime,
+    labels: Mapping[str, str] | None,
+    cmd: Sequence[str] | None,
+) -> bytes:
+    """The image config; its sha256 is the image id."""
+    stamp = created.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    config: dict[str, Any] = {
+        "architecture": _ARCHES.get(platform.machine(), platform.machine()),
+        "os": "linux",
+        "created": stamp,
+        "config": {
+            "Env": ["PATH=/bin"],
+            "Cmd": list(cmd) if cmd is not None else None,
+            "Labels": dict(labels) if labels else None,
+        },
+        "rootfs": {"type": "layers", "diff_ids": [f"sha256:{layer_hex}"]},
+        "history": [{"created": stamp, "created_by": "nodegc.testing.images"}],
+    }
+    return json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _layer_tar(entries: Iterable[_Entry], mtime: int) -> bytes:
+    """A deterministic layer tarball; parent directories missing from `entries` are added."""
+    by_name = {entry.name: entry for entry in entries}
+    for name in list(by_name):
+        parent = os.path.dirname(name)
+        while parent and parent not in by_name:
+            by_name[parent] = _Entry(parent, mode=0o755, kind=tarfile.DIRTYPE)
+            parent = os.path.dirname(parent)
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:") as archive:
+        for name in sorted(by_name):
+            _add(archive, by_name[name], mtime)
+    return out.getvalue()
+
+
+def _add(archive: tarfile.TarFile, entry: _Entry, mtime: int) -> None:
+    """Append one entry owned by root with a fixed mtime."""
+    info = tarfile.TarInfo(entry.name)
+    info.type = entry.kind
+    info.mode = entry.mode
+    info.mtime = mtime
+    info.linkname = entry.linkname
+    if entry.kind == tarfile.REGTYPE:
+        info.size = len(entry.data)
+        archive.addfile(info, io.BytesIO(entry.data))
+    else:
+        archive.addfile(info)
+
+
+def _normalize_tag(tag: str) -> str:
+    """`name` -> `name:latest`; Docker only loads tagged references."""
+    return tag if ":" in tag.rsplit("/", 1)[-1] else f"{tag}:latest"
+
+
+def _random_bytes(n: int, rng: random.Random | None) -> bytes:
+    """Incompressible bytes: from `rng` when reproducibility is wanted, else from the OS."""
+    return rng.randbytes(n) if rng is not None else os.urandom(n)
+
+
+@functools.cache
+def _busybox_bytes() -> bytes:
+    """The host's busybox, which must be static (Debian's busybox-static) to run FROM scratch."""
+    try:
+        data = BUSYBOX_PATH.read_bytes()
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"{BUSYBOX_PATH} missing: apt-get install busybox-static") from exc
+    if not _is_static_elf(data):
+        raise RuntimeError(f"{BUSYBOX_PATH} is dynamically linked: apt-get install busybox-static")
+    return data
+
+
+def _is_static_elf(data: bytes) -> bool:
+    """True for an ELF executable with no program interpreter (PT_INTERP)."""
+    if data[:4] != b"\x7fELF":
+        return False
+    order = "<" if data[5] == 1 else ">"
+    if data[4] == 2:  # ELFCLASS64
+        (phoff,) = struct.unpack_from(order + "Q", data, 0x20)
+        phentsize, phnum = struct.unpack_from(order + "HH", data, 0x36)
+    else:
+        (phoff,) = struct.unpack_from(order + "I", data, 0x1C)
+        phentsize, phnum = struct.unpack_from(order + "HH", data, 0x2A)
+    types = (struct.unpack_from(order + "I", data, phoff + i * phentsize)[0] for i in range(phnum))
+    return _PT_INTERP not in types
