@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from nodegc import __version__
-from nodegc.config import ConfigError, Settings, load_settings, to_toml
+from nodegc.config import ConfigError, Settings, example_toml, load_settings, to_toml
 from nodegc.durations import parse_duration
 
 EXIT_OK = 0
@@ -141,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("config", parents=[shared], help="print the effective configuration")
     p.add_argument("--check", action="store_true", help="only validate it")
+    p.add_argument(
+        "--example", action="store_true", help="print every setting with its default, commented"
+    )
     return parser
 
 
@@ -178,7 +181,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     logs.setup(settings.log.format, settings.log.level)
     if args.command == "config":
-        if args.check:
+        if args.example:
+            print(example_toml(), end="")
+        elif args.check:
             print("configuration is valid")
         else:
             print(to_toml(settings), end="")

@@ -378,6 +378,30 @@ def to_toml(settings: Settings) -> str:
     return "\n".join(out)
 
 
+def example_toml() -> str:
+    """Every setting with its default and what it means: the text of config.example.toml."""
+    defaults = Settings.model_validate({}).model_dump(mode="json")
+    defaults["runtime"]["endpoint"] = "unix:///var/run/docker.sock"
+    out = [
+        "# nodegc configuration: every setting, with its default.",
+        "# Precedence: command-line flags > NODEGC_<SECTION>__<KEY> environment > this file >",
+        "# defaults. Durations are Go/kubelet strings: \"90s\", \"2m\", \"1h30m\", \"0s\".",
+        "# Unknown keys are errors. Default path: /etc/nodegc/config.toml (or --config FILE).",
+        "",
+    ]
+    for section, field in Settings.model_fields.items():
+        model = field.annotation
+        assert model is not None and issubclass(model, BaseModel)
+        out.append(f"# {(model.__doc__ or '').strip()}")
+        out.append(f"[{section}]")
+        for key, sub in model.model_fields.items():
+            if sub.description:
+                out.append(f"# {sub.description}")
+            out.append(f"{key} = {_toml_value(defaults[section][key])}")
+        out.append("")
+    return "\n".join(out)
+
+
 def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"

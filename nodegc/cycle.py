@@ -229,7 +229,12 @@ class Collector:
         if isinstance(decision, ContainerDecision):
             c = decision.container
             kind, obj_id, name, size = "container", c.id, c.name, 0
-            fields = {"container": c.id, "name": c.name, "pod": c.pod, "unit": decision.evict_unit}
+            fields = {
+                "container": c.id,
+                "container_name": c.name,
+                "pod": c.pod,
+                "unit": decision.evict_unit,
+            }
 
             def remove() -> None:
                 self.runtime.remove_container(c)

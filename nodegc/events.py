@@ -99,7 +99,7 @@ class EventWatcher:
                             "kind": event.kind,
                             "action": event.action,
                             "object": short_id(event.object_id),
-                            "name": event.name,
+                            "object_name": event.name,
                             "image": event.image_id,
                         },
                     )

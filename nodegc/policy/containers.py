@@ -46,8 +46,9 @@ def stopped_at(container: Container) -> datetime:
 
 
 def _newest_first(containers: Iterable[Container]) -> list[Container]:
-    # The kubelet orders by creation time; the id breaks ties so the order is total.
-    return sorted(containers, key=lambda c: (c.created, c.id), reverse=True)
+    # The kubelet orders by creation time. Docker lists it to the second, so the time it stopped
+    # breaks ties (a pod's restarts follow one another), then the id, so the order is total.
+    return sorted(containers, key=lambda c: (c.created, stopped_at(c), c.id), reverse=True)
 
 
 def plan_containers(

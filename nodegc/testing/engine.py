@@ -39,7 +39,7 @@ from typing import Any, Self
 
 import docker
 
-from nodegc.testing.images import load_image
+from nodegc.testing.images import load_image, load_images
 
 __all__ = ["DEFAULT_SIZE_MB", "EngineError", "IsolatedEngine", "main", "missing_requirements"]
 
@@ -167,6 +167,10 @@ class IsolatedEngine:
         return self._res.log_path
 
     @property
+    def exec_root(self) -> Path:
+        return self._res.exec_root
+
+    @property
     def image_path(self) -> Path:
         """The sparse file behind the loop device."""
         return self._res.image
@@ -187,11 +191,8 @@ class IsolatedEngine:
     # -- lifecycle ----------------------------------------------------------------------------
 
     def __enter__(self) -> Self:
-        try:
+        with _closing_on_error(self):
             self.start()
-        except BaseException:
-            self.close()
-            raise
         return self
 
     def __exit__(
@@ -276,6 +277,14 @@ class IsolatedEngine:
     def load(self, tar_bytes: bytes) -> str:
         """Load a tarball from `nodegc.testing.images`; returns the image id."""
         return load_image(self._api(), tar_bytes)
+
+    def load_many(self, tars: Iterable[bytes]) -> list[str]:
+        """Load many tarballs in one request (faster); returns the image ids in order."""
+        return load_images(self._api(), tars)
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The last lines of the dockerd log, for failure reports."""
+        return _log_tail(self._res.log_path, lines)
 
     def run_container(
         self,
@@ -492,7 +501,21 @@ def _stop_daemon(res: _Resources, timeout: float, *, hurry: bool = False) -> lis
             res.process.wait(timeout=KILL_TIMEOUT)  # reap our child
     res.process = None
     res.pid = None
-    return _kill_leftovers(res)
+    problems = _kill_leftovers(res)
+    if not problems:
+        _remove_stale_pidfiles(res)
+    return problems
+
+
+def _remove_stale_pidfiles(res: _Resources) -> None:
+    """Remove dockerd's and containerd's pidfiles once both are dead.
+
+    Killed processes can linger as zombies (this machine's pid 1 reaps slowly) and dockerd
+    takes a zombie in a pidfile for a live process: a restart would then refuse to start, or
+    wait 15 s for a containerd that is not there.
+    """
+    for pidfile in (res.pidfile, res.exec_root / "containerd" / "containerd.pid"):
+        pidfile.unlink(missing_ok=True)
 
 
 def _wait_daemon_exit(
@@ -872,10 +895,14 @@ def _cli_stop(state_file: Path) -> int:
 
 @contextlib.contextmanager
 def _closing_on_error(engine: IsolatedEngine) -> Iterator[None]:
+    """Close `engine` if the block fails, keeping the block's exception as the one raised."""
     try:
         yield
-    except BaseException:
-        engine.close()
+    except BaseException as exc:
+        try:
+            engine.close()
+        except EngineError as cleanup:
+            exc.add_note(f"and then: {cleanup}")
         raise
 
 
