@@ -1,0 +1,357 @@
+"""The audit record: one JSON line per removal attempt, appended to `<state>/audit.jsonl`.
+
+Each line is written with a single `os.write` on an `O_APPEND` descriptor, so lines from several
+writers (threads, or a `nodegc once` next to the daemon) never interleave and a crash leaves at
+worst one torn last line, which readers skip and count instead of failing. The file rotates by
+size (audit.jsonl -> audit.jsonl.1 -> ... -> audit.jsonl.N) and every file is created 0600.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import logging
+import os
+import socket
+import sys
+import threading
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from nodegc.cli import EXIT_OK, EXIT_USAGE
+from nodegc.config import Settings
+from nodegc.cycle import Clock, utcnow
+from nodegc.durations import format_duration, humanize_age
+from nodegc.model import RemovalResult, short_id
+from nodegc.render import human_bytes, iso, table
+
+log = logging.getLogger(__name__)
+
+AUDIT_FILE = "audit.jsonl"
+DEFAULT_MAX_BYTES = 10 * 1024 * 1024
+DEFAULT_BACKUPS = 3
+# An engine's error text can be long; the audit keeps enough of it to say what went wrong.
+MAX_DETAIL_CHARS = 2000
+
+HEADERS = ["TIME", "AGO", "KIND", "OUTCOME", "REASON", "ID", "NAME", "SIZE", "DETAIL"]
+
+
+def audit_path(settings: Settings) -> Path:
+    """Where the daemon and `nodegc once` write the audit record."""
+    return Path(settings.state.directory) / AUDIT_FILE
+
+
+class AuditLog:
+    """Appends removal attempts to `path` as JSON lines; thread-safe; usable as a listener.
+
+    Writing never raises: a failed write (disk full, read-only state) is logged once per
+    distinct error and counted in `write_errors`, so the collector's cycle goes on.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        backups: int = DEFAULT_BACKUPS,
+        clock: Clock = utcnow,
+        *,
+        node: str | None = None,
+    ) -> None:
+        if max_bytes <= 0:
+            raise ValueError(f"audit max_bytes = {max_bytes}: must be above 0")
+        if backups < 0:
+            raise ValueError(f"audit backups = {backups}: must not be negative")
+        self.path = Path(path)
+        self.max_bytes = max_bytes
+        self.backups = backups
+        self.clock = clock
+        self.node = socket.gethostname() if node is None else node
+        self.write_errors = 0
+        self.last_error: str | None = None
+        self.skipped_lines = 0  # torn or garbage lines met by the last `read`
+        self._lock = threading.Lock()
+        self._fd: int | None = None
+        self._needs_newline = False
+
+    # -- writing ----------------------------------------------------------------------------
+    def record(self, result: RemovalResult) -> None:
+        """Append one line for `result`."""
+        data = encode(result, self.clock(), self.node)
+        with self._lock:
+            try:
+                self._write(data)
+            except OSError as exc:
+                self.write_errors += 1
+                message = f"{exc.strerror or exc}"
+                if message != self.last_error:
+                    log.warning(
+                        "audit record not written",
+                        extra={"path": str(self.path), "error": message},
+                    )
+                self.last_error = message
+            else:
+                self.last_error = None
+
+    __call__ = record
+
+    def close(self) -> None:
+        """Close the file; a later `record` opens it again."""
+        with self._lock:
+            self._close()
+
+    def __enter__(self) -> AuditLog:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _write(self, data: bytes) -> None:
+        fd = self._current()
+        if self._should_rotate(fd, len(data)):
+            fd = self._rotate(fd, len(data))
+        if self._needs_newline:
+            data = b"\n" + data
+        written = os.write(fd, data)  # the one write: a whole line or (disk full) a fragment
+        self._needs_newline = False
+        if written != len(data):
+            # Terminate the fragment so only this line is lost, not the next one too.
+            try:
+                os.write(fd, b"\n")
+            except OSError:
+                self._needs_newline = True
+            raise OSError(errno.ENOSPC, f"short write: {written} of {len(data)} bytes")
+
+    def _current(self) -> int:
+        """The open descriptor of `path`, reopened when the file was rotated or removed."""
+        if self._fd is not None:
+            if _same_file(self._fd, self.path):
+                return self._fd
+            self._close()
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+        fd = os.open(self.path, flags, 0o600)
+        size = os.fstat(fd).st_size
+        # A previous writer died mid-line (or the disk filled): start on a fresh line.
+        self._needs_newline = size > 0 and os.pread(fd, 1, size - 1) != b"\n"
+        self._fd = fd
+        return fd
+
+    def _should_rotate(self, fd: int, incoming: int) -> bool:
+        size = os.fstat(fd).st_size
+        return size > 0 and size + incoming > self.max_bytes
+
+    def _rotate(self, fd: int, incoming: int) -> int:
+        """Shift the backups and start a new file. An exclusive lock on the full file, and the
+        check that `path` still names it, keep two writers from rotating the same file twice."""
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            if _same_file(fd, self.path) and self._should_rotate(fd, incoming):
+                for n in range(self.backups - 1, 0, -1):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.replace(_backup(self.path, n), _backup(self.path, n + 1))
+                if self.backups:
+                    os.replace(self.path, _backup(self.path, 1))
+                else:
+                    os.unlink(self.path)
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        self._close()
+        return self._current()
+
+    def _close(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
+
+    # -- reading ----------------------------------------------------------------------------
+    def read(self, since: datetime | None = None) -> list[dict[str, Any]]:
+        """Entries of every file, oldest first; torn or garbage lines are skipped and counted
+        in `skipped_lines`. Raises OSError when a file exists but cannot be read."""
+        with self._lock:
+            entries, self.skipped_lines = read_audit(self.path, since)
+        return entries
+
+
+def encode(result: RemovalResult, when: datetime, node: str) -> bytes:
+    """One audit line (ASCII JSON, newline-terminated) for `result`."""
+    entry = {
+        "time": iso(when),
+        "kind": result.kind,
+        "id": result.id,
+        "name": result.name,
+        "size_bytes": result.size_bytes,
+        "reason": str(result.reason),
+        "outcome": str(result.outcome),
+        "detail": result.detail[:MAX_DETAIL_CHARS],
+        "node": node,
+    }
+    return (json.dumps(entry, ensure_ascii=True, separators=(",", ":")) + "\n").encode("ascii")
+
+
+def _backup(path: Path, n: int) -> Path:
+    return path.with_name(f"{path.name}.{n}")
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    fst = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (fst.st_dev, fst.st_ino)
+
+
+def audit_files(path: Path) -> list[Path]:
+    """The rotated files oldest first (highest number first), then `path` itself."""
+    numbered: list[tuple[int, Path]] = []
+    for candidate in path.parent.glob(f"{path.name}.*"):
+        suffix = candidate.name[len(path.name) + 1 :]
+        if suffix.isdigit():
+            numbered.append((int(suffix), candidate))
+    return [p for _, p in sorted(numbered, reverse=True)] + [path]
+
+
+def parse_entry(raw: bytes) -> tuple[dict[str, Any], datetime] | None:
+    """A line's entry and its time; None for a line that is not a timed JSON object."""
+    try:
+        entry = json.loads(raw)
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError
+        return None
+    if not isinstance(entry, dict) or not isinstance(entry.get("time"), str):
+        return None
+    try:
+        when = datetime.fromisoformat(entry["time"])
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        return None
+    return entry, when
+
+
+def read_audit(path: Path, since: datetime | None = None) -> tuple[list[dict[str, Any]], int]:
+    """(entries oldest first, number of skipped torn or garbage lines).
+
+    `since` (aware) keeps entries at or after it. A missing file is empty; any other OSError
+    (permission denied, ...) propagates.
+    """
+    entries: list[dict[str, Any]] = []
+    skipped = 0
+    for file in audit_files(path):
+        try:
+            data = file.read_bytes()
+        except FileNotFoundError:
+            continue
+        lines = data.split(b"\n")
+        if lines.pop():  # text after the last newline: a torn (or in-flight) line
+            skipped += 1
+        for raw in lines:
+            if not raw.strip():
+                continue
+            parsed = parse_entry(raw)
+            if parsed is None:
+                skipped += 1
+                continue
+            entry, when = parsed
+            if since is None or when >= since:
+                entries.append(entry)
+    return entries, skipped
+
+
+# -- for people ---------------------------------------------------------------------------------
+def _int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _cell(value: Any, limit: int = 80) -> str:
+    text = " ".join(str(value if value is not None else "").split()) or "-"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def render_table(entries: Iterable[Mapping[str, Any]], now: datetime) -> str:
+    """Entries as a table (time, ago, kind, outcome, reason, short id, name, size, detail) with a
+    one-line summary; "No removals recorded." when there are none."""
+    rows = []
+    removed = skipped = failed = freed = 0
+    for e in entries:
+        parsed = datetime.fromisoformat(str(e.get("time")))
+        size = _int(e.get("size_bytes"))
+        outcome = str(e.get("outcome", ""))
+        if outcome == "removed":
+            removed += 1
+            if e.get("kind") == "image":
+                freed += size
+        elif outcome == "skipped":
+            skipped += 1
+        elif outcome == "failed":
+            failed += 1
+        rows.append(
+            [
+                iso(parsed.replace(microsecond=0)) or "-",
+                f"{humanize_age(now - parsed)} ago",
+                _cell(e.get("kind")),
+                _cell(outcome),
+                _cell(e.get("reason")),
+                short_id(str(e.get("id", ""))) or "-",
+                _cell(e.get("name"), 60),
+                human_bytes(size) if size else "-",
+                _cell(e.get("detail")),
+            ]
+        )
+    if not rows:
+        return "No removals recorded."
+    summary = (
+        f"{len(rows)} attempt{'s' * (len(rows) != 1)}: {removed} removed "
+        f"({human_bytes(freed)} of images), {skipped} skipped, {failed} failed"
+    )
+    return table(HEADERS, rows) + "\n" + summary
+
+
+def history_command(
+    settings: Settings, since: timedelta | None, output: str, *, clock: Clock = utcnow
+) -> int:
+    """`nodegc history`: print the audit record (a table, or a JSON array with `output="json"`).
+
+    Returns 0; a missing audit file is an empty history. An unreadable one is one line on
+    stderr and 2.
+    """
+    if output not in ("table", "json"):
+        print(f"nodegc: output {output!r}: must be table or json", file=sys.stderr)
+        return EXIT_USAGE
+    path = audit_path(settings)
+    now = clock()
+    cutoff = now - since if since is not None else None
+    try:
+        entries, skipped = read_audit(path, cutoff)
+    except OSError as exc:
+        print(
+            f"nodegc: cannot read the audit record {path}: {exc.strerror or exc}", file=sys.stderr
+        )
+        return EXIT_USAGE
+    if skipped:
+        print(
+            f"nodegc: skipped {skipped} torn or unreadable line{'s' * (skipped != 1)} in {path}*",
+            file=sys.stderr,
+        )
+    if output == "json":
+        json.dump(entries, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    elif entries:
+        print(render_table(entries, now))
+    else:
+        window = f" in the last {format_duration(since)}" if since is not None else ""
+        print(f"No removals recorded{window} ({path}).")
+    return EXIT_OK

@@ -1,0 +1,219 @@
+"""Prometheus metrics of the daemon, on an injected registry (never the process-global one).
+
+The metric names and labels are a contract (dashboards and alerts use them). Every label child
+whose values are known in advance is created at construction, so a series exists (at 0) from the
+first scrape and `rate()` / `absent()` behave from the start.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from datetime import datetime
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from nodegc import __version__
+from nodegc.model import FilesystemStats, Outcome, Reason, RemovalResult, Snapshot
+
+log = logging.getLogger(__name__)
+
+KINDS = ("image", "container")
+RESULTS = ("success", "failure")
+# The reasons each kind is removed for (the policy's REMOVE reasons): pre-created children.
+REMOVAL_REASONS: dict[str, tuple[Reason, ...]] = {
+    "image": (Reason.SPACE, Reason.AGE),
+    "container": (Reason.AGE, Reason.PER_UNIT_CAP, Reason.GLOBAL_CAP),
+}
+# A cycle lists, plans and removes: from tens of milliseconds to minutes on a busy engine.
+CYCLE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+
+
+class Metrics:
+    """Every nodegc metric, registered on `registry` (a new, private registry by default).
+
+    `record_removal` has the Collector listener signature: pass `metrics.record_removal` in the
+    collector's `listeners` and removal counters move where the removal happens.
+    """
+
+    def __init__(self, registry: CollectorRegistry | None = None, node: str = "") -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.node = node
+        r = self.registry
+
+        self.cycle_duration = Histogram(
+            "nodegc_cycle_duration_seconds",
+            "Wall time of one garbage-collection cycle, by kind (image or container).",
+            ["kind"],
+            buckets=CYCLE_BUCKETS,
+            registry=r,
+        )
+        self.cycles = Counter(
+            "nodegc_cycles_total",
+            "Garbage-collection cycles run, by kind and result (success or failure).",
+            ["kind", "result"],
+            registry=r,
+        )
+        self.last_success = Gauge(
+            "nodegc_last_success_timestamp_seconds",
+            "Unix time of the end of the last successful cycle, by kind (0: none yet).",
+            ["kind"],
+            registry=r,
+        )
+        self.removed = Counter(
+            "nodegc_removed_total",
+            "Objects removed, by kind and the policy's reason.",
+            ["kind", "reason"],
+            registry=r,
+        )
+        self.removal_failures = Counter(
+            "nodegc_removal_failures_total",
+            "Removals the runtime failed (an error other than in-use or already-gone), by kind.",
+            ["kind"],
+            registry=r,
+        )
+        self.removal_skips = Counter(
+            "nodegc_removal_skips_total",
+            "Planned removals skipped because the object was in use again or already gone.",
+            ["kind"],
+            registry=r,
+        )
+        self.bytes_freed = Counter(
+            "nodegc_bytes_freed_total",
+            "Bytes of images removed (the runtime's image sizes; shared layers count per image).",
+            registry=r,
+        )
+        self.fs_capacity = Gauge(
+            "nodegc_filesystem_capacity_bytes",
+            "Capacity of the image filesystem.",
+            registry=r,
+        )
+        self.fs_available = Gauge(
+            "nodegc_filesystem_available_bytes",
+            "Bytes of the image filesystem available to unprivileged users.",
+            registry=r,
+        )
+        self.fs_usage_ratio = Gauge(
+            "nodegc_filesystem_usage_ratio",
+            "Used fraction of the image filesystem, (capacity - available) / capacity, 0..1.",
+            registry=r,
+        )
+        self.fs_inodes_total = Gauge(
+            "nodegc_filesystem_inodes_total",
+            "Inodes of the image filesystem.",
+            registry=r,
+        )
+        self.fs_inodes_free = Gauge(
+            "nodegc_filesystem_inodes_free",
+            "Free inodes of the image filesystem (available to unprivileged users).",
+            registry=r,
+        )
+        self.images = Gauge("nodegc_images", "Images on the node at the last look.", registry=r)
+        self.image_bytes = Gauge(
+            "nodegc_image_bytes",
+            "Sum of the images' sizes at the last look (shared layers count once per image).",
+            registry=r,
+        )
+        self.containers = Gauge(
+            "nodegc_containers", "Containers in any state at the last look.", registry=r
+        )
+        self.dead_containers = Gauge(
+            "nodegc_dead_containers",
+            "Containers container GC may collect (created, exited or dead) at the last look.",
+            registry=r,
+        )
+        self.runtime_up_gauge = Gauge(
+            "nodegc_runtime_up",
+            "1 when the last request to the container runtime succeeded, else 0.",
+            registry=r,
+        )
+        self.disk_pressure = Gauge(
+            "nodegc_disk_pressure",
+            "1 when image filesystem usage is at or above the image GC high threshold (below 100).",
+            registry=r,
+        )
+        self.info = Gauge(
+            "nodegc_info",
+            "Always 1; labels name the nodegc version, the node and the runtime.",
+            ["version", "node", "runtime"],
+            registry=r,
+        )
+
+        for kind in KINDS:
+            self.cycle_duration.labels(kind=kind)
+            self.last_success.labels(kind=kind)
+            self.removal_failures.labels(kind=kind)
+            self.removal_skips.labels(kind=kind)
+            for result in RESULTS:
+                self.cycles.labels(kind=kind, result=result)
+            for reason in REMOVAL_REASONS[kind]:
+                self.removed.labels(kind=kind, reason=str(reason))
+        self.set_info("")
+
+    # -- cycles -----------------------------------------------------------------------------
+    def cycle_finished(
+        self, kind: str, seconds: float, succeeded: bool, at_timestamp: float | datetime
+    ) -> None:
+        """Count one finished cycle of `kind` and observe its duration.
+
+        `at_timestamp` (Unix seconds or an aware datetime) becomes the last-success time when the
+        cycle succeeded. Raises ValueError for a kind other than "image" or "container".
+        """
+        if kind not in KINDS:
+            raise ValueError(f"cycle kind {kind!r}: must be one of {', '.join(KINDS)}")
+        self.cycle_duration.labels(kind=kind).observe(max(0.0, seconds))
+        self.cycles.labels(kind=kind, result="success" if succeeded else "failure").inc()
+        if succeeded:
+            when = at_timestamp.timestamp() if isinstance(at_timestamp, datetime) else at_timestamp
+            self.last_success.labels(kind=kind).set(when)
+
+    # -- removals ---------------------------------------------------------------------------
+    def record_removal(self, result: RemovalResult) -> None:
+        """Count one removal attempt by its outcome (a Collector listener; never raises)."""
+        kind = result.kind
+        if result.outcome is Outcome.REMOVED:
+            self.removed.labels(kind=kind, reason=str(result.reason)).inc()
+            if kind == "image" and result.size_bytes > 0:
+                self.bytes_freed.inc(result.size_bytes)
+        elif result.outcome is Outcome.FAILED:
+            self.removal_failures.labels(kind=kind).inc()
+        elif result.outcome is Outcome.SKIPPED:
+            self.removal_skips.labels(kind=kind).inc()
+        else:  # pragma: no cover - a new Outcome member must be mapped here
+            log.warning("removal outcome not counted", extra={"outcome": str(result.outcome)})
+
+    # -- observations -----------------------------------------------------------------------
+    def observe_filesystem(self, fs: FilesystemStats, high_threshold_percent: int) -> None:
+        """Set the filesystem gauges, and disk pressure as the kubelet's usage >= high threshold.
+
+        A high threshold of 100 turns image GC by disk usage off, and with it disk pressure (as the
+        DiskPressure condition). A filesystem reporting no capacity sets the usage ratio to NaN
+        and leaves disk pressure as it was: nothing can be said about it.
+        """
+        self.fs_capacity.set(fs.capacity_bytes)
+        self.fs_available.set(fs.available_bytes)
+        self.fs_inodes_total.set(fs.inodes_total)
+        self.fs_inodes_free.set(fs.inodes_free)
+        if fs.capacity_bytes <= 0:
+            self.fs_usage_ratio.set(math.nan)
+            return
+        ratio = fs.used_bytes / fs.capacity_bytes
+        self.fs_usage_ratio.set(min(1.0, max(0.0, ratio)))
+        pressure = high_threshold_percent < 100 and fs.usage_percent >= high_threshold_percent
+        self.disk_pressure.set(1 if pressure else 0)
+
+    def observe_snapshot(self, snapshot: Snapshot) -> None:
+        """Set the image and container counts from one complete snapshot."""
+        self.images.set(len(snapshot.images))
+        self.image_bytes.set(sum(i.size_bytes for i in snapshot.images))
+        self.containers.set(len(snapshot.containers))
+        self.dead_containers.set(sum(1 for c in snapshot.containers if c.state.is_dead))
+
+    def runtime_up(self, up: bool) -> None:
+        """Record whether the last request to the runtime succeeded."""
+        self.runtime_up_gauge.set(1 if up else 0)
+
+    def set_info(self, runtime: str) -> None:
+        """Replace the info series: nodegc_info{version, node, runtime} 1."""
+        self.info.clear()
+        self.info.labels(version=__version__, node=self.node, runtime=runtime).set(1)
