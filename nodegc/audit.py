@@ -190,6 +190,8 @@ def encode(result: RemovalResult, when: datetime, node: str) -> bytes:
         "kind": result.kind,
         "id": result.id,
         "name": result.name,
+        "tags": list(result.tags),
+        "pod": result.pod,
         "size_bytes": result.size_bytes,
         "reason": str(result.reason),
         "outcome": str(result.outcome),

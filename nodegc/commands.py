@@ -106,6 +106,8 @@ def _print_json(data: Any) -> None:
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
+    import prometheus_client
+
     from nodegc.cli import overrides_from
     from nodegc.lock import AlreadyRunning
     from nodegc.loop import Daemon, ListenError, config_reloader
@@ -115,6 +117,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
             StateDir(settings.state.directory).ensure()
         except StateError as exc:
             raise CommandFailed(EXIT_USAGE, f"{exc} (history would be lost)") from None
+        # One process, one registry: the *_created series add nothing an operator reads.
+        prometheus_client.disable_created_metrics()
         daemon = Daemon(settings, config_reloader(args.config, overrides_from(args)))
         try:
             return daemon.run()

@@ -385,7 +385,7 @@ def example_toml() -> str:
     out = [
         "# nodegc configuration: every setting, with its default.",
         "# Precedence: command-line flags > NODEGC_<SECTION>__<KEY> environment > this file >",
-        "# defaults. Durations are Go/kubelet strings: \"90s\", \"2m\", \"1h30m\", \"0s\".",
+        '# defaults. Durations are Go/kubelet strings: "90s", "2m", "1h30m", "0s".',
         "# Unknown keys are errors. Default path: /etc/nodegc/config.toml (or --config FILE).",
         "",
     ]

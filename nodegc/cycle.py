@@ -222,7 +222,12 @@ class Collector:
             results = list(pool.map(self._remove_one, decisions))
         for result in results:
             for listener in self.listeners:
-                listener(result)
+                try:
+                    listener(result)
+                except Exception:  # a report must not undo a removal that happened
+                    log.exception(
+                        "removal listener failed", extra={"object": result.id, "kind": result.kind}
+                    )
         return results
 
     def _remove_one(self, decision: ContainerDecision | ImageDecision) -> RemovalResult:
@@ -271,6 +276,8 @@ class Collector:
             outcome=outcome,
             detail=detail,
             size_bytes=size if outcome is Outcome.REMOVED else 0,
+            tags=decision.image.tags if isinstance(decision, ImageDecision) else (),
+            pod=decision.container.pod if isinstance(decision, ContainerDecision) else None,
         )
         level = {
             Outcome.REMOVED: logging.INFO,

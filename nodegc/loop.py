@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -27,7 +28,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import CollectorRegistry
 
 from nodegc import __version__
-from nodegc.audit import AuditLog
+from nodegc.audit import AuditLog, audit_path
 from nodegc.config import ConfigError, Settings
 from nodegc.cycle import Collector, CycleReport
 from nodegc.events import EventBatch, EventWatcher
@@ -77,13 +78,14 @@ class Daemon:
         self.state = StateDir(settings.state.directory)
         self.lock = StateLock(settings.state.directory)
         self.registry = registry or CollectorRegistry()
-        self.metrics = Metrics(self.registry, node=os.environ.get("NODE_NAME", ""))
-        self.board = StatusBoard()
+        node = os.environ.get("NODE_NAME") or socket.gethostname()
+        self.metrics = Metrics(self.registry, node=node)
+        self.board = StatusBoard(node=node)
         self.notifier = SystemdNotifier()
         factory = runtime_factory or _connect
         self.runtime = factory(settings, self.state)
         self.event_runtime = factory(settings, self.state)
-        self.audit = AuditLog(self.state.path / "audit.jsonl")
+        self.audit = AuditLog(audit_path(settings), node=node)
         self.collector: Collector | None = None
         self.batch = EventBatch()
         self.watcher: EventWatcher | None = None
@@ -127,8 +129,9 @@ class Daemon:
                 self.server.start()
             except OSError as exc:
                 raise ListenError(
-                    f"metrics.address = {self.settings.metrics.address}: cannot listen ({exc}); "
-                    "choose a free host:port or set metrics.enabled = false"
+                    f"metrics.address = {self.settings.metrics.address}: cannot listen "
+                    f"({exc.strerror or exc}); choose a free host:port or set "
+                    "metrics.enabled = false"
                 ) from None
             log.info("serving metrics and health", extra={"address": self.settings.metrics.address})
         self.watcher = EventWatcher(

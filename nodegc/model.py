@@ -247,6 +247,8 @@ class RemovalResult:
     outcome: Outcome
     detail: str = ""
     size_bytes: int = 0
+    tags: tuple[str, ...] = ()  # an image's tags, for the audit record
+    pod: str | None = None  # a container's pod (namespace/name), for the audit record
 
 
 @dataclass(frozen=True, slots=True)

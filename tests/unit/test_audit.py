@@ -78,6 +78,8 @@ def test_record_appends_one_json_line_with_every_key(log: AuditLog, path: Path) 
             "kind": "image",
             "id": result(1).id,
             "name": "example.com/app:v1",
+            "tags": [],
+            "pod": None,
             "size_bytes": 2048,
             "reason": "space",
             "outcome": "removed",
