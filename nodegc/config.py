@@ -6,6 +6,7 @@ high, maximum age above minimum age) are checked here, once, before anything tal
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from datetime import timedelta
@@ -58,20 +59,30 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
-def _default_endpoint() -> str:
+def _default_endpoint(runtime_type: str = "docker") -> str:
+    if runtime_type == "cri":
+        return "unix:///run/containerd/containerd.sock"
     return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
 
 
 class RuntimeSettings(_Section):
     """[runtime]: which engine, where, and how patiently."""
 
-    type: Literal["docker"] = Field(
-        "docker", description='The runtime adapter: "docker" (the Docker Engine API).'
+    type: Literal["docker", "cri"] = Field(
+        "docker",
+        description='The runtime adapter: "docker" (the Docker Engine API) or "cri" (a '
+        "Kubernetes CRI v1 runtime over gRPC: containerd, CRI-O).",
     )
     endpoint: str = Field(
-        default_factory=_default_endpoint,
-        description="Engine address: unix:///path or tcp://host:port. Default: DOCKER_HOST, "
-        "else unix:///var/run/docker.sock.",
+        "",
+        description="Engine address: unix:///path or tcp://host:port. Default for docker: "
+        "DOCKER_HOST, else unix:///var/run/docker.sock; for cri: "
+        "unix:///run/containerd/containerd.sock (CRI-O: unix:///var/run/crio/crio.sock).",
+    )
+    sandbox_image: str = Field(
+        "",
+        description="cri: the runtime's sandbox (pause) image, never removed. Empty: ask the "
+        "runtime (containerd says; others may pin it themselves).",
     )
     timeout: Duration = Field(
         timedelta(seconds=30), description="Time limit of one engine request."
@@ -82,6 +93,8 @@ class RuntimeSettings(_Section):
 
     @model_validator(mode="after")
     def _check(self) -> RuntimeSettings:
+        if not self.endpoint:
+            self.endpoint = _default_endpoint(self.type)
         if self.timeout <= timedelta(0):
             raise ValueError(f"runtime.timeout = {format_duration(self.timeout)}: must be above 0s")
         if not self.endpoint.startswith(("unix://", "tcp://", "http://", "https://", "npipe://")):
@@ -325,6 +338,14 @@ def _build(file_data: dict[str, Any], overrides: dict[str, Any], origin: str) ->
     return Settings.model_validate(loaded.model_dump())
 
 
+_LIST_SETTINGS = {
+    f"{ENV_PREFIX}{section}{ENV_NESTED_DELIMITER}{key}".upper(): f"{section}.{key}"
+    for section, model in Settings.model_fields.items()
+    for key, sub in model.annotation.model_fields.items()  # type: ignore[union-attr]
+    if getattr(sub.annotation, "__origin__", None) is list
+}
+
+
 def _reject_unknown_env() -> None:
     """A NODEGC_ variable that names no setting is a typo: say so instead of ignoring it."""
     known = {
@@ -333,12 +354,23 @@ def _reject_unknown_env() -> None:
         for key in model.annotation.model_fields  # type: ignore[union-attr]
     }
     known |= {f"{ENV_PREFIX}{section}".upper() for section in Settings.model_fields}
-    for name in os.environ:
+    for name, value in os.environ.items():
         if name.upper().startswith(ENV_PREFIX) and name.upper() not in known:
             raise ConfigError(
                 f"environment variable {name}: names no setting; the form is "
                 f"NODEGC_<SECTION>__<KEY>, e.g. NODEGC_IMAGES__HIGH_THRESHOLD_PERCENT"
             )
+        if name.upper() in _LIST_SETTINGS:
+            setting = _LIST_SETTINGS[name.upper()]
+            try:
+                parsed = json.loads(value)
+            except ValueError:
+                parsed = None
+            if not isinstance(parsed, list):
+                raise ConfigError(
+                    f"{setting} = {value!r} (environment variable {name}): a list is written "
+                    f"as JSON there, e.g. {name}='[\"registry.k8s.io/pause:*\"]'"
+                )
 
 
 def format_validation_error(exc: ValidationError) -> str:
@@ -351,8 +383,8 @@ def format_validation_error(exc: ValidationError) -> str:
             msg = msg[len("Value error, ") :]
         if err["type"] == "extra_forbidden":
             lines.append(f"{loc}: unknown setting; check its spelling (see config.example.toml)")
-        elif err["type"] == "value_error" and "." in msg.split(" ", 1)[0]:
-            lines.append(msg)  # a cross-field rule: the message names its fields already
+        elif err["type"] == "value_error" and len(err["loc"]) <= 1:
+            lines.append(msg)  # a section's cross-field rule: the message names its fields
         elif err["type"] == "missing":
             lines.append(f"{loc}: required")
         else:

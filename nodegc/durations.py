@@ -46,21 +46,24 @@ def parse_duration(text: str) -> timedelta:
 
 
 def format_duration(value: timedelta) -> str:
-    """Format as the shortest Go-style string: 0s, 90s -> 1m30s, 2h, 1h30m, 1.5s."""
-    total = value.total_seconds()
-    if total == 0:
+    """Format as a Go-style string that parse_duration reads back exactly:
+    0s, 1m30s, 2h, 1h30m, 1.5s, 250ms, 10us (timedelta's resolution is a microsecond)."""
+    micros = (value.days * 86_400 + value.seconds) * 1_000_000 + value.microseconds
+    if micros == 0:
         return "0s"
-    sign = "-" if total < 0 else ""
-    total = abs(total)
-    hours, rest = divmod(total, 3600)
-    minutes, seconds = divmod(rest, 60)
-    out = ""
-    if hours:
-        out += f"{int(hours)}h"
-    if minutes:
-        out += f"{int(minutes)}m"
-    if seconds:
-        out += f"{seconds:g}s" if seconds != int(seconds) else f"{int(seconds)}s"
+    sign = "-" if micros < 0 else ""
+    micros = abs(micros)
+    if micros < 1_000_000:
+        return f"{sign}{micros // 1000}ms" if micros % 1000 == 0 else f"{sign}{micros}us"
+    hours, rest = divmod(micros, 3_600_000_000)
+    minutes, rest = divmod(rest, 60_000_000)
+    seconds, fraction = divmod(rest, 1_000_000)
+    out = f"{hours}h" if hours else ""
+    out += f"{minutes}m" if minutes else ""
+    if fraction:
+        out += f"{seconds}.{fraction:06d}".rstrip("0") + "s"
+    elif seconds:
+        out += f"{seconds}s"
     return sign + out
 
 

@@ -168,6 +168,11 @@ class Reason(enum.StrEnum):
     RUNNING = "running"
     KEEP_LABEL = "keep-label"
     WITHIN_CAP = "within-cap"
+    # Pod sandboxes (CRI): removed when superseded; kept when ready or the newest of their pod
+    # (they also use IN_USE, TOO_YOUNG and KEEP_LABEL).
+    SUPERSEDED = "superseded"
+    READY = "ready"
+    NEWEST_OF_POD = "newest-of-pod"
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,3 +271,22 @@ class RuntimeEvent:
 def short_id(object_id: str) -> str:
     """The 12-character id people know from `docker ps`, without the digest algorithm."""
     return object_id.split(":", 1)[-1][:12]
+
+
+@dataclass(frozen=True, slots=True)
+class Sandbox:
+    """One pod sandbox as a CRI runtime lists it: the environment a pod's containers share."""
+
+    id: str
+    name: str  # the pod's name
+    namespace: str
+    uid: str
+    attempt: int
+    ready: bool  # CRI's SANDBOX_READY: its pause process runs
+    created: datetime
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def pod(self) -> str:
+        """`namespace/name` of the pod."""
+        return f"{self.namespace}/{self.name}" if self.namespace else self.name

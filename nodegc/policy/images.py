@@ -36,17 +36,23 @@ def bytes_to_free(fs: FilesystemStats, high: int, low: int) -> int:
 
 
 def familiar_forms(reference: str) -> set[str]:
-    """A reference as the engine prints it and fully qualified ("busybox:1" and
-    "docker.io/library/busybox:1"), so a pin pattern matches whichever form its author wrote."""
-    forms = {reference}
+    """A reference in every form people write it: as given, fully qualified, and familiar
+    ("busybox:1" = "docker.io/library/busybox:1"; "docker.io/myorg/app:2" = "myorg/app:2"),
+    so a pin pattern matches whichever form its author wrote and the runtime lists."""
     first, sep, rest = reference.partition("/")
-    if not sep:
-        forms.add(f"docker.io/library/{reference}")
-    elif "." not in first and ":" not in first and first != "localhost":
-        forms.add(f"docker.io/{reference}")
-    elif first in ("docker.io", "index.docker.io") and "/" not in rest:
-        forms.add(rest)
-    return forms
+    has_domain = bool(sep) and ("." in first or ":" in first or first == "localhost")
+    if not has_domain:
+        full = f"docker.io/library/{reference}" if not sep else f"docker.io/{reference}"
+    elif first in ("docker.io", "index.docker.io", "registry-1.docker.io"):
+        full = f"docker.io/{rest}"
+    else:
+        return {reference}
+    path = full[len("docker.io/") :]
+    name = path.split("@", 1)[0].rsplit(":", 1)[0] if "@" in path or ":" in path else path
+    familiar = (
+        path[len("library/") :] if name.startswith("library/") and name.count("/") == 1 else path
+    )
+    return {reference, full, familiar}
 
 
 def is_pinned(image: Image, patterns: Sequence[str]) -> bool:
@@ -109,31 +115,36 @@ def plan_images(
         return history.images.get(image.id) or ImageRecord(first_seen=now)
 
     ordered = sorted(images, key=lambda i: lru_key(i, record_of(i)))
-    decisions: list[ImageDecision] = []
-    planned = 0
+    # Like the kubelet: old images go first (whatever the disk), then the space walk needs only
+    # what they did not already free.
+    verdicts: dict[str, tuple[Action, Reason, Sequence[str]]] = {}
     for image in ordered:
         record = record_of(image)
-        used_by: Sequence[str] = ()
         if is_pinned(image, settings.pinned):
-            action, reason = Action.KEEP, Reason.PINNED
+            verdicts[image.id] = (Action.KEEP, Reason.PINNED, ())
         elif image.id in users:
-            action, reason, used_by = Action.KEEP, Reason.IN_USE, users[image.id]
+            verdicts[image.id] = (Action.KEEP, Reason.IN_USE, users[image.id])
         elif image.id in avoid:
-            action, reason = Action.KEEP, Reason.FAILED_THIS_CYCLE
+            verdicts[image.id] = (Action.KEEP, Reason.FAILED_THIS_CYCLE, ())
         elif now - record.first_seen < settings.minimum_age:
-            action, reason = Action.KEEP, Reason.TOO_YOUNG
+            verdicts[image.id] = (Action.KEEP, Reason.TOO_YOUNG, ())
         elif history_covers_max_age and (
             now - (record.last_used or record.first_seen) > settings.maximum_age
         ):
-            action, reason = Action.REMOVE, Reason.AGE
-        elif planned < wanted:
-            action, reason = Action.REMOVE, Reason.SPACE
-        else:
-            action = Action.KEEP
-            reason = Reason.TARGET_REACHED if wanted else Reason.BELOW_THRESHOLD
-        if action is Action.REMOVE:
-            planned += image.size_bytes
-        decisions.append(ImageDecision(image, record, action, reason, tuple(used_by)))
+            verdicts[image.id] = (Action.REMOVE, Reason.AGE, ())
+    planned = sum(i.size_bytes for i in ordered if verdicts.get(i.id, (None,))[0] is Action.REMOVE)
+    decisions: list[ImageDecision] = []
+    for image in ordered:
+        verdict = verdicts.get(image.id)
+        if verdict is None:
+            if planned < wanted:
+                verdict = (Action.REMOVE, Reason.SPACE, ())
+                planned += image.size_bytes
+            else:
+                reason = Reason.TARGET_REACHED if wanted else Reason.BELOW_THRESHOLD
+                verdict = (Action.KEEP, reason, ())
+        action, reason, used_by = verdict
+        decisions.append(ImageDecision(image, record_of(image), action, reason, tuple(used_by)))
     return ImagePlan(
         high_threshold_percent=high,
         low_threshold_percent=low,

@@ -90,13 +90,22 @@ def connect(
     endpoint: str,
     timeout: timedelta,
     finish_cache: MutableMapping[str, datetime] | None = None,
+    *,
+    sandbox_image: str = "",
 ) -> Runtime:
-    """The adapter for `runtime_type`; the engine is not contacted until first used."""
+    """The adapter for `runtime_type`; the engine is not contacted until first used.
+
+    `sandbox_image` (CRI only): the runtime's pause image, when the runtime does not say.
+    """
     if runtime_type == "docker":
         from nodegc.runtime.docker import DockerRuntime
 
         return DockerRuntime(endpoint, timeout, finish_cache)
-    raise ValueError(f"runtime.type = {runtime_type!r}: unknown; supported: docker")
+    if runtime_type == "cri":
+        from nodegc.runtime.cri import CriRuntime
+
+        return CriRuntime(endpoint, timeout, finish_cache, sandbox_image=sandbox_image)
+    raise ValueError(f"runtime.type = {runtime_type!r}: unknown; supported: docker, cri")
 
 
 __all__ = [

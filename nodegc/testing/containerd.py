@@ -1,0 +1,677 @@
+"""A private, disposable containerd (with its CRI plugin) on its own small loop-mounted ext4.
+
+`IsolatedContainerd` owns everything under one short temp dir (`/tmp/ngcc-<hex>`): a sparse disk
+image, its loop device and mount (containerd's root lives there, so image GC frees real bytes of a
+small filesystem), containerd's state dir, socket, config and log, an `opt` dir, empty CNI dirs,
+and a cgroup parent of the same name for every pod it runs. It never talks to the system's
+containerd (nor to the containerd of a dockerd). Teardown kills containers, shims and containerd
+by pid, unmounts, detaches the loop device and removes the dir; it carries on past failures and
+also runs from a `weakref.finalize` fallback at exit.
+
+    with IsolatedContainerd(size_mb=256) as ctrd:
+        sandbox = ctrd.run_pod("web")
+        ctrd.run_container(sandbox, image_id, ["true"], name="app")
+
+The recipe, known to work with Debian's containerd 1.6 on a machine without CAP_SYS_RESOURCE:
+config `version = 2`; `restrict_oom_score_adj = true`; the sandbox image is a local pause image
+(FROM scratch, busybox `sleep`) imported with `ctr -n k8s.io images import`; pods use the node's
+network namespace (`NamespaceOption(network=NODE)`) and no hostname, so no CNI plugin is needed.
+Needs root, containerd, containerd-shim-runc-v2, runc, ctr, losetup, mkfs.ext4 and mount/umount.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import uuid
+import weakref
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+import grpc
+
+from nodegc.runtime.cri_proto import api_pb2 as pb
+from nodegc.runtime.cri_proto import api_pb2_grpc as pb_grpc
+from nodegc.testing import engine as _engine
+from nodegc.testing.images import busybox_image_tar, image_ids_of, merge_image_tars
+
+__all__ = [
+    "DEFAULT_SIZE_MB",
+    "PAUSE_TAG",
+    "ContainerdError",
+    "IsolatedContainerd",
+    "missing_requirements",
+    "pause_image_tar",
+]
+
+DEFAULT_SIZE_MB = 256
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 10.0
+RPC_TIMEOUT = 30.0
+POLL_INTERVAL = 0.02
+NAME_PREFIX = "ngcc-"
+PAUSE_TAG = "nodegc-test/pause:1"
+NAMESPACE = "k8s.io"  # containerd's namespace for CRI objects
+REQUIRED_TOOLS = (
+    "containerd", "containerd-shim-runc-v2", "runc", "ctr", "losetup", "mkfs.ext4", "mount",
+    "umount",
+)  # fmt: skip
+# /proc/<pid>/comm of containerd and its shims (comm is cut at 15 characters).
+CONTAINERD_COMMS = frozenset({"containerd", "containerd-shim", "runc"})
+# Plugins this harness has no use for: skipped for a faster start and a quieter log.
+DISABLED_PLUGINS = (
+    "io.containerd.snapshotter.v1.aufs",
+    "io.containerd.snapshotter.v1.btrfs",
+    "io.containerd.snapshotter.v1.devmapper",
+    "io.containerd.snapshotter.v1.zfs",
+    "io.containerd.internal.v1.tracing",
+    "io.containerd.tracing.processor.v1.otlp",
+)
+
+
+class ContainerdError(RuntimeError):
+    """The private containerd could not be set up, started, stopped or cleaned up."""
+
+
+def missing_requirements() -> list[str]:
+    """Why an IsolatedContainerd cannot run here (empty when it can): not root, or missing tools."""
+    problems = [] if os.geteuid() == 0 else ["needs root (loop devices, mounts, containerd)"]
+    path = _engine._tool_path()
+    problems += [
+        f"{tool} not found" for tool in REQUIRED_TOOLS if not shutil.which(tool, path=path)
+    ]
+    return problems
+
+
+def pause_image_tar(tag: str = PAUSE_TAG) -> bytes:
+    """A pause image: `busybox_image_tar` with its command made `sleep` for ~68 years.
+
+    The config (hence the image id) changes, so the manifest is rewritten to name the new one.
+    """
+    source = busybox_image_tar([tag])
+    out = io.BytesIO()
+    with (
+        tarfile.open(fileobj=io.BytesIO(source), mode="r:") as src,
+        tarfile.open(fileobj=out, mode="w:") as dst,
+    ):
+        manifest = json.loads(_member(src, "manifest.json"))
+        old_config = manifest[0]["Config"]
+        config = json.loads(_member(src, old_config))
+        config["config"]["Cmd"] = ["sleep", "2147483647"]
+        config_bytes = json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
+        new_config = f"{_sha256(config_bytes)}.json"
+        manifest[0]["Config"] = new_config
+        for member in src:
+            if member.name in ("manifest.json", old_config):
+                continue
+            reader = src.extractfile(member) if member.isfile() else None
+            dst.addfile(member, reader)
+        for name, data in (("manifest.json", json.dumps(manifest).encode()), (new_config, None)):
+            info = tarfile.TarInfo(name)
+            payload = data if data is not None else config_bytes
+            info.size, info.mode = len(payload), 0o644
+            dst.addfile(info, io.BytesIO(payload))
+    return out.getvalue()
+
+
+def _member(archive: tarfile.TarFile, name: str) -> bytes:
+    reader = archive.extractfile(name)
+    if reader is None:
+        raise ContainerdError(f"{name} is not a regular file in the image tarball")
+    return reader.read()
+
+
+def _sha256(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass
+class _Resources:
+    """What an instance holds, kept apart from it so that a finalizer can release it."""
+
+    root: Path
+    name: str
+    size_mb: int
+    process: subprocess.Popen[bytes] | None = None
+    mounted: bool = False
+    pids: set[int] = field(default_factory=set)
+
+    @property
+    def image(self) -> Path:
+        return self.root / "disk.img"
+
+    @property
+    def mountpoint(self) -> Path:
+        return self.root / "fs"
+
+    @property
+    def containerd_root(self) -> Path:
+        return self.mountpoint / "containerd"
+
+    @property
+    def state(self) -> Path:
+        return self.root / "state"
+
+    @property
+    def socket_path(self) -> Path:
+        return self.root / "c.sock"
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / "config.toml"
+
+    @property
+    def log_path(self) -> Path:
+        return self.root / "containerd.log"
+
+    def as_engine_resources(self) -> _engine._Resources:
+        """The same paths in the dockerd harness's terms, for its filesystem helpers."""
+        return _engine._Resources(root=self.root, name=self.name, size_mb=self.size_mb)
+
+
+class IsolatedContainerd:
+    """A containerd of our own on a `size_mb` ext4 loop filesystem; a context manager.
+
+    `start()` prepares the filesystem, starts containerd and imports the pause image;
+    `close()` removes everything (safe to call twice).
+    """
+
+    def __init__(
+        self,
+        size_mb: int = DEFAULT_SIZE_MB,
+        *,
+        base_dir: str | os.PathLike[str] = "/tmp",
+        start_timeout: float = START_TIMEOUT,
+        sandbox_image_tag: str = PAUSE_TAG,
+    ) -> None:
+        self._res = _new_resources(Path(base_dir), size_mb)
+        self._finalizer = weakref.finalize(self, _teardown_at_exit, self._res)
+        self.start_timeout = start_timeout
+        self.sandbox_image_tag = sandbox_image_tag
+        self.sandbox_image_id = ""
+        self._channel: grpc.Channel | None = None
+        self._sandbox_configs: dict[str, pb.PodSandboxConfig] = {}
+        self._fill_count = 0
+
+    # -- identity and paths -------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """`ngcc-<hex>`: the temp dir's name and the pods' cgroup parent."""
+        return self._res.name
+
+    @property
+    def root(self) -> Path:
+        return self._res.root
+
+    @property
+    def endpoint(self) -> str:
+        return f"unix://{self._res.socket_path}"
+
+    @property
+    def mountpoint(self) -> Path:
+        """The loop-mounted filesystem that holds containerd's root."""
+        return self._res.mountpoint
+
+    @property
+    def containerd_root(self) -> Path:
+        return self._res.containerd_root
+
+    @property
+    def log_path(self) -> Path:
+        return self._res.log_path
+
+    @property
+    def cgroup_parent(self) -> str:
+        return f"/{self._res.name}"
+
+    @property
+    def sandbox_image(self) -> str:
+        """The sandbox image reference as containerd names it."""
+        from nodegc.runtime.cri import normalize_reference
+
+        return normalize_reference(self.sandbox_image_tag)
+
+    @property
+    def pid(self) -> int | None:
+        """containerd's pid while it runs."""
+        process = self._res.process
+        if process is None or process.poll() is not None:
+            return None
+        return process.pid
+
+    def __repr__(self) -> str:
+        state = "running" if self.pid else "stopped"
+        return f"<IsolatedContainerd {self.name} {state} {self.endpoint}>"
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def __enter__(self) -> Self:
+        try:
+            self.start()
+        except BaseException as exc:
+            try:
+                self.close()
+            except ContainerdError as cleanup:
+                exc.add_note(f"and then: {cleanup}")
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def start(self) -> None:
+        """Prepare the filesystem, start containerd, wait for CRI, import the pause image."""
+        if not self._finalizer.alive:
+            raise ContainerdError(f"{self.name} is closed")
+        if self.pid is not None:
+            return
+        res = self._res
+        if not res.mounted:
+            engine_res = res.as_engine_resources()
+            _engine._prepare_filesystem(engine_res)
+            res.mounted = engine_res.mounted
+        for d in (res.state, res.root / "opt", res.root / "cni" / "bin", res.root / "cni" / "conf"):
+            d.mkdir(parents=True, exist_ok=True)
+        res.config_path.write_text(_config_toml(res, self.sandbox_image))
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("CONTAINERD_", "DOCKER_"))}
+        env["PATH"] = _engine._tool_path()
+        with open(res.log_path, "ab") as log:
+            res.process = subprocess.Popen(
+                [shutil.which("containerd", path=env["PATH"]) or "containerd",
+                 "--config", str(res.config_path), "--log-level", "info"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+                start_new_session=True,
+            )  # fmt: skip
+        res.pids.add(res.process.pid)
+        self._wait_ready()
+        (self.sandbox_image_id,) = self.import_images([pause_image_tar(self.sandbox_image_tag)])
+
+    def close(self) -> None:
+        """Kill everything, unmount, detach the loop device, remove the temp dir."""
+        self._close_channel()
+        if self._finalizer.detach() is None:
+            return
+        problems = _teardown(self._res)
+        if problems:
+            raise ContainerdError(f"cleanup of {self.name} incomplete: " + "; ".join(problems))
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The last lines of containerd's log, for failure reports."""
+        return _engine._log_tail(self._res.log_path, lines)
+
+    def _wait_ready(self) -> None:
+        """Poll CRI Status until the runtime is ready; raise with the log tail if it dies."""
+        deadline = time.monotonic() + self.start_timeout
+        last = ""
+        while time.monotonic() < deadline:
+            process = self._res.process
+            if process is not None and process.poll() is not None:
+                raise ContainerdError(
+                    f"containerd exited with {process.returncode}:\n{self.log_tail()}"
+                )
+            if self._res.socket_path.exists():
+                try:
+                    status = self.rt.Status(pb.StatusRequest(), timeout=1.0)
+                except grpc.RpcError as exc:
+                    last = str(exc.details() if isinstance(exc, grpc.Call) else exc)
+                else:
+                    ready = {c.type: c.status for c in status.status.conditions}
+                    if ready.get("RuntimeReady"):
+                        return
+                    last = f"conditions {ready}"
+            time.sleep(POLL_INTERVAL * 5)
+        raise ContainerdError(
+            f"containerd not ready after {self.start_timeout:.0f} s ({last}):\n{self.log_tail()}"
+        )
+
+    # -- CRI clients --------------------------------------------------------------------------
+
+    def _stub_channel(self) -> grpc.Channel:
+        if self._channel is None:
+            self._channel = grpc.insecure_channel(f"unix://{self._res.socket_path}")
+        return self._channel
+
+    def _close_channel(self) -> None:
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
+
+    @property
+    def rt(self) -> pb_grpc.RuntimeServiceStub:
+        """A RuntimeService client (the harness's own channel)."""
+        return pb_grpc.RuntimeServiceStub(self._stub_channel())
+
+    @property
+    def img(self) -> pb_grpc.ImageServiceStub:
+        """An ImageService client (the harness's own channel)."""
+        return pb_grpc.ImageServiceStub(self._stub_channel())
+
+    # -- images -------------------------------------------------------------------------------
+
+    def import_images(self, tars: Iterable[bytes]) -> list[str]:
+        """Import `docker save` tarballs (one `ctr import`); returns the image ids in order."""
+        merged = merge_image_tars(tars)
+        ids = image_ids_of(merged)
+        with tempfile.NamedTemporaryFile(dir=self._res.root, suffix=".tar") as tmp:
+            tmp.write(merged)
+            tmp.flush()
+            self.ctr("images", "import", tmp.name)
+        listed = {
+            i.id for i in self.img.ListImages(pb.ListImagesRequest(), timeout=RPC_TIMEOUT).images
+        }
+        missing = [i for i in ids if i not in listed]
+        if missing:
+            raise ContainerdError(f"images {missing} missing from CRI after import")
+        return ids
+
+    def import_image(self, tar_bytes: bytes) -> str:
+        """Import one tarball; returns its image id."""
+        return self.import_images([tar_bytes])[0]
+
+    def ctr(self, *args: str) -> str:
+        """Run `ctr` against this containerd in the CRI namespace; returns its stdout."""
+        argv = ["ctr", "--address", str(self._res.socket_path), "--namespace", NAMESPACE, *args]
+        return _engine._run(argv)
+
+    def image_ids(self) -> set[str]:
+        return {
+            i.id for i in self.img.ListImages(pb.ListImagesRequest(), timeout=RPC_TIMEOUT).images
+        }
+
+    # -- pods and containers ------------------------------------------------------------------
+
+    def run_pod(
+        self,
+        name: str,
+        *,
+        namespace: str = "default",
+        uid: str | None = None,
+        attempt: int = 0,
+        labels: Mapping[str, str] | None = None,
+    ) -> str:
+        """Run a pod sandbox in the node's network namespace (no CNI); returns its id."""
+        config = pb.PodSandboxConfig(
+            metadata=pb.PodSandboxMetadata(
+                name=name, namespace=namespace, uid=uid or str(uuid.uuid4()), attempt=attempt
+            ),
+            labels=dict(labels or {}),
+            linux=pb.LinuxPodSandboxConfig(
+                cgroup_parent=self.cgroup_parent,
+                security_context=pb.LinuxSandboxSecurityContext(
+                    namespace_options=pb.NamespaceOption(network=pb.NODE)
+                ),
+            ),
+        )
+        response = self.rt.RunPodSandbox(
+            pb.RunPodSandboxRequest(config=config), timeout=RPC_TIMEOUT
+        )
+        self._sandbox_configs[response.pod_sandbox_id] = config
+        return response.pod_sandbox_id
+
+    def stop_pod(self, sandbox_id: str) -> None:
+        """Stop a sandbox (its containers are killed); it stays, not ready."""
+        self.rt.StopPodSandbox(
+            pb.StopPodSandboxRequest(pod_sandbox_id=sandbox_id), timeout=RPC_TIMEOUT
+        )
+
+    def create_container(
+        self,
+        sandbox_id: str,
+        image: str,
+        command: Sequence[str] = ("true",),
+        *,
+        name: str = "app",
+        attempt: int = 0,
+        labels: Mapping[str, str] | None = None,
+    ) -> str:
+        """Create (not start) a container in a sandbox; returns its id."""
+        config = pb.ContainerConfig(
+            metadata=pb.ContainerMetadata(name=name, attempt=attempt),
+            image=pb.ImageSpec(image=image),
+            command=list(command),
+            labels=dict(labels or {}),
+            linux=pb.LinuxContainerConfig(
+                security_context=pb.LinuxContainerSecurityContext(
+                    namespace_options=pb.NamespaceOption(network=pb.NODE)
+                )
+            ),
+        )
+        response = self.rt.CreateContainer(
+            pb.CreateContainerRequest(
+                pod_sandbox_id=sandbox_id,
+                config=config,
+                sandbox_config=self._sandbox_configs[sandbox_id],
+            ),
+            timeout=RPC_TIMEOUT,
+        )
+        return response.container_id
+
+    def run_container(
+        self,
+        sandbox_id: str,
+        image: str,
+        command: Sequence[str] = ("true",),
+        *,
+        name: str = "app",
+        attempt: int = 0,
+        labels: Mapping[str, str] | None = None,
+        wait: bool = True,
+    ) -> str:
+        """Create and start a container; wait until it has exited unless `wait=False`."""
+        container_id = self.create_container(
+            sandbox_id, image, command, name=name, attempt=attempt, labels=labels
+        )
+        self.rt.StartContainer(
+            pb.StartContainerRequest(container_id=container_id), timeout=RPC_TIMEOUT
+        )
+        if wait:
+            self.wait_state(container_id, pb.CONTAINER_EXITED)
+        return container_id
+
+    def container_state(self, container_id: str) -> int:
+        status = self.rt.ContainerStatus(
+            pb.ContainerStatusRequest(container_id=container_id), timeout=RPC_TIMEOUT
+        )
+        return status.status.state
+
+    def wait_state(self, container_id: str, state: int, timeout: float = 30.0) -> None:
+        """Poll until the container is in `state` (a pb.ContainerState)."""
+        deadline = time.monotonic() + timeout
+        while self.container_state(container_id) != state:
+            if time.monotonic() >= deadline:
+                raise ContainerdError(
+                    f"container {container_id[:12]} not {pb.ContainerState.Name(state)} "
+                    f"after {timeout:.0f} s"
+                )
+            time.sleep(POLL_INTERVAL)
+
+    def stop_container(self, container_id: str) -> None:
+        """Kill a running container at once (CRI StopContainer with a 0 s grace period)."""
+        self.rt.StopContainer(
+            pb.StopContainerRequest(container_id=container_id, timeout=0), timeout=RPC_TIMEOUT
+        )
+
+    def containers(self) -> dict[str, int]:
+        """Every container's id -> CRI state."""
+        rows = self.rt.ListContainers(pb.ListContainersRequest(), timeout=RPC_TIMEOUT).containers
+        return {c.id: c.state for c in rows}
+
+    def sandboxes(self) -> dict[str, int]:
+        """Every sandbox's id -> CRI state."""
+        rows = self.rt.ListPodSandbox(pb.ListPodSandboxRequest(), timeout=RPC_TIMEOUT).items
+        return {s.id: s.state for s in rows}
+
+    # -- disk usage ---------------------------------------------------------------------------
+
+    def usage_percent(self) -> int:
+        """The kubelet's figure for the filesystem: 100 - floor(f_bavail * 100 / f_blocks)."""
+        st = os.statvfs(self._res.mountpoint)
+        return 100 - st.f_bavail * 100 // st.f_blocks
+
+    def fill(self, nbytes: int) -> Path:
+        """Allocate a filler file of `nbytes` on the filesystem, outside containerd's root."""
+        self._fill_count += 1
+        path = self._res.mountpoint / f"filler-{self._fill_count}"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            if nbytes > 0:
+                os.posix_fallocate(fd, 0, nbytes)
+        except OSError:
+            path.unlink()
+            raise
+        finally:
+            os.close(fd)
+        return path
+
+
+# -- setup ------------------------------------------------------------------------------------
+
+
+def _new_resources(base_dir: Path, size_mb: int) -> _Resources:
+    """Create `<base_dir>/ngcc-<hex>` (mode 0700); refuse dirs too long for the socket paths."""
+    if size_mb < 64:
+        raise ValueError(f"size_mb must be at least 64, got {size_mb}")
+    while True:
+        name = f"{NAME_PREFIX}{secrets.token_hex(4)}"
+        root = base_dir / name
+        if len(str(root / "c.sock.ttrpc")) >= _engine.MAX_SOCKET_PATH:
+            raise ContainerdError(f"{base_dir} is too long for unix socket paths under it")
+        with contextlib.suppress(FileExistsError):
+            root.mkdir(mode=0o700)
+            return _Resources(root=root, name=name, size_mb=size_mb)
+
+
+def _config_toml(res: _Resources, sandbox_image: str) -> str:
+    """containerd's config: every path under `res`, CRI with a local pause image and no CNI."""
+    disabled = ", ".join(f'"{p}"' for p in DISABLED_PLUGINS)
+    cri = 'plugins."io.containerd.grpc.v1.cri"'
+    return f"""\
+version = 2
+root = "{res.containerd_root}"
+state = "{res.state}"
+disabled_plugins = [{disabled}]
+
+[grpc]
+  address = "{res.socket_path}"
+
+[ttrpc]
+  address = "{res.socket_path}.ttrpc"
+
+[debug]
+  address = ""
+
+[metrics]
+  address = ""
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{res.root / "opt"}"
+
+[{cri}]
+  sandbox_image = "{sandbox_image}"
+  restrict_oom_score_adj = true
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  enable_selinux = false
+  disable_apparmor = true
+
+[{cri}.cni]
+  bin_dir = "{res.root / "cni" / "bin"}"
+  conf_dir = "{res.root / "cni" / "conf"}"
+
+[{cri}.containerd]
+  snapshotter = "overlayfs"
+  default_runtime_name = "runc"
+
+[{cri}.containerd.runtimes.runc]
+  runtime_type = "io.containerd.runc.v2"
+
+[{cri}.containerd.runtimes.runc.options]
+  SystemdCgroup = false
+"""
+
+
+# -- teardown ---------------------------------------------------------------------------------
+
+
+def _teardown(res: _Resources) -> list[str]:
+    """Undo everything, carrying on past failures; returns what could not be undone."""
+    problems: list[str] = []
+    steps = [
+        lambda: _engine._kill_all(_engine._cgroup_pids(res.name)),  # containers, pause included
+        lambda: _stop_containerd(res),
+        lambda: _kill_shims(res),
+        lambda: _engine._unmount_under(res.root),
+        lambda: _engine._remove_cgroups(res.name),
+        lambda: _engine._detach_loops(res.image),
+        lambda: _engine._remove_root(res.root),
+    ]
+    for step in steps:
+        try:
+            problems += step()
+        except Exception as exc:  # keep going: later steps may still release something
+            problems.append(f"{type(exc).__name__}: {exc}")
+    res.mounted = False
+    return problems
+
+
+def _teardown_at_exit(res: _Resources) -> None:
+    """Finalizer fallback: tear down and report on stderr (nobody is left to raise to)."""
+    for problem in _teardown(res):
+        print(f"nodegc.testing.containerd: {res.name}: {problem}", file=sys.stderr)
+
+
+def _stop_containerd(res: _Resources) -> list[str]:
+    """SIGTERM our containerd by pid, SIGKILL after STOP_TIMEOUT; reap it."""
+    process = res.process
+    if process is not None and process.poll() is None:
+        _engine._signal(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            _engine._signal(process.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=_engine.KILL_TIMEOUT)
+    res.process = None
+    return []
+
+
+def _kill_shims(res: _Resources) -> list[str]:
+    """SIGKILL every containerd, shim or runc process whose command line names our dir (shims
+    outlive containerd), and remove the sockets the shims leave in /run/containerd/s."""
+    ours = {
+        pid: cmdline
+        for pid, cmdline in _engine._engine_pids(res.root).items()
+        if _comm(pid) in CONTAINERD_COMMS
+    }
+    problems = _engine._kill_all(set(ours))
+    for cmdline in ours.values():
+        _engine._remove_shim_socket(cmdline)
+    return problems
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""

@@ -1,0 +1,452 @@
+"""A fault-injecting HTTP proxy between nodegc and a real engine, on unix sockets (stdlib only).
+
+    with FaultProxy(engine.socket_path, "/tmp/ngc-x/proxy.sock") as proxy:
+        proxy.add(Fault.error(500), method="GET", path=r"/containers/json$")
+        ... run nodegc with --runtime-endpoint proxy.endpoint ...
+        assert proxy.count("GET", r"/containers/json$") == 1
+
+Every request is parsed (HTTP/1.1 with keep-alive; bodies by Content-Length or chunked) and
+matched against the rules, first match wins, by method and a regex searched in the path (without
+the query string, with the API version prefix: `/v1.47/images/sha256:...`). A matching rule:
+
+- `Fault.latency(s)`: waits, then forwards;
+- `Fault.error(code)`: answers `code` with a Docker-style body `{"message": "..."}` itself;
+- `Fault.drop()`: forwards, then sends the status line, the headers and half of the body and
+  closes the connection (the client sees a response cut short);
+- `Fault.stall()`: never answers (until the client gives up or the proxy stops).
+
+Rules can be limited to `times` matches after letting `skip` matches through, and added,
+removed or cleared while requests flow. `down()` makes the proxy behave like a stopped engine
+(connections refused, open ones cut, the /events stream included); `up()` brings it back.
+Streaming responses (chunked, as /events) are relayed chunk by chunk as they arrive.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import select
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO, Literal, Self
+
+__all__ = ["Fault", "FaultProxy", "Rule"]
+
+FaultKind = Literal["latency", "error", "drop", "stall"]
+MAX_HEADER_BYTES = 64 * 1024
+ACCEPT_POLL_SECONDS = 0.1
+STALL_POLL_SECONDS = 0.1
+_IO_CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Fault:
+    """What to do to a matching request."""
+
+    kind: FaultKind
+    delay: float = 0.0
+    status: int = 500
+    message: str = "injected fault"
+
+    @classmethod
+    def latency(cls, seconds: float) -> Fault:
+        return cls("latency", delay=seconds)
+
+    @classmethod
+    def error(cls, status: int = 500, message: str | None = None) -> Fault:
+        text = message or f"fault proxy: injected {status} {HTTPStatus(status).phrase}"
+        return cls("error", status=status, message=text)
+
+    @classmethod
+    def drop(cls) -> Fault:
+        return cls("drop")
+
+    @classmethod
+    def stall(cls) -> Fault:
+        return cls("stall")
+
+
+@dataclass
+class Rule:
+    """A fault for requests whose method and path match; `hits` counts the faults applied."""
+
+    fault: Fault
+    method: str | None = None
+    path: re.Pattern[str] = field(default_factory=lambda: re.compile(""))
+    times: int | None = None  # apply at most this many times (None: always)
+    skip: int = 0  # let this many matching requests through first
+    matched: int = 0
+    hits: int = 0
+
+    def claims(self, method: str, path: str) -> bool:
+        """Whether this rule applies to the request (and count it). Called under the lock."""
+        if self.method is not None and self.method != method:
+            return False
+        if not self.path.search(path):
+            return False
+        self.matched += 1
+        if self.matched <= self.skip:
+            return False
+        if self.times is not None and self.hits >= self.times:
+            return False
+        self.hits += 1
+        return True
+
+
+@dataclass(frozen=True)
+class _Request:
+    method: str
+    target: str
+    head: bytes  # request line and headers, as received
+    body: bytes
+
+    @property
+    def path(self) -> str:
+        return self.target.split("?", 1)[0]
+
+
+class _Closed(Exception):
+    """A peer closed its side (or the proxy is stopping)."""
+
+
+class FaultProxy:
+    """Listens on `listen_path`, forwards to the unix socket `upstream_path`. A context manager."""
+
+    def __init__(self, upstream_path: str | os.PathLike[str], listen_path: str | os.PathLike[str]):
+        self.upstream_path = str(upstream_path)
+        self.listen_path = Path(listen_path)
+        self._rules: list[Rule] = []
+        self._lock = threading.Lock()
+        self._seen: list[tuple[str, str]] = []
+        self._sockets: set[socket.socket] = set()
+        self._listener: socket.socket | None = None
+        self._accept_thread: threading.Thread | None = None
+        self._stopping = threading.Event()  # the whole proxy is closing
+        self._listening = threading.Event()
+        self._generation = 0  # bumped by down(): connections of older generations end
+
+    # -- lifecycle --------------------------------------------------------------------------
+    @property
+    def endpoint(self) -> str:
+        """The address to give nodegc: unix://<listen_path>."""
+        return f"unix://{self.listen_path}"
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def start(self) -> None:
+        """Listen (again, after `down()`); returns once connections are accepted."""
+        if self._stopping.is_set():
+            raise RuntimeError("fault proxy is closed")
+        if self._listening.is_set():
+            return
+        with contextlib.suppress(FileNotFoundError):
+            self.listen_path.unlink()
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(str(self.listen_path))
+        os.chmod(self.listen_path, 0o600)
+        listener.listen(64)
+        listener.settimeout(ACCEPT_POLL_SECONDS)
+        self._listener = listener
+        self._listening.set()
+        self._accept_thread = threading.Thread(
+            target=self._accept_loop, args=(listener,), name="faultproxy-accept", daemon=True
+        )
+        self._accept_thread.start()
+
+    up = start
+
+    def down(self) -> None:
+        """Act like a stopped engine: stop accepting (connects are refused while the socket file
+        stays) and cut every open connection, streams included."""
+        self._listening.clear()
+        if self._accept_thread is not None:
+            self._accept_thread.join(timeout=5)
+            self._accept_thread = None
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        with self._lock:
+            self._generation += 1
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _hard_close(sock)
+
+    def close(self) -> None:
+        """Stop everything and remove the socket file; safe to call twice."""
+        self._stopping.set()
+        self.down()
+        with contextlib.suppress(FileNotFoundError):
+            self.listen_path.unlink()
+
+    # -- rules and counts -------------------------------------------------------------------
+    def add(
+        self,
+        fault: Fault,
+        *,
+        method: str | None = None,
+        path: str = "",
+        times: int | None = None,
+        skip: int = 0,
+    ) -> Rule:
+        """Apply `fault` to requests matching `method` (None: any) and the regex `path`."""
+        rule = Rule(fault, method.upper() if method else None, re.compile(path), times, skip)
+        with self._lock:
+            self._rules.append(rule)
+        return rule
+
+    def remove(self, rule: Rule) -> None:
+        with self._lock:
+            if rule in self._rules:
+                self._rules.remove(rule)
+
+    def clear(self) -> None:
+        """Remove every rule: requests pass through untouched from now on."""
+        with self._lock:
+            self._rules.clear()
+
+    @property
+    def requests(self) -> list[tuple[str, str]]:
+        """(method, path) of every request received, in order."""
+        with self._lock:
+            return list(self._seen)
+
+    def count(self, method: str | None = None, path: str = "") -> int:
+        """Requests received whose method (None: any) and path (regex, searched) match."""
+        pattern = re.compile(path)
+        return sum(
+            1
+            for m, p in self.requests
+            if (method is None or m == method.upper()) and pattern.search(p)
+        )
+
+    # -- serving ----------------------------------------------------------------------------
+    def _accept_loop(self, listener: socket.socket) -> None:
+        while self._listening.is_set():
+            try:
+                client, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            client.settimeout(None)
+            with self._lock:
+                generation = self._generation
+                self._sockets.add(client)
+            threading.Thread(
+                target=self._serve, args=(client, generation), name="faultproxy-conn", daemon=True
+            ).start()
+
+    def _alive(self, generation: int) -> bool:
+        return not self._stopping.is_set() and generation == self._generation
+
+    def _serve(self, client: socket.socket, generation: int) -> None:
+        upstream: socket.socket | None = None
+        up_reader: BinaryIO | None = None
+        reader = client.makefile("rb")
+        try:
+            while self._alive(generation):
+                request = _read_request(reader)
+                with self._lock:
+                    self._seen.append((request.method, request.path))
+                    rule = next(
+                        (r for r in self._rules if r.claims(request.method, request.path)), None
+                    )
+                fault = rule.fault if rule is not None else None
+                if fault is not None and fault.kind == "error":
+                    client.sendall(_error_response(fault))
+                    continue
+                if fault is not None and fault.kind == "stall":
+                    self._stall(client, generation)
+                    return
+                if (
+                    fault is not None
+                    and fault.kind == "latency"
+                    and self._stopping.wait(fault.delay)
+                ):
+                    return
+                if upstream is None:
+                    upstream = self._connect_upstream(generation)
+                    up_reader = upstream.makefile("rb")
+                assert up_reader is not None
+                upstream.sendall(request.head + request.body)
+                cut = fault is not None and fault.kind == "drop"
+                keep = _relay_response(
+                    up_reader, client, head_only=request.method == "HEAD", cut=cut
+                )
+                if not keep:
+                    return
+        except (_Closed, OSError, ValueError):
+            return
+        finally:
+            for sock in (client, upstream):
+                if sock is not None:
+                    _hard_close(sock)
+                    with self._lock:
+                        self._sockets.discard(sock)
+            reader.close()
+            if up_reader is not None:
+                up_reader.close()
+
+    def _connect_upstream(self, generation: int) -> socket.socket:
+        upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        with self._lock:
+            if not self._alive(generation):
+                upstream.close()
+                raise _Closed()
+            self._sockets.add(upstream)
+        upstream.connect(self.upstream_path)  # OSError (engine down): the client is cut off
+        return upstream
+
+    def _stall(self, client: socket.socket, generation: int) -> None:
+        """Hold the request unanswered until the client leaves or the proxy stops."""
+        while self._alive(generation):
+            readable, _, _ = select.select([client], [], [], STALL_POLL_SECONDS)
+            if readable:
+                try:
+                    if not client.recv(_IO_CHUNK):
+                        return  # the client gave up (its timeout) and closed
+                except OSError:
+                    return
+
+
+def _hard_close(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+    with contextlib.suppress(OSError):
+        sock.close()
+
+
+def _read_head(reader: BinaryIO) -> bytes:
+    """Header block up to and including the blank line; _Closed on a clean EOF before it."""
+    lines: list[bytes] = []
+    total = 0
+    while True:
+        line = reader.readline(MAX_HEADER_BYTES)
+        if not line:
+            raise _Closed()
+        if not lines and line in (b"\r\n", b"\n"):
+            continue  # tolerate stray blank lines between requests
+        lines.append(line)
+        total += len(line)
+        if total > MAX_HEADER_BYTES:
+            raise ValueError("header block too long")
+        if line in (b"\r\n", b"\n"):
+            return b"".join(lines)
+
+
+def _headers(head: bytes) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for raw in head.split(b"\r\n")[1:]:
+        name, sep, value = raw.decode("latin-1").partition(":")
+        if sep:
+            fields[name.strip().lower()] = value.strip()
+    return fields
+
+
+def _read_request(reader: BinaryIO) -> _Request:
+    head = _read_head(reader)
+    method, target, _version = head.split(b"\r\n", 1)[0].decode("latin-1").split(" ", 2)
+    fields = _headers(head)
+    if "chunked" in fields.get("transfer-encoding", "").lower():
+        body = b"".join(_iter_chunked(reader))
+    else:
+        body = _read_exact(reader, int(fields.get("content-length") or 0))
+    return _Request(method.upper(), target, head, body)
+
+
+def _read_exact(reader: BinaryIO, n: int) -> bytes:
+    data = reader.read(n) if n else b""
+    if len(data) != n:
+        raise _Closed()
+    return data
+
+
+def _iter_chunked(reader: BinaryIO) -> Iterator[bytes]:
+    """The raw bytes of a chunked body, piece by piece (size lines included), up to the end."""
+    while True:
+        size_line = reader.readline(MAX_HEADER_BYTES)
+        if not size_line:
+            raise _Closed()
+        yield size_line
+        size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
+        if size == 0:
+            while True:  # trailers, then the blank line
+                trailer = reader.readline(MAX_HEADER_BYTES)
+                if not trailer:
+                    raise _Closed()
+                yield trailer
+                if trailer in (b"\r\n", b"\n"):
+                    return
+        yield _read_exact(reader, size + 2)
+
+
+def _error_response(fault: Fault) -> bytes:
+    body = json.dumps({"message": fault.message}).encode()
+    reason = HTTPStatus(fault.status).phrase
+    head = (
+        f"HTTP/1.1 {fault.status} {reason}\r\n"
+        "Content-Type: application/json\r\n"
+        "Api-Version: 1.41\r\n"
+        f"Content-Length: {len(body)}\r\n"
+        f"Date: {time.strftime('%a, %d %b %Y %H:%M:%S GMT', time.gmtime())}\r\n\r\n"
+    )
+    return head.encode("latin-1") + body
+
+
+def _relay_response(
+    upstream: BinaryIO, client: socket.socket, *, head_only: bool, cut: bool
+) -> bool:
+    """Copy one response from upstream to the client as it arrives; True to keep the
+    connection. With `cut`, send the head and half of the body (or of the first chunk) and
+    report the connection as finished."""
+    head = _read_head(upstream)
+    status = int(head.split(b" ", 2)[1])
+    fields = _headers(head)
+    client.sendall(head)
+    keep = "close" not in fields.get("connection", "").lower()
+    if head_only or status in (204, 304) or 100 <= status < 200:
+        return keep and not cut
+    if "chunked" in fields.get("transfer-encoding", "").lower():
+        for piece in _iter_chunked(upstream):
+            if cut:
+                client.sendall(piece[: len(piece) // 2])
+                return False
+            client.sendall(piece)
+        return keep
+    length = fields.get("content-length")
+    if length is not None:
+        remaining = int(length)
+        if cut:
+            client.sendall(_read_exact(upstream, remaining)[: remaining // 2])
+            return False
+        while remaining:
+            data = upstream.read(min(remaining, _IO_CHUNK))
+            if not data:
+                raise _Closed()
+            client.sendall(data)
+            remaining -= len(data)
+        return keep
+    # No framing: the body ends when upstream closes.
+    while data := upstream.read1(_IO_CHUNK):  # type: ignore[attr-defined]
+        client.sendall(data)
+        if cut:
+            return False
+    return False
