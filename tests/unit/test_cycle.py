@@ -8,7 +8,6 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from conftest import NOW, ago, container, fs, image, make_settings
 
 import nodegc.cycle
 import nodegc.observe
@@ -17,6 +16,7 @@ from nodegc.model import Action, ContainerState, Outcome, Reason
 from nodegc.runtime import Conflict, RuntimeError_, RuntimeUnavailable
 from nodegc.state import StateDir
 from nodegc.testing.fake import FakeRuntime
+from tests.unit.builders import NOW, ago, container, fs, image, make_settings
 
 FS_PATH = "/fake/var/lib/docker"
 COMPOSE = {"com.docker.compose.project": "shop", "com.docker.compose.service": "web"}

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from conftest import NOW, ago, container, history, image, record, snapshot
 from hypothesis import given
 from hypothesis import strategies as st
 
 from nodegc.history import empty, observe
 from nodegc.model import ContainerState, ImageRecord
+from tests.unit.builders import NOW, ago, container, history, image, record, snapshot
 
 
 def test_empty_history_begins_now():

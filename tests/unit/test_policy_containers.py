@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from conftest import NOW, ago, by_id, container, container_settings, ids, pod_labels
 from hypothesis import given
 from hypothesis import strategies as st
 
 from nodegc.model import Action, ContainerState, Reason
 from nodegc.policy.containers import evict_unit, plan_containers, stopped_at
+from tests.unit.builders import NOW, ago, by_id, container, container_settings, ids, pod_labels
 
 COMPOSE = {"com.docker.compose.project": "shop", "com.docker.compose.service": "web"}
 

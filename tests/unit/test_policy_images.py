@@ -5,7 +5,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from conftest import (
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from nodegc import policy
+from nodegc.config import ImageSettings
+from nodegc.model import Action, ContainerState, FilesystemStats, Reason
+from nodegc.policy.images import bytes_to_free, plan_images
+from tests.unit.builders import (
     NOW,
     ago,
     by_id,
@@ -19,13 +26,6 @@ from conftest import (
     record,
     snapshot,
 )
-from hypothesis import example, given
-from hypothesis import strategies as st
-
-from nodegc import policy
-from nodegc.config import ImageSettings
-from nodegc.model import Action, ContainerState, FilesystemStats, Reason
-from nodegc.policy.images import bytes_to_free, plan_images
 
 CAPACITY = 1000
 

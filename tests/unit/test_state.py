@@ -9,11 +9,11 @@ import stat
 from datetime import timedelta, timezone
 
 import pytest
-from conftest import NOW, ago, history, record
 from hypothesis import given
 from hypothesis import strategies as st
 
 from nodegc.state import StateDir, StateError
+from tests.unit.builders import NOW, ago, history, record
 
 
 @pytest.fixture
