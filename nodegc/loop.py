@@ -34,7 +34,7 @@ from nodegc.cycle import Collector, CycleReport
 from nodegc.events import EventBatch, EventWatcher
 from nodegc.lock import StateLock
 from nodegc.metrics import Metrics
-from nodegc.model import Outcome, Snapshot
+from nodegc.model import FilesystemStats, Outcome, Snapshot
 from nodegc.notify import SystemdNotifier
 from nodegc.observe import FilesystemError, measure
 from nodegc.render import human_bytes
@@ -133,7 +133,6 @@ class Daemon:
                     f"({exc.strerror or exc}); choose a free host:port or set "
                     "metrics.enabled = false"
                 ) from None
-            log.info("serving metrics and health", extra={"address": self.settings.metrics.address})
         self.watcher = EventWatcher(
             self.event_runtime,
             self.batch,
@@ -295,20 +294,7 @@ class Daemon:
         except FilesystemError as exc:
             self.board.set(DISK_PRESSURE, None, "CannotMeasure", str(exc))
             return
-        high = self.settings.images.high_threshold_percent
-        self.metrics.observe_filesystem(fs, high)
-        pressure = high < 100 and fs.usage_percent >= high
-        if self.board.set(
-            DISK_PRESSURE,
-            pressure,
-            "UsageAboveHighThreshold" if pressure else "UsageBelowHighThreshold",
-            f"{fs.path} is {fs.usage_percent}% used (high threshold {high}%)",
-        ):
-            log.log(
-                logging.WARNING if pressure else logging.INFO,
-                "disk pressure" if pressure else "disk pressure relieved",
-                extra={"path": fs.path, "usage_percent": fs.usage_percent, "high": high},
-            )
+        pressure = self._observe_disk(fs)
         if not pressure:
             return
         recent = self._last_short_image_cycle
@@ -322,6 +308,30 @@ class Daemon:
         )
         assert self.scheduler is not None
         self.scheduler.add_job(self.image_gc, id="image-gc-now", replace_existing=True)
+
+    def _observe_disk(self, fs: FilesystemStats) -> bool:
+        """Metrics and the DiskPressure condition from one measurement; True under pressure."""
+        high = self.settings.images.high_threshold_percent
+        self.metrics.observe_filesystem(fs, high)
+        pressure = high < 100 and fs.usage_percent >= high
+        before = self.board.get(DISK_PRESSURE)
+        first = before is None or before.status == "Unknown"
+        if self.board.set(
+            DISK_PRESSURE,
+            pressure,
+            "UsageAboveHighThreshold" if pressure else "UsageBelowHighThreshold",
+            f"{fs.path} is {fs.usage_percent}% used (high threshold {high}%)",
+        ):
+            log.log(
+                logging.WARNING if pressure else logging.INFO,
+                "disk pressure"
+                if pressure
+                else "no disk pressure"
+                if first
+                else "disk pressure relieved",
+                extra={"path": fs.path, "usage_percent": fs.usage_percent, "high": high},
+            )
+        return pressure
 
     def _cycle(self, kind: str, condition: str, *, containers: bool, images: bool) -> None:
         assert self.collector is not None
@@ -350,11 +360,17 @@ class Daemon:
         if snapshot is not None:
             self._mark_reachable(snapshot)
         fs = report.filesystem_after or report.filesystem_before
-        self.metrics.observe_filesystem(fs, self.settings.images.high_threshold_percent)
+        self._observe_disk(fs)
         removed = [r for r in report.results if r.outcome is Outcome.REMOVED]
         failed = report.failures
         ok = not failed and (kind != "image" or report.target_reached)
-        if kind == "image":
+        if kind == "image" and report.image_plan.bytes_to_free == 0:
+            reason = "BelowHighThreshold"
+            message = (
+                f"{fs.path} is {fs.usage_percent}% used, below the high threshold "
+                f"{report.image_plan.high_threshold_percent}%; removed {len(removed)} images"
+            )
+        elif kind == "image":
             reason = "TargetReached" if report.target_reached else "FreeDiskSpaceFailed"
             message = (
                 f"freed {human_bytes(report.image_bytes_freed)} of "
@@ -395,6 +411,7 @@ class Daemon:
         """A complete listing just succeeded: the engine answers and the daemon is ready."""
         self._fs_path = self._fs_path or snapshot.filesystem.path
         self.metrics.observe_snapshot(snapshot)
+        self._observe_disk(snapshot.filesystem)
         self.metrics.runtime_up(True)
         if self.board.set(RUNTIME_REACHABLE, True, "Answering", "listings succeed"):
             log.info("engine reachable", extra={"endpoint": self.settings.runtime.endpoint})
