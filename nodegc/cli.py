@@ -103,6 +103,19 @@ def _shared_options() -> argparse.ArgumentParser:
     )
     for flag, _section, key, kind, text in FLAG_SETTINGS:
         group.add_argument(flag, dest=f"set_{key}_{_section}", type=kind, help=text)
+    group.add_argument(
+        "--kubelet-config",
+        type=Path,
+        metavar="FILE",
+        help="act below this KubeletConfiguration's image GC (e.g. /var/lib/kubelet/config.yaml):"
+        " thresholds = the kubelet's minus --kubelet-margin, minimum age at least the kubelet's",
+    )
+    group.add_argument(
+        "--kubelet-margin",
+        type=_margin_arg,
+        metavar="N",
+        help="percentage points below the kubelet's thresholds (with --kubelet-config; 5)",
+    )
     group.add_argument("--log-format", choices=["auto", "json", "text"], help="log format")
     group.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     return shared
@@ -162,8 +175,28 @@ def overrides_from(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     return overrides
 
 
+def settings_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """The flags' overrides on top of those derived from --kubelet-config (flags win)."""
+    overrides = overrides_from(args)
+    if args.kubelet_config is None:
+        if args.kubelet_margin is not None:
+            raise UsageError("nodegc: --kubelet-margin needs --kubelet-config")
+        return overrides
+    from nodegc.kubelet import (
+        DEFAULT_MARGIN,
+        merge_overrides,
+        overrides_from_kubelet,
+        read_kubelet_config,
+    )
+
+    kubelet = read_kubelet_config(args.kubelet_config)
+    margin = DEFAULT_MARGIN if args.kubelet_margin is None else args.kubelet_margin
+    own = load_settings(args.config, overrides).images
+    return merge_overrides(overrides_from_kubelet(kubelet, margin, base=own), overrides)
+
+
 def settings_from(args: argparse.Namespace) -> Settings:
-    return load_settings(args.config, overrides_from(args))
+    return load_settings(args.config, settings_overrides(args))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -219,4 +252,14 @@ def _duration_arg(text: str) -> timedelta:
         raise argparse.ArgumentTypeError(str(exc)) from None
     if value < timedelta(0):
         raise argparse.ArgumentTypeError(f"{text!r}: must not be negative")
+    return value
+
+
+def _margin_arg(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be an integer from 0 to 99") from None
+    if not 0 <= value <= 99:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be from 0 to 99")
     return value

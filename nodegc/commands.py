@@ -11,9 +11,12 @@ from contextlib import contextmanager
 from typing import Any
 
 from nodegc import render
+from nodegc.audit import AuditLog, audit_path
 from nodegc.cli import EXIT_INCOMPLETE, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
 from nodegc.config import Settings
 from nodegc.cycle import Collector
+from nodegc.kubelet import kubelet_json, kubelet_would, read_kubelet_config
+from nodegc.model import Outcome, RemovalResult
 from nodegc.observe import FilesystemError
 from nodegc.runtime import RuntimeError_, RuntimeUnavailable, connect
 from nodegc.state import StateDir, StateError
@@ -31,18 +34,18 @@ class CommandFailed(Exception):
 def collector(settings: Settings, *, need_writable_state: bool) -> Iterator[Collector]:
     """A collector over the configured runtime and state directory, closed afterwards."""
     state = StateDir(settings.state.directory)
-    writable = state.writable()
-    if need_writable_state and not writable:
-        try:
-            state.ensure()
-        except StateError as exc:
+    try:
+        state.check_writable()
+        writable = True
+    except StateError as exc:
+        if need_writable_state:
             raise CommandFailed(
                 EXIT_USAGE, f"{exc} (history would be lost; `nodegc report` works read-only)"
             ) from None
-    if not writable:
+        writable = False
         log.warning(
             "state directory is read-only: history is read but not saved",
-            extra={"path": str(state.path)},
+            extra={"path": str(state.path), "error": str(exc)},
         )
     runtime = connect(
         settings.runtime.type,
@@ -50,16 +53,39 @@ def collector(settings: Settings, *, need_writable_state: bool) -> Iterator[Coll
         settings.runtime.timeout,
         state.load_finish_times(),
     )
+    # Every removal attempt goes to the audit record (as the daemon's do), and is counted so
+    # that an engine error later in the cycle does not claim that nothing was removed.
+    attempts: list[RemovalResult] = []
+    audit = AuditLog(audit_path(settings)) if need_writable_state else None
+    listeners: list[Callable[[RemovalResult], None]] = [attempts.append]
+    if audit is not None:
+        listeners.append(audit.record)
     try:
-        yield Collector(settings, runtime, state, persist=writable)
+        yield Collector(settings, runtime, state, persist=writable, listeners=listeners)
     except RuntimeUnavailable as exc:
-        raise CommandFailed(EXIT_UNREACHABLE, f"engine unreachable: {exc}") from None
+        raise CommandFailed(
+            EXIT_UNREACHABLE, f"engine unreachable{_so_far(attempts)}: {exc}"
+        ) from None
     except RuntimeError_ as exc:
-        raise CommandFailed(EXIT_UNREACHABLE, f"engine error, nothing removed: {exc}") from None
+        done = _so_far(attempts) or ", nothing removed"
+        raise CommandFailed(EXIT_UNREACHABLE, f"engine error{done}: {exc}") from None
     except FilesystemError as exc:
         raise CommandFailed(EXIT_USAGE, str(exc)) from None
     finally:
         runtime.close()
+        if audit is not None:
+            audit.close()
+
+
+def _so_far(attempts: list[RemovalResult]) -> str:
+    """What the cycle did before an engine error stopped it ("" when it removed nothing)."""
+    if not attempts:
+        return ""
+    removed = sum(1 for r in attempts if r.outcome is Outcome.REMOVED)
+    return (
+        f" after {removed} of {len(attempts)} removals this cycle (see `nodegc history`); "
+        "the rest was not attempted"
+    )
 
 
 def _run(body: Callable[[], int]) -> int:
@@ -74,10 +100,15 @@ def report(settings: Settings, args: argparse.Namespace) -> int:
     def body() -> int:
         with collector(settings, need_writable_state=False) as gc:
             plan = gc.report()
+        kubelet = read_kubelet_config(args.kubelet_config) if args.kubelet_config else None
         if args.output == "json":
-            _print_json(render.plan_json(plan))
+            data = render.plan_json(plan)
+            if kubelet is not None:
+                data["kubelet"] = kubelet_json(plan.filesystem, kubelet)
+            _print_json(data)
         else:
-            print(render.plan_table(plan))
+            line = kubelet_would(plan.filesystem, kubelet) if kubelet is not None else None
+            print(render.plan_table(plan, kubelet_line=line))
         return EXIT_OK
 
     return _run(body)
@@ -108,18 +139,18 @@ def _print_json(data: Any) -> None:
 def run(settings: Settings, args: argparse.Namespace) -> int:
     import prometheus_client
 
-    from nodegc.cli import overrides_from
+    from nodegc.cli import settings_overrides
     from nodegc.lock import AlreadyRunning
     from nodegc.loop import Daemon, ListenError, config_reloader
 
     def body() -> int:
         try:
-            StateDir(settings.state.directory).ensure()
+            StateDir(settings.state.directory).check_writable()
         except StateError as exc:
             raise CommandFailed(EXIT_USAGE, f"{exc} (history would be lost)") from None
         # One process, one registry: the *_created series add nothing an operator reads.
         prometheus_client.disable_created_metrics()
-        daemon = Daemon(settings, config_reloader(args.config, overrides_from(args)))
+        daemon = Daemon(settings, config_reloader(args.config, settings_overrides(args)))
         try:
             return daemon.run()
         except (AlreadyRunning, ListenError) as exc:

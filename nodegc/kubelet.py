@@ -421,6 +421,29 @@ def merge_overrides(*layers: dict[str, dict[str, Any]]) -> dict[str, dict[str, A
 
 
 # -- what the kubelet would do -------------------------------------------------------------------
+def kubelet_bytes_to_free(fs: FilesystemStats, k: KubeletGC) -> int:
+    """Bytes the kubelet's image GC would free now: 0 below its high threshold (or when off)."""
+    if k.high_threshold_percent >= 100 or fs.usage_percent < k.high_threshold_percent:
+        return 0
+    return max(0, fs.capacity_bytes * (100 - k.low_threshold_percent) // 100 - fs.available_bytes)
+
+
+def kubelet_json(fs: FilesystemStats, k: KubeletGC) -> dict[str, Any]:
+    """The kubelet's settings and what it would do now, for `report --output json`."""
+    return {
+        "source": k.source or None,
+        "high_threshold_percent": k.high_threshold_percent,
+        "low_threshold_percent": k.low_threshold_percent,
+        "minimum_age": format_duration(k.minimum_age),
+        "maximum_age": format_duration(k.maximum_age),
+        "usage_percent": fs.usage_percent,
+        "bytes_to_free": kubelet_bytes_to_free(fs, k),
+        "eviction_threshold": k.imagefs_eviction.describe() if k.imagefs_eviction else None,
+        "eviction_reached": bool(k.imagefs_eviction and k.imagefs_eviction.reached(fs)),
+        "summary": kubelet_would(fs, k),
+    }
+
+
 def kubelet_would(fs: FilesystemStats, k: KubeletGC) -> str:
     """One line: what the kubelet's own image GC would do at the filesystem's current usage.
 
@@ -436,10 +459,10 @@ def kubelet_would(fs: FilesystemStats, k: KubeletGC) -> str:
             f"{head} is below its high threshold {k.high_threshold_percent}%; it would free nothing"
         )
     else:
-        to_free = fs.capacity_bytes * (100 - k.low_threshold_percent) // 100 - fs.available_bytes
         line = (
             f"{head} is at or above its high threshold {k.high_threshold_percent}%; it would free "
-            f"{human_bytes(max(0, to_free))} of unused images to reach {k.low_threshold_percent}%"
+            f"{human_bytes(kubelet_bytes_to_free(fs, k))} of unused images to reach "
+            f"{k.low_threshold_percent}%"
         )
     if k.maximum_age:
         line += f"; images unused for {format_duration(k.maximum_age)} go in any case"

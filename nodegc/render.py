@@ -258,12 +258,14 @@ def _section(
     return head + ("\n" + table(headers, rows) if rows else "")
 
 
-def plan_table(plan: Plan) -> str:
+def plan_table(plan: Plan, kubelet_line: str | None = None) -> str:
+    """The report for people; `kubelet_line` (what the kubelet would do) follows the summary."""
     now = plan.now
     parts = [
         "nodegc report — a dry run: nothing is changed",
         filesystem_line(plan.filesystem),
         image_summary(plan.images, plan.filesystem),
+        *([kubelet_line] if kubelet_line else []),
         "",
         _section(
             "Containers",

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import tempfile
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +26,9 @@ log = logging.getLogger(__name__)
 
 HISTORY_FILE = "history.json"
 FINISH_TIMES_FILE = "finish-times.json"
+PROBE_FILE = ".write-probe"
+# A temp file of ours older than this belongs to a write that never finished (kill -9).
+STALE_TEMP_SECONDS = 600
 FORMAT_VERSION = 1
 
 
@@ -92,20 +96,37 @@ class StateDir:
                 f"state directory {self.path}: cannot create ({exc.strerror})"
             ) from exc
         if not os.access(self.path, os.W_OK | os.X_OK):
+            if _read_only(self.path):
+                raise StateError(
+                    f"state directory {self.path}: on a read-only filesystem; mount it "
+                    "read-write or set state.directory (--state-dir)"
+                )
             raise StateError(
                 f"state directory {self.path}: not writable; fix its permissions or set "
                 "state.directory (--state-dir)"
             )
 
+    def check_writable(self) -> None:
+        """ensure(), then prove it by writing a small file (a full disk passes the permission
+        check but loses every save). Raises StateError naming the path and the cause."""
+        self.ensure()
+        probe = self.path / PROBE_FILE
+        try:
+            write_atomically(probe, b"nodegc write probe\n")
+        finally:
+            with contextlib.suppress(OSError):
+                probe.unlink()
+
     def writable(self) -> bool:
         try:
-            self.ensure()
+            self.check_writable()
         except StateError:
             return False
         return True
 
     def load_history(self, now: datetime) -> History:
         """The saved history; a fresh one (with a warning) when it is missing or corrupt."""
+        self.remove_stale_temp_files()
         path = self.history_path
         try:
             raw = path.read_bytes()
@@ -132,6 +153,16 @@ class StateDir:
             )
             return empty(now)
 
+    def remove_stale_temp_files(self) -> None:
+        """Remove temp files that a process killed mid-write (between mkstemp and rename) left
+        behind; they would pile up, one history's size each. A live writer's are seconds old."""
+        cutoff = time.time() - STALE_TEMP_SECONDS
+        for name in (HISTORY_FILE, FINISH_TIMES_FILE, PROBE_FILE):
+            for leftover in self.path.glob(f".{name}.*"):
+                with contextlib.suppress(OSError):
+                    if leftover.stat().st_mtime < cutoff:
+                        leftover.unlink()
+
     def save_history(self, history: History) -> None:
         """Write history atomically (temp file, fsync, rename, fsync dir). Raises StateError."""
         self.ensure()
@@ -149,6 +180,13 @@ class StateDir:
         self.ensure()
         data = {k: _iso(v) for k, v in sorted(times.items())}
         write_atomically(self.path / FINISH_TIMES_FILE, json.dumps(data).encode())
+
+
+def _read_only(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def write_atomically(path: Path, data: bytes) -> None:

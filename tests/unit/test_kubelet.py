@@ -13,6 +13,8 @@ from nodegc.kubelet import (
     Eviction,
     KubeletConfigError,
     KubeletGC,
+    kubelet_bytes_to_free,
+    kubelet_json,
     kubelet_would,
     merge_overrides,
     overrides_from_kubelet,
@@ -328,3 +330,21 @@ def test_eviction_bytes_threshold_is_compared_in_bytes() -> None:
 def test_no_eviction_claim_when_unknown() -> None:
     """An unknown eviction threshold is never mentioned."""
     assert "eviction" not in kubelet_would(disk(99), kubelet(imagefs_eviction=None))
+
+
+def test_bytes_to_free_uses_the_kubelets_formula() -> None:
+    """At 90% of 100 GiB with low 80, the kubelet frees 10 GiB."""
+    assert kubelet_bytes_to_free(disk(90), kubelet()) == 10 * GIB
+
+
+def test_bytes_to_free_is_zero_below_high() -> None:
+    """Below the high threshold the kubelet frees nothing."""
+    assert kubelet_bytes_to_free(disk(84), kubelet()) == 0
+
+
+def test_json_carries_the_summary_line() -> None:
+    """The JSON form carries the thresholds, the bytes and the same one-line summary."""
+    data = kubelet_json(disk(90), kubelet())
+    assert (data["high_threshold_percent"], data["bytes_to_free"]) == (85, 10 * GIB)
+    assert data["eviction_reached"] is True
+    assert data["summary"] == kubelet_would(disk(90), kubelet())
