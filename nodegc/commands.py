@@ -52,6 +52,7 @@ def collector(settings: Settings, *, need_writable_state: bool) -> Iterator[Coll
         settings.runtime.endpoint,
         settings.runtime.timeout,
         state.load_finish_times(),
+        sandbox_image=settings.runtime.sandbox_image,
     )
     # Every removal attempt goes to the audit record (as the daemon's do), and is counted so
     # that an engine error later in the cycle does not claim that nothing was removed.

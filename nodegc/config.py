@@ -33,6 +33,8 @@ from nodegc.durations import format_duration, parse_duration
 DEFAULT_CONFIG_PATH = Path("/etc/nodegc/config.toml")
 ENV_PREFIX = "NODEGC_"
 ENV_NESTED_DELIMITER = "__"
+MAX_PERIOD = timedelta(days=365)
+MAX_TIMEOUT = timedelta(days=1)
 
 
 def _to_duration(value: Any) -> Any:
@@ -97,6 +99,7 @@ class RuntimeSettings(_Section):
             self.endpoint = _default_endpoint(self.type)
         if self.timeout <= timedelta(0):
             raise ValueError(f"runtime.timeout = {format_duration(self.timeout)}: must be above 0s")
+        _check_at_most("runtime.timeout", self.timeout, MAX_TIMEOUT)
         if not self.endpoint.startswith(("unix://", "tcp://", "http://", "https://", "npipe://")):
             raise ValueError(
                 f"runtime.endpoint = {self.endpoint!r}: must start with unix:// or tcp://"
@@ -148,6 +151,8 @@ class ImageSettings(_Section):
         for name in ("minimum_age", "maximum_age", "pressure_check_period"):
             _check_non_negative(f"images.{name}", getattr(self, name))
         _check_positive("images.gc_period", self.gc_period)
+        for name in ("gc_period", "pressure_check_period"):
+            _check_at_most(f"images.{name}", getattr(self, name), MAX_PERIOD)
         if self.maximum_age and self.maximum_age <= self.minimum_age:
             raise ValueError(
                 f"images.maximum_age = {format_duration(self.maximum_age)}: must be above "
@@ -187,6 +192,7 @@ class ContainerSettings(_Section):
         for name in ("minimum_age", "maximum_age"):
             _check_non_negative(f"containers.{name}", getattr(self, name))
         _check_positive("containers.gc_period", self.gc_period)
+        _check_at_most("containers.gc_period", self.gc_period, MAX_PERIOD)
         if self.maximum_age and self.maximum_age <= self.minimum_age:
             raise ValueError(
                 f"containers.maximum_age = {format_duration(self.maximum_age)}: must be above "
@@ -235,6 +241,14 @@ def _check_non_negative(name: str, value: timedelta) -> None:
 def _check_positive(name: str, value: timedelta) -> None:
     if value <= timedelta(0):
         raise ValueError(f"{name} = {format_duration(value)}: must be above 0s")
+
+
+def _check_at_most(name: str, value: timedelta, limit: timedelta) -> None:
+    # Beyond these the scheduler's dates and the socket timeouts overflow.
+    if value > limit:
+        raise ValueError(
+            f"{name} = {format_duration(value)}: must be at most {format_duration(limit)}"
+        )
 
 
 class Settings(BaseSettings):
@@ -328,13 +342,19 @@ def _build(file_data: dict[str, Any], overrides: dict[str, Any], origin: str) ->
         ) -> tuple[PydanticBaseSettingsSource, ...]:
             return (init_settings, env_settings, _TomlSource(settings_cls, file_data))
 
-    _reject_unknown_env()
+    # Every problem is reported, one line each: the environment's along with the rest.
+    problems, unusable = _env_problems()
+    saved = {name: os.environ.pop(name) for name in unusable}
     try:
         loaded = _Loaded(**overrides)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc)) from None
+        raise ConfigError("\n".join([*problems, format_validation_error(exc)])) from None
     except ValueError as exc:  # pydantic-settings: an environment value it cannot parse
-        raise ConfigError(f"environment: {exc}") from None
+        raise ConfigError("\n".join([*problems, f"environment: {exc}"])) from None
+    finally:
+        os.environ.update(saved)
+    if problems:
+        raise ConfigError("\n".join(problems))
     return Settings.model_validate(loaded.model_dump())
 
 
@@ -346,31 +366,37 @@ _LIST_SETTINGS = {
 }
 
 
-def _reject_unknown_env() -> None:
-    """A NODEGC_ variable that names no setting is a typo: say so instead of ignoring it."""
+def _env_problems() -> tuple[list[str], list[str]]:
+    """(one line per NODEGC_ variable that names no setting (a typo: said, not ignored) or holds
+    a list that is not JSON; their names, left out of the reading so that each is said once)."""
     known = {
         f"{ENV_PREFIX}{section}{ENV_NESTED_DELIMITER}{key}".upper()
         for section, model in Settings.model_fields.items()
         for key in model.annotation.model_fields  # type: ignore[union-attr]
     }
     known |= {f"{ENV_PREFIX}{section}".upper() for section in Settings.model_fields}
-    for name, value in os.environ.items():
+    problems: list[str] = []
+    unusable: list[str] = []
+    for name, value in sorted(os.environ.items()):
         if name.upper().startswith(ENV_PREFIX) and name.upper() not in known:
-            raise ConfigError(
+            unusable.append(name)
+            problems.append(
                 f"environment variable {name}: names no setting; the form is "
                 f"NODEGC_<SECTION>__<KEY>, e.g. NODEGC_IMAGES__HIGH_THRESHOLD_PERCENT"
             )
-        if name.upper() in _LIST_SETTINGS:
+        elif name.upper() in _LIST_SETTINGS:
             setting = _LIST_SETTINGS[name.upper()]
             try:
                 parsed = json.loads(value)
             except ValueError:
                 parsed = None
             if not isinstance(parsed, list):
-                raise ConfigError(
+                unusable.append(name)
+                problems.append(
                     f"{setting} = {value!r} (environment variable {name}): a list is written "
                     f"as JSON there, e.g. {name}='[\"registry.k8s.io/pause:*\"]'"
                 )
+    return problems, unusable
 
 
 def format_validation_error(exc: ValidationError) -> str:

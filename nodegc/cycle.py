@@ -30,6 +30,7 @@ from nodegc.model import (
 )
 from nodegc.observe import measure, take_snapshot
 from nodegc.runtime import Conflict, NotFound, Runtime, RuntimeError_, RuntimeUnavailable
+from nodegc.sandbox_gc import collect_sandboxes
 from nodegc.state import StateDir, StateError
 
 log = logging.getLogger(__name__)
@@ -185,6 +186,10 @@ class Collector:
                 return report
             if containers:
                 report.container_results = self._remove_all(first.containers.removals)
+                # Sandboxes (CRI) after their containers: dependents before owners.
+                report.container_results += collect_sandboxes(
+                    self.runtime, self.settings, self.clock(), self.listeners
+                )
             if images:
                 self._image_passes(report, snapshot if not containers else None)
             report.filesystem_after = measure(snapshot.filesystem.path)

@@ -42,7 +42,12 @@ def parse_duration(text: str) -> timedelta:
         raise ValueError(
             f"{text!r} is not a duration; use a Go duration such as '90s', '2m' or '1h30m'"
         )
-    return timedelta(seconds=sign * seconds)
+    try:
+        return timedelta(seconds=sign * seconds)
+    except OverflowError:
+        raise ValueError(
+            f"{text!r} is out of range; a duration is at most {timedelta.max.days} days"
+        ) from None
 
 
 def format_duration(value: timedelta) -> str:

@@ -448,6 +448,7 @@ def _connect(settings: Settings, state: StateDir) -> Runtime:
         settings.runtime.endpoint,
         settings.runtime.timeout,
         state.load_finish_times(),
+        sandbox_image=settings.runtime.sandbox_image,
     )
 
 

@@ -141,6 +141,7 @@ def cycle_json(report: CycleReport) -> dict[str, Any]:
         else None,
         "containers": {"decisions": _with_outcomes(containers, by_id, report.dry_run)},
         "images": images,
+        "sandboxes": [_result_json(r) for r in report.container_results if r.kind == "sandbox"],
         "failures": len(report.failures),
     }
 
@@ -315,6 +316,10 @@ def cycle_table(report: CycleReport) -> str:
             _image_rows(report.image_plan.decisions, now, outcomes),
         ),
     ]
+    sandboxes = [r for r in report.container_results if r.kind == "sandbox"]
+    if sandboxes:
+        parts.append("Pod sandboxes (after their containers):")
+        parts += [f"  {short_id(r.id)} {r.name} {r.reason} {_outcome_text(r)}" for r in sandboxes]
     listed = {d.image.id for d in report.image_plan.decisions}
     extra = [r for r in report.image_results if r.id not in listed]
     if extra:

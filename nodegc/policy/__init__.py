@@ -7,7 +7,9 @@ before owners).
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import gc
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 from nodegc.config import ContainerSettings, ImageSettings
@@ -31,21 +33,37 @@ def plan(
     With `dependents_first`, images count on this plan's container removals (the cycle removes
     containers before images); without, every listed container keeps its image in use.
     """
-    container_plan = plan_containers(snapshot.containers, containers, now)
-    leaving = {d.container.id for d in container_plan.removals} if dependents_first else set()
-    image_plan = plan_images(
-        snapshot.filesystem,
-        snapshot.images,
-        snapshot.containers,
-        history,
-        images,
-        now,
-        leaving_containers=leaving,
-        avoid=avoid_images,
-    )
+    with _cycle_collector_paused():
+        container_plan = plan_containers(snapshot.containers, containers, now)
+        leaving = {d.container.id for d in container_plan.removals} if dependents_first else set()
+        image_plan = plan_images(
+            snapshot.filesystem,
+            snapshot.images,
+            snapshot.containers,
+            history,
+            images,
+            now,
+            leaving_containers=leaving,
+            avoid=avoid_images,
+        )
     return Plan(
         now=now, filesystem=snapshot.filesystem, containers=container_plan, images=image_plan
     )
+
+
+@contextmanager
+def _cycle_collector_paused() -> Iterator[None]:
+    """Pause Python's cycle collector while planning: the plan allocates a few objects per
+    container and image and makes no cycles, and each collection the allocations set off would
+    walk the whole (large) snapshot again; on 100k containers that was a third of the plan time.
+    Restored afterwards; nothing is left uncollected."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 __all__ = [

@@ -79,6 +79,7 @@ _EVENT_ACTIONS = {
     pb.CONTAINER_DELETED_EVENT: "destroy",
 }
 _UNREACHABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+_POD_LABELS = (LABEL_POD_UID, LABEL_POD_NAME, LABEL_POD_NAMESPACE)
 
 
 def grpc_target(endpoint: str) -> str:
@@ -186,6 +187,8 @@ class CriRuntime:
         self._image_labels: dict[str, dict[str, str]] = {}
         # Every name (id, tag, digest) of every listed image -> its id, from the last listing.
         self._image_ids: dict[str, str] = {}
+        # Sandbox id -> sandbox, for the pod labels of containers that lack them.
+        self._pods: dict[str, pb.PodSandbox] = {}
         # Container id -> image id, from listings, for events that do not carry it.
         self._container_image: dict[str, str] = {}
         # Events: whether the runtime has GetContainerEvents (None: not known yet).
@@ -226,6 +229,8 @@ class CriRuntime:
             return method(request, timeout=self.timeout.total_seconds())
         except grpc.RpcError as exc:
             raise self._translate(what, exc) from None
+        except ValueError as exc:  # grpc: "Cannot invoke RPC on closed channel!"
+            raise RuntimeUnavailable(f"{what}: connection to {self.endpoint}: {exc}") from None
 
     def _translate(self, what: str, exc: grpc.RpcError) -> RuntimeError_:
         code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
@@ -336,7 +341,7 @@ class CriRuntime:
         rows = self._call(
             "list containers", self.rt.ListContainers, pb.ListContainersRequest()
         ).containers
-        pods = {s.id: s for s in self._list_sandbox_rows()}
+        pods = self._pods_of(rows)
         live_ids: set[str] = set()
         need: list[str] = []
         for row in rows:
@@ -353,6 +358,18 @@ class CriRuntime:
         containers = [self._container(row, pods.get(row.pod_sandbox_id)) for row in rows]
         self._container_image = {c.id: c.image_id for c in containers}
         return containers
+
+    def _pods_of(self, rows: Sequence[pb.Container]) -> Mapping[str, pb.PodSandbox]:
+        """The sandboxes of the containers that lack a kubelet pod label: cached by id (a
+        sandbox's metadata never changes), one ListPodSandbox when an unknown one appears."""
+        wanted = {
+            row.pod_sandbox_id
+            for row in rows
+            if row.pod_sandbox_id and not all(row.labels.get(k) for k in _POD_LABELS)
+        }
+        if not wanted <= self._pods.keys():
+            self._pods = {s.id: s for s in self._list_sandbox_rows()}
+        return self._pods
 
     def _finished_at(self, container_id: str) -> tuple[str, datetime | None]:
         try:
@@ -428,13 +445,11 @@ class CriRuntime:
                 f"{what}: it has {len(members)} container(s), e.g. {short_id(first.id)} "
                 f"({first.metadata.name})"
             )
-        request_id = sandbox.id
-        self._call(
-            what, self.rt.StopPodSandbox, pb.StopPodSandboxRequest(pod_sandbox_id=request_id)
-        )
-        self._call(
-            what, self.rt.RemovePodSandbox, pb.RemovePodSandboxRequest(pod_sandbox_id=request_id)
-        )
+        stop = pb.StopPodSandboxRequest(pod_sandbox_id=sandbox.id)
+        self._call(what, self.rt.StopPodSandbox, stop)
+        remove = pb.RemovePodSandboxRequest(pod_sandbox_id=sandbox.id)
+        self._call(what, self.rt.RemovePodSandbox, remove)
+        self._pods.pop(sandbox.id, None)
 
     # -- events -----------------------------------------------------------------------------
     def events(self, since: datetime | None = None) -> Iterator[RuntimeEvent]:

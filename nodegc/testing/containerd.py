@@ -22,6 +22,7 @@ Needs root, containerd, containerd-shim-runc-v2, runc, ctr, losetup, mkfs.ext4 a
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import os
@@ -43,6 +44,7 @@ from typing import Self
 
 import grpc
 
+from nodegc.runtime.cri import normalize_reference
 from nodegc.runtime.cri_proto import api_pb2 as pb
 from nodegc.runtime.cri_proto import api_pb2_grpc as pb_grpc
 from nodegc.testing import engine as _engine
@@ -119,9 +121,11 @@ def pause_image_tar(tag: str = PAUSE_TAG) -> bytes:
                 continue
             reader = src.extractfile(member) if member.isfile() else None
             dst.addfile(member, reader)
-        for name, data in (("manifest.json", json.dumps(manifest).encode()), (new_config, None)):
+        for name, payload in (
+            ("manifest.json", json.dumps(manifest).encode()),
+            (new_config, config_bytes),
+        ):
             info = tarfile.TarInfo(name)
-            payload = data if data is not None else config_bytes
             info.size, info.mode = len(payload), 0o644
             dst.addfile(info, io.BytesIO(payload))
     return out.getvalue()
@@ -135,8 +139,6 @@ def _member(archive: tarfile.TarFile, name: str) -> bytes:
 
 
 def _sha256(data: bytes) -> str:
-    import hashlib
-
     return hashlib.sha256(data).hexdigest()
 
 
@@ -243,8 +245,6 @@ class IsolatedContainerd:
     @property
     def sandbox_image(self) -> str:
         """The sandbox image reference as containerd names it."""
-        from nodegc.runtime.cri import normalize_reference
-
         return normalize_reference(self.sandbox_image_tag)
 
     @property
@@ -543,6 +543,17 @@ class IsolatedContainerd:
         finally:
             os.close(fd)
         return path
+
+    def fill_to_percent(self, percent: int) -> list[Path]:
+        """Add filler until `usage_percent()` reaches `percent` (aiming mid-way inside it)."""
+        paths: list[Path] = []
+        for _ in range(3):
+            if self.usage_percent() >= percent:
+                break
+            st = os.statvfs(self._res.mountpoint)
+            target_bavail = int((100.5 - percent) * st.f_blocks / 100)
+            paths.append(self.fill(max(1, st.f_bavail - target_bavail) * st.f_frsize))
+        return paths
 
 
 # -- setup ------------------------------------------------------------------------------------

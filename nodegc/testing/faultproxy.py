@@ -13,7 +13,9 @@ the query string, with the API version prefix: `/v1.47/images/sha256:...`). A ma
 - `Fault.error(code)`: answers `code` with a Docker-style body `{"message": "..."}` itself;
 - `Fault.drop()`: forwards, then sends the status line, the headers and half of the body and
   closes the connection (the client sees a response cut short);
-- `Fault.stall()`: never answers (until the client gives up or the proxy stops).
+- `Fault.stall()`: never answers (until the client gives up or the proxy stops);
+- `Fault.hook(fn)`: calls `fn()` (a test's race: start a container, create one...), then
+  forwards: the engine sees the request right after whatever `fn` did.
 
 Rules can be limited to `times` matches after letting `skip` matches through, and added,
 removed or cleared while requests flow. `down()` makes the proxy behave like a stopped engine
@@ -31,16 +33,16 @@ import select
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO, Literal, Self
 
-__all__ = ["Fault", "FaultProxy", "Rule"]
+__all__ = ["Exchange", "Fault", "FaultProxy", "Rule"]
 
-FaultKind = Literal["latency", "error", "drop", "stall"]
+FaultKind = Literal["latency", "error", "drop", "stall", "hook"]
 MAX_HEADER_BYTES = 64 * 1024
 ACCEPT_POLL_SECONDS = 0.1
 STALL_POLL_SECONDS = 0.1
@@ -55,6 +57,7 @@ class Fault:
     delay: float = 0.0
     status: int = 500
     message: str = "injected fault"
+    action: Callable[[], object] | None = None
 
     @classmethod
     def latency(cls, seconds: float) -> Fault:
@@ -72,6 +75,10 @@ class Fault:
     @classmethod
     def stall(cls) -> Fault:
         return cls("stall")
+
+    @classmethod
+    def hook(cls, action: Callable[[], object]) -> Fault:
+        return cls("hook", action=action)
 
 
 @dataclass
@@ -102,6 +109,16 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class Exchange:
+    """A request the engine answered: sent upstream at `sent`, answer relayed by `answered`."""
+
+    method: str
+    path: str
+    sent: float
+    answered: float
+
+
+@dataclass(frozen=True)
 class _Request:
     method: str
     target: str
@@ -120,18 +137,22 @@ class _Closed(Exception):
 class FaultProxy:
     """Listens on `listen_path`, forwards to the unix socket `upstream_path`. A context manager."""
 
-    def __init__(self, upstream_path: str | os.PathLike[str], listen_path: str | os.PathLike[str]):
+    def __init__(
+        self, upstream_path: str | os.PathLike[str], listen_path: str | os.PathLike[str]
+    ) -> None:
         self.upstream_path = str(upstream_path)
         self.listen_path = Path(listen_path)
         self._rules: list[Rule] = []
         self._lock = threading.Lock()
-        self._seen: list[tuple[str, str]] = []
+        self._seen: list[tuple[str, str]] = []  # (method, request target with its query)
         self._sockets: set[socket.socket] = set()
         self._listener: socket.socket | None = None
         self._accept_thread: threading.Thread | None = None
         self._stopping = threading.Event()  # the whole proxy is closing
         self._listening = threading.Event()
         self._generation = 0  # bumped by down(): connections of older generations end
+        self.errors: list[Exception] = []  # what hooks raised
+        self._exchanges: list[Exchange] = []
 
     # -- lifecycle --------------------------------------------------------------------------
     @property
@@ -212,6 +233,12 @@ class FaultProxy:
             self._rules.append(rule)
         return rule
 
+    @property
+    def rules(self) -> list[Rule]:
+        """The rules in force, first match first."""
+        with self._lock:
+            return list(self._rules)
+
     def remove(self, rule: Rule) -> None:
         with self._lock:
             if rule in self._rules:
@@ -226,7 +253,19 @@ class FaultProxy:
     def requests(self) -> list[tuple[str, str]]:
         """(method, path) of every request received, in order."""
         with self._lock:
+            return [(method, target.split("?", 1)[0]) for method, target in self._seen]
+
+    @property
+    def targets(self) -> list[tuple[str, str]]:
+        """(method, request target with its query string) of every request, in order."""
+        with self._lock:
             return list(self._seen)
+
+    @property
+    def exchanges(self) -> list[Exchange]:
+        """Every request forwarded and answered in full, with its times (time.monotonic)."""
+        with self._lock:
+            return list(self._exchanges)
 
     def count(self, method: str | None = None, path: str = "") -> int:
         """Requests received whose method (None: any) and path (regex, searched) match."""
@@ -265,7 +304,7 @@ class FaultProxy:
             while self._alive(generation):
                 request = _read_request(reader)
                 with self._lock:
-                    self._seen.append((request.method, request.path))
+                    self._seen.append((request.method, request.target))
                     rule = next(
                         (r for r in self._rules if r.claims(request.method, request.path)), None
                     )
@@ -282,15 +321,26 @@ class FaultProxy:
                     and self._stopping.wait(fault.delay)
                 ):
                     return
+                if fault is not None and fault.action is not None:
+                    try:
+                        fault.action()
+                    except Exception as exc:  # kept for the test; the client sees a cut
+                        self.errors.append(exc)
+                        raise _Closed() from exc
                 if upstream is None:
                     upstream = self._connect_upstream(generation)
                     up_reader = upstream.makefile("rb")
                 assert up_reader is not None
+                sent = time.monotonic()
                 upstream.sendall(request.head + request.body)
                 cut = fault is not None and fault.kind == "drop"
                 keep = _relay_response(
                     up_reader, client, head_only=request.method == "HEAD", cut=cut
                 )
+                with self._lock:
+                    self._exchanges.append(
+                        Exchange(request.method, request.path, sent, time.monotonic())
+                    )
                 if not keep:
                     return
         except (_Closed, OSError, ValueError):

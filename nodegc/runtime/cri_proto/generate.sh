@@ -1,5 +1,5 @@
 #!/bin/sh
-# Regenerate api_pb2.py and api_pb2_grpc.py from api.proto (run from anywhere).
+# Regenerate api_pb2.py, api_pb2.pyi (types) and api_pb2_grpc.py from api.proto (from anywhere).
 #
 # The committed stubs were made with grpcio-tools 1.66.2 (protoc gencode 5.27.2), on purpose
 # older than the newest: gencode only demands a runtime at least as new as itself, so this keeps
@@ -13,5 +13,6 @@ cd "$(dirname "$0")/../../.."
 "${PYTHON:-python3}" -m grpc_tools.protoc \
     --proto_path=. \
     --python_out=. \
+    --pyi_out=. \
     --grpc_python_out=. \
     nodegc/runtime/cri_proto/api.proto
