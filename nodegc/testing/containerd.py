@@ -186,7 +186,7 @@ class _Resources:
         return _engine._Resources(root=self.root, name=self.name, size_mb=self.size_mb)
 
 
-class IsolatedContainerd:
+class IsolatedContainerd(_engine.FillableFilesystem):
     """A containerd of our own on a `size_mb` ext4 loop filesystem; a context manager.
 
     `start()` prepares the filesystem, starts containerd and imports the pause image;
@@ -521,39 +521,6 @@ class IsolatedContainerd:
         """Every sandbox's id -> CRI state."""
         rows = self.rt.ListPodSandbox(pb.ListPodSandboxRequest(), timeout=RPC_TIMEOUT).items
         return {s.id: s.state for s in rows}
-
-    # -- disk usage ---------------------------------------------------------------------------
-
-    def usage_percent(self) -> int:
-        """The kubelet's figure for the filesystem: 100 - floor(f_bavail * 100 / f_blocks)."""
-        st = os.statvfs(self._res.mountpoint)
-        return 100 - st.f_bavail * 100 // st.f_blocks
-
-    def fill(self, nbytes: int) -> Path:
-        """Allocate a filler file of `nbytes` on the filesystem, outside containerd's root."""
-        self._fill_count += 1
-        path = self._res.mountpoint / f"filler-{self._fill_count}"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            if nbytes > 0:
-                os.posix_fallocate(fd, 0, nbytes)
-        except OSError:
-            path.unlink()
-            raise
-        finally:
-            os.close(fd)
-        return path
-
-    def fill_to_percent(self, percent: int) -> list[Path]:
-        """Add filler until `usage_percent()` reaches `percent` (aiming mid-way inside it)."""
-        paths: list[Path] = []
-        for _ in range(3):
-            if self.usage_percent() >= percent:
-                break
-            st = os.statvfs(self._res.mountpoint)
-            target_bavail = int((100.5 - percent) * st.f_blocks / 100)
-            paths.append(self.fill(max(1, st.f_bavail - target_bavail) * st.f_frsize))
-        return paths
 
 
 # -- setup ------------------------------------------------------------------------------------

@@ -111,7 +111,51 @@ class _Resources:
         return self.root / "dockerd.log"
 
 
-class IsolatedEngine:
+class FillableFilesystem:
+    """Disk-usage helpers for a harness whose small loop filesystem is mounted at
+    `self._res.mountpoint` (filler files live outside the engine's own directories)."""
+
+    _res: Any
+    _fill_count: int
+
+    def usage_percent(self) -> int:
+        """The kubelet's figure for the filesystem: 100 - floor(f_bavail * 100 / f_blocks)."""
+        st = os.statvfs(self._res.mountpoint)
+        return 100 - st.f_bavail * 100 // st.f_blocks
+
+    def fill(self, nbytes: int) -> Path:
+        """Allocate a filler file of `nbytes` on the filesystem, outside the engine's own dirs."""
+        self._fill_count += 1
+        path = self._res.mountpoint / f"filler-{self._fill_count}"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            if nbytes > 0:
+                os.posix_fallocate(fd, 0, nbytes)
+        except OSError:
+            path.unlink()
+            raise
+        finally:
+            os.close(fd)
+        return path
+
+    def fill_to_percent(self, percent: int) -> list[Path]:
+        """Add filler until `usage_percent()` reaches `percent` (aiming mid-way inside it)."""
+        paths: list[Path] = []
+        for _ in range(3):
+            if self.usage_percent() >= percent:
+                break
+            st = os.statvfs(self._res.mountpoint)
+            target_bavail = int((100.5 - percent) * st.f_blocks / 100)
+            paths.append(self.fill(max(1, st.f_bavail - target_bavail) * st.f_frsize))
+        return paths
+
+    def unfill(self) -> None:
+        """Remove every filler file."""
+        for path in self._res.mountpoint.glob("filler-*"):
+            path.unlink(missing_ok=True)
+
+
+class IsolatedEngine(FillableFilesystem):
     """A dockerd of our own on a `size_mb` ext4 loop filesystem; a context manager.
 
     `start()` prepares the filesystem on first use and (re)starts the daemon on the same
@@ -332,44 +376,6 @@ class IsolatedEngine:
                 for i, container_id in results:
                     ids[i] = container_id
         return ids
-
-    # -- disk usage ---------------------------------------------------------------------------
-
-    def usage_percent(self) -> int:
-        """The kubelet's figure for the filesystem: 100 - floor(f_bavail * 100 / f_blocks)."""
-        st = os.statvfs(self._res.mountpoint)
-        return 100 - st.f_bavail * 100 // st.f_blocks
-
-    def fill(self, nbytes: int) -> Path:
-        """Allocate a filler file of `nbytes` on the engine's filesystem, outside the data-root."""
-        self._fill_count += 1
-        path = self._res.mountpoint / f"filler-{self._fill_count}"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            if nbytes > 0:
-                os.posix_fallocate(fd, 0, nbytes)
-        except OSError:
-            path.unlink()
-            raise
-        finally:
-            os.close(fd)
-        return path
-
-    def fill_to_percent(self, percent: int) -> list[Path]:
-        """Add filler until `usage_percent()` reaches `percent` (aiming mid-way inside it)."""
-        paths: list[Path] = []
-        for _ in range(3):
-            if self.usage_percent() >= percent:
-                break
-            st = os.statvfs(self._res.mountpoint)
-            target_bavail = int((100.5 - percent) * st.f_blocks / 100)
-            paths.append(self.fill(max(1, st.f_bavail - target_bavail) * st.f_frsize))
-        return paths
-
-    def unfill(self) -> None:
-        """Remove every filler file."""
-        for path in self._res.mountpoint.glob("filler-*"):
-            path.unlink(missing_ok=True)
 
     # -- internals ----------------------------------------------------------------------------
 
