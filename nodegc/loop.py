@@ -37,6 +37,7 @@ from nodegc.metrics import Metrics
 from nodegc.model import FilesystemStats, Outcome, Snapshot
 from nodegc.notify import SystemdNotifier
 from nodegc.observe import FilesystemError, measure
+from nodegc.policy.images import under_disk_pressure
 from nodegc.render import human_bytes
 from nodegc.runtime import Runtime, RuntimeError_, RuntimeUnavailable, connect
 from nodegc.server import StatusServer
@@ -313,7 +314,7 @@ class Daemon:
         """Metrics and the DiskPressure condition from one measurement; True under pressure."""
         high = self.settings.images.high_threshold_percent
         self.metrics.observe_filesystem(fs, high)
-        pressure = high < 100 and fs.usage_percent >= high
+        pressure = under_disk_pressure(fs, high)
         before = self.board.get(DISK_PRESSURE)
         first = before is None or before.status == "Unknown"
         if self.board.set(

@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from nodegc import __version__
 from nodegc.model import FilesystemStats, Outcome, Reason, RemovalResult, Snapshot
+from nodegc.policy.images import under_disk_pressure
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +200,7 @@ class Metrics:
             return
         ratio = fs.used_bytes / fs.capacity_bytes
         self.fs_usage_ratio.set(min(1.0, max(0.0, ratio)))
-        pressure = high_threshold_percent < 100 and fs.usage_percent >= high_threshold_percent
+        pressure = under_disk_pressure(fs, high_threshold_percent)
         self.disk_pressure.set(1 if pressure else 0)
 
     def observe_snapshot(self, snapshot: Snapshot) -> None:

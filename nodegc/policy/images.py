@@ -25,12 +25,17 @@ from nodegc.model import (
 )
 
 
+def under_disk_pressure(fs: FilesystemStats, high: int) -> bool:
+    """The kubelet's trigger: usage at or above the high threshold (100 turns it off)."""
+    return high < 100 and fs.usage_percent >= high
+
+
 def bytes_to_free(fs: FilesystemStats, high: int, low: int) -> int:
     """What the disk rule asks for: 0 below `high` (or with high = 100, GC off), else down to `low`.
 
     The kubelet's arithmetic: trigger at usage >= high; free capacity*(100-low)/100 - available.
     """
-    if high >= 100 or fs.usage_percent < high:
+    if not under_disk_pressure(fs, high):
         return 0
     return max(0, fs.capacity_bytes * (100 - low) // 100 - fs.available_bytes)
 
