@@ -316,20 +316,19 @@ def load_settings(
     if config_path is None and DEFAULT_CONFIG_PATH.is_file():
         config_path = DEFAULT_CONFIG_PATH
     file_data = read_toml(config_path) if config_path is not None else {}
-    origin = str(config_path) if config_path is not None else "defaults"
     if environ is not None:
         old = dict(os.environ)
         os.environ.clear()
         os.environ.update(environ)
     try:
-        return _build(file_data, overrides or {}, origin)
+        return _build(file_data, overrides or {})
     finally:
         if environ is not None:
             os.environ.clear()
             os.environ.update(old)
 
 
-def _build(file_data: dict[str, Any], overrides: dict[str, Any], origin: str) -> Settings:
+def _build(file_data: dict[str, Any], overrides: dict[str, Any]) -> Settings:
     class _Loaded(Settings):
         @classmethod
         def settings_customise_sources(
