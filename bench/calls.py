@@ -123,8 +123,10 @@ def run(sizes: tuple[int, ...] = (100, 1000), exited: bool = True, size_mb: int 
         "other: " + ", ".join(f"{k} x{v}" for k, v in sorted(others.items())) + " (all runs)"
     )
     section.notes.append(
-        "cycle 1 inspects each dead container once (its finish time is not in the listing) and "
-        "each image not in history once (when it was tagged); both are kept in the state dir"
+        "cycle 1 inspects each image not in history once (when it was tagged), and only the dead "
+        "containers whose exact finish time a decision or an image's last use depends on (the "
+        "listing gives a window: nodegc.policy.finish_times); what it learns is kept in the "
+        "state dir"
     )
     if sizes:
         second = [results[n][1] for n in sizes]
@@ -140,7 +142,7 @@ def run(sizes: tuple[int, ...] = (100, 1000), exited: bool = True, size_mb: int 
             )
         )
         first_ok = all(
-            results[n][0]["inspect container"] == (n if exited else 0)
+            results[n][0]["inspect container"] <= (n if exited else 0)
             and results[n][0]["inspect image"] == n // 5 + 1
             and results[n][0]["remove container"] == n // 2
             and results[n][0]["remove image"] == n // 5
@@ -152,7 +154,7 @@ def run(sizes: tuple[int, ...] = (100, 1000), exited: bool = True, size_mb: int 
                 "calls",
                 "cycle 1 requests at N = " + " / ".join(f"{n:,}" for n in sizes),
                 firsts,
-                "lists + 1/removal + 1 inspect/new object",
+                "lists + 1/removal + ≤ 1 inspect/new object",
                 first_ok,
             )
         )

@@ -29,6 +29,7 @@ from nodegc.model import (
     short_id,
 )
 from nodegc.observe import measure, take_snapshot
+from nodegc.policy.finish_times import finish_times_needed, with_finish_times
 from nodegc.runtime import Conflict, NotFound, Runtime, RuntimeError_, RuntimeUnavailable
 from nodegc.sandbox_gc import collect_sandboxes
 from nodegc.state import StateDir, StateError
@@ -40,6 +41,10 @@ ResultListener = Callable[[RemovalResult], None]
 
 # After a pass that skipped or failed images, plan again (from a fresh listing) at most this often.
 MAX_IMAGE_PASSES = 3
+# Finish times asked for per image per round (the adapters' request pool), and the rounds after
+# which whatever is still wanted is asked for at once.
+FINISH_TIME_BATCH = 8
+FINISH_TIME_ROUNDS = 8
 
 
 def utcnow() -> datetime:
@@ -115,12 +120,30 @@ class Collector:
         with self.lock:
             now = self.clock()
             snapshot = take_snapshot(self.runtime, self.settings.images.filesystem_path, now)
+            snapshot = self._resolve_finish_times(snapshot)
             new_ids = [i.id for i in snapshot.images if i.id not in self.history.images]
             tagged_at = self.runtime.image_tagged_at(new_ids) if new_ids else {}
             self.history = observe(self.history, snapshot, now, tagged_at)
             self.last_snapshot = snapshot
             self.save_history()
             return snapshot
+
+    def _resolve_finish_times(self, snapshot: Snapshot) -> Snapshot:
+        """Ask the runtime for the exact finish times the plan and history depend on, and only
+        those (`policy.finish_times`): a round at a time, as each answer can settle others.
+        Raises RuntimeUnavailable like a listing: nothing is decided on a partial answer."""
+        asked: set[str] = set()
+        for attempt in range(FINISH_TIME_ROUNDS + 1):
+            batch = None if attempt == FINISH_TIME_ROUNDS else FINISH_TIME_BATCH
+            need = finish_times_needed(
+                snapshot, self.history, self.settings.containers, snapshot.taken_at, batch
+            )
+            need = [i for i in need if i not in asked]
+            if not need:
+                break
+            asked.update(need)
+            snapshot = with_finish_times(snapshot, self.runtime.finish_times(need))
+        return snapshot
 
     def apply_events(
         self, used: Mapping[str, datetime], arrived: Mapping[str, datetime] | None = None

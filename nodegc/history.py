@@ -20,14 +20,16 @@ def observe(
       was last tagged (a pull) or the creation of a container made from it.
     - An image is used now while a live container references it; a dead container's finish time
       (else its creation) is when it was last used — real evidence, not the time of the scan, so
-      long-dead containers do not make an image look fresh. Last use never moves backwards.
+      long-dead containers do not make an image look fresh (`Container.stopped_at`: where only a
+      window is known, the cycle has asked for every time that could be the latest). Last use
+      never moves backwards.
     - Images gone from the runtime are forgotten (a re-pull is a new image).
     """
     tagged_at = tagged_at or {}
     evidence_used: dict[str, datetime] = {}
     earliest_container: dict[str, datetime] = {}
     for c in snapshot.containers:
-        used = now if not c.state.is_dead else (c.finished_at or c.created)
+        used = now if not c.state.is_dead else c.stopped_at
         if c.image_id not in evidence_used or used > evidence_used[c.image_id]:
             evidence_used[c.image_id] = min(used, now)
         if c.image_id not in earliest_container or c.created < earliest_container[c.image_id]:

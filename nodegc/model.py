@@ -79,6 +79,23 @@ class Container:
     # When the container last stopped; None when it never ran or the runtime does not know.
     finished_at: datetime | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
+    # While the exact finish time of a dead container is not known (it costs a request per
+    # container), the window the listing vouches for: it stopped in [finished_after,
+    # finished_before]. The policy asks for the exact time only where a decision depends on it.
+    finished_after: datetime | None = None
+    finished_before: datetime | None = None
+
+    @property
+    def stopped_at(self) -> datetime:
+        """When it stopped: the finish time; while only a window is known, the window's end (the
+        youngest it can be; no decision `policy.finish_times` left open depends on it); else
+        (never started, or the runtime does not know) the creation time."""
+        return self.finished_at or self.finished_before or self.created
+
+    @property
+    def finish_known(self) -> bool:
+        """Whether no decision can gain from asking the runtime when this container stopped."""
+        return self.finished_at is not None or self.finished_before is None
 
     @property
     def pod(self) -> str | None:

@@ -10,6 +10,7 @@ from nodegc.cycle import CycleReport
 from nodegc.durations import humanize_age
 from nodegc.model import (
     Action,
+    Container,
     ContainerDecision,
     FilesystemStats,
     ImageDecision,
@@ -78,6 +79,9 @@ def container_decision_json(d: ContainerDecision) -> dict[str, Any]:
         "state": str(c.state),
         "created": iso(c.created),
         "finished_at": iso(c.finished_at),
+        # Set while only a window is known (no decision depended on the exact time).
+        "finished_after": iso(c.finished_after) if not c.finish_known else None,
+        "finished_before": iso(c.finished_before) if not c.finish_known else None,
     }
 
 
@@ -174,6 +178,11 @@ def _ago(now: datetime, when: datetime | None) -> str:
     return "never" if when is None else f"{humanize_age(now - when)} ago"
 
 
+def _stopped(now: datetime, c: Container) -> str:
+    """How long ago a dead container stopped; "≥" while only a window is known (its end)."""
+    return _ago(now, stopped_at(c)) if c.finish_known else f"≥ {_ago(now, stopped_at(c))}"
+
+
 def filesystem_line(fs: FilesystemStats) -> str:
     return (
         f"Filesystem {fs.path}: {fs.usage_percent}% used "
@@ -239,7 +248,7 @@ def _container_rows(
             c.name,
             str(c.state),
             d.evict_unit,
-            _ago(now, stopped_at(c)) if c.state.is_dead else "-",
+            _stopped(now, c) if c.state.is_dead else "-",
         ]
         if outcomes is not None:
             row.append(outcomes.get(c.id, "kept" if d.action is Action.KEEP else "-"))

@@ -41,8 +41,8 @@ def evict_unit(container: Container) -> str:
 
 
 def stopped_at(container: Container) -> datetime:
-    """When the container stopped: its finish time, else (never started) its creation time."""
-    return container.finished_at or container.created
+    """When the container stopped (`Container.stopped_at`)."""
+    return container.stopped_at
 
 
 def _newest_first(containers: Iterable[Container]) -> list[Container]:

@@ -51,7 +51,14 @@ class Runtime(Protocol):
         ...
 
     def list_containers(self) -> Sequence[Container]:
-        """Every container in every state, in one listing (plus cached per-object lookups)."""
+        """Every container in every state, in one listing. A dead container's finish time is
+        given when cached, else as the window the listing vouches for (`finished_after`,
+        `finished_before`)."""
+        ...
+
+    def finish_times(self, container_ids: Sequence[str]) -> Mapping[str, datetime | None]:
+        """The exact finish time of each of these dead containers (a request each; cached).
+        None where the container is gone or the runtime has no time for it."""
         ...
 
     def remove_container(self, container: Container) -> None:

@@ -338,26 +338,32 @@ class CriRuntime:
         return {}
 
     def list_containers(self) -> Sequence[Container]:
+        """One listing. An exited container's finish time comes from the cache, else as the
+        window [creation, now]; `finish_times` asks for the exact ones a decision needs."""
         rows = self._call(
             "list containers", self.rt.ListContainers, pb.ListContainersRequest()
         ).containers
+        now = datetime.now(UTC)
         pods = self._pods_of(rows)
         live_ids: set[str] = set()
-        need: list[str] = []
         for row in rows:
             live_ids.add(row.id)
             if row.state != pb.CONTAINER_EXITED:
                 self.finish_cache.pop(row.id, None)
-            elif row.id not in self.finish_cache:
-                need.append(row.id)
-        for container_id, finished in self._map(self._finished_at, need):
-            if finished is not None:
-                self.finish_cache[container_id] = finished
         for gone in set(self.finish_cache) - live_ids:
             del self.finish_cache[gone]
-        containers = [self._container(row, pods.get(row.pod_sandbox_id)) for row in rows]
+        containers = [self._container(row, pods.get(row.pod_sandbox_id), now) for row in rows]
         self._container_image = {c.id: c.image_id for c in containers}
         return containers
+
+    def finish_times(self, container_ids: Sequence[str]) -> dict[str, datetime | None]:
+        """ContainerStatus of each (in parallel), cached: an exited CRI container never runs
+        again (a restart is a new container)."""
+        found = dict(self._map(self._finished_at, container_ids))
+        for container_id, finished in found.items():
+            if finished is not None:
+                self.finish_cache[container_id] = finished
+        return found
 
     def _pods_of(self, rows: Sequence[pb.Container]) -> Mapping[str, pb.PodSandbox]:
         """The sandboxes of the containers that lack a kubelet pod label: cached by id (a
@@ -386,15 +392,22 @@ class CriRuntime:
         )
         return response.status
 
-    def _container(self, row: pb.Container, pod: pb.PodSandbox | None) -> Container:
+    def _container(
+        self, row: pb.Container, pod: pb.PodSandbox | None, listed_at: datetime
+    ) -> Container:
+        created = from_nanos(row.created_at) or datetime.fromtimestamp(0, UTC)
+        finished = self.finish_cache.get(row.id)
+        window = row.state == pb.CONTAINER_EXITED and finished is None
         return Container(
             id=row.id,
             name=row.metadata.name or short_id(row.id),
             image_id=self._image_id_of(row),
             state=_STATES.get(row.state, ContainerState.UNKNOWN),
-            created=from_nanos(row.created_at) or datetime.fromtimestamp(0, UTC),
-            finished_at=self.finish_cache.get(row.id),
+            created=created,
+            finished_at=finished,
             labels=pod_labels(row, pod),
+            finished_after=created if window else None,
+            finished_before=max(created, listed_at) if window else None,
         )
 
     def _image_id_of(self, row: pb.Container | pb.ContainerStatus) -> str:

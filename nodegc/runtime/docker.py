@@ -19,6 +19,7 @@ import urllib.parse
 from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -68,6 +69,9 @@ _UNIT_SECONDS = {
     "month": 30 * 86400,
     "year": 365 * 86400,
 }
+# Slack on each side of a window read from a listing's Status: the listing is answered a moment
+# after the engine wrote the text, and sub-second rounding.
+_WINDOW_SLACK = timedelta(seconds=2)
 
 
 def status_age(status: str) -> float | None:
@@ -78,6 +82,36 @@ def status_age(status: str) -> float | None:
     n = m.group("n")
     count = 0.5 if n.startswith("Less") else 1 if n.startswith("About") else int(n)
     return count * _UNIT_SECONDS[m.group("unit")]
+
+
+def status_age_range(status: str) -> tuple[float, float] | None:
+    """Bounds in seconds on the age a listing's Status text gives ("Exited (0) 3 hours ago").
+
+    The engine writes go-units' HumanDuration, which truncates or rounds to the unit shown
+    ("About an hour" and "N hours" round in newer versions, truncate in older ones; days and
+    weeks are counted from rounded hours): "N units" means an age in [N, N + 1) units, give or
+    take half a unit (at most an hour). Wide enough for every version; None when unparsable.
+    """
+    m = _HUMAN.match(status.strip())
+    if not m:
+        return None
+    n, unit = m.group("n"), _UNIT_SECONDS[m.group("unit")]
+    if n.startswith("Less"):
+        return 0.0, 1.0
+    count = 1 if n.startswith("About") else int(n)
+    give = min(unit / 2, 3600)
+    return max(0.0, count * unit - give), (count + 1) * unit + give
+
+
+def finish_window(status: str, created: datetime, listed_at: datetime) -> tuple[datetime, datetime]:
+    """When a dead container listed at `listed_at` may have stopped, from its Status text: never
+    before its creation nor after the listing; the whole span when the text says nothing."""
+    ages = status_age_range(status)
+    if ages is None:
+        return created, max(created, listed_at)
+    after = listed_at - timedelta(seconds=ages[1]) - _WINDOW_SLACK
+    before = min(listed_at, listed_at - timedelta(seconds=ages[0]) + _WINDOW_SLACK)
+    return max(created, after), max(created, before)
 
 
 def cache_agrees(finished_at: datetime, status: str, now: datetime) -> bool:
@@ -203,26 +237,40 @@ class DockerRuntime:
         return {image_id: when for image_id, when in found if when is not None}
 
     def list_containers(self) -> Sequence[Container]:
+        """One listing. A dead container's finish time comes from the cache, else as the window
+        its Status text gives; `finish_times` asks for the exact ones a decision needs."""
         rows = self._call("list containers", lambda: self.api.containers(all=True))
         now = self._clock()
-        live_ids = set()
-        need: list[str] = []
+        containers: list[Container] = []
         for row in rows:
             state = _state(row.get("State"))
-            live_ids.add(row["Id"])
+            container = _container(row, None)
             if not state.is_dead or state is ContainerState.CREATED:
                 self.finish_cache.pop(row["Id"], None)
-                continue
-            cached = self.finish_cache.get(row["Id"])
-            if cached is None or not cache_agrees(cached, row.get("Status", ""), now):
-                need.append(row["Id"])
-        for container_id, finished in self._map(self._finished_at, need):
-            if finished is not None:
-                self.finish_cache[container_id] = finished
+            else:
+                status = row.get("Status", "")
+                cached = self.finish_cache.get(row["Id"])
+                if cached is not None and cache_agrees(cached, status, now):
+                    container = replace(container, finished_at=cached)
+                else:
+                    self.finish_cache.pop(row["Id"], None)  # restarted and died again
+                    after, before = finish_window(status, container.created, now)
+                    container = replace(container, finished_after=after, finished_before=before)
+            containers.append(container)
+        live_ids = {c.id for c in containers}
         for gone in set(self.finish_cache) - live_ids:
             del self.finish_cache[gone]
-        self._container_image = {row["Id"]: row.get("ImageID") or "" for row in rows}
-        return [_container(row, self.finish_cache.get(row["Id"])) for row in rows]
+        self._container_image = {c.id: c.image_id for c in containers}
+        return containers
+
+    def finish_times(self, container_ids: Sequence[str]) -> dict[str, datetime | None]:
+        """The exact finish time of each dead container (one inspect each, in parallel; cached:
+        it cannot change while the container stays dead). None: gone, or the engine has none."""
+        found = dict(self._map(self._finished_at, container_ids))
+        for container_id, finished in found.items():
+            if finished is not None:
+                self.finish_cache[container_id] = finished
+        return found
 
     def _finished_at(self, container_id: str) -> tuple[str, datetime | None]:
         try:
@@ -239,7 +287,10 @@ class DockerRuntime:
         """GET `path` (an inspect), through the plain path on a unix socket, else the SDK."""
         if self._plain is None:
             return self._call(what, sdk)
-        return json.loads(self._plain_request(what, "GET", path))
+        data = self._plain_json(what, "GET", path)
+        if not isinstance(data, dict):
+            raise RuntimeError_(f"{what}: engine answered no object")
+        return data
 
     def _map(self, fn: Callable[[str], T], items: Sequence[str]) -> list[T]:
         if len(items) <= 1:
@@ -358,6 +409,13 @@ class DockerRuntime:
             raise Conflict(f"{what}: {message}")
         raise RuntimeError_(f"{what}: engine answered {status}: {message}")
 
+    def _plain_json(self, what: str, method: str, path: str) -> Any:
+        body = self._plain_request(what, method, path)
+        try:
+            return json.loads(body) if body.strip() else None
+        except ValueError:
+            raise RuntimeError_(f"{what}: engine answered malformed JSON") from None
+
     def remove_image(self, image: Image) -> None:
         """Remove by id with every tag, never forced.
 
@@ -371,19 +429,15 @@ class DockerRuntime:
         untagged: list[str] = []
         try:
             if len(refs) <= 1:
-                self._call(
-                    what, lambda: self.api.remove_image(image.id, force=False, noprune=False)
-                )
+                self._delete_image(what, image.id)
                 return
             for ref in refs:
-                result = self._call(
-                    what, lambda r=ref: self.api.remove_image(r, force=False, noprune=False)
-                )
+                result = self._delete_image(what, ref)
                 untagged.append(ref)
                 if any("Deleted" in row for row in result or []):
                     return
             # Nothing references it by name any more: delete what is left by id.
-            self._call(what, lambda: self.api.remove_image(image.id, force=False, noprune=False))
+            self._delete_image(what, image.id)
         except NotFound:
             if untagged:
                 return  # someone else finished the job
@@ -396,6 +450,16 @@ class DockerRuntime:
             in_flight = refs[: len(untagged) + 1]
             self._restore_tags(image, [r for r in in_flight if "@" not in r])
             raise
+
+    def _delete_image(self, what: str, reference: str) -> Any:
+        """One unforced DELETE of an image reference (a tag, a digest or the id): the engine's
+        rows of what it untagged and deleted."""
+        if self._plain is None:
+            return self._call(
+                what, lambda: self.api.remove_image(reference, force=False, noprune=False)
+            )
+        path = f"/images/{_quote(reference)}?force=False&noprune=False"
+        return self._plain_json(what, "DELETE", path)
 
     def _retry_restores(self) -> None:
         """Tags that could not be put back (the engine went away mid-removal) are put back as

@@ -10,7 +10,7 @@ from __future__ import annotations
 import queue
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from nodegc.model import Container, ContainerState, Image, RuntimeEvent
 from nodegc.runtime import Conflict, NotFound, RuntimeUnavailable
@@ -31,6 +31,11 @@ class FakeRuntime:
         self.fail_removal: dict[str, Exception] = {}
         self.before_remove: Callable[[str], None] | None = None
         self.event_queue: queue.Queue[RuntimeEvent | None] = queue.Queue()
+        # Set to list dead containers as the engines do, with a window around their finish time
+        # ([finish - window, finish + window], never before creation) instead of the exact time,
+        # which `finish_times` then gives (and counts, in `finish_times_asked`).
+        self.finish_window: timedelta | None = None
+        self.finish_times_asked: list[str] = []
 
     # -- building the inventory ---------------------------------------------------------------
     def add_image(self, image: Image, tagged_at: datetime | None = None) -> Image:
@@ -66,7 +71,28 @@ class FakeRuntime:
 
     def list_containers(self) -> Sequence[Container]:
         self._call("list_containers")
-        return list(self.containers.values())
+        return [self._listed(c) for c in self.containers.values()]
+
+    def _listed(self, c: Container) -> Container:
+        if self.finish_window is None or c.finished_at is None or c.id in self.finish_cache:
+            return c
+        return replace(
+            c,
+            finished_at=None,
+            finished_after=max(c.created, c.finished_at - self.finish_window),
+            finished_before=c.finished_at + self.finish_window,
+        )
+
+    def finish_times(self, container_ids: Sequence[str]) -> Mapping[str, datetime | None]:
+        self._call("finish_times")
+        self.finish_times_asked.extend(container_ids)
+        found: dict[str, datetime | None] = {}
+        for container_id in container_ids:
+            c = self.containers.get(container_id)
+            found[container_id] = c.finished_at if c is not None else None
+            if c is not None and c.finished_at is not None:
+                self.finish_cache[container_id] = c.finished_at
+        return found
 
     def remove_container(self, container: Container) -> None:
         self._call(f"remove_container {container.id}")

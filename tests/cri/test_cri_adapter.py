@@ -145,16 +145,21 @@ def test_kubelet_labels_win_over_cri_metadata(
 def test_finish_time_is_read_once_and_cached(
     ctrd: IsolatedContainerd, busybox: str, cri: CriRuntime
 ) -> None:
-    """An exited container's finish time comes from ContainerStatus once, then from the cache."""
+    """An exited container is listed with the window [creation, listing] until its finish time
+    is asked for (ContainerStatus, once); from then on it comes from the cache."""
     pod = ctrd.run_pod("cache")
     dead = ctrd.run_container(pod, busybox, ["true"])
-    (first,) = cri.list_containers()
+    (listed,) = cri.list_containers()
+    found = cri.finish_times([dead])
     before = cri.requests
     (second,) = cri.list_containers()
 
-    assert first.state is ContainerState.EXITED
-    assert first.finished_at is not None and first.finished_at >= first.created
-    assert second.finished_at == first.finished_at == cri.finish_cache[dead]
+    assert listed.state is ContainerState.EXITED
+    assert listed.finished_at is None and listed.finished_after == listed.created
+    assert listed.finished_before is not None and listed.finished_before >= listed.created
+    finished = found[dead]
+    assert finished is not None and listed.created <= finished <= listed.finished_before
+    assert second.finished_at == finished == cri.finish_cache[dead]
     assert cri.requests - before == 1  # ListContainers only: finish time and pod are cached
 
 

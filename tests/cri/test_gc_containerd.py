@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from nodegc.cycle import Collector
 from nodegc.model import Container, Image, Outcome
-from nodegc.runtime.cri import CriRuntime
+from nodegc.runtime.cri import CriRuntime, from_nanos
 from nodegc.runtime.cri_proto import api_pb2 as pb
 from nodegc.state import StateDir
 from nodegc.testing.containerd import IsolatedContainerd
@@ -128,6 +129,8 @@ def test_container_gc_keeps_the_newest_dead_container_of_each_pod_container(
     dead = [ctrd.run_container(pod, busybox, ["true"], attempt=a) for a in range(3)]
     running = ctrd.run_container(pod, busybox, ["sleep", "60"], attempt=3, wait=False)
     kept = ctrd.run_container(pod, busybox, ["true"], attempt=4, labels={"nodegc.io/keep": "true"})
+    status = ctrd.rt.ContainerStatus(pb.ContainerStatusRequest(container_id=dead[0])).status
+    finished = from_nanos(status.finished_at)
 
     code, out = cri_json(ctrd, tmp_path / "s", "once")
 
@@ -139,7 +142,14 @@ def test_container_gc_keeps_the_newest_dead_container_of_each_pod_container(
     assert reasons[kept] == "keep-label"
     decided = decisions(out, "containers")[dead[0]]
     assert decided["evict_unit"] == "pod:uid-1/app"
-    assert decided["finished_at"] is not None
+    # Exact when a decision needed it, else the window [creation, listing].
+    assert finished is not None
+    if decided["finished_at"] is not None:
+        assert datetime.fromisoformat(decided["finished_at"]) == finished
+    else:
+        after = datetime.fromisoformat(decided["finished_after"])
+        before = datetime.fromisoformat(decided["finished_before"])
+        assert after <= finished <= before
 
 
 def test_report_and_dry_run_leave_containerd_identical(

@@ -425,3 +425,69 @@ def test_fake_disk_follows_the_fake_inventory(rig):
     del rig.fake.images["a"]
     assert rig.disk("/x").available_bytes == 200
     assert replace(rig.disk("/x"), path="/y").path == "/y"
+
+
+# -- finish times: asked for only where a decision depends on them --------------------------------
+
+
+def _dead_fleet(rig: Rig, n: int) -> None:
+    """`n` dead containers of image "a", each its own unit, stopped a minute apart; the fake
+    lists each finish time as a ±1 minute window, as an engine's listing would."""
+    rig.fake.add_image(image("a", 100, tags=["a:1"]), tagged_at=ago(days=5))
+    for k in range(n):
+        rig.fake.add_container(
+            container(f"d{k:03d}", "a", created=ago(days=3), finished_at=ago(hours=2, minutes=k))
+        )
+    rig.fake.finish_window = timedelta(minutes=1)
+
+
+def test_first_cycle_asks_only_for_the_finish_times_it_needs(rig):
+    """100 dead containers, none near an age limit: a few times are asked for, not 100."""
+    _dead_fleet(rig, 100)
+
+    report = rig.collector(containers={"max_per_pod_container": 0}).cycle()
+
+    assert len(report.container_results) == 100
+    assert all(r.outcome is Outcome.REMOVED for r in report.container_results)
+    assert 0 < len(rig.fake.finish_times_asked) <= 16
+
+
+def test_last_use_is_exact_though_most_finish_times_were_never_asked(rig):
+    """The image's last use is its latest container's exact stop, as if every time were known."""
+    _dead_fleet(rig, 50)
+    collector = rig.collector(containers={"max_per_pod_container": 0})
+
+    collector.observe()
+
+    assert collector.history.images["a"].last_used == ago(hours=2)
+    assert "d000" in rig.fake.finish_times_asked
+
+
+def test_a_finish_time_near_the_minimum_age_is_asked_for_and_decides(rig):
+    """A window across the minimum age: the exact time is asked for; 3 minutes is old enough."""
+    rig.fake.add_image(image("a", 100, tags=["a:1"]), tagged_at=ago(days=5))
+    rig.fake.add_container(container("old", "a", created=ago(hours=1), finished_at=ago(minutes=3)))
+    rig.fake.add_container(
+        container("young", "a", created=ago(hours=1), finished_at=ago(minutes=1), name="y")
+    )
+    rig.fake.finish_window = timedelta(minutes=2)
+
+    report = rig.collector(containers={"max_per_pod_container": 0, "minimum_age": "2m"}).cycle()
+
+    assert sorted(rig.fake.finish_times_asked) == ["old", "young"]
+    assert [r.id for r in report.container_results] == ["old"]
+
+
+def test_finish_times_unavailable_removes_nothing(rig, monkeypatch):
+    """The engine failing while finish times are asked for: the cycle raises, nothing goes."""
+    _dead_fleet(rig, 10)
+
+    def broken(ids):
+        raise RuntimeUnavailable("finish times: timed out")
+
+    monkeypatch.setattr(rig.fake, "finish_times", broken)
+    before = rig.inventory()
+
+    with pytest.raises(RuntimeUnavailable):
+        rig.collector(containers={"max_per_pod_container": 0}).cycle()
+    assert rig.inventory() == before
