@@ -3,8 +3,10 @@
 The only module that talks gRPC. One listing call per kind of object per observation; what a
 listing lacks is fetched once per object and cached where it cannot change:
 
-- a container's finish time (ContainerStatus): a CRI container is never restarted (the kubelet
-  makes a new attempt), so an exited container's finish time is final (`finish_cache`);
+- a container's finish time (ContainerStatus), for the containers policy.finish_times names
+  (until then it is listed as the window [creation, listing]): a CRI container is never
+  restarted (the kubelet makes a new attempt), so an exited container's finish time is final
+  (`finish_cache`);
 - an image's labels (ImageStatus, verbose): fixed for an image id.
 
 CRI is more permissive than the Docker Engine, so nodegc's own checks are the only protection:

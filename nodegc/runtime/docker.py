@@ -1,9 +1,10 @@
 """The Docker Engine adapter: the only module that imports `docker`.
 
 One listing call per kind of object per observation. An exited container's finish time is not in
-the listing; it is fetched once per container and cached (it cannot change while the container
-stays dead; the listing's "Exited (0) 5 minutes ago" text cross-checks the cache, so a container
-that restarted and died again is looked up anew).
+the listing: it is listed as the window its Status text gives ("Exited (0) 5 minutes ago"), and
+fetched (`finish_times`, an inspect) only for the containers policy.finish_times names, then
+cached (it cannot change while the container stays dead; the Status text cross-checks the cache,
+so a container that restarted and died again is looked up anew).
 """
 
 from __future__ import annotations
