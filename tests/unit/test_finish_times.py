@@ -14,6 +14,7 @@ from nodegc.history import observe
 from nodegc.model import Container, ContainerState, Snapshot
 from nodegc.policy import plan
 from nodegc.policy.finish_times import finish_times_needed, with_finish_times
+from nodegc.render import plan_json, plan_table
 from tests.unit.builders import (
     NOW,
     ago,
@@ -311,3 +312,34 @@ def test_property_asking_only_what_is_needed_changes_no_decision_and_no_history(
     assert _decisions(plan(resolved, after, images, settings, NOW)) == _decisions(
         plan(exact, after, images, settings, NOW)
     )
+
+
+# -- what the report shows ------------------------------------------------------------------------
+
+
+def test_the_report_shows_the_window_while_the_exact_time_is_unknown():
+    """JSON gives finished_after/finished_before (finished_at null); the table says "≥ 4h ago"."""
+    exact = container("exact", finished_at=ago(hours=2))
+    vague = replace(
+        container("vague", created=ago(days=2)),
+        finished_after=ago(hours=5),
+        finished_before=ago(hours=4),
+    )
+    p = plan(
+        snapshot(fs(1000, 500), [image("img", 100)], [exact, vague]),
+        history(),
+        image_settings(),
+        container_settings(),
+        NOW,
+    )
+
+    rows = {d["id"]: d for d in plan_json(p)["containers"]["decisions"]}
+    assert rows["vague"]["finished_at"] is None
+    assert (rows["vague"]["finished_after"], rows["vague"]["finished_before"]) == (
+        "2025-06-01T07:00:00Z",
+        "2025-06-01T08:00:00Z",
+    )
+    assert rows["exact"]["finished_at"] == "2025-06-01T10:00:00Z"
+    assert rows["exact"]["finished_after"] is None
+    table = plan_table(p)
+    assert "≥ 4h ago" in table and "  2h ago" in table
