@@ -1,4 +1,5 @@
-"""Real-engine fixtures for every test directory: `engine` (a private dockerd) and `busybox`.
+"""Real-engine fixtures for every test directory: `engine` (a private dockerd), `busybox`, and
+`daemons` (the `nodegc run` processes a test starts, stopped afterwards).
 
 A test that uses `engine` is marked `engine` automatically. Marked tests are skipped, with the
 reason, when this machine cannot run an engine (not root, dockerd missing...), except under CI
@@ -14,6 +15,7 @@ import pytest
 
 from nodegc.testing.engine import IsolatedEngine, missing_requirements
 from nodegc.testing.images import busybox_image_tar
+from tests.engine.helpers import Daemon
 
 ENGINE_SIZE_MB = 512
 
@@ -67,3 +69,12 @@ def pytest_runtest_makereport(
     if report.failed and call.when == "call" and isinstance(isolated, IsolatedEngine):
         report.sections.append(("dockerd log (tail)", isolated.log_tail()))
     return report
+
+
+@pytest.fixture
+def daemons() -> Iterator[list[Daemon]]:
+    """Daemons a test starts are killed afterwards, whatever happened."""
+    started: list[Daemon] = []
+    yield started
+    for d in started:
+        d.stop()

@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import docker
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from nodegc.testing.engine import IsolatedEngine
@@ -26,15 +24,6 @@ gc_period = "1h"
 pressure_check_period = "1s"
 minimum_age = "0s"
 """
-
-
-@pytest.fixture
-def daemons() -> Iterator[list[Daemon]]:
-    """Daemons a test starts are killed afterwards, whatever happened."""
-    started: list[Daemon] = []
-    yield started
-    for d in started:
-        d.stop()
 
 
 def start(daemons: list[Daemon], engine: IsolatedEngine, state: Path, config: str = FAST) -> Daemon:

@@ -9,7 +9,6 @@ import socket
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -30,15 +29,6 @@ pressure_check_period = "0s"
 """
 STATE_FILES = ("history.json", "finish-times.json", "audit.jsonl", "nodegc.lock")
 DEFAULT_PORT = 9797
-
-
-@pytest.fixture
-def daemons() -> Iterator[list[Daemon]]:
-    """Daemons a test starts are killed afterwards, whatever happened."""
-    started: list[Daemon] = []
-    yield started
-    for d in started:
-        d.stop()
 
 
 def test_state_files_are_0600_in_a_0700_directory_even_with_umask_0(

@@ -153,30 +153,28 @@ def test_same_second_containers_of_different_units_are_not_asked_for_without_a_g
 # -- an image's last use --------------------------------------------------------------------------
 
 
-def test_the_latest_stopping_users_of_an_image_are_asked_for_first():
-    """Without history, the windows ending latest are asked for, `batch` at a time."""
-    cs = [
+def stopped_minutes_ago(minutes: range) -> list[Container]:
+    """Containers c<n> of image "img" that stopped n minutes ago, listed with ±20 s windows."""
+    return [
         windowed(
             container(f"c{n}", finished_at=ago(minutes=n)),
             timedelta(seconds=20),
             timedelta(seconds=20),
         )
-        for n in range(3, 10)
+        for n in minutes
     ]
+
+
+def test_the_latest_stopping_users_of_an_image_are_asked_for_first():
+    """Without history, the windows ending latest are asked for, `batch` at a time."""
+    cs = stopped_minutes_ago(range(3, 10))
     assert needed(cs, history(), batch=2, max_per_pod_container=0) == ["c3", "c4"]
 
 
 def test_windows_ending_before_a_known_stop_of_the_same_image_are_not_asked_for():
     """Once the latest user's time is known, earlier windows cannot raise the last use."""
     latest = container("latest", finished_at=ago(minutes=3))
-    cs = [
-        windowed(
-            container(f"c{n}", finished_at=ago(minutes=n)),
-            timedelta(seconds=20),
-            timedelta(seconds=20),
-        )
-        for n in range(5, 10)
-    ]
+    cs = stopped_minutes_ago(range(5, 10))
     assert needed([latest, *cs], history(), max_per_pod_container=0) == []
 
 
