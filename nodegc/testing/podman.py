@@ -184,6 +184,18 @@ class IsolatedPodman(IsolatedEngine):
         if problems:
             raise EngineError(f"cleanup of {self.name} incomplete: " + "; ".join(problems))
 
+    def cli(self, *args: str) -> tuple[list[str], dict[str, str]]:
+        """argv and environment of the `podman` command line on this service's storage (local
+        mode, as people run `podman image prune` on a host: not through the service)."""
+        res = self._res
+        argv = [
+            shutil.which("podman", path=_tool_path()) or "podman",
+            f"--root={res.data_root}",
+            f"--runroot={res.runroot}",
+            *args,
+        ]
+        return argv, _podman_env(res)
+
     def detach(self) -> dict[str, Any]:
         raise NotImplementedError("IsolatedPodman cannot outlive its process")
 
