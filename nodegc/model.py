@@ -157,6 +157,11 @@ class History:
     since: datetime
     images: Mapping[str, ImageRecord] = field(default_factory=dict)
 
+    @classmethod
+    def empty(cls, now: datetime) -> History:
+        """History that begins now: every rule that needs the past stays conservative."""
+        return cls(since=now, images={})
+
 
 class Action(enum.StrEnum):
     REMOVE = "remove"

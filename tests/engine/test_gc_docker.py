@@ -9,11 +9,11 @@ from pathlib import Path
 import docker
 import pytest
 
+from nodegc.collect.cycle import Collector
 from nodegc.config import load_settings
-from nodegc.cycle import Collector
 from nodegc.model import Outcome
 from nodegc.runtime.docker import DockerRuntime, parse_time
-from nodegc.state import StateDir
+from nodegc.state.store import StateDir
 from nodegc.testing.engine import IsolatedEngine
 from nodegc.testing.images import build_image_tar, busybox_image_tar
 from tests.engine.helpers import (

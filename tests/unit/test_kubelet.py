@@ -7,21 +7,19 @@ from pathlib import Path
 
 import pytest
 
-from nodegc import config
 from nodegc.config import ConfigError, ImageSettings, load_settings
-from nodegc.kubelet import (
+from nodegc.config import settings as config
+from nodegc.config.kubelet import (
     Eviction,
     KubeletConfigError,
     KubeletGC,
-    kubelet_bytes_to_free,
-    kubelet_json,
-    kubelet_would,
     merge_overrides,
     overrides_from_kubelet,
     parse_kubelet_config,
     read_kubelet_config,
 )
 from nodegc.model import FilesystemStats
+from nodegc.policy.kubelet import kubelet_bytes_to_free, kubelet_json, kubelet_would
 
 GIB = 2**30
 

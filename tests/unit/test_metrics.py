@@ -10,7 +10,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from nodegc import __version__
-from nodegc.metrics import Metrics
+from nodegc.daemon.metrics import Metrics
 from nodegc.model import (
     Container,
     ContainerState,

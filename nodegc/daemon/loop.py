@@ -28,23 +28,23 @@ from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import CollectorRegistry
 
 from nodegc import __version__
-from nodegc.audit import AuditLog, audit_path
+from nodegc.collect.cycle import Collector, CycleReport
+from nodegc.collect.observe import FilesystemError, measure
 from nodegc.config import ConfigError, Settings
-from nodegc.cycle import Collector, CycleReport
-from nodegc.events import EventBatch, EventWatcher
-from nodegc.lock import StateLock
-from nodegc.metrics import Metrics
+from nodegc.daemon.conditions import StatusBoard
+from nodegc.daemon.events import EventBatch, EventWatcher
+from nodegc.daemon.metrics import Metrics
+from nodegc.daemon.notify import SystemdNotifier
+from nodegc.daemon.server import StatusServer
 from nodegc.model import FilesystemStats, Outcome, Snapshot
-from nodegc.notify import SystemdNotifier
-from nodegc.observe import FilesystemError, measure
 from nodegc.policy.images import under_disk_pressure
-from nodegc.render import human_bytes
 from nodegc.runtime import Runtime, RuntimeError_, RuntimeUnavailable, connect
-from nodegc.server import StatusServer
-from nodegc.state import StateDir
-from nodegc.status import StatusBoard
+from nodegc.state.audit import AuditLog, audit_path
+from nodegc.state.lock import StateLock
+from nodegc.state.store import StateDir
+from nodegc.units import human_bytes
 
-log = logging.getLogger("nodegc.loop")
+log = logging.getLogger("nodegc.daemon.loop")
 
 HEARTBEAT_SECONDS = 2.0
 # After an image cycle that fell short, the disk watch waits this long before trying again.

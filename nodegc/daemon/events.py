@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from datetime import datetime
 
-from nodegc.backoff import Backoff
+from nodegc.daemon.backoff import Backoff
 from nodegc.model import RuntimeEvent, short_id
 from nodegc.runtime import Runtime, RuntimeError_
 

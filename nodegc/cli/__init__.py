@@ -16,13 +16,9 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from nodegc import __version__
+from nodegc.cli.exits import EXIT_OK, EXIT_USAGE
 from nodegc.config import ConfigError, Settings, example_toml, load_settings, to_toml
 from nodegc.durations import parse_duration
-
-EXIT_OK = 0
-EXIT_INCOMPLETE = 1
-EXIT_USAGE = 2
-EXIT_UNREACHABLE = 3
 
 log = logging.getLogger("nodegc.cli")
 
@@ -182,7 +178,7 @@ def settings_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         if args.kubelet_margin is not None:
             raise UsageError("nodegc: --kubelet-margin needs --kubelet-config")
         return overrides
-    from nodegc.kubelet import (
+    from nodegc.config.kubelet import (
         DEFAULT_MARGIN,
         merge_overrides,
         overrides_from_kubelet,
@@ -221,7 +217,7 @@ def _main(argv: Sequence[str] | None) -> int:
             print(f"nodegc: invalid configuration: {line}", file=sys.stderr)
         return EXIT_USAGE
 
-    from nodegc import logs
+    from nodegc.cli import logs
 
     logs.setup(settings.log.format, settings.log.level)
     if args.command == "config":
@@ -233,7 +229,7 @@ def _main(argv: Sequence[str] | None) -> int:
             print(to_toml(settings), end="")
         return EXIT_OK
 
-    from nodegc import commands
+    from nodegc.cli import commands
 
     handler = {
         "report": commands.report,

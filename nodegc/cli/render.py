@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from nodegc.cycle import CycleReport
+from nodegc.collect.cycle import CycleReport
 from nodegc.durations import humanize_age
 from nodegc.model import (
     Action,
@@ -20,19 +20,7 @@ from nodegc.model import (
     short_id,
 )
 from nodegc.policy import stopped_at
-
-
-def iso(value: datetime | None) -> str | None:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None
-
-
-def human_bytes(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
+from nodegc.units import human_bytes, iso
 
 
 def projected_usage(fs: FilesystemStats, freed: int) -> int:

@@ -11,11 +11,13 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from nodegc import policy
+from nodegc.clock import Clock, utcnow
+from nodegc.collect.observe import Measure, measure, take_snapshot
+from nodegc.collect.sandboxes import collect_sandboxes
 from nodegc.config import Settings
-from nodegc.history import observe, record_events
 from nodegc.model import (
     ContainerDecision,
     FilesystemStats,
@@ -28,15 +30,13 @@ from nodegc.model import (
     Snapshot,
     short_id,
 )
-from nodegc.observe import measure, take_snapshot
 from nodegc.policy.finish_times import finish_times_needed, with_finish_times
+from nodegc.policy.history import observe, record_events
 from nodegc.runtime import Conflict, NotFound, Runtime, RuntimeError_, RuntimeUnavailable
-from nodegc.sandbox_gc import collect_sandboxes
-from nodegc.state import StateDir, StateError
+from nodegc.state.store import StateDir, StateError
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
 ResultListener = Callable[[RemovalResult], None]
 
 # After a pass that skipped or failed images, plan again (from a fresh listing) at most this often.
@@ -45,10 +45,6 @@ MAX_IMAGE_PASSES = 3
 # which whatever is still wanted is asked for at once.
 FINISH_TIME_BATCH = 8
 FINISH_TIME_ROUNDS = 8
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class _ShuttingDown(Exception):
@@ -98,6 +94,7 @@ class Collector:
         state: StateDir,
         *,
         clock: Clock = utcnow,
+        measure: Measure = measure,
         listeners: Sequence[ResultListener] = (),
         persist: bool = True,
     ) -> None:
@@ -105,6 +102,7 @@ class Collector:
         self.runtime = runtime
         self.state = state
         self.clock = clock
+        self.measure = measure
         self.listeners = list(listeners)
         self.persist = persist
         self.history: History = state.load_history(clock())
@@ -119,7 +117,9 @@ class Collector:
         """A complete snapshot, folded into history (and saved, when this collector persists)."""
         with self.lock:
             now = self.clock()
-            snapshot = take_snapshot(self.runtime, self.settings.images.filesystem_path, now)
+            snapshot = take_snapshot(
+                self.runtime, self.settings.images.filesystem_path, now, measure=self.measure
+            )
             snapshot = self._resolve_finish_times(snapshot)
             new_ids = [i.id for i in snapshot.images if i.id not in self.history.images]
             tagged_at = self.runtime.image_tagged_at(new_ids) if new_ids else {}
@@ -215,7 +215,7 @@ class Collector:
                 )
             if images:
                 self._image_passes(report, snapshot if not containers else None)
-            report.filesystem_after = measure(snapshot.filesystem.path)
+            report.filesystem_after = self.measure(snapshot.filesystem.path)
             self.save_history()
             return report
 
