@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from nodegc.cycle import Collector
+from nodegc.collect.cycle import Collector
 from nodegc.model import Container, Image, Outcome
 from nodegc.runtime.cri import CriRuntime, from_nanos
 from nodegc.runtime.cri_proto import api_pb2 as pb
-from nodegc.state import StateDir
+from nodegc.state.store import StateDir
 from nodegc.testing.containerd import IsolatedContainerd
 from nodegc.testing.images import build_image_tar, busybox_image_tar
 from tests.cri.helpers import (

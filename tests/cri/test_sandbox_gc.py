@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from nodegc.collect.cycle import Collector
+from nodegc.collect.sandboxes import collect_sandboxes, plan_sandbox_gc
 from nodegc.config import load_settings
-from nodegc.cycle import Collector
 from nodegc.model import Outcome, Reason, RemovalResult
 from nodegc.runtime import Conflict
 from nodegc.runtime.cri import CriRuntime
 from nodegc.runtime.cri_proto import api_pb2 as pb
-from nodegc.sandbox_gc import collect_sandboxes, plan_sandbox_gc
-from nodegc.state import StateDir
+from nodegc.state.store import StateDir
 from nodegc.testing.containerd import IsolatedContainerd
 from nodegc.testing.fake import FakeRuntime
 from tests.cri.helpers import cri_settings

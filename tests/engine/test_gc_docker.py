@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -9,11 +10,11 @@ from pathlib import Path
 import docker
 import pytest
 
+from nodegc.collect.cycle import Collector
 from nodegc.config import load_settings
-from nodegc.cycle import Collector
 from nodegc.model import Outcome
 from nodegc.runtime.docker import DockerRuntime, parse_time
-from nodegc.state import StateDir
+from nodegc.state.store import StateDir
 from nodegc.testing.engine import IsolatedEngine
 from nodegc.testing.images import build_image_tar, busybox_image_tar
 from tests.engine.helpers import (
@@ -273,11 +274,14 @@ def test_unreachable_engine_exits_3_with_one_line(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("command", ["report", "once"])
 def test_commands_accept_shared_options_after_the_subcommand(
-    engine: IsolatedEngine, tmp_path: Path, command: str
+    engine: IsolatedEngine, busybox: str, tmp_path: Path, command: str
 ) -> None:
-    """`nodegc CMD --config F --output json` works as people type it."""
+    """`nodegc CMD --config F --output json` works as people type it: both options are obeyed."""
     config = tmp_path / "c.toml"
     config.write_text('[images]\nminimum_age = "0s"\n')
     proc = nodegc(engine, tmp_path / "s", command, "--config", str(config), "--output", "json")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.lstrip().startswith("{")
+    data = json.loads(proc.stdout)
+    # busybox was loaded a moment ago: too young under the default 2m, not under the file's 0s.
+    [decision] = [d for d in data["images"]["decisions"] if d["id"] == busybox]
+    assert decision["reason"] == "below-threshold"

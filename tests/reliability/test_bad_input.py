@@ -29,13 +29,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nodegc import cli, render
-from nodegc.audit import AuditLog, read_audit
+from nodegc import cli
+from nodegc.cli import render
+from nodegc.collect.cycle import Collector
 from nodegc.config import Settings, load_settings
-from nodegc.cycle import Collector
 from nodegc.model import Container, ContainerState, Image, Outcome
 from nodegc.runtime.docker import _container, _image
-from nodegc.state import StateDir
+from nodegc.state.audit import AuditLog, read_audit
+from nodegc.state.store import StateDir
 from nodegc.testing.engine import IsolatedEngine
 from nodegc.testing.fake import FakeRuntime
 from nodegc.testing.images import build_image_tar

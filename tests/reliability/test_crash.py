@@ -23,11 +23,11 @@ from pathlib import Path
 
 import pytest
 
-from nodegc.audit import AuditLog, parse_entry, read_audit
+from nodegc.collect.cycle import Collector
 from nodegc.config import Settings, load_settings
-from nodegc.cycle import Collector
 from nodegc.model import Container, ContainerState, History, Image, ImageRecord, Outcome
-from nodegc.state import HISTORY_FILE, StateDir, decode, encode
+from nodegc.state.audit import AuditLog, parse_entry, read_audit
+from nodegc.state.store import HISTORY_FILE, StateDir, decode, encode
 from nodegc.testing.fake import FakeRuntime
 from tests.reliability.scene import record_stats
 

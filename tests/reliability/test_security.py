@@ -27,7 +27,7 @@ gc_period = "1s"
 gc_period = "1h"
 pressure_check_period = "0s"
 """
-STATE_FILES = ("history.json", "finish-times.json", "audit.jsonl", "nodegc.lock")
+STATE_FILES = ("history.json", "finish-times.json", "audit.jsonl", "nodegc.state.lock")
 DEFAULT_PORT = 9797
 
 

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from nodegc import audit
-from nodegc.audit import AUDIT_FILE, AuditLog, history_command, read_audit, render_table
+from nodegc.cli.history import history_command, render_table
 from nodegc.config import Settings
 from nodegc.model import Outcome, Reason, RemovalResult
+from nodegc.state import audit
+from nodegc.state.audit import AUDIT_FILE, AuditLog, read_audit
 
 T0 = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
 IMAGE_ID = "sha256:" + "ab" * 32

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nodegc import config
 from nodegc.config import ConfigError, load_settings, to_toml
+from nodegc.config import settings as config
 from nodegc.durations import format_duration, parse_duration
 
 

@@ -10,11 +10,11 @@ import hypothesis
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nodegc.history import observe
+from nodegc.cli.render import plan_json, plan_table
 from nodegc.model import Container, ContainerState, Snapshot
 from nodegc.policy import plan
 from nodegc.policy.finish_times import finish_times_needed, with_finish_times
-from nodegc.render import plan_json, plan_table
+from nodegc.policy.history import observe
 from tests.unit.builders import (
     NOW,
     ago,

@@ -8,32 +8,36 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nodegc.history import empty, observe
-from nodegc.model import ContainerState, ImageRecord
+from nodegc.model import ContainerState, History, ImageRecord
+from nodegc.policy.history import observe
 from tests.unit.builders import NOW, ago, container, history, image, record, snapshot
 
 
 def test_empty_history_begins_now():
-    """empty(now): since = now and no records."""
-    h = empty(NOW)
+    """History.empty(now): since = now and no records."""
+    h = History.empty(NOW)
     assert (h.since, dict(h.images)) == (NOW, {})
 
 
 def test_new_image_without_evidence_is_first_seen_now():
     """An image seen for the first time with no other evidence: first_seen = now, never used."""
-    h = observe(empty(ago(days=1)), snapshot(images=[image("a")]), NOW)
+    h = observe(History.empty(ago(days=1)), snapshot(images=[image("a")]), NOW)
     assert h.images == {"a": ImageRecord(first_seen=NOW, last_used=None)}
 
 
 def test_new_image_first_seen_at_its_tag_time_when_earlier():
     """The runtime's tag (pull) time is evidence of an earlier sighting."""
-    h = observe(empty(NOW), snapshot(images=[image("a")]), NOW, tagged_at={"a": ago(days=3)})
+    h = observe(
+        History.empty(NOW), snapshot(images=[image("a")]), NOW, tagged_at={"a": ago(days=3)}
+    )
     assert h.images["a"].first_seen == ago(days=3)
 
 
 def test_tag_time_in_the_future_does_not_move_first_seen_past_now():
     """A tag time after now (clock skew) leaves first_seen at now."""
-    h = observe(empty(NOW), snapshot(images=[image("a")]), NOW, tagged_at={"a": NOW + timedelta(1)})
+    h = observe(
+        History.empty(NOW), snapshot(images=[image("a")]), NOW, tagged_at={"a": NOW + timedelta(1)}
+    )
     assert h.images["a"].first_seen == NOW
 
 
@@ -43,7 +47,7 @@ def test_new_image_first_seen_at_its_earliest_container_creation():
         container("c1", "a", created=ago(days=5), finished_at=ago(days=4)),
         container("c2", "a", created=ago(days=2), finished_at=ago(days=1)),
     ]
-    h = observe(empty(NOW), snapshot(images=[image("a")], containers=cs), NOW)
+    h = observe(History.empty(NOW), snapshot(images=[image("a")], containers=cs), NOW)
     assert h.images["a"].first_seen == ago(days=5)
 
 
@@ -51,7 +55,10 @@ def test_new_image_first_seen_is_the_earliest_of_all_evidence():
     """Tag time and container creation both count; the earliest wins."""
     cs = [container("c1", "a", created=ago(days=2))]
     h = observe(
-        empty(NOW), snapshot(images=[image("a")], containers=cs), NOW, tagged_at={"a": ago(days=6)}
+        History.empty(NOW),
+        snapshot(images=[image("a")], containers=cs),
+        NOW,
+        tagged_at={"a": ago(days=6)},
     )
     assert h.images["a"].first_seen == ago(days=6)
 
@@ -79,14 +86,14 @@ def test_known_image_keeps_its_first_seen_despite_earlier_evidence():
 def test_image_of_a_live_container_is_used_now(state):
     """A container that is not dead uses its image now."""
     cs = [container("c1", "a", state, created=ago(days=5))]
-    h = observe(empty(NOW), snapshot(images=[image("a")], containers=cs), NOW)
+    h = observe(History.empty(NOW), snapshot(images=[image("a")], containers=cs), NOW)
     assert h.images["a"].last_used == NOW
 
 
 def test_image_of_a_dead_container_was_last_used_when_it_finished():
     """An exited container's finish time, not the scan time, is the image's last use."""
     cs = [container("c1", "a", created=ago(days=5), finished_at=ago(days=4))]
-    h = observe(empty(NOW), snapshot(images=[image("a")], containers=cs), NOW)
+    h = observe(History.empty(NOW), snapshot(images=[image("a")], containers=cs), NOW)
     assert h.images["a"].last_used == ago(days=4)
 
 
@@ -94,7 +101,7 @@ def test_image_of_a_dead_container_was_last_used_when_it_finished():
 def test_dead_container_without_finish_time_used_its_image_at_creation(state):
     """No finish time (never started): the creation time is the evidence."""
     cs = [container("c1", "a", state, created=ago(days=5), finished_at=None)]
-    h = observe(empty(NOW), snapshot(images=[image("a")], containers=cs), NOW)
+    h = observe(History.empty(NOW), snapshot(images=[image("a")], containers=cs), NOW)
     assert h.images["a"].last_used == ago(days=5)
 
 
@@ -105,7 +112,7 @@ def test_latest_evidence_among_containers_wins():
         container("c2", "a", created=ago(days=7), finished_at=ago(days=2)),
         container("c3", "a", created=ago(days=6), finished_at=ago(days=5)),
     ]
-    h = observe(empty(NOW), snapshot(images=[image("a")], containers=cs), NOW)
+    h = observe(History.empty(NOW), snapshot(images=[image("a")], containers=cs), NOW)
     assert h.images["a"].last_used == ago(days=2)
 
 
@@ -115,14 +122,14 @@ def test_live_container_beats_dead_ones():
         container("c1", "a", created=ago(days=9), finished_at=ago(days=8)),
         container("c2", "a", ContainerState.RUNNING, created=ago(days=7)),
     ]
-    h = observe(empty(NOW), snapshot(images=[image("a")], containers=cs), NOW)
+    h = observe(History.empty(NOW), snapshot(images=[image("a")], containers=cs), NOW)
     assert h.images["a"].last_used == NOW
 
 
 def test_finish_time_in_the_future_counts_as_now():
     """A finish time after now (clock skew) is capped at now."""
     cs = [container("c1", "a", created=ago(days=1), finished_at=NOW + timedelta(hours=1))]
-    h = observe(empty(NOW), snapshot(images=[image("a")], containers=cs), NOW)
+    h = observe(History.empty(NOW), snapshot(images=[image("a")], containers=cs), NOW)
     assert h.images["a"].last_used == NOW
 
 
@@ -159,7 +166,7 @@ def test_records_of_vanished_images_are_dropped():
 def test_containers_of_unlisted_images_create_no_record():
     """Evidence about an image not in the listing adds no record."""
     cs = [container("c1", "ghost", ContainerState.RUNNING)]
-    h = observe(empty(NOW), snapshot(images=[image("a")], containers=cs), NOW)
+    h = observe(History.empty(NOW), snapshot(images=[image("a")], containers=cs), NOW)
     assert set(h.images) == {"a"}
 
 

@@ -7,21 +7,19 @@ from pathlib import Path
 
 import pytest
 
-from nodegc import config
 from nodegc.config import ConfigError, ImageSettings, load_settings
-from nodegc.kubelet import (
+from nodegc.config import settings as config
+from nodegc.config.kubelet import (
     Eviction,
     KubeletConfigError,
     KubeletGC,
-    kubelet_bytes_to_free,
-    kubelet_json,
-    kubelet_would,
     merge_overrides,
     overrides_from_kubelet,
     parse_kubelet_config,
     read_kubelet_config,
 )
 from nodegc.model import FilesystemStats
+from nodegc.policy.kubelet import kubelet_bytes_to_free, kubelet_json, kubelet_would
 
 GIB = 2**30
 
@@ -95,7 +93,7 @@ def test_source_is_the_path(tmp_path: Path) -> None:
 
 
 def test_reads_every_gc_key() -> None:
-    """The four image GC keys and the runtime endpoint are read."""
+    """The four image GC keys are read (the runtime endpoint beside them is ignored)."""
     k = parse(
         "imageGCHighThresholdPercent: 90\n"
         "imageGCLowThresholdPercent: 75\n"
@@ -105,7 +103,6 @@ def test_reads_every_gc_key() -> None:
     )
     assert (k.high_threshold_percent, k.low_threshold_percent) == (90, 75)
     assert (k.minimum_age, k.maximum_age) == (timedelta(minutes=5), timedelta(days=7))
-    assert k.runtime_endpoint == "unix:///run/containerd/containerd.sock"
 
 
 def test_quoted_strings_and_comments() -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from nodegc.notify import SystemdNotifier
+from nodegc.daemon.notify import SystemdNotifier
 
 
 @pytest.fixture
@@ -110,10 +110,10 @@ def test_send_failure_returns_false(tmp_path: Path) -> None:
 
 def test_unsupported_socket_form_disables(caplog: pytest.LogCaptureFixture) -> None:
     """A NOTIFY_SOCKET that is neither a path nor @name turns notifications off with a warning."""
-    logger = logging.getLogger("nodegc.notify")  # robust to logs.setup() having run before
+    logger = logging.getLogger("nodegc.daemon.notify")  # robust to logs.setup() having run before
     logger.addHandler(caplog.handler)
     try:
-        with caplog.at_level(logging.WARNING, logger="nodegc.notify"):
+        with caplog.at_level(logging.WARNING, logger="nodegc.daemon.notify"):
             n = notifier_for("vsock:2:1234")
     finally:
         logger.removeHandler(caplog.handler)

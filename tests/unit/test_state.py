@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nodegc.state import StateDir, StateError
+from nodegc.state.store import StateDir, StateError
 from tests.unit.builders import NOW, ago, history, record
 
 
@@ -160,7 +160,7 @@ def test_corrupt_history_logs_a_warning(state, caplog):
     """Loading a corrupt file logs one warning that says history starts fresh."""
     state.path.mkdir(mode=0o700)
     state.history_path.write_bytes(b"{nope")
-    with caplog.at_level(logging.DEBUG, logger="nodegc.state"):
+    with caplog.at_level(logging.DEBUG, logger="nodegc.state.store"):
         state.load_history(NOW)
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
@@ -170,7 +170,7 @@ def test_corrupt_history_logs_a_warning(state, caplog):
 
 def test_missing_history_does_not_warn(state, caplog):
     """A first start (no file) is normal: no warning."""
-    with caplog.at_level(logging.DEBUG, logger="nodegc.state"):
+    with caplog.at_level(logging.DEBUG, logger="nodegc.state.store"):
         state.load_history(NOW)
     assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
 

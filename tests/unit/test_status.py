@@ -12,18 +12,17 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from nodegc import __version__
+from nodegc.cli.status import status_command, status_url
 from nodegc.config import Settings
-from nodegc.model import Reason
-from nodegc.server import StatusServer
-from nodegc.status import (
+from nodegc.daemon.conditions import (
     CONTAINER_GC_SUCCEEDED,
     DISK_PRESSURE,
     IMAGE_GC_SUCCEEDED,
     RUNTIME_REACHABLE,
     StatusBoard,
-    status_command,
-    status_url,
 )
+from nodegc.daemon.server import StatusServer
+from nodegc.model import Reason
 
 T0 = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
 

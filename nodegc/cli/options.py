@@ -1,4 +1,4 @@
-"""The command line: parse, validate, call one entry point. No logic of its own.
+"""The command line's options: the parser, the flags that set settings, and the settings they make.
 
 Exit codes: 0 done; 1 finished with failures or the image target not reached; 2 usage or
 configuration error; 3 engine unreachable.
@@ -8,21 +8,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
 from nodegc import __version__
-from nodegc.config import ConfigError, Settings, example_toml, load_settings, to_toml
+from nodegc.config import Settings, load_settings
 from nodegc.durations import parse_duration
-
-EXIT_OK = 0
-EXIT_INCOMPLETE = 1
-EXIT_USAGE = 2
-EXIT_UNREACHABLE = 3
 
 log = logging.getLogger("nodegc.cli")
 
@@ -182,7 +175,7 @@ def settings_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         if args.kubelet_margin is not None:
             raise UsageError("nodegc: --kubelet-margin needs --kubelet-config")
         return overrides
-    from nodegc.kubelet import (
+    from nodegc.config.kubelet import (
         DEFAULT_MARGIN,
         merge_overrides,
         overrides_from_kubelet,
@@ -197,52 +190,6 @@ def settings_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 
 def settings_from(args: argparse.Namespace) -> Settings:
     return load_settings(args.config, settings_overrides(args))
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        return _main(argv)
-    except BrokenPipeError:
-        # The reader went away (`nodegc history | head`): not an error worth a traceback.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return EXIT_OK
-
-
-def _main(argv: Sequence[str] | None) -> int:
-    try:
-        args = build_parser().parse_args(argv)
-        settings = settings_from(args)
-    except UsageError as exc:
-        print(str(exc), file=sys.stderr)
-        return EXIT_USAGE
-    except ConfigError as exc:
-        for line in str(exc).splitlines():
-            print(f"nodegc: invalid configuration: {line}", file=sys.stderr)
-        return EXIT_USAGE
-
-    from nodegc import logs
-
-    logs.setup(settings.log.format, settings.log.level)
-    if args.command == "config":
-        if args.example:
-            print(example_toml(), end="")
-        elif args.check:
-            print("configuration is valid")
-        else:
-            print(to_toml(settings), end="")
-        return EXIT_OK
-
-    from nodegc import commands
-
-    handler = {
-        "report": commands.report,
-        "once": commands.once,
-        "run": commands.run,
-        "status": commands.status,
-        "history": commands.history,
-    }[args.command]
-    return handler(settings, args)
 
 
 def _duration_arg(text: str) -> timedelta:

@@ -6,7 +6,7 @@ import fcntl
 import os
 from pathlib import Path
 
-LOCK_FILE = "nodegc.lock"
+LOCK_FILE = "nodegc.state.lock"
 
 
 class AlreadyRunning(Exception):

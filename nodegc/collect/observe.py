@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from datetime import datetime
 
 from nodegc.model import FilesystemStats, Snapshot
@@ -33,7 +34,13 @@ def measure(path: str) -> FilesystemStats:
     )
 
 
-def take_snapshot(runtime: Runtime, filesystem_path: str, now: datetime) -> Snapshot:
+Measure = Callable[[str], FilesystemStats]
+"""How a filesystem is measured: `measure` (statvfs) on a node, a model of the disk in tests."""
+
+
+def take_snapshot(
+    runtime: Runtime, filesystem_path: str, now: datetime, *, measure: Measure = measure
+) -> Snapshot:
     """List images, then containers (both in full or an error), then measure the filesystem."""
     path = filesystem_path or runtime.data_root()
     images = tuple(runtime.list_images())

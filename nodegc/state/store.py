@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from nodegc.history import empty
 from nodegc.model import History, ImageRecord
 
 log = logging.getLogger(__name__)
@@ -132,13 +131,13 @@ class StateDir:
             raw = path.read_bytes()
         except FileNotFoundError:
             log.info("no history yet: starting fresh", extra={"path": str(path)})
-            return empty(now)
+            return History.empty(now)
         except OSError as exc:
             log.warning(
                 "history unreadable: starting fresh, images count as just seen",
                 extra={"path": str(path), "error": exc.strerror},
             )
-            return empty(now)
+            return History.empty(now)
         try:
             return decode(json.loads(raw))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -151,7 +150,7 @@ class StateDir:
                 "history corrupt: starting fresh, images count as just seen",
                 extra={"path": str(path), "kept_as": str(aside), "error": str(exc)},
             )
-            return empty(now)
+            return History.empty(now)
 
     def remove_stale_temp_files(self) -> None:
         """Remove temp files that a process killed mid-write (between mkstemp and rename) left

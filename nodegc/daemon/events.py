@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from datetime import datetime
 
-from nodegc.backoff import Backoff
+from nodegc.daemon.backoff import Backoff
 from nodegc.model import RuntimeEvent, short_id
 from nodegc.runtime import Runtime, RuntimeError_
 
@@ -31,13 +31,11 @@ class EventBatch:
         self._lock = threading.Lock()
         self.used: dict[str, datetime] = {}
         self.arrived: dict[str, datetime] = {}
-        self.seen = 0
 
     def add(self, event: RuntimeEvent) -> None:
         if not event.image_id:
             return
         with self._lock:
-            self.seen += 1
             if event.kind == "container" and event.action in USE_ACTIONS:
                 _latest(self.used, event.image_id, event.time)
             elif event.kind == "image" and event.action in ARRIVAL_ACTIONS:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from nodegc.cycle import CycleReport
+from nodegc.collect.cycle import CycleReport
 from nodegc.durations import humanize_age
 from nodegc.model import (
     Action,
@@ -19,25 +19,7 @@ from nodegc.model import (
     RemovalResult,
     short_id,
 )
-from nodegc.policy import stopped_at
-
-
-def iso(value: datetime | None) -> str | None:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None
-
-
-def human_bytes(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
-
-
-def projected_usage(fs: FilesystemStats, freed: int) -> int:
-    available = min(fs.capacity_bytes, fs.available_bytes + freed)
-    return 100 - (available * 100) // fs.capacity_bytes
+from nodegc.units import human_bytes, iso
 
 
 # -- JSON ---------------------------------------------------------------------------------------
@@ -92,7 +74,7 @@ def image_plan_json(p: ImagePlan, fs: FilesystemStats) -> dict[str, Any]:
         "usage_percent": p.usage_percent,
         "bytes_to_free": p.bytes_to_free,
         "bytes_planned": p.bytes_planned,
-        "projected_usage_percent": projected_usage(fs, p.bytes_planned),
+        "projected_usage_percent": fs.usage_percent_after(p.bytes_planned),
         "decisions": [image_decision_json(d) for d in p.decisions],
     }
 
@@ -180,7 +162,7 @@ def _ago(now: datetime, when: datetime | None) -> str:
 
 def _stopped(now: datetime, c: Container) -> str:
     """How long ago a dead container stopped; "≥" while only a window is known (its end)."""
-    return _ago(now, stopped_at(c)) if c.finish_known else f"≥ {_ago(now, stopped_at(c))}"
+    return _ago(now, c.stopped_at) if c.finish_known else f"≥ {_ago(now, c.stopped_at)}"
 
 
 def filesystem_line(fs: FilesystemStats) -> str:
@@ -208,7 +190,7 @@ def image_summary(p: ImagePlan, fs: FilesystemStats) -> str:
         )
     tail = (
         f"; planned {human_bytes(p.bytes_planned)} in {n} image{'s' * (n != 1)}, "
-        f"projected usage {projected_usage(fs, p.bytes_planned)}%"
+        f"projected usage {fs.usage_percent_after(p.bytes_planned)}%"
     )
     if p.bytes_to_free and not p.target_reachable:
         tail += " — NOT ENOUGH removable images to reach the low threshold"

@@ -55,11 +55,6 @@ def observe(
     return History(since=history.since, images=records)
 
 
-def empty(now: datetime) -> History:
-    """History that begins now: every rule that needs the past stays conservative."""
-    return History(since=now, images={})
-
-
 def record_events(
     history: History,
     used: Mapping[str, datetime],

@@ -15,20 +15,16 @@ import json
 import logging
 import os
 import socket
-import sys
 import threading
-from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from nodegc.cli import EXIT_OK, EXIT_USAGE
+from nodegc.clock import Clock, utcnow
 from nodegc.config import Settings
-from nodegc.cycle import Clock, utcnow
-from nodegc.durations import format_duration, humanize_age
-from nodegc.model import RemovalResult, short_id
-from nodegc.render import human_bytes, iso, table
+from nodegc.model import RemovalResult
+from nodegc.units import iso
 
 log = logging.getLogger(__name__)
 
@@ -268,92 +264,3 @@ def read_audit(path: Path, since: datetime | None = None) -> tuple[list[dict[str
             if since is None or when >= since:
                 entries.append(entry)
     return entries, skipped
-
-
-# -- for people ---------------------------------------------------------------------------------
-def _int(value: Any) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return 0
-
-
-def _cell(value: Any, limit: int = 80) -> str:
-    text = " ".join(str(value if value is not None else "").split()) or "-"
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def render_table(entries: Iterable[Mapping[str, Any]], now: datetime) -> str:
-    """Entries as a table (time, ago, kind, outcome, reason, short id, name, size, detail) with a
-    one-line summary; "No removals recorded." when there are none."""
-    rows = []
-    removed = skipped = failed = freed = 0
-    for e in entries:
-        parsed = datetime.fromisoformat(str(e.get("time")))
-        size = _int(e.get("size_bytes"))
-        outcome = str(e.get("outcome", ""))
-        if outcome == "removed":
-            removed += 1
-            if e.get("kind") == "image":
-                freed += size
-        elif outcome == "skipped":
-            skipped += 1
-        elif outcome == "failed":
-            failed += 1
-        rows.append(
-            [
-                iso(parsed.replace(microsecond=0)) or "-",
-                f"{humanize_age(now - parsed)} ago",
-                _cell(e.get("kind")),
-                _cell(outcome),
-                _cell(e.get("reason")),
-                short_id(str(e.get("id", ""))) or "-",
-                _cell(e.get("name"), 60),
-                human_bytes(size) if size else "-",
-                _cell(e.get("detail")),
-            ]
-        )
-    if not rows:
-        return "No removals recorded."
-    summary = (
-        f"{len(rows)} attempt{'s' * (len(rows) != 1)}: {removed} removed "
-        f"({human_bytes(freed)} of images), {skipped} skipped, {failed} failed"
-    )
-    return table(HEADERS, rows) + "\n" + summary
-
-
-def history_command(
-    settings: Settings, since: timedelta | None, output: str, *, clock: Clock = utcnow
-) -> int:
-    """`nodegc history`: print the audit record (a table, or a JSON array with `output="json"`).
-
-    Returns 0; a missing audit file is an empty history. An unreadable one is one line on
-    stderr and 2.
-    """
-    if output not in ("table", "json"):
-        print(f"nodegc: output {output!r}: must be table or json", file=sys.stderr)
-        return EXIT_USAGE
-    path = audit_path(settings)
-    now = clock()
-    cutoff = now - since if since is not None else None
-    try:
-        entries, skipped = read_audit(path, cutoff)
-    except OSError as exc:
-        print(
-            f"nodegc: cannot read the audit record {path}: {exc.strerror or exc}", file=sys.stderr
-        )
-        return EXIT_USAGE
-    if skipped:
-        print(
-            f"nodegc: skipped {skipped} torn or unreadable line{'s' * (skipped != 1)} in {path}*",
-            file=sys.stderr,
-        )
-    if output == "json":
-        json.dump(entries, sys.stdout, indent=2)
-        sys.stdout.write("\n")
-    elif entries:
-        print(render_table(entries, now))
-    else:
-        window = f" in the last {format_duration(since)}" if since is not None else ""
-        print(f"No removals recorded{window} ({path}).")
-    return EXIT_OK

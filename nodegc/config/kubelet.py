@@ -25,7 +25,7 @@ from typing import Any
 from nodegc.config import ConfigError, ImageSettings
 from nodegc.durations import format_duration, parse_duration
 from nodegc.model import FilesystemStats
-from nodegc.render import human_bytes
+from nodegc.units import human_bytes
 
 DEFAULT_KUBELET_CONFIG = Path("/var/lib/kubelet/config.yaml")
 # How far below the kubelet's thresholds nodegc acts, in percentage points.
@@ -111,7 +111,6 @@ class KubeletGC:
     minimum_age: timedelta = KUBELET_MINIMUM_AGE
     maximum_age: timedelta = KUBELET_MAXIMUM_AGE
     # containerRuntimeEndpoint; "" when the file does not say (the kubelet's flag may).
-    runtime_endpoint: str = ""
     # None when the file sets evictionHard without imagefs.available: what the kubelet then uses
     # for it has changed between releases, so nodegc claims nothing about eviction.
     imagefs_eviction: Eviction | None = Eviction(percent=KUBELET_IMAGEFS_EVICTION_PERCENT)
@@ -186,7 +185,6 @@ def parse_kubelet_config(text: str, source: str = "<kubelet config>") -> Kubelet
         low_threshold_percent=low,
         minimum_age=minimum_age,
         maximum_age=maximum_age,
-        runtime_endpoint=endpoint,
         imagefs_eviction=_eviction(data, source),
         source=source,
     )
@@ -418,57 +416,3 @@ def merge_overrides(*layers: dict[str, dict[str, Any]]) -> dict[str, dict[str, A
         for section, values in layer.items():
             merged.setdefault(section, {}).update(values)
     return merged
-
-
-# -- what the kubelet would do -------------------------------------------------------------------
-def kubelet_bytes_to_free(fs: FilesystemStats, k: KubeletGC) -> int:
-    """Bytes the kubelet's image GC would free now: 0 below its high threshold (or when off)."""
-    if k.high_threshold_percent >= 100 or fs.usage_percent < k.high_threshold_percent:
-        return 0
-    return max(0, fs.capacity_bytes * (100 - k.low_threshold_percent) // 100 - fs.available_bytes)
-
-
-def kubelet_json(fs: FilesystemStats, k: KubeletGC) -> dict[str, Any]:
-    """The kubelet's settings and what it would do now, for `report --output json`."""
-    return {
-        "source": k.source or None,
-        "high_threshold_percent": k.high_threshold_percent,
-        "low_threshold_percent": k.low_threshold_percent,
-        "minimum_age": format_duration(k.minimum_age),
-        "maximum_age": format_duration(k.maximum_age),
-        "usage_percent": fs.usage_percent,
-        "bytes_to_free": kubelet_bytes_to_free(fs, k),
-        "eviction_threshold": k.imagefs_eviction.describe() if k.imagefs_eviction else None,
-        "eviction_reached": bool(k.imagefs_eviction and k.imagefs_eviction.reached(fs)),
-        "summary": kubelet_would(fs, k),
-    }
-
-
-def kubelet_would(fs: FilesystemStats, k: KubeletGC) -> str:
-    """One line: what the kubelet's own image GC would do at the filesystem's current usage.
-
-    The kubelet's arithmetic (image_gc_manager.go): usage = 100 - floor(available*100/capacity);
-    at usage >= high it frees capacity*(100-low)/100 - available bytes of unused images.
-    """
-    usage = fs.usage_percent
-    head = f"{k.label}: usage {usage}%"
-    if k.high_threshold_percent >= 100:
-        line = f"{head}: its image GC by disk usage is off (high threshold 100%)"
-    elif usage < k.high_threshold_percent:
-        line = (
-            f"{head} is below its high threshold {k.high_threshold_percent}%; it would free nothing"
-        )
-    else:
-        line = (
-            f"{head} is at or above its high threshold {k.high_threshold_percent}%; it would free "
-            f"{human_bytes(kubelet_bytes_to_free(fs, k))} of unused images to reach "
-            f"{k.low_threshold_percent}%"
-        )
-    if k.maximum_age:
-        line += f"; images unused for {format_duration(k.maximum_age)} go in any case"
-    if k.imagefs_eviction is not None and k.imagefs_eviction.reached(fs):
-        line += (
-            f"; but past {k.imagefs_eviction.describe()} its eviction manager would reclaim "
-            "images and evict pods"
-        )
-    return line
