@@ -18,7 +18,7 @@ from nodegc.runtime import Conflict
 from nodegc.runtime.docker import DockerRuntime, parse_time
 from nodegc.testing.images import build_image_tar, busybox_image_tar
 from nodegc.testing.podman import IsolatedPodman
-from tests.engine.helpers import create_container
+from tests.engine.helpers import create_container, wait_for
 from tests.podman.conftest import PODMAN_SIZE_MB, require_podman
 
 TIMEOUT = timedelta(seconds=20)
@@ -44,8 +44,23 @@ def busybox(engine: IsolatedPodman) -> str:
     return engine.load(busybox_image_tar())
 
 
-def test_podman_is_recognised_from_its_version(runtime: DockerRuntime) -> None:
+def test_podman_is_recognised_from_its_ping(runtime: DockerRuntime) -> None:
+    """On a unix socket one `/_ping` says Podman (and the API version): no `/version`, which
+    Podman answers in seconds."""
     assert runtime.podman is True
+    assert runtime.requests == 1
+    assert runtime.api.api_version == "1.41"
+
+
+def test_podman_is_recognised_from_its_version_without_the_unix_fast_path(
+    engine: IsolatedPodman,
+) -> None:
+    runtime = DockerRuntime(engine.endpoint, TIMEOUT)
+    runtime._plain = None  # as for a tcp:// endpoint: the SDK connects and asks `/version`
+    try:
+        assert runtime.podman is True
+    finally:
+        runtime.close()
 
 
 def test_removing_a_running_container_is_a_conflict_not_a_failure(
@@ -112,7 +127,8 @@ def test_tag_time_comes_from_podmans_events(
     api.tag(image, "tagged", "2")
     after = datetime.now(UTC)
 
-    found = runtime.image_tagged_at([image])
+    # Podman writes its events a moment later (a goroutine): poll.
+    found = wait_for(lambda: runtime.image_tagged_at([image]), timeout=10, interval=0.2)
 
     assert image in found, found
     assert before - timedelta(milliseconds=50) <= found[image] <= after
