@@ -7,7 +7,8 @@ cached (it cannot change while the container stays dead; the Status text cross-c
 so a container that restarted and died again is looked up anew).
 
 Podman's Docker-compatible service (`podman system service`) is served by the same adapter; it is
-recognised from `/version` once, and its differences are handled here (see docs/podman.md): its
+recognised once, from the `/_ping` the adapter connects with on a unix socket (else from
+`/version`), and its differences are handled here (see docs/podman.md): its
 own event names, image ids without `sha256:`, 500 answers meaning what Docker's 409 mean, no
 `LastTagTime`, local images listed as `localhost/NAME:TAG`, `FinishedAt` before `StartedAt`.
 """
@@ -232,7 +233,7 @@ class DockerRuntime:
         self._event_stream: Any = None
         # Image id -> tags a failed removal could not put back yet (the engine was down).
         self._unrestored: dict[str, list[str]] = {}
-        self._podman: bool | None = None  # learnt from /version on first need
+        self._podman: bool | None = None  # learnt on connecting (/_ping) or from /version
 
     @property
     def podman(self) -> bool:
@@ -364,10 +365,13 @@ class DockerRuntime:
         if self._plain is not None:
             body = self._plain_request(what, "GET", f"/events?{query}")
         else:
-            body = self._call(
-                what,
-                lambda: self.api._get(self.api._url("/events") + "?" + query).content,
-            )
+
+            def read() -> bytes:
+                response = self.api._get(self.api._url("/events") + "?" + query)
+                self.api._raise_for_status(response)
+                return bytes(response.content)
+
+            body = self._call(what, read)
         found: dict[str, datetime] = {}
         for line in body.splitlines():
             try:

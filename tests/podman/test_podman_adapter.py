@@ -55,10 +55,17 @@ def test_podman_is_recognised_from_its_ping(runtime: DockerRuntime) -> None:
 def test_podman_is_recognised_from_its_version_without_the_unix_fast_path(
     engine: IsolatedPodman,
 ) -> None:
+    """Over the SDK (as for a tcp:// endpoint): `/version` says Podman, and the tag time is
+    read from the event log the same way."""
     runtime = DockerRuntime(engine.endpoint, TIMEOUT)
-    runtime._plain = None  # as for a tcp:// endpoint: the SDK connects and asks `/version`
+    runtime._plain = None
+    image = engine.load(build_image_tar(["viasdk:1"], 1024))
+    with engine.api() as api:
+        api.tag(image, "viasdk", "2")
     try:
         assert runtime.podman is True
+        found = wait_for(lambda: runtime.image_tagged_at([image]), timeout=10, interval=0.2)
+        assert set(found) == {image}
     finally:
         runtime.close()
 
