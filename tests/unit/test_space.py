@@ -534,3 +534,19 @@ def test_property_one_once_reaches_low_when_reachable_with_no_removal_to_spare(
 def test_image_holdings_default_to_one_private_layer_of_the_listed_size():
     out = image_holdings([image("a", 10)], {})
     assert [(x.key, x.size_bytes) for x in out["a"]] == [("a", 10)]
+
+
+def test_inode_thresholds_are_validated_like_the_byte_thresholds():
+    import pytest
+
+    from nodegc.config import ConfigError, load_settings
+
+    with pytest.raises(ConfigError, match="images.inode_low_threshold_percent = 95"):
+        load_settings(
+            None,
+            {"images": {"inode_high_threshold_percent": 90, "inode_low_threshold_percent": 95}},
+        )
+    with pytest.raises(ConfigError, match="inode_high_threshold_percent"):
+        load_settings(None, {"images": {"inode_high_threshold_percent": 101}})
+    off = load_settings(None, {"images": {"inode_high_threshold_percent": 100}})
+    assert off.images.inode_high_threshold_percent == 100
