@@ -541,7 +541,7 @@ def test_inode_thresholds_are_validated_like_the_byte_thresholds():
 
     from nodegc.config import ConfigError, load_settings
 
-    with pytest.raises(ConfigError, match="images.inode_low_threshold_percent = 95"):
+    with pytest.raises(ConfigError, match=r"images\.inode_low_threshold_percent = 95"):
         load_settings(
             None,
             {"images": {"inode_high_threshold_percent": 90, "inode_low_threshold_percent": 95}},
