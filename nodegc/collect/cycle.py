@@ -38,7 +38,7 @@ from nodegc.model import (
 from nodegc.policy.finish_times import finish_times_needed, with_finish_times
 from nodegc.policy.history import observe, record_events
 from nodegc.policy.images import image_holdings, target_met
-from nodegc.policy.space import Ledger
+from nodegc.policy.space import Freed, Ledger
 from nodegc.runtime import Runtime, connect
 from nodegc.state.store import StateDir, StateError
 
@@ -300,10 +300,13 @@ class Collector:
         ledger: Ledger,
         path: str,
     ) -> list[RemovalResult]:
+        """Remove `candidates` in order until the measured disk meets the plan's target (age
+        removals whatever the disk). What removals in flight will free (by the ledger) counts
+        as coming: nothing more is started while they would reach the target, and whether they
+        did is measured when they are done."""
         plan = report.image_plan
         measured = report.images_before
         assert measured is not None
-        met = target_met(measured, plan)
         in_list = {d.image.id for d in candidates}
         children: dict[str, list[str]] = {}
         for d in candidates:
@@ -311,15 +314,34 @@ class Collector:
                 children.setdefault(d.image.parent_id, []).append(d.image.id)
         pending = deque(candidates)
         outcomes: dict[str, Outcome] = {}
-        in_flight: dict[Future[RemovalResult], ImageDecision] = {}
+        in_flight: dict[Future[RemovalResult], tuple[ImageDecision, Freed]] = {}
         results: list[RemovalResult] = []
         workers = self.settings.runtime.max_concurrent_removals
+
+        def coming() -> FilesystemStats:
+            """The disk once the removals in flight are done, as the ledger has it."""
+            freed = sum((f for _, f in in_flight.values()), Freed(0, 0))
+            return replace(
+                measured,
+                available_bytes=min(
+                    measured.capacity_bytes, measured.available_bytes + freed.bytes
+                ),
+                inodes_free=min(measured.inodes_total, measured.inodes_free + (freed.inodes or 0)),
+            )
+
+        def finish(result: RemovalResult) -> None:
+            outcomes[result.id] = result.outcome
+            results.append(result)
+            tell(self.listeners, [result])
+
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="remove")
         try:
             while pending or in_flight:
                 while pending and len(in_flight) < workers and not self.stopping.is_set():
                     d = pending[0]
-                    if d.reason is not Reason.AGE and met:
+                    if d.reason is not Reason.AGE and target_met(coming(), plan):
+                        if in_flight:
+                            break  # measure what they really free before going on
                         pending.popleft()
                         if d.action is Action.REMOVE:
                             report.images_not_needed.add(d.image.id)
@@ -330,10 +352,7 @@ class Collector:
                     pending.popleft()
                     staying = [k for k in kids if outcomes.get(k) is not Outcome.REMOVED]
                     if staying:
-                        result = self._child_stays(d, staying[0])
-                        outcomes[d.image.id] = result.outcome
-                        results.append(result)
-                        tell(self.listeners, [result])
+                        finish(self._child_stays(d, staying[0]))
                         continue
                     if d.action is Action.KEEP:  # past the plan: the disk is not there yet
                         bytes_short = plan.bytes_to_free and (
@@ -344,24 +363,24 @@ class Collector:
                             action=Action.REMOVE,
                             reason=Reason.SPACE if bytes_short else Reason.INODES,
                         )
-                    in_flight[pool.submit(self._remove_one, d)] = d
+                    freed = ledger.remove(d.image.id)
+                    in_flight[pool.submit(self._remove_one, d)] = (d, freed)
                 if not in_flight:
                     break
                 done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
                 for future in done:
-                    d = in_flight.pop(future)
+                    d, freed = in_flight.pop(future)
                     result = future.result()
                     if result.outcome is Outcome.REMOVED:
-                        result = replace(result, size_bytes=ledger.remove(d.image.id).bytes)
-                    outcomes[d.image.id] = result.outcome
-                    results.append(result)
-                    tell(self.listeners, [result])
+                        result = replace(result, size_bytes=freed.bytes)
+                    else:
+                        ledger.restore(d.image.id)
+                    finish(result)
                 if plan.under_pressure:
                     measured = self.measure(path)
-                    met = target_met(measured, plan)
         finally:
             pool.shutdown(wait=True)
-        if plan.under_pressure and not met:
+        if plan.under_pressure and not target_met(measured, plan):
             log.warning(
                 "image GC ran out of candidates above the low threshold",
                 extra={

@@ -550,3 +550,14 @@ def test_inode_thresholds_are_validated_like_the_byte_thresholds():
         load_settings(None, {"images": {"inode_high_threshold_percent": 101}})
     off = load_settings(None, {"images": {"inode_high_threshold_percent": 100}})
     assert off.images.inode_high_threshold_percent == 100
+
+
+def test_removals_in_flight_count_as_coming_so_none_goes_past_a_plan_that_holds(tmp_path):
+    """Four in flight and a plan of two that the disk honours: exactly those two go (what is in
+    flight is counted before going past the plan, and measured when done)."""
+    fake = FakeRuntime(capacity_bytes=100 * MiB)
+    ids = eight_on_one_base(fake)
+    gc = collector(tmp_path, fake, workers=4, high_threshold_percent=60, low_threshold_percent=58)
+    report = gc.cycle()
+    assert [r.id for r in report.image_results] == ids[:2]
+    assert report.target_reached
