@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import deque
 from collections.abc import Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from nodegc import policy
 from nodegc.clock import Clock, utcnow
 from nodegc.collect.observe import Measure, measure, take_snapshot
+from nodegc.collect.relief import Candidate, relieve
 from nodegc.collect.removal import ResultListener, carry_out, log_result, tell
 from nodegc.collect.sandboxes import collect_sandboxes
 from nodegc.config import Settings
@@ -38,7 +38,7 @@ from nodegc.model import (
 from nodegc.policy.finish_times import finish_times_needed, with_finish_times
 from nodegc.policy.history import observe, record_events
 from nodegc.policy.images import image_holdings, target_met
-from nodegc.policy.space import Freed, Ledger
+from nodegc.policy.space import Ledger
 from nodegc.runtime import Runtime, connect
 from nodegc.state.store import StateDir, StateError
 
@@ -274,122 +274,67 @@ class Collector:
 
     def _image_gc(self, report: CycleReport, current: Snapshot | None) -> None:
         """Image GC on what is there now (a fresh observation after container GC, or the cycle's
-        snapshot when no container was touched), as a closed loop: the plan's removals in its
-        order, the disk measured after each one; planned space removals stop as soon as the
-        measured disk is at or below the low thresholds, and when the plan's removals do not get
-        there (the engine refused one, or the disk took less back than planned) the loop goes on
-        down the same order. At most as many removals past the target as are in flight."""
+        snapshot when no container was touched), as a closed loop (`collect.relief`): the plan's
+        removals in its order with the disk measured after each one; planned space removals the
+        measured disk no longer needs are left out, and when the plan does not get there (the
+        engine refused one, the disk took back less) the loop goes on down the same order."""
         snapshot = current if current is not None else self.observe()
         plan = self.plan(snapshot, projected=False).images
         report.image_plan = plan
         report.images_before = snapshot.filesystem
+        children: dict[str, list[str]] = {}
+        for d in plan.decisions:
+            if d.image.parent_id:
+                children.setdefault(d.image.parent_id, []).append(d.image.id)
         candidates = [
-            d
+            Candidate(
+                key=d.image.id,
+                item=d,
+                planned=d.action is Action.REMOVE,
+                unconditional=d.reason is Reason.AGE,
+                after=tuple(children.get(d.image.id, ())),
+            )
             for d in plan.decisions
             if d.action is Action.REMOVE or d.reason is Reason.TARGET_REACHED
         ]
-        ledger = Ledger(image_holdings(snapshot.images, snapshot.layers))
         path = snapshot.filesystem.path
-        report.image_results = self._relieve(report, candidates, ledger, path)
+
+        def remove(c: Candidate, measured: FilesystemStats) -> RemovalResult:
+            d: ImageDecision = c.item
+            if d.action is Action.KEEP:  # past the plan: the disk is not there yet
+                bytes_short = plan.bytes_to_free and (
+                    measured.usage_percent > plan.low_threshold_percent
+                )
+                d = replace(
+                    d, action=Action.REMOVE, reason=Reason.SPACE if bytes_short else Reason.INODES
+                )
+            return self._remove_one(d)
+
+        relief = relieve(
+            candidates,
+            ledger=Ledger(image_holdings(snapshot.images, snapshot.layers)),
+            measured=snapshot.filesystem,
+            measure=lambda: self.measure(path),
+            target_met=lambda fs: target_met(fs, plan),
+            under_pressure=plan.under_pressure,
+            remove=remove,
+            skip=lambda c, child: self._child_stays(c.item, child),
+            workers=self.settings.runtime.max_concurrent_removals,
+            stopping=self.stopping,
+            listeners=self.listeners,
+        )
+        report.image_results = relief.results
+        report.images_not_needed = relief.not_needed
         report.images_after = self.measure(path)
-
-    def _relieve(
-        self,
-        report: CycleReport,
-        candidates: Sequence[ImageDecision],
-        ledger: Ledger,
-        path: str,
-    ) -> list[RemovalResult]:
-        """Remove `candidates` in order until the measured disk meets the plan's target (age
-        removals whatever the disk). What removals in flight will free (by the ledger) counts
-        as coming: nothing more is started while they would reach the target, and whether they
-        did is measured when they are done."""
-        plan = report.image_plan
-        measured = report.images_before
-        assert measured is not None
-        in_list = {d.image.id for d in candidates}
-        children: dict[str, list[str]] = {}
-        for d in candidates:
-            if d.image.parent_id in in_list:
-                children.setdefault(d.image.parent_id, []).append(d.image.id)
-        pending = deque(candidates)
-        outcomes: dict[str, Outcome] = {}
-        in_flight: dict[Future[RemovalResult], tuple[ImageDecision, Freed]] = {}
-        results: list[RemovalResult] = []
-        workers = self.settings.runtime.max_concurrent_removals
-
-        def coming() -> FilesystemStats:
-            """The disk once the removals in flight are done, as the ledger has it."""
-            freed = sum((f for _, f in in_flight.values()), Freed(0, 0))
-            return replace(
-                measured,
-                available_bytes=min(
-                    measured.capacity_bytes, measured.available_bytes + freed.bytes
-                ),
-                inodes_free=min(measured.inodes_total, measured.inodes_free + (freed.inodes or 0)),
-            )
-
-        def finish(result: RemovalResult) -> None:
-            outcomes[result.id] = result.outcome
-            results.append(result)
-            tell(self.listeners, [result])
-
-        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="remove")
-        try:
-            while pending or in_flight:
-                while pending and len(in_flight) < workers and not self.stopping.is_set():
-                    d = pending[0]
-                    if d.reason is not Reason.AGE and target_met(coming(), plan):
-                        if in_flight:
-                            break  # measure what they really free before going on
-                        pending.popleft()
-                        if d.action is Action.REMOVE:
-                            report.images_not_needed.add(d.image.id)
-                        continue
-                    kids = children.get(d.image.id, ())
-                    if any(k not in outcomes for k in kids if k not in report.images_not_needed):
-                        break  # its children first: wait for them
-                    pending.popleft()
-                    staying = [k for k in kids if outcomes.get(k) is not Outcome.REMOVED]
-                    if staying:
-                        finish(self._child_stays(d, staying[0]))
-                        continue
-                    if d.action is Action.KEEP:  # past the plan: the disk is not there yet
-                        bytes_short = plan.bytes_to_free and (
-                            measured.usage_percent > plan.low_threshold_percent
-                        )
-                        d = replace(
-                            d,
-                            action=Action.REMOVE,
-                            reason=Reason.SPACE if bytes_short else Reason.INODES,
-                        )
-                    freed = ledger.remove(d.image.id)
-                    in_flight[pool.submit(self._remove_one, d)] = (d, freed)
-                if not in_flight:
-                    break
-                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-                for future in done:
-                    d, freed = in_flight.pop(future)
-                    result = future.result()
-                    if result.outcome is Outcome.REMOVED:
-                        result = replace(result, size_bytes=freed.bytes)
-                    else:
-                        ledger.restore(d.image.id)
-                    finish(result)
-                if plan.under_pressure:
-                    measured = self.measure(path)
-        finally:
-            pool.shutdown(wait=True)
-        if plan.under_pressure and not target_met(measured, plan):
+        if plan.under_pressure and not target_met(report.images_after, plan):
             log.warning(
                 "image GC ran out of candidates above the low threshold",
                 extra={
                     "path": path,
-                    "usage_percent": measured.usage_percent,
-                    "inode_usage_percent": measured.inode_usage_percent,
+                    "usage_percent": report.images_after.usage_percent,
+                    "inode_usage_percent": report.images_after.inode_usage_percent,
                 },
             )
-        return results
 
     def _child_stays(self, d: ImageDecision, child_id: str) -> RemovalResult:
         """A parent whose child this cycle could not remove: the engine would refuse it."""
