@@ -57,15 +57,20 @@ class Ledger:
         listed twice for one holder counts once; a holder added again replaces its layers."""
         if holder in self._holdings and holder not in self._gone:
             self._release(holder)
-        unique: dict[str, Layer] = {}
-        for layer in layers:
-            unique.setdefault(layer.key, layer)
-        kept = tuple(unique.values())
+        kept = tuple(layers)
+        keys = [layer.key for layer in kept]
+        if len(set(keys)) != len(keys):
+            unique: dict[str, Layer] = {}
+            for layer in kept:
+                unique.setdefault(layer.key, layer)
+            kept = tuple(unique.values())
+            keys = [layer.key for layer in kept]
         self._holdings[holder] = kept
         self._gone.discard(holder)
         refs = self._refs
-        for layer in kept:
-            refs[layer.key] = refs.get(layer.key, 0) + 1
+        get = refs.get
+        for key in keys:
+            refs[key] = get(key, 0) + 1
 
     def __contains__(self, holder: object) -> bool:
         return holder in self._holdings
