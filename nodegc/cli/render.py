@@ -374,7 +374,7 @@ def cycle_table(report: CycleReport) -> str:
         parts.append(
             f"Removed {sum(r.kind == 'container' for r in removed)} containers and "
             f"{sum(r.kind == 'image' for r in removed)} images "
-            f"({human_bytes(report.image_bytes_freed)} of images); "
+            f"(image GC freed {human_bytes(report.image_bytes_freed)}, measured); "
             f"{len(skipped)} skipped, {len(report.failures)} failed."
         )
     if report.ran_images and not report.target_reached:
