@@ -160,7 +160,8 @@ class DockerRuntime:
         self._unrestored: dict[str, list[str]] = {}
         # Inspects `image_layers` made since the last listing, which `image_tagged_at` reuses:
         # a new image costs one inspect and one history request, whatever is asked of it.
-        self._inspected: dict[str, dict[str, Any]] = {}
+        # Only the tag time is kept (a whole inspect per image would raise the peak RSS).
+        self._inspected: dict[str, datetime | None] = {}
 
     # -- plumbing ---------------------------------------------------------------------------
     @property
@@ -244,7 +245,7 @@ class DockerRuntime:
                 )
             except NotFound:
                 return image_id, None
-            self._inspected[image_id] = data
+            self._inspected[image_id] = parse_time((data.get("Metadata") or {}).get("LastTagTime"))
             diff_ids = [str(d) for d in ((data.get("RootFS") or {}).get("Layers") or [])]
             return image_id, docker_layers(diff_ids, steps if isinstance(steps, list) else [])
 
@@ -256,9 +257,10 @@ class DockerRuntime:
         per image, so call it only for images history has not seen yet."""
 
         def one(image_id: str) -> tuple[str, datetime | None]:
-            data = self._inspected.pop(image_id, None)
+            if image_id in self._inspected:
+                return image_id, self._inspected.pop(image_id)
             try:
-                data = data or self._inspect(
+                data = self._inspect(
                     f"inspect image {image_id}",
                     f"/images/{_quote(image_id)}/json",
                     lambda: self.api.inspect_image(image_id),
