@@ -74,6 +74,14 @@ class Racer:
                 except docker.errors.NotFound:
                     self.refused += 1  # nodegc removed it first: a fair outcome
                     continue
+                except docker.errors.APIError as exc:
+                    # Podman, the image removed between its lookup and the creation: 500
+                    # "container create: NAME: image not known" or "...: layer not known".
+                    # The same fair outcome.
+                    if not any(w in str(exc) for w in ("image not known", "layer not known")):
+                        raise
+                    self.refused += 1
+                    continue
                 self.created[container] = Creation(self.owner[ref], began, time.monotonic())
 
     def lifecycle(self, seed: int) -> None:
