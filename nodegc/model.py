@@ -130,6 +130,40 @@ class FilesystemStats:
 
 
 @dataclass(frozen=True, slots=True)
+class BuildCacheRecord:
+    """One BuildKit build cache record as the engine lists it (`/system/df` `BuildCache[]`)."""
+
+    id: str
+    # The record this one was made on top of (a record with children stays until they go).
+    parent: str | None
+    type: str  # regular, source.local, exec.cachemount, internal, frontend, ...
+    description: str
+    in_use: bool  # a build holds it now: never removed
+    shared: bool  # its snapshot also backs an image layer: its bytes come back with the image
+    size_bytes: int
+    created_at: datetime | None
+    last_used: datetime | None  # the engine's LastUsedAt (None: never used)
+    usage_count: int
+
+    def describe(self) -> str:
+        text = self.description.strip() or self.type
+        return text if len(text) <= 60 else text[:57] + "..."
+
+
+@dataclass(frozen=True, slots=True)
+class DiskUsage:
+    """What only a costly question tells (asked under disk pressure, or for `report`).
+
+    `build_cache` None: not asked, or the engine has no build cache (no BuildKit: Podman, CRI).
+    `container_sizes`: container id -> bytes of its writable layer, for the containers the
+    engine measured (None: not asked, or the runtime cannot tell).
+    """
+
+    build_cache: tuple[BuildCacheRecord, ...] | None = None
+    container_sizes: Mapping[str, int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """One complete observation of the node: never built from a partial listing."""
 
@@ -137,6 +171,8 @@ class Snapshot:
     filesystem: FilesystemStats
     images: tuple[Image, ...]
     containers: tuple[Container, ...]
+    # The build cache and writable-layer sizes, when the cycle needed them (see DiskUsage).
+    disk_usage: DiskUsage = field(default_factory=DiskUsage)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,12 +207,14 @@ class Action(enum.StrEnum):
 class Reason(enum.StrEnum):
     """Why the policy decided what it did. The values are part of the JSON contract."""
 
-    # Images removed.
+    # Images (and build cache records) removed.
     SPACE = "space"
+    INODES = "inodes"
     AGE = "age"
     # Containers removed.
     PER_UNIT_CAP = "per-unit-cap"
     GLOBAL_CAP = "global-cap"
+    DISK_PRESSURE = "disk-pressure"  # under disk pressure, when the caps would keep it
     # (containers also use AGE)
 
     # Images kept.
@@ -186,6 +224,9 @@ class Reason(enum.StrEnum):
     TARGET_REACHED = "target-reached"
     BELOW_THRESHOLD = "below-threshold"
     FAILED_THIS_CYCLE = "failed-this-cycle"
+    # Build cache records kept (they also use IN_USE, TOO_YOUNG, TARGET_REACHED,
+    # BELOW_THRESHOLD): the record backs an image layer.
+    SHARED = "shared"
     # Containers kept.
     RUNNING = "running"
     KEEP_LABEL = "keep-label"
@@ -248,6 +289,34 @@ class ContainerPlan:
 
 
 @dataclass(frozen=True, slots=True)
+class BuildCacheDecision:
+    record: BuildCacheRecord
+    action: Action
+    reason: Reason
+    # What removing it frees in this plan (0 when kept; a shared record frees nothing alone).
+    frees_bytes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class BuildCachePlan:
+    """The build cache's part of a plan. `observed` False: not looked at (below the
+    thresholds with no maximum age, build cache GC off, or an engine without BuildKit)."""
+
+    observed: bool
+    decisions: tuple[BuildCacheDecision, ...] = ()
+    # What removing every record not in use and not shared would free (docker's "reclaimable").
+    bytes_reclaimable: int = 0
+
+    @property
+    def removals(self) -> tuple[BuildCacheDecision, ...]:
+        return tuple(d for d in self.decisions if d.action is Action.REMOVE)
+
+    @property
+    def bytes_planned(self) -> int:
+        return sum(d.frees_bytes for d in self.removals)
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
     """What one full cycle would do, and why, for every object on the node."""
 
@@ -255,6 +324,7 @@ class Plan:
     filesystem: FilesystemStats
     containers: ContainerPlan
     images: ImagePlan
+    build_cache: BuildCachePlan = field(default_factory=lambda: BuildCachePlan(observed=False))
 
 
 class Outcome(enum.StrEnum):
@@ -267,7 +337,7 @@ class Outcome(enum.StrEnum):
 class RemovalResult:
     """What happened when the executor tried one planned removal."""
 
-    kind: str  # "image" or "container"
+    kind: str  # "image", "container", "sandbox" or "build-cache"
     id: str
     name: str
     reason: Reason

@@ -44,8 +44,10 @@ from nodegc.model import (
     LABEL_POD_NAME,
     LABEL_POD_NAMESPACE,
     LABEL_POD_UID,
+    BuildCacheRecord,
     Container,
     ContainerState,
+    DiskUsage,
     Image,
     RuntimeEvent,
     Sandbox,
@@ -540,6 +542,16 @@ class CriRuntime:
             self._container_image[container_id] = image_id
         when = from_nanos(response.created_at) or self._clock()
         return RuntimeEvent("container", action, container_id, image_id, when, name)
+
+    # -- disk usage -------------------------------------------------------------------------
+    def disk_usage(self, *, build_cache: bool, container_sizes: bool) -> DiskUsage:
+        """CRI has no build cache. Writable-layer sizes: not asked here (see docs/containerd.md:
+        containerd 1.6 reports stats for running containers only), so the closed loop measures
+        what removing a dead container really frees."""
+        return DiskUsage()
+
+    def remove_build_cache(self, record: BuildCacheRecord) -> int:
+        raise NotFound(f"remove build cache {record.id}: a CRI runtime has no build cache")
 
     # -- removal ----------------------------------------------------------------------------
     def remove_container(self, container: Container) -> None:

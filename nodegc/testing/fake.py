@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from nodegc.model import Container, ContainerState, Image, RuntimeEvent
+from nodegc.model import BuildCacheRecord, Container, ContainerState, DiskUsage, Image, RuntimeEvent
 from nodegc.runtime import Conflict, NotFound, RuntimeUnavailable
 
 
@@ -36,6 +36,13 @@ class FakeRuntime:
         # which `finish_times` then gives (and counts, in `finish_times_asked`).
         self.finish_window: timedelta | None = None
         self.finish_times_asked: list[str] = []
+        # BuildKit's build cache (None: an engine without one, as Podman or CRI), the images a
+        # shared record backs (it becomes unshared when the last of them goes), and the bytes
+        # of each dead container's writable layer (None: a runtime that cannot tell).
+        self.build_cache: dict[str, BuildCacheRecord] | None = {}
+        self.record_backs: dict[str, set[str]] = {}
+        self.container_sizes: dict[str, int] | None = {}
+        self.disk_usage_asked: list[tuple[bool, bool]] = []
 
     # -- building the inventory ---------------------------------------------------------------
     def add_image(self, image: Image, tagged_at: datetime | None = None) -> Image:
@@ -47,6 +54,16 @@ class FakeRuntime:
     def add_container(self, container: Container) -> Container:
         self.containers[container.id] = container
         return container
+
+    def add_record(self, record: BuildCacheRecord, backs: Sequence[str] = ()) -> BuildCacheRecord:
+        """A build cache record; `backs`: the images whose layer it is (it is shared while any
+        of them is there)."""
+        assert self.build_cache is not None, "this fake engine has no build cache"
+        if backs:
+            self.record_backs[record.id] = set(backs)
+            record = replace(record, shared=True)
+        self.build_cache[record.id] = record
+        return record
 
     def set_state(self, container_id: str, state: ContainerState) -> None:
         self.containers[container_id] = replace(self.containers[container_id], state=state)
@@ -94,6 +111,44 @@ class FakeRuntime:
                 self.finish_cache[container_id] = c.finished_at
         return found
 
+    def disk_usage(self, *, build_cache: bool, container_sizes: bool) -> DiskUsage:
+        if not build_cache and not container_sizes:
+            return DiskUsage()
+        self._call("disk_usage")
+        self.disk_usage_asked.append((build_cache, container_sizes))
+        records = None
+        if build_cache and self.build_cache is not None:
+            records = tuple(self.build_cache.values())
+        sizes = None
+        if container_sizes and self.container_sizes is not None:
+            sizes = {
+                c.id: self.container_sizes.get(c.id, 0)
+                for c in self.containers.values()
+                if c.state.is_dead
+            }
+        return DiskUsage(build_cache=records, container_sizes=sizes)
+
+    def remove_build_cache(self, record: BuildCacheRecord) -> int:
+        self._call(f"remove_build_cache {record.id}")
+        self._before(record.id)
+        if self.build_cache is None:
+            raise NotFound(f"build cache {record.id}: the engine has no build cache")
+        current = self.build_cache.get(record.id)
+        children = [r for r in self.build_cache.values() if r.parent == record.id]
+        if current is None or current.in_use or current.shared or children:
+            raise Conflict(f"build cache {record.id}: the engine kept it")
+        del self.build_cache[record.id]
+        return current.size_bytes
+
+    def writable_bytes(self) -> int:
+        """Bytes the fake's dead and live containers hold in their writable layers."""
+        sizes = self.container_sizes or {}
+        return sum(sizes.get(c, 0) for c in self.containers)
+
+    def cache_bytes(self) -> int:
+        """Bytes the build cache holds apart from image layers (unshared records)."""
+        return sum(r.size_bytes for r in (self.build_cache or {}).values() if not r.shared)
+
     def remove_container(self, container: Container) -> None:
         self._call(f"remove_container {container.id}")
         self._before(container.id)
@@ -113,6 +168,11 @@ class FakeRuntime:
         if users:
             raise Conflict(f"image {image.id}: in use by container {users[0].id}")
         del self.images[image.id]
+        for record_id, backs in self.record_backs.items():
+            backs.discard(image.id)
+            record = (self.build_cache or {}).get(record_id)
+            if not backs and record is not None and record.shared:
+                self.build_cache[record_id] = replace(record, shared=False)  # type: ignore[index]
 
     def _before(self, object_id: str) -> None:
         if self.before_remove is not None:
