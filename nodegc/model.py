@@ -264,6 +264,9 @@ class ImagePlan:
     # Bytes the disk rule asks for (0 when usage is below the high threshold).
     bytes_to_free: int
     decisions: tuple[ImageDecision, ...]
+    # What the plan frees before images and counts towards bytes_to_free: the build cache, and
+    # dead containers removed under disk pressure.
+    freed_before: int = 0
 
     @property
     def removals(self) -> tuple[ImageDecision, ...]:
@@ -275,8 +278,9 @@ class ImagePlan:
 
     @property
     def target_reachable(self) -> bool:
-        """Whether the planned removals cover what the disk rule asks for."""
-        return self.bytes_planned >= self.bytes_to_free
+        """Whether the planned removals (with what goes before images) cover what the disk
+        rule asks for."""
+        return self.freed_before + self.bytes_planned >= self.bytes_to_free
 
 
 @dataclass(frozen=True, slots=True)

@@ -98,6 +98,7 @@ def plan_images(
     *,
     leaving_containers: Collection[str] = (),
     avoid: Collection[str] = (),
+    freed_before: int = 0,
 ) -> ImagePlan:
     """Decide every image's fate.
 
@@ -107,6 +108,8 @@ def plan_images(
     Removed for `age`: not used for longer than `maximum_age`, once history covers that long.
     Removed for `space`: least recently used first until the planned bytes cover `bytes_to_free`;
     the rest are kept as `target-reached` (or `below-threshold` when the disk asks for nothing).
+    `freed_before`: what this plan frees before images (the build cache, and dead containers
+    removed under pressure), counted towards `bytes_to_free`.
     """
     high, low = settings.high_threshold_percent, settings.low_threshold_percent
     wanted = bytes_to_free(fs, high, low)
@@ -142,7 +145,7 @@ def plan_images(
     for image in ordered:
         verdict = verdicts.get(image.id)
         if verdict is None:
-            if planned < wanted:
+            if freed_before + planned < wanted:
                 verdict = (Action.REMOVE, Reason.SPACE, ())
                 planned += image.size_bytes
             else:
@@ -156,4 +159,5 @@ def plan_images(
         usage_percent=fs.usage_percent,
         bytes_to_free=wanted,
         decisions=tuple(decisions),
+        freed_before=freed_before,
     )
