@@ -31,7 +31,6 @@ from nodegc.policy.build_cache import plan_build_cache
 from nodegc.policy.containers import (
     evict_unit,
     plan_containers,
-    stopped_at,
     under_pressure_order,
 )
 from nodegc.policy.images import (
@@ -189,5 +188,4 @@ __all__ = [
     "plan_build_cache",
     "plan_containers",
     "plan_images",
-    "stopped_at",
 ]
