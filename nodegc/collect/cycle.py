@@ -10,28 +10,34 @@ import logging
 import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from nodegc import policy
 from nodegc.clock import Clock, utcnow
+from nodegc.collect.build_cache import collect_build_cache
 from nodegc.collect.observe import Measure, measure, take_snapshot
 from nodegc.collect.removal import ResultListener, carry_out, log_result, tell
 from nodegc.collect.sandboxes import collect_sandboxes
 from nodegc.config import Settings
 from nodegc.model import (
+    BuildCachePlan,
     ContainerDecision,
+    DiskUsage,
     FilesystemStats,
     History,
     ImageDecision,
     ImagePlan,
     Outcome,
     Plan,
+    Reason,
     RemovalResult,
     Snapshot,
 )
+from nodegc.policy.build_cache import needs_listing
 from nodegc.policy.finish_times import finish_times_needed, with_finish_times
 from nodegc.policy.history import observe, record_events
+from nodegc.policy.images import bytes_above_low, under_disk_pressure
 from nodegc.runtime import Runtime, connect
 from nodegc.state.store import StateDir, StateError
 
@@ -58,10 +64,17 @@ class CycleReport:
     container_results: list[RemovalResult] = field(default_factory=list)
     image_results: list[RemovalResult] = field(default_factory=list)
     ran_images: bool = True
+    # The build cache plan carried out (made with the image plan), and what its walk did.
+    build_cache_plan: BuildCachePlan = field(default_factory=lambda: BuildCachePlan(False))
+    build_cache_results: list[RemovalResult] = field(default_factory=list)
 
     @property
     def results(self) -> list[RemovalResult]:
-        return self.container_results + self.image_results
+        return self.container_results + self.build_cache_results + self.image_results
+
+    @property
+    def build_cache_bytes_freed(self) -> int:
+        return sum(r.size_bytes for r in self.build_cache_results if r.outcome is Outcome.REMOVED)
 
     @property
     def failures(self) -> list[RemovalResult]:
@@ -73,9 +86,15 @@ class CycleReport:
 
     @property
     def target_reached(self) -> bool:
+        """Dry run: whether the plan covers what the disk asks for. Otherwise: nothing was asked,
+        or the filesystem measured after the cycle is at or below the low threshold."""
         if self.dry_run:
             return self.image_plan.target_reachable
-        return self.image_bytes_freed >= self.image_plan.bytes_to_free
+        if self.image_plan.bytes_to_free == 0:
+            return True
+        after = self.filesystem_after
+        low = self.image_plan.low_threshold_percent
+        return after is not None and bytes_above_low(after, low) == 0
 
 
 def open_runtime(settings: Settings, state: StateDir) -> Runtime:
@@ -119,13 +138,18 @@ class Collector:
         self.stopping = threading.Event()
 
     # -- observe ----------------------------------------------------------------------------
-    def observe(self) -> Snapshot:
-        """A complete snapshot, folded into history (and saved, when this collector persists)."""
+    def observe(self, *, report: bool = False) -> Snapshot:
+        """A complete snapshot, folded into history (and saved, when this collector persists).
+
+        The costly questions (the build cache, writable-layer sizes: one request) are asked only
+        where the plan needs them: under disk pressure, for `report` (`report=True`), or for the
+        build cache's maximum age."""
         with self.lock:
             now = self.clock()
             snapshot = take_snapshot(
                 self.runtime, self.settings.images.filesystem_path, now, measure=self.measure
             )
+            snapshot = self._with_disk_usage(snapshot, report=report)
             snapshot = self._resolve_finish_times(snapshot)
             new_ids = [i.id for i in snapshot.images if i.id not in self.history.images]
             tagged_at = self.runtime.image_tagged_at(new_ids) if new_ids else {}
@@ -134,15 +158,36 @@ class Collector:
             self.save_history()
             return snapshot
 
+    def _with_disk_usage(self, snapshot: Snapshot, *, report: bool) -> Snapshot:
+        images, containers = self.settings.images, self.settings.containers
+        pressure = under_disk_pressure(snapshot.filesystem, images.high_threshold_percent)
+        cache = needs_listing(self.settings.build_cache, under_pressure=pressure, report=report)
+        sizes = (
+            pressure
+            and containers.remove_under_disk_pressure
+            and any(c.state.is_dead for c in snapshot.containers)
+        )
+        if not cache and not sizes:
+            return snapshot
+        usage = self.runtime.disk_usage(build_cache=cache, container_sizes=sizes)
+        return replace(snapshot, disk_usage=usage)
+
     def _resolve_finish_times(self, snapshot: Snapshot) -> Snapshot:
         """Ask the runtime for the exact finish times the plan and history depend on, and only
         those (`policy.finish_times`): a round at a time, as each answer can settle others.
         Raises RuntimeUnavailable like a listing: nothing is decided on a partial answer."""
         asked: set[str] = set()
+        high = self.settings.images.high_threshold_percent
+        pressure = under_disk_pressure(snapshot.filesystem, high)
         for attempt in range(FINISH_TIME_ROUNDS + 1):
             batch = None if attempt == FINISH_TIME_ROUNDS else FINISH_TIME_BATCH
             need = finish_times_needed(
-                snapshot, self.history, self.settings.containers, snapshot.taken_at, batch
+                snapshot,
+                self.history,
+                self.settings.containers,
+                snapshot.taken_at,
+                batch,
+                under_pressure=pressure,
             )
             need = [i for i in need if i not in asked]
             if not need:
@@ -174,7 +219,12 @@ class Collector:
             self.history_save_error = str(exc)
 
     def plan(
-        self, snapshot: Snapshot, avoid_images: Sequence[str] = (), *, projected: bool = True
+        self,
+        snapshot: Snapshot,
+        avoid_images: Sequence[str] = (),
+        *,
+        projected: bool = True,
+        containers_under_pressure: bool = True,
     ) -> Plan:
         """The policy's plan for `snapshot`. `projected`: images may count on this plan's
         container removals (true for a dry run and a full cycle's preview)."""
@@ -186,11 +236,13 @@ class Collector:
             snapshot.taken_at,
             avoid_images=avoid_images,
             dependents_first=projected,
+            build_cache=self.settings.build_cache,
+            containers_under_pressure=containers_under_pressure,
         )
 
     def report(self) -> Plan:
         """The dry run: the plan of one full cycle; the engine is not asked to change anything."""
-        return self.plan(self.observe())
+        return self.plan(self.observe(report=True))
 
     # -- act --------------------------------------------------------------------------------
     def cycle(
@@ -201,7 +253,7 @@ class Collector:
         Raises RuntimeUnavailable when a listing fails: nothing is removed on partial information.
         """
         with self.lock:
-            snapshot = self.observe()
+            snapshot = self.observe(report=dry_run)
             first = self.plan(snapshot)
             report = CycleReport(
                 dry_run=dry_run,
@@ -209,35 +261,104 @@ class Collector:
                 image_plan=first.images,
                 filesystem_before=snapshot.filesystem,
                 ran_images=images,
+                build_cache_plan=first.build_cache,
             )
             if dry_run:
                 return report
             if containers:
-                report.container_results = self._remove_all(first.containers.removals)
+                # By the caps now; those only disk pressure lets go come after images.
+                by_caps = [
+                    d for d in first.containers.removals if d.reason is not Reason.DISK_PRESSURE
+                ]
+                report.container_results = self._remove_all(by_caps)
                 # Sandboxes (CRI) after their containers: dependents before owners.
                 report.container_results += collect_sandboxes(
                     self.runtime, self.settings, self.clock(), self.listeners
                 )
             if images:
-                self._image_passes(report, snapshot if not containers else None)
+                self._free_disk(report, snapshot if not containers else None)
             report.filesystem_after = self.measure(snapshot.filesystem.path)
             self.save_history()
             return report
 
-    def _image_passes(self, report: CycleReport, current: Snapshot | None) -> None:
+    # -- under pressure: build cache, then images, then dead containers ---------------------
+    def _at_target(self, path: str) -> bool:
+        """A fresh measurement (statvfs) is at or below the low threshold."""
+        return bytes_above_low(self.measure(path), self.settings.images.low_threshold_percent) == 0
+
+    def _free_disk(self, report: CycleReport, current: Snapshot | None) -> None:
+        """Image GC, in the order of what fills a disk: build cache records (least recently used
+        first, the disk re-measured between removals), then unused images, then the records
+        those images held (unshared now), then dead containers the caps keep (with
+        `containers.remove_under_disk_pressure`) and the images they leave unused. Each step
+        starts only while the disk is still above its low threshold (`age` removals go
+        whatever the disk)."""
+        snapshot = current if current is not None else self.observe()
+        path = snapshot.filesystem.path
+        plan = self.plan(snapshot, projected=False)
+        report.image_plan = plan.images
+        report.build_cache_plan = plan.build_cache
+        self._build_cache_pass(report, plan.build_cache, path)
+        removed = {r.id for r in report.build_cache_results if r.outcome is Outcome.REMOVED}
+        if removed:
+            snapshot = _after_cache_removals(snapshot, removed, self.measure(path))
+        self._image_passes(report, snapshot, first=False)
+        if self._unshared_possible(report, plan.build_cache) and not self._at_target(path):
+            self._build_cache_pass(report, self.plan(self.observe()).build_cache, path)
+        if not self.settings.containers.remove_under_disk_pressure or self._at_target(path):
+            return
+        snapshot = self.observe()
+        pressure = [
+            d for d in self.plan(snapshot).containers.removals if d.reason is Reason.DISK_PRESSURE
+        ]
+        results = []
+        for d in pressure:
+            if self._at_target(path):
+                break
+            results.extend(self._remove_all([d]))
+        report.container_results.extend(results)
+        if not any(r.outcome is Outcome.REMOVED for r in results) or self._at_target(path):
+            return
+        before = len(report.image_results)
+        self._image_passes(report, None, first=False)
+        freed_images = report.image_results[before:]
+        if any(r.outcome is Outcome.REMOVED for r in freed_images) and not self._at_target(path):
+            self._build_cache_pass(report, self.plan(self.observe()).build_cache, path)
+
+    def _build_cache_pass(self, report: CycleReport, plan: BuildCachePlan, path: str) -> None:
+        report.build_cache_results += collect_build_cache(
+            self.runtime,
+            plan,
+            lambda: self._at_target(path),
+            stopping=self.stopping,
+            listeners=self.listeners,
+            already=[r.id for r in report.build_cache_results],
+        )
+
+    @staticmethod
+    def _unshared_possible(report: CycleReport, plan: BuildCachePlan) -> bool:
+        """Whether removed images may have left records unshared (worth one more listing)."""
+        removed = any(r.outcome is Outcome.REMOVED for r in report.image_results)
+        return removed and any(d.reason is Reason.SHARED for d in plan.decisions)
+
+    def _image_passes(
+        self, report: CycleReport, current: Snapshot | None, *, first: bool = True
+    ) -> None:
         """Image GC on what is there now: a fresh observation after container GC (or the cycle's
         snapshot when no container was touched); again while a pass fell short of the target."""
         avoid: set[str] = set()
         for attempt in range(MAX_IMAGE_PASSES):
             snapshot = current if attempt == 0 and current is not None else self.observe()
-            image_plan = self.plan(snapshot, sorted(avoid), projected=False).images
-            if attempt == 0:
+            image_plan = self.plan(
+                snapshot, sorted(avoid), projected=False, containers_under_pressure=False
+            ).images
+            if attempt == 0 and first:
                 report.image_plan = image_plan
             results = self._remove_all(image_plan.removals)
             report.image_results.extend(results)
             short = [r for r in results if r.outcome is not Outcome.REMOVED]
             freed = report.image_bytes_freed
-            if not short or freed >= report.image_plan.bytes_to_free:
+            if not short or self._at_target(snapshot.filesystem.path):
                 return
             avoid.update(r.id for r in short)
             log.info(
@@ -257,6 +378,16 @@ class Collector:
         return results
 
     def _remove_one(self, decision: ContainerDecision | ImageDecision) -> RemovalResult:
+        result = self._remove_one_(decision)
+        if isinstance(decision, ContainerDecision) and result.outcome is Outcome.REMOVED:
+            last = self.last_snapshot
+            sizes = last.disk_usage.container_sizes if last is not None else None
+            size = (sizes or {}).get(decision.container.id, 0)
+            if size:
+                result = replace(result, size_bytes=size)
+        return result
+
+    def _remove_one_(self, decision: ContainerDecision | ImageDecision) -> RemovalResult:
         if isinstance(decision, ContainerDecision):
             c = decision.container
             kind, obj_id, name, size = "container", c.id, c.name, 0
@@ -292,3 +423,12 @@ class Collector:
         )
         log_result(result, fields)
         return result
+
+
+def _after_cache_removals(snapshot: Snapshot, removed: set[str], fs: FilesystemStats) -> Snapshot:
+    """The snapshot as it stands after the build cache walk: the records removed are gone and the
+    filesystem is measured again (the images and containers did not change: no new listing)."""
+    records = snapshot.disk_usage.build_cache
+    remaining = None if records is None else tuple(r for r in records if r.id not in removed)
+    usage = DiskUsage(build_cache=remaining, container_sizes=snapshot.disk_usage.container_sizes)
+    return replace(snapshot, filesystem=fs, disk_usage=usage)

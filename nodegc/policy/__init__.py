@@ -53,6 +53,7 @@ def plan(
     avoid_images: Collection[str] = (),
     dependents_first: bool = True,
     build_cache: BuildCacheSettings | None = None,
+    containers_under_pressure: bool = True,
 ) -> Plan:
     """The whole cycle's plan over one snapshot.
 
@@ -62,6 +63,8 @@ def plan(
     unused after them, in the same cycle: images count on them either way.
     `build_cache` None: build cache GC off. The build cache and writable-layer sizes are what
     `snapshot.disk_usage` holds (the cycle asks for them only when they can matter).
+    `containers_under_pressure` False: plan no dead container for disk pressure (an image pass
+    that runs before them).
     """
     with _cycle_collector_paused():
         container_plan = plan_containers(snapshot.containers, containers, now)
@@ -87,9 +90,13 @@ def plan(
             avoid=avoid_images,
             freed_before=cache_plan.bytes_planned,
         )
-        if containers.remove_under_disk_pressure and not image_plan.target_reachable:
+        if (
+            containers_under_pressure
+            and containers.remove_under_disk_pressure
+            and not image_plan.target_reachable
+        ):
             container_plan, image_plan = _dead_containers_under_pressure(
-                snapshot, history, images, now, container_plan, cache_plan, avoid_images
+                snapshot, history, images, now, container_plan, leaving, cache_plan, avoid_images
             )
     return Plan(
         now=now,
@@ -106,6 +113,7 @@ def _dead_containers_under_pressure(
     images: ImageSettings,
     now: datetime,
     container_plan: ContainerPlan,
+    leaving: set[str],
     cache_plan: BuildCachePlan,
     avoid_images: Collection[str],
 ) -> tuple[ContainerPlan, ImagePlan]:
@@ -115,7 +123,6 @@ def _dead_containers_under_pressure(
     unused (an estimate here: the image walk of the final plan decides), until the target is
     covered. The images are planned again with those containers leaving."""
     sizes = snapshot.disk_usage.container_sizes or {}
-    leaving = {d.container.id for d in container_plan.removals}
     first = plan_images(
         snapshot.filesystem,
         snapshot.images,
