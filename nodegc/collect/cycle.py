@@ -28,6 +28,7 @@ from nodegc.model import (
     History,
     ImageDecision,
     ImagePlan,
+    Layer,
     Outcome,
     Plan,
     Reason,
@@ -131,6 +132,10 @@ class Collector:
         self.listeners = list(listeners)
         self.persist = persist
         self.history: History = state.load_history(clock())
+        # Image id -> layers, learnt once per image id (they never change) and kept in the state
+        # directory, so a cycle asks the engine only about images it has not seen.
+        self.layers: dict[str, tuple[Layer, ...]] = state.load_layers()
+        self._layers_dirty = False
         self.lock = threading.RLock()
         self.history_save_error: str | None = None
         self.last_snapshot: Snapshot | None = None
@@ -151,6 +156,7 @@ class Collector:
             )
             snapshot = self._with_disk_usage(snapshot, report=report)
             snapshot = self._resolve_finish_times(snapshot)
+            snapshot = self._with_layers(snapshot)
             new_ids = [i.id for i in snapshot.images if i.id not in self.history.images]
             tagged_at = self.runtime.image_tagged_at(new_ids) if new_ids else {}
             self.history = observe(self.history, snapshot, now, tagged_at)
@@ -171,6 +177,19 @@ class Collector:
             return snapshot
         usage = self.runtime.disk_usage(build_cache=cache, container_sizes=sizes)
         return replace(snapshot, disk_usage=usage)
+
+    def _with_layers(self, snapshot: Snapshot) -> Snapshot:
+        """The snapshot with every image's layers: from what is kept, else asked of the runtime
+        (once per image id). Images no longer listed are forgotten."""
+        listed = {i.id for i in snapshot.images}
+        missing = [i.id for i in snapshot.images if i.id not in self.layers]
+        if missing:
+            self.layers.update(self.runtime.image_layers(missing))
+            self._layers_dirty = True
+        if len(self.layers) > len(listed):
+            self.layers = {k: v for k, v in self.layers.items() if k in listed}
+            self._layers_dirty = True
+        return replace(snapshot, layers=dict(self.layers))
 
     def _resolve_finish_times(self, snapshot: Snapshot) -> Snapshot:
         """Ask the runtime for the exact finish times the plan and history depend on, and only
@@ -212,6 +231,9 @@ class Collector:
         try:
             self.state.save_history(self.history)
             self.state.save_finish_times(self.runtime.finish_cache)
+            if self._layers_dirty:
+                self.state.save_layers(self.layers)
+                self._layers_dirty = False
             self.history_save_error = None
         except StateError as exc:
             if self.history_save_error != str(exc):

@@ -86,6 +86,7 @@ def plan(
             history,
             images,
             now,
+            layers=snapshot.layers,
             leaving_containers=leaving,
             avoid=avoid_images,
             freed_before=cache_plan.bytes_planned,

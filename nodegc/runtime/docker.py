@@ -35,10 +35,12 @@ from nodegc.model import (
     ContainerState,
     DiskUsage,
     Image,
+    Layer,
     RuntimeEvent,
     short_id,
 )
 from nodegc.runtime import Conflict, NotFound, RuntimeError_, RuntimeUnavailable
+from nodegc.runtime.layers import chain_ids
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +170,9 @@ class DockerRuntime:
         # False once the engine showed it has no build cache (no BuildKit: Podman's /build/prune
         # is 404): then it is never asked about one again.
         self.has_build_cache = True
+        # Inspects `image_layers` made since the last listing, which `image_tagged_at` reuses:
+        # a new image costs one inspect and one history request, whatever is asked of it.
+        self._inspected: dict[str, dict[str, Any]] = {}
 
     # -- plumbing ---------------------------------------------------------------------------
     @property
@@ -227,16 +232,45 @@ class DockerRuntime:
 
     def list_images(self) -> Sequence[Image]:
         self._retry_restores()
+        self._inspected.clear()
         rows = self._call("list images", lambda: self.api.images())
         return [_image(row) for row in rows]
+
+    def image_layers(self, image_ids: Sequence[str]) -> dict[str, tuple[Layer, ...]]:
+        """Each image's layers: identities are the chain ids of its diff ids (`RootFS.Layers`,
+        bottom first: two images share the layers of their common prefix), sizes the `Size` of
+        the history steps that made a layer. Two requests per image, asked once per image id."""
+
+        def one(image_id: str) -> tuple[str, tuple[Layer, ...] | None]:
+            what = f"inspect image {short_id(image_id)}"
+            try:
+                data = self._inspect(
+                    what,
+                    f"/images/{_quote(image_id)}/json",
+                    lambda: self.api.inspect_image(image_id),
+                )
+                steps = self._inspect_any(
+                    f"image history {short_id(image_id)}",
+                    f"/images/{_quote(image_id)}/history",
+                    lambda: self.api.history(image_id),
+                )
+            except NotFound:
+                return image_id, None
+            self._inspected[image_id] = data
+            diff_ids = [str(d) for d in ((data.get("RootFS") or {}).get("Layers") or [])]
+            return image_id, docker_layers(diff_ids, steps if isinstance(steps, list) else [])
+
+        found = self._map(one, image_ids)
+        return {image_id: layers for image_id, layers in found if layers is not None}
 
     def image_tagged_at(self, image_ids: Sequence[str]) -> dict[str, datetime]:
         """When each image was last tagged (a pull or a tag), where the engine knows: one inspect
         per image, so call it only for images history has not seen yet."""
 
         def one(image_id: str) -> tuple[str, datetime | None]:
+            data = self._inspected.pop(image_id, None)
             try:
-                data = self._inspect(
+                data = data or self._inspect(
                     f"inspect image {image_id}",
                     f"/images/{_quote(image_id)}/json",
                     lambda: self.api.inspect_image(image_id),
@@ -297,12 +331,15 @@ class DockerRuntime:
 
     def _inspect(self, what: str, path: str, sdk: Callable[[], Any]) -> Any:
         """GET `path` (an inspect), through the plain path on a unix socket, else the SDK."""
-        if self._plain is None:
-            return self._call(what, sdk)
-        data = self._plain_json(what, "GET", path)
+        data = self._inspect_any(what, path, sdk)
         if not isinstance(data, dict):
             raise RuntimeError_(f"{what}: engine answered no object")
         return data
+
+    def _inspect_any(self, what: str, path: str, sdk: Callable[[], Any]) -> Any:
+        if self._plain is None:
+            return self._call(what, sdk)
+        return self._plain_json(what, "GET", path)
 
     def _map(self, fn: Callable[[str], T], items: Sequence[str]) -> list[T]:
         if len(items) <= 1:
@@ -742,6 +779,38 @@ def _state(value: Any) -> ContainerState:
         return ContainerState.UNKNOWN
 
 
+def docker_layers(diff_ids: Sequence[str], history: Sequence[Any]) -> tuple[Layer, ...]:
+    """Layers from an image's diff ids and its `/history` rows (newest first, as the engine
+    answers). Steps that made no layer have size 0; when as many steps have a size as there are
+    layers (or as many steps as layers) they map one to one, else zero-size steps that are not
+    metadata (`#(nop)`) fill in the layers with no size of their own. Inodes: not told."""
+    steps = [row for row in reversed(history) if isinstance(row, dict)]
+    sizes = [max(0, int(row.get("Size") or 0)) for row in steps]
+    n = len(diff_ids)
+    if sum(1 for size in sizes if size > 0) == n:
+        per_layer = [size for size in sizes if size > 0]
+    elif len(sizes) == n:
+        per_layer = sizes
+    else:
+        per_layer = []
+        nonzero_left = sum(1 for size in sizes if size > 0)
+        for row, size in zip(steps, sizes, strict=True):
+            if len(per_layer) == n:
+                break
+            if size > 0:
+                per_layer.append(size)
+                nonzero_left -= 1
+            elif n - len(per_layer) > nonzero_left and "#(nop)" not in str(
+                row.get("CreatedBy") or ""
+            ):
+                per_layer.append(0)
+        per_layer += [0] * (n - len(per_layer))
+    return tuple(
+        Layer(key=key, size_bytes=size, inodes=None)
+        for key, size in zip(chain_ids(diff_ids), per_layer, strict=True)
+    )
+
+
 def _image(row: dict[str, Any]) -> Image:
     tags = tuple(t for t in row.get("RepoTags") or () if t and t != "<none>:<none>")
     digests = tuple(d for d in row.get("RepoDigests") or () if d and d != "<none>@<none>")
@@ -751,6 +820,7 @@ def _image(row: dict[str, Any]) -> Image:
         digests=digests,
         size_bytes=int(row.get("Size") or 0),
         labels=dict(row.get("Labels") or {}),
+        parent_id=str(row.get("ParentId") or ""),
     )
 
 
