@@ -38,7 +38,13 @@ from nodegc.model import (
 from nodegc.policy.build_cache import needs_listing
 from nodegc.policy.finish_times import finish_times_needed, with_finish_times
 from nodegc.policy.history import observe, record_events
-from nodegc.policy.images import bytes_above_low, under_disk_pressure
+from nodegc.policy.images import (
+    bytes_above_low,
+    inodes_to_free,
+    target_met,
+    under_disk_pressure,
+    under_inode_pressure,
+)
 from nodegc.runtime import Runtime, connect
 from nodegc.state.store import StateDir, StateError
 
@@ -91,11 +97,10 @@ class CycleReport:
         or the filesystem measured after the cycle is at or below the low threshold."""
         if self.dry_run:
             return self.image_plan.target_reachable
-        if self.image_plan.bytes_to_free == 0:
+        plan = self.plan.images
+        if not plan.bytes_to_free and not plan.inodes_to_free:
             return True
-        after = self.filesystem_after
-        low = self.image_plan.low_threshold_percent
-        return after is not None and bytes_above_low(after, low) == 0
+        return self.filesystem_after is not None and target_met(self.filesystem_after, plan)
 
 
 def open_runtime(settings: Settings, state: StateDir) -> Runtime:
@@ -166,7 +171,9 @@ class Collector:
 
     def _with_disk_usage(self, snapshot: Snapshot, *, report: bool) -> Snapshot:
         images, containers = self.settings.images, self.settings.containers
-        pressure = under_disk_pressure(snapshot.filesystem, images.high_threshold_percent)
+        pressure = under_disk_pressure(
+            snapshot.filesystem, images.high_threshold_percent
+        ) or under_inode_pressure(snapshot.filesystem, images.inode_high_threshold_percent)
         cache = needs_listing(self.settings.build_cache, under_pressure=pressure, report=report)
         sizes = (
             pressure
@@ -305,8 +312,15 @@ class Collector:
 
     # -- under pressure: build cache, then images, then dead containers ---------------------
     def _at_target(self, path: str) -> bool:
-        """A fresh measurement (statvfs) is at or below the low threshold."""
-        return bytes_above_low(self.measure(path), self.settings.images.low_threshold_percent) == 0
+        """A fresh measurement (statvfs) is at or below the low threshold, and at or below the
+        inode low threshold where inodes are short."""
+        fs = self.measure(path)
+        images = self.settings.images
+        if bytes_above_low(fs, images.low_threshold_percent):
+            return False
+        return not inodes_to_free(
+            fs, images.inode_low_threshold_percent + 1, images.inode_low_threshold_percent
+        )
 
     def _free_disk(self, report: CycleReport, current: Snapshot | None) -> None:
         """Image GC, in the order of what fills a disk: build cache records (least recently used

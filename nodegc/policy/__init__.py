@@ -10,7 +10,7 @@ unused).
 from __future__ import annotations
 
 import gc
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
@@ -23,11 +23,12 @@ from nodegc.model import (
     ContainerPlan,
     History,
     ImagePlan,
+    Layer,
     Plan,
     Reason,
     Snapshot,
 )
-from nodegc.policy.build_cache import plan_build_cache
+from nodegc.policy.build_cache import plan_build_cache, shared_layers, unshared_by
 from nodegc.policy.containers import (
     evict_unit,
     plan_containers,
@@ -35,6 +36,7 @@ from nodegc.policy.containers import (
 )
 from nodegc.policy.images import (
     bytes_to_free,
+    inodes_to_free,
     is_pinned,
     lru_key,
     plan_images,
@@ -71,14 +73,20 @@ def plan(
         leaving = {d.container.id for d in container_plan.removals} if dependents_first else set()
         fs = snapshot.filesystem
         wanted = bytes_to_free(fs, images.high_threshold_percent, images.low_threshold_percent)
-        pressure = under_disk_pressure(fs, images.high_threshold_percent)
+        inodes = inodes_to_free(
+            fs, images.inode_high_threshold_percent, images.inode_low_threshold_percent
+        )
+        pressure = under_disk_pressure(fs, images.high_threshold_percent) or bool(inodes)
+        records = snapshot.disk_usage.build_cache
         cache_plan = plan_build_cache(
-            snapshot.disk_usage.build_cache,
+            records,
             build_cache or BuildCacheSettings(enabled=False),
             now,
             bytes_wanted=wanted,
+            inodes_wanted=bool(inodes),
             under_pressure=pressure,
         )
+        held = shared_layers(records, snapshot.layers) if cache_plan.observed else {}
         image_plan = plan_images(
             fs,
             snapshot.images,
@@ -90,14 +98,33 @@ def plan(
             leaving_containers=leaving,
             avoid=avoid_images,
             freed_before=cache_plan.bytes_planned,
+            other_holders=held,
         )
+        if held and not image_plan.target_reachable:
+            cache_plan = unshared_by(
+                cache_plan,
+                held,
+                snapshot.layers,
+                [d.image.id for d in image_plan.removals],
+                wanted,
+                cache_plan.bytes_planned + image_plan.bytes_planned,
+            )
+            image_plan = replace(image_plan, freed_before=cache_plan.bytes_planned)
         if (
             containers_under_pressure
             and containers.remove_under_disk_pressure
             and not image_plan.target_reachable
         ):
             container_plan, image_plan = _dead_containers_under_pressure(
-                snapshot, history, images, now, container_plan, leaving, cache_plan, avoid_images
+                snapshot,
+                history,
+                images,
+                now,
+                container_plan,
+                leaving,
+                cache_plan,
+                avoid_images,
+                held,
             )
     return Plan(
         now=now,
@@ -117,6 +144,7 @@ def _dead_containers_under_pressure(
     leaving: set[str],
     cache_plan: BuildCachePlan,
     avoid_images: Collection[str],
+    held: Mapping[str, Sequence[Layer]],
 ) -> tuple[ContainerPlan, ImagePlan]:
     """When build cache and unused images cannot reach the target: dead containers the caps keep
     go too (`disk-pressure`), longest stopped first, each with its writable layer (0 where the
@@ -131,13 +159,15 @@ def _dead_containers_under_pressure(
         history,
         images,
         now,
+        layers=snapshot.layers,
         leaving_containers=leaving,
         avoid=avoid_images,
         freed_before=cache_plan.bytes_planned,
+        other_holders=held,
     )
     freed = cache_plan.bytes_planned + first.bytes_planned
     kept_images = {
-        d.image.id: d.image.size_bytes
+        d.image.id: d.unique_size_bytes
         for d in first.decisions
         if d.action is Action.KEEP and d.reason is Reason.IN_USE
     }
@@ -165,9 +195,11 @@ def _dead_containers_under_pressure(
         history,
         images,
         now,
+        layers=snapshot.layers,
         leaving_containers=leaving | set(chosen),
         avoid=avoid_images,
         freed_before=cache_plan.bytes_planned + containers_freed,
+        other_holders=held,
     )
     return pressure_plan, final
 

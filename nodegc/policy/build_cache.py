@@ -17,8 +17,8 @@ record out. Facts it rests on (`docs/` and the reference notes):
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from nodegc.config import BuildCacheSettings
@@ -27,6 +27,7 @@ from nodegc.model import (
     BuildCacheDecision,
     BuildCachePlan,
     BuildCacheRecord,
+    Layer,
     Reason,
 )
 
@@ -172,3 +173,69 @@ def needs_listing(settings: BuildCacheSettings, *, under_pressure: bool, report:
     """Whether a cycle must ask the engine for its build cache: under disk (or inode) pressure,
     for `report`, or every cycle when `maximum_age` is set; never with build cache GC off."""
     return settings.enabled and (under_pressure or report or bool(settings.maximum_age))
+
+
+def holder(record_id: str) -> str:
+    """The record's name among the holders of layers (`policy.space`)."""
+    return f"build-cache:{record_id}"
+
+
+def shared_layers(
+    records: Sequence[BuildCacheRecord] | None, layers: Mapping[str, Sequence[Layer]]
+) -> dict[str, tuple[Layer, ...]]:
+    """The image layer each shared record backs, as holders for the space accounting: an image
+    layer one of them holds is not freed by removing the image alone.
+
+    The engine does not say which layer a record backs; a record's snapshot is that layer, so
+    its size is the layer's size (history's `Size` of the step): a shared record of a size one
+    layer key alone has is taken to back it. Records of size 0 (the base image's, `from local`)
+    and records whose size more than one layer has are left out (then the image's figure may
+    overstate what it frees; the cycle's closed loop measures what really came back)."""
+    if not records:
+        return {}
+    by_size: dict[int, set[str]] = defaultdict(set)
+    known: dict[str, Layer] = {}
+    for stack in layers.values():
+        for layer in stack:
+            if layer.size_bytes:
+                by_size[layer.size_bytes].add(layer.key)
+                known[layer.key] = layer
+    out: dict[str, tuple[Layer, ...]] = {}
+    for r in records:
+        keys = by_size.get(r.size_bytes, set()) if r.shared and r.size_bytes > 0 else set()
+        if len(keys) == 1:
+            out[holder(r.id)] = (known[next(iter(keys))],)
+    return out
+
+
+def unshared_by(
+    plan: BuildCachePlan,
+    held: Mapping[str, Sequence[Layer]],
+    layers: Mapping[str, Sequence[Layer]],
+    removed_images: Collection[str],
+    bytes_wanted: int,
+    freed_before: int,
+) -> BuildCachePlan:
+    """The plan with the shared records whose every image this plan removes turned into
+    removals for `space` (their bytes come back only now, after the images: the cycle lists the
+    build cache again after removing images), least recently used first, while the plan still
+    falls short of `bytes_wanted` (`freed_before`: what it frees so far)."""
+    holders_of: dict[str, set[str]] = defaultdict(set)
+    for image_id, stack in layers.items():
+        for layer in stack:
+            holders_of[layer.key].add(image_id)
+    freed = freed_before
+    decisions = []
+    for d in plan.decisions:
+        stack = held.get(holder(d.record.id))
+        if (
+            d.reason is Reason.SHARED
+            and stack
+            and freed < bytes_wanted
+            and not d.record.in_use
+            and all(holders_of[layer.key] <= set(removed_images) for layer in stack)
+        ):
+            d = BuildCacheDecision(d.record, Action.REMOVE, Reason.SPACE, d.record.size_bytes)
+            freed += d.frees_bytes
+        decisions.append(d)
+    return replace(plan, decisions=tuple(decisions))
