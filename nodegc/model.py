@@ -288,9 +288,10 @@ class Reason(enum.StrEnum):
 
 
 REMOVAL_REASONS: Mapping[str, tuple[Reason, ...]] = {
-    "image": (Reason.SPACE, Reason.AGE),
-    "container": (Reason.AGE, Reason.PER_UNIT_CAP, Reason.GLOBAL_CAP),
+    "image": (Reason.SPACE, Reason.INODES, Reason.AGE),
+    "container": (Reason.AGE, Reason.PER_UNIT_CAP, Reason.GLOBAL_CAP, Reason.DISK_PRESSURE),
     "sandbox": (Reason.SUPERSEDED,),
+    "build-cache": (Reason.SPACE, Reason.INODES, Reason.AGE),
 }
 """The reasons the policy removes each kind of object for (the rest are reasons to keep): a new
 removal reason is added here, beside the enum, and metrics and docs follow from it."""

@@ -76,7 +76,7 @@ class Metrics:
         )
         self.bytes_freed = Counter(
             "nodegc_bytes_freed_total",
-            "Bytes of images removed (the runtime's image sizes; shared layers count per image).",
+            "Bytes of images and build cache records removed (the engine's figures).",
             registry=r,
         )
         self.fs_capacity = Gauge(
@@ -144,6 +144,11 @@ class Metrics:
                 self.cycles.labels(kind=kind, result=result)
             for reason in REMOVAL_REASONS[kind]:
                 self.removed.labels(kind=kind, reason=str(reason))
+        for reason in REMOVAL_REASONS["build-cache"]:
+            self.removed.labels(kind="build-cache", reason=str(reason))
+        for kind in ("build-cache",):
+            self.removal_failures.labels(kind=kind)
+            self.removal_skips.labels(kind=kind)
         self.set_info("")
 
     # -- cycles -----------------------------------------------------------------------------
@@ -169,7 +174,7 @@ class Metrics:
         kind = result.kind
         if result.outcome is Outcome.REMOVED:
             self.removed.labels(kind=kind, reason=str(result.reason)).inc()
-            if kind == "image" and result.size_bytes > 0:
+            if kind in ("image", "build-cache") and result.size_bytes > 0:
                 self.bytes_freed.inc(result.size_bytes)
         elif result.outcome is Outcome.FAILED:
             self.removal_failures.labels(kind=kind).inc()
