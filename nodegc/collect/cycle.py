@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -21,6 +22,7 @@ from nodegc.collect.removal import ResultListener, carry_out, log_result, tell
 from nodegc.collect.sandboxes import collect_sandboxes
 from nodegc.config import Settings
 from nodegc.model import (
+    Action,
     BuildCachePlan,
     ContainerDecision,
     DiskUsage,
@@ -34,25 +36,25 @@ from nodegc.model import (
     Reason,
     RemovalResult,
     Snapshot,
+    short_id,
 )
-from nodegc.policy.build_cache import needs_listing
+from nodegc.policy.build_cache import needs_listing, shared_layers
 from nodegc.policy.finish_times import finish_times_needed, with_finish_times
 from nodegc.policy.history import observe, record_events
 from nodegc.policy.images import (
     bytes_above_low,
+    image_holdings,
     inodes_to_free,
     target_met,
     under_disk_pressure,
     under_inode_pressure,
 )
+from nodegc.policy.space import Ledger
 from nodegc.runtime import Runtime, connect
 from nodegc.state.store import StateDir, StateError
 
 log = logging.getLogger(__name__)
 
-
-# After a pass that skipped or failed images, plan again (from a fresh listing) at most this often.
-MAX_IMAGE_PASSES = 3
 # Finish times asked for per image per round (the adapters' request pool), and the rounds after
 # which whatever is still wanted is asked for at once.
 FINISH_TIME_BATCH = 8
@@ -74,6 +76,11 @@ class CycleReport:
     # The build cache plan carried out (made with the image plan), and what its walk did.
     build_cache_plan: BuildCachePlan = field(default_factory=lambda: BuildCachePlan(False))
     build_cache_results: list[RemovalResult] = field(default_factory=list)
+    # The image filesystem as measured when image GC was planned and when its loop stopped.
+    images_before: FilesystemStats | None = None
+    images_after: FilesystemStats | None = None
+    # Planned removals left out because the measured disk had reached the target.
+    images_not_needed: set[str] = field(default_factory=set)
 
     @property
     def results(self) -> list[RemovalResult]:
@@ -89,18 +96,31 @@ class CycleReport:
 
     @property
     def image_bytes_freed(self) -> int:
-        return sum(r.size_bytes for r in self.image_results if r.outcome is Outcome.REMOVED)
+        """Measured: the bytes statvfs shows came back while image GC removed (0 when the disk
+        filled faster meanwhile). A dry run: what the plan says its removals free."""
+        if self.dry_run:
+            return self.image_plan.bytes_planned
+        if self.images_before is None or self.images_after is None:
+            return 0
+        return max(0, self.images_after.available_bytes - self.images_before.available_bytes)
+
+    @property
+    def image_inodes_freed(self) -> int:
+        """Measured like the bytes: inodes that came back while image GC removed."""
+        if self.dry_run or self.images_before is None or self.images_after is None:
+            return 0
+        return max(0, self.images_after.inodes_free - self.images_before.inodes_free)
 
     @property
     def target_reached(self) -> bool:
-        """Dry run: whether the plan covers what the disk asks for. Otherwise: nothing was asked,
-        or the filesystem measured after the cycle is at or below the low threshold."""
+        """Whether the disk is where image GC was asked to bring it, as last measured (a dry run:
+        whether the plan's removals would get there)."""
         if self.dry_run:
             return self.image_plan.target_reachable
-        plan = self.plan.images
-        if not plan.bytes_to_free and not plan.inodes_to_free:
+        if not self.image_plan.under_pressure:
             return True
-        return self.filesystem_after is not None and target_met(self.filesystem_after, plan)
+        after = self.images_after or self.filesystem_after
+        return after is not None and target_met(after, self.image_plan)
 
 
 def open_runtime(settings: Settings, state: StateDir) -> Runtime:
@@ -333,12 +353,13 @@ class Collector:
         path = snapshot.filesystem.path
         plan = self.plan(snapshot, projected=False)
         report.image_plan = plan.images
+        report.images_before = snapshot.filesystem
         report.build_cache_plan = plan.build_cache
         self._build_cache_pass(report, plan.build_cache, path)
         removed = {r.id for r in report.build_cache_results if r.outcome is Outcome.REMOVED}
         if removed:
             snapshot = _after_cache_removals(snapshot, removed, self.measure(path))
-        self._image_passes(report, snapshot, first=False)
+        self._image_gc(report, snapshot)
         if self._unshared_possible(report, plan.build_cache) and not self._at_target(path):
             self._build_cache_pass(report, self.plan(self.observe()).build_cache, path)
         if not self.settings.containers.remove_under_disk_pressure or self._at_target(path):
@@ -356,7 +377,7 @@ class Collector:
         if not any(r.outcome is Outcome.REMOVED for r in results) or self._at_target(path):
             return
         before = len(report.image_results)
-        self._image_passes(report, None, first=False)
+        self._image_gc(report, None)
         freed_images = report.image_results[before:]
         if any(r.outcome is Outcome.REMOVED for r in freed_images) and not self._at_target(path):
             self._build_cache_pass(report, self.plan(self.observe()).build_cache, path)
@@ -377,30 +398,129 @@ class Collector:
         removed = any(r.outcome is Outcome.REMOVED for r in report.image_results)
         return removed and any(d.reason is Reason.SHARED for d in plan.decisions)
 
-    def _image_passes(
-        self, report: CycleReport, current: Snapshot | None, *, first: bool = True
-    ) -> None:
-        """Image GC on what is there now: a fresh observation after container GC (or the cycle's
-        snapshot when no container was touched); again while a pass fell short of the target."""
-        avoid: set[str] = set()
-        for attempt in range(MAX_IMAGE_PASSES):
-            snapshot = current if attempt == 0 and current is not None else self.observe()
-            image_plan = self.plan(
-                snapshot, sorted(avoid), projected=False, containers_under_pressure=False
-            ).images
-            if attempt == 0 and first:
-                report.image_plan = image_plan
-            results = self._remove_all(image_plan.removals)
-            report.image_results.extend(results)
-            short = [r for r in results if r.outcome is not Outcome.REMOVED]
-            freed = report.image_bytes_freed
-            if not short or self._at_target(snapshot.filesystem.path):
-                return
-            avoid.update(r.id for r in short)
-            log.info(
-                "image target not reached in this pass; planning again",
-                extra={"freed_bytes": freed, "bytes_to_free": report.image_plan.bytes_to_free},
+    def _image_gc(self, report: CycleReport, current: Snapshot | None) -> None:
+        """Image GC on what is there now (a fresh observation after container GC, or the cycle's
+        snapshot when no container was touched), as a closed loop: the plan's removals in its
+        order, the disk measured after each one; planned space removals stop as soon as the
+        measured disk is at or below the low thresholds, and when the plan's removals do not get
+        there (the engine refused one, or the disk took less back than planned) the loop goes on
+        down the same order. At most as many removals past the target as are in flight."""
+        snapshot = current if current is not None else self.observe()
+        plan = self.plan(snapshot, projected=False, containers_under_pressure=False).images
+        # The cycle's image plan (what the report shows) is the one `_free_disk` made before
+        # the build cache walk; this pass works from its own, on the disk as it is now.
+        shown, shown_before = report.image_plan, report.images_before
+        report.image_plan = plan
+        report.images_before = snapshot.filesystem
+        candidates = [
+            d
+            for d in plan.decisions
+            if d.action is Action.REMOVE or d.reason is Reason.TARGET_REACHED
+        ]
+        ledger = Ledger(image_holdings(snapshot.images, snapshot.layers))
+        records = snapshot.disk_usage.build_cache
+        for holder, layers in shared_layers(records, snapshot.layers).items():
+            ledger.add(holder, layers)
+        path = snapshot.filesystem.path
+        results = self._relieve(report, candidates, ledger, path)
+        report.image_results = report.image_results + results
+        report.images_after = self.measure(path)
+        report.image_plan = shown
+        report.images_before = shown_before or snapshot.filesystem
+
+    def _relieve(
+        self,
+        report: CycleReport,
+        candidates: Sequence[ImageDecision],
+        ledger: Ledger,
+        path: str,
+    ) -> list[RemovalResult]:
+        plan = report.image_plan
+        measured = report.images_before
+        assert measured is not None
+        met = target_met(measured, plan)
+        in_list = {d.image.id for d in candidates}
+        children: dict[str, list[str]] = {}
+        for d in candidates:
+            if d.image.parent_id in in_list:
+                children.setdefault(d.image.parent_id, []).append(d.image.id)
+        pending = deque(candidates)
+        outcomes: dict[str, Outcome] = {}
+        in_flight: dict[Future[RemovalResult], ImageDecision] = {}
+        results: list[RemovalResult] = []
+        workers = self.settings.runtime.max_concurrent_removals
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="remove")
+        try:
+            while pending or in_flight:
+                while pending and len(in_flight) < workers and not self.stopping.is_set():
+                    d = pending[0]
+                    if d.reason is not Reason.AGE and met:
+                        pending.popleft()
+                        if d.action is Action.REMOVE:
+                            report.images_not_needed.add(d.image.id)
+                        continue
+                    kids = children.get(d.image.id, ())
+                    if any(k not in outcomes for k in kids if k not in report.images_not_needed):
+                        break  # its children first: wait for them
+                    pending.popleft()
+                    staying = [k for k in kids if outcomes.get(k) is not Outcome.REMOVED]
+                    if staying:
+                        result = self._child_stays(d, staying[0])
+                        outcomes[d.image.id] = result.outcome
+                        results.append(result)
+                        tell(self.listeners, [result])
+                        continue
+                    if d.action is Action.KEEP:  # past the plan: the disk is not there yet
+                        bytes_short = plan.bytes_to_free and (
+                            measured.usage_percent > plan.low_threshold_percent
+                        )
+                        d = replace(
+                            d,
+                            action=Action.REMOVE,
+                            reason=Reason.SPACE if bytes_short else Reason.INODES,
+                        )
+                    in_flight[pool.submit(self._remove_one, d)] = d
+                if not in_flight:
+                    break
+                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                for future in done:
+                    d = in_flight.pop(future)
+                    result = future.result()
+                    if result.outcome is Outcome.REMOVED:
+                        result = replace(result, size_bytes=ledger.remove(d.image.id).bytes)
+                    outcomes[d.image.id] = result.outcome
+                    results.append(result)
+                    tell(self.listeners, [result])
+                if plan.under_pressure:
+                    measured = self.measure(path)
+                    met = target_met(measured, plan)
+        finally:
+            pool.shutdown(wait=True)
+        if plan.under_pressure and not met:
+            log.warning(
+                "image GC ran out of candidates above the low threshold",
+                extra={
+                    "path": path,
+                    "usage_percent": measured.usage_percent,
+                    "inode_usage_percent": measured.inode_usage_percent,
+                },
             )
+        return results
+
+    def _child_stays(self, d: ImageDecision, child_id: str) -> RemovalResult:
+        """A parent whose child this cycle could not remove: the engine would refuse it."""
+        i = d.image
+        result = RemovalResult(
+            kind="image",
+            id=i.id,
+            name=i.describe(),
+            reason=d.reason,
+            outcome=Outcome.SKIPPED,
+            detail=f"an image built on it stays: {short_id(child_id)}",
+            tags=i.tags,
+        )
+        log_result(result, {"image": i.id, "tags": list(i.tags), "child": child_id})
+        return result
 
     def _remove_all(
         self, decisions: Sequence[ContainerDecision] | Sequence[ImageDecision]
@@ -438,8 +558,13 @@ class Collector:
                 self.runtime.remove_container(c)
         else:
             i = decision.image
-            kind, obj_id, name, size = "image", i.id, i.describe(), i.size_bytes
-            fields = {"image": i.id, "tags": list(i.tags), "size_bytes": i.size_bytes}
+            kind, obj_id, name, size = "image", i.id, i.describe(), decision.frees_bytes
+            fields = {
+                "image": i.id,
+                "tags": list(i.tags),
+                "size_bytes": i.size_bytes,
+                "frees_bytes": decision.frees_bytes,
+            }
 
             def remove() -> None:
                 self.runtime.remove_image(i)

@@ -47,6 +47,16 @@ def inodes_to_free(fs: FilesystemStats, high: int, low: int) -> int:
     return max(0, fs.inodes_total * (100 - low) // 100 - fs.inodes_free)
 
 
+def pressure_kinds(fs: FilesystemStats, settings: ImageSettings) -> tuple[str, ...]:
+    """What is at or above its high threshold: ("bytes",), ("inodes",), both, or ()."""
+    kinds: list[str] = []
+    if under_disk_pressure(fs, settings.high_threshold_percent):
+        kinds.append("bytes")
+    if under_inode_pressure(fs, settings.inode_high_threshold_percent):
+        kinds.append("inodes")
+    return tuple(kinds)
+
+
 def target_met(fs: FilesystemStats, plan: ImagePlan) -> bool:
     """Whether a measurement shows what `plan` asked for: usage at or below the low threshold
     where bytes were wanted, inode usage at or below the inode low threshold where inodes were."""
