@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -42,9 +42,7 @@ from nodegc.policy.build_cache import needs_listing, shared_layers
 from nodegc.policy.finish_times import finish_times_needed, with_finish_times
 from nodegc.policy.history import observe, record_events
 from nodegc.policy.images import (
-    bytes_above_low,
     image_holdings,
-    inodes_to_free,
     target_met,
     under_disk_pressure,
     under_inode_pressure,
@@ -331,18 +329,18 @@ class Collector:
             return report
 
     # -- under pressure: build cache, then images, then dead containers ---------------------
-    def _at_target(self, path: str) -> bool:
-        """A fresh measurement (statvfs) is at or below the low threshold, and at or below the
-        inode low threshold where inodes are short."""
-        fs = self.measure(path)
-        images = self.settings.images
-        if bytes_above_low(fs, images.low_threshold_percent):
-            return False
-        return not inodes_to_free(
-            fs, images.inode_low_threshold_percent + 1, images.inode_low_threshold_percent
-        )
+    def _at_target(self, path: str, plan: ImagePlan) -> bool:
+        """A fresh measurement (statvfs) shows what `plan` asked for (`target_met`)."""
+        return target_met(self.measure(path), plan)
 
     def _free_disk(self, report: CycleReport, current: Snapshot | None) -> None:
+        try:
+            self._free_disk_in_order(report, current)
+        finally:  # where image GC left the disk, whichever step it stopped at
+            if report.images_before is not None:
+                report.images_after = self.measure(report.images_before.path)
+
+    def _free_disk_in_order(self, report: CycleReport, current: Snapshot | None) -> None:
         """Image GC, in the order of what fills a disk: build cache records (least recently used
         first, the disk re-measured between removals), then unused images, then the records
         those images held (unshared now), then dead containers the caps keep (with
@@ -355,14 +353,21 @@ class Collector:
         report.image_plan = plan.images
         report.images_before = snapshot.filesystem
         report.build_cache_plan = plan.build_cache
-        self._build_cache_pass(report, plan.build_cache, path)
+        wanted = plan.images
+
+        def reached() -> bool:
+            return not wanted.under_pressure or self._at_target(path, wanted)
+
+        self._build_cache_pass(report, plan.build_cache, reached)
         removed = {r.id for r in report.build_cache_results if r.outcome is Outcome.REMOVED}
         if removed:
             snapshot = _after_cache_removals(snapshot, removed, self.measure(path))
         self._image_gc(report, snapshot)
-        if self._unshared_possible(report, plan.build_cache) and not self._at_target(path):
-            self._build_cache_pass(report, self.plan(self.observe()).build_cache, path)
-        if not self.settings.containers.remove_under_disk_pressure or self._at_target(path):
+        if reached():
+            return
+        if self._unshared_possible(report, plan.build_cache):
+            self._build_cache_pass(report, self.plan(self.observe()).build_cache, reached)
+        if not self.settings.containers.remove_under_disk_pressure or reached():
             return
         snapshot = self.observe()
         pressure = [
@@ -370,23 +375,25 @@ class Collector:
         ]
         results = []
         for d in pressure:
-            if self._at_target(path):
+            if reached():
                 break
             results.extend(self._remove_all([d]))
         report.container_results.extend(results)
-        if not any(r.outcome is Outcome.REMOVED for r in results) or self._at_target(path):
+        if not any(r.outcome is Outcome.REMOVED for r in results) or reached():
             return
         before = len(report.image_results)
         self._image_gc(report, None)
         freed_images = report.image_results[before:]
-        if any(r.outcome is Outcome.REMOVED for r in freed_images) and not self._at_target(path):
-            self._build_cache_pass(report, self.plan(self.observe()).build_cache, path)
+        if any(r.outcome is Outcome.REMOVED for r in freed_images) and not reached():
+            self._build_cache_pass(report, self.plan(self.observe()).build_cache, reached)
 
-    def _build_cache_pass(self, report: CycleReport, plan: BuildCachePlan, path: str) -> None:
+    def _build_cache_pass(
+        self, report: CycleReport, plan: BuildCachePlan, reached: Callable[[], bool]
+    ) -> None:
         report.build_cache_results += collect_build_cache(
             self.runtime,
             plan,
-            lambda: self._at_target(path),
+            reached,
             stopping=self.stopping,
             listeners=self.listeners,
             already=[r.id for r in report.build_cache_results],

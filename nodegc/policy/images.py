@@ -75,11 +75,6 @@ def bytes_to_free(fs: FilesystemStats, high: int, low: int) -> int:
     return max(0, fs.capacity_bytes * (100 - low) // 100 - fs.available_bytes)
 
 
-def bytes_above_low(fs: FilesystemStats, low: int) -> int:
-    """What still stands between the filesystem and the low threshold (0: at or below it)."""
-    return max(0, fs.capacity_bytes * (100 - low) // 100 - fs.available_bytes)
-
-
 def familiar_forms(reference: str) -> set[str]:
     """A reference in every form people write it: as given, fully qualified, and familiar
     ("busybox:1" = "docker.io/library/busybox:1"; "docker.io/myorg/app:2" = "myorg/app:2"),
