@@ -43,14 +43,15 @@ def collect_build_cache(
 ) -> list[RemovalResult]:
     """Remove what `plan` lets go, stopping a `space`/`inodes` walk as soon as
     `target_reached()` (a fresh measurement) says so. `already`: record ids tried earlier in
-    the cycle (not tried again). One result per removal tried, with the bytes the engine says
-    it reclaimed."""
+    the cycle (not tried again). A record the listing calls shared is left for a walk after its
+    image is gone (the plan may count on it then; the engine would keep it now). One result per
+    removal tried, with the bytes the engine says it reclaimed."""
     results: list[RemovalResult] = []
     tried = set(already)
     reached = False
     for d in walk(plan):
-        if d.record.id in tried:
-            continue
+        if d.record.id in tried or d.record.shared:
+            continue  # tried already; or planned for after its image (the engine keeps it now)
         if d.reason is not Reason.AGE:
             reached = reached or target_reached()
             if reached:

@@ -20,7 +20,7 @@ from nodegc.collect.build_cache import collect_build_cache
 from nodegc.collect.observe import Measure, measure, take_snapshot
 from nodegc.collect.removal import ResultListener, carry_out, log_result, tell
 from nodegc.collect.sandboxes import collect_sandboxes
-from nodegc.config import Settings
+from nodegc.config import ImageSettings, Settings
 from nodegc.model import (
     Action,
     BuildCachePlan,
@@ -74,6 +74,9 @@ class CycleReport:
     # The build cache plan carried out (made with the image plan), and what its walk did.
     build_cache_plan: BuildCachePlan = field(default_factory=lambda: BuildCachePlan(False))
     build_cache_results: list[RemovalResult] = field(default_factory=list)
+    # Measured around the image removals alone (the build cache's and dead containers' steps of
+    # the same image GC are not counted in it); None: no image step ran.
+    images_freed: int | None = None
     # The image filesystem as measured when image GC was planned and when its loop stopped.
     images_before: FilesystemStats | None = None
     images_after: FilesystemStats | None = None
@@ -98,6 +101,8 @@ class CycleReport:
         filled faster meanwhile). A dry run: what the plan says its removals free."""
         if self.dry_run:
             return self.image_plan.bytes_planned
+        if self.images_freed is not None:
+            return self.images_freed
         if self.images_before is None or self.images_after is None:
             return 0
         return max(0, self.images_after.available_bytes - self.images_before.available_bytes)
@@ -164,6 +169,9 @@ class Collector:
         self.last_snapshot: Snapshot | None = None
         # Set when the process is asked to stop: removals not yet started are skipped.
         self.stopping = threading.Event()
+        # Set while image GC, having found the disk above a high threshold, brings it down: the
+        # steps after the first plan go on to the low thresholds whatever the high ones say.
+        self._until_low = False
 
     # -- observe ----------------------------------------------------------------------------
     def observe(self, *, report: bool = False) -> Snapshot:
@@ -187,8 +195,22 @@ class Collector:
             self.save_history()
             return snapshot
 
+    def _image_settings(self) -> ImageSettings:
+        """The image settings plans are made with: as configured; while image GC is bringing
+        the disk down (`_until_low`), with each high threshold just above its low one, so that
+        what is left to free is asked for down to the low threshold."""
+        images = self.settings.images
+        if not self._until_low:
+            return images
+        update: dict[str, int] = {}
+        if images.high_threshold_percent < 100:
+            update["high_threshold_percent"] = images.low_threshold_percent + 1
+        if images.inode_high_threshold_percent < 100:
+            update["inode_high_threshold_percent"] = images.inode_low_threshold_percent + 1
+        return images.model_copy(update=update)
+
     def _with_disk_usage(self, snapshot: Snapshot, *, report: bool) -> Snapshot:
-        images, containers = self.settings.images, self.settings.containers
+        images, containers = self._image_settings(), self.settings.containers
         pressure = under_disk_pressure(
             snapshot.filesystem, images.high_threshold_percent
         ) or under_inode_pressure(snapshot.filesystem, images.inode_high_threshold_percent)
@@ -221,7 +243,7 @@ class Collector:
         those (`policy.finish_times`): a round at a time, as each answer can settle others.
         Raises RuntimeUnavailable like a listing: nothing is decided on a partial answer."""
         asked: set[str] = set()
-        high = self.settings.images.high_threshold_percent
+        high = self._image_settings().high_threshold_percent
         pressure = under_disk_pressure(snapshot.filesystem, high)
         for attempt in range(FINISH_TIME_ROUNDS + 1):
             batch = None if attempt == FINISH_TIME_ROUNDS else FINISH_TIME_BATCH
@@ -278,7 +300,7 @@ class Collector:
         return policy.plan(
             snapshot,
             self.history,
-            self.settings.images,
+            self._image_settings(),
             self.settings.containers,
             snapshot.taken_at,
             avoid_images=avoid_images,
@@ -337,6 +359,7 @@ class Collector:
         try:
             self._free_disk_in_order(report, current)
         finally:  # where image GC left the disk, whichever step it stopped at
+            self._until_low = False
             if report.images_before is not None:
                 report.images_after = self.measure(report.images_before.path)
 
@@ -354,6 +377,7 @@ class Collector:
         report.images_before = snapshot.filesystem
         report.build_cache_plan = plan.build_cache
         wanted = plan.images
+        self._until_low = wanted.under_pressure  # what follows goes on down to low
 
         def reached() -> bool:
             return not wanted.under_pressure or self._at_target(path, wanted)
@@ -432,6 +456,8 @@ class Collector:
         results = self._relieve(report, candidates, ledger, path)
         report.image_results = report.image_results + results
         report.images_after = self.measure(path)
+        came_back = report.images_after.available_bytes - snapshot.filesystem.available_bytes
+        report.images_freed = (report.images_freed or 0) + max(0, came_back)
         report.image_plan = shown
         report.images_before = shown_before or snapshot.filesystem
 

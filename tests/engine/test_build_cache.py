@@ -163,6 +163,42 @@ def test_a_disk_filled_by_build_cache_comes_back_to_low_in_one_once(
     assert '"build-cache"' in history.stdout
 
 
+def test_unused_buildkit_images_and_their_cache_come_back_in_one_once(
+    engine: IsolatedEngine, api: docker.APIClient, base: str, tmp_path: Path
+) -> None:
+    """Images BuildKit built, unused, disk at 91%: removing an image alone frees almost nothing
+    (its layer is a shared cache record). The dry run knows: the images free ~0 and the records
+    they unshare free the layers; one `once` removes the images, then the records, and reaches
+    the low threshold."""
+    for n, mib in enumerate((25, 30, 35)):
+        built(engine, tmp_path, f"app/built:{n}", mib)
+    engine.fill_to_percent(91)
+    state = tmp_path / "state"
+    code, report = nodegc_json(engine, state, "report", *SETTINGS, env=ENV)
+    images = [
+        d
+        for d in report["images"]["decisions"]
+        if d["action"] == "remove" and any(t.startswith("app/built:") for t in d["tags"])
+    ]
+    assert len(images) == 3 and all(d["frees_bytes"] < 1 * MiB for d in images)
+    unshared = [
+        d
+        for d in report["build_cache"]["decisions"]
+        if d["action"] == "remove" and d["size_bytes"] >= 25 * MiB
+    ]
+    assert unshared, report["build_cache"]
+    assert report["images"]["projected_usage_percent"] <= 80
+
+    free_before = free_bytes(engine)
+    code, once = nodegc_json(engine, state, "once", *SETTINGS, env=ENV)
+    assert code == 0, once
+    assert usage(engine) <= 80
+    removed = [d for d in once["build_cache"]["decisions"] if d["outcome"] == "removed"]
+    assert any(d["size_bytes"] >= 25 * MiB for d in removed)
+    said = sum(d["frees_bytes"] for d in removed) + once["images"]["bytes_freed"]
+    assert abs((free_bytes(engine) - free_before) - said) < 2 * MiB, said
+
+
 def test_a_build_running_during_a_cycle_is_not_broken(
     engine: IsolatedEngine, api: docker.APIClient, base: str, tmp_path: Path
 ) -> None:
