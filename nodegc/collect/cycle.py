@@ -427,7 +427,7 @@ class Collector:
     def _unshared_possible(report: CycleReport, plan: BuildCachePlan) -> bool:
         """Whether removed images may have left records unshared (worth one more listing)."""
         removed = any(r.outcome is Outcome.REMOVED for r in report.image_results)
-        return removed and any(d.reason is Reason.SHARED for d in plan.decisions)
+        return removed and any(d.record.shared for d in plan.decisions)
 
     def _image_gc(self, report: CycleReport, current: Snapshot | None) -> None:
         """Image GC on what is there now (a fresh observation after container GC, or the cycle's

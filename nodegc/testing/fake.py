@@ -69,7 +69,7 @@ class FakeRuntime:
         # shared record backs (it becomes unshared when the last of them goes), and the bytes
         # of each dead container's writable layer (None: a runtime that cannot tell).
         self.build_cache: dict[str, BuildCacheRecord] | None = {}
-        self.record_backs: dict[str, set[str]] = {}
+        self.record_layers: dict[str, tuple[Layer, ...]] = {}
         self.container_sizes: dict[str, int] | None = {}
         self.disk_usage_asked: list[tuple[bool, bool]] = []
 
@@ -93,13 +93,17 @@ class FakeRuntime:
 
     # -- the disk -----------------------------------------------------------------------------
     def held(self) -> tuple[int, int]:
-        """Bytes and inodes of every layer a remaining image holds, each layer once."""
+        """Bytes and inodes of every layer a remaining image or build cache record holds, each
+        layer once, plus the writable layers of the containers there."""
         seen: dict[str, Layer] = {}
         for image_id in self.images:
             for layer in self.layers.get(image_id, ()):
                 seen.setdefault(layer.key, layer)
+        for record_id in self.build_cache or {}:
+            for layer in self.record_layers.get(record_id, ()):
+                seen.setdefault(layer.key, layer)
         return (
-            sum(layer.size_bytes or 0 for layer in seen.values()),
+            sum(layer.size_bytes or 0 for layer in seen.values()) + self.writable_bytes(),
             sum(layer.inodes or 0 for layer in seen.values()),
         )
 
@@ -118,15 +122,24 @@ class FakeRuntime:
         self.containers[container.id] = container
         return container
 
-    def add_record(self, record: BuildCacheRecord, backs: Sequence[str] = ()) -> BuildCacheRecord:
-        """A build cache record; `backs`: the images whose layer it is (it is shared while any
-        of them is there)."""
+    def add_record(self, record: BuildCacheRecord, holds: Sequence[Layer] = ()) -> BuildCacheRecord:
+        """A build cache record on the disk: its own bytes (`size_bytes`), or with `holds` the
+        image layers its snapshot is (it is listed shared while an image holds one of them)."""
         assert self.build_cache is not None, "this fake engine has no build cache"
-        if backs:
-            self.record_backs[record.id] = set(backs)
-            record = replace(record, shared=True)
+        self.record_layers[record.id] = tuple(holds) or (
+            Layer(key=f"cache:{record.id}", size_bytes=record.size_bytes, inodes=0),
+        )
         self.build_cache[record.id] = record
+        self._share()
         return record
+
+    def _share(self) -> None:
+        """Each record listed shared exactly while an image holds one of its layers."""
+        image_keys = {layer.key for i in self.images for layer in self.layers.get(i, ())}
+        for record_id, record in list((self.build_cache or {}).items()):
+            shared = any(layer.key in image_keys for layer in self.record_layers[record_id])
+            if record.shared != shared:
+                self.build_cache[record_id] = replace(record, shared=shared)  # type: ignore[index]
 
     def set_state(self, container_id: str, state: ContainerState) -> None:
         self.containers[container_id] = replace(self.containers[container_id], state=state)
@@ -217,16 +230,13 @@ class FakeRuntime:
         if current is None or current.in_use or current.shared or children:
             raise Conflict(f"build cache {record.id}: the engine kept it")
         del self.build_cache[record.id]
+        del self.record_layers[record.id]
         return current.size_bytes
 
     def writable_bytes(self) -> int:
         """Bytes the fake's dead and live containers hold in their writable layers."""
         sizes = self.container_sizes or {}
         return sum(sizes.get(c, 0) for c in self.containers)
-
-    def cache_bytes(self) -> int:
-        """Bytes the build cache holds apart from image layers (unshared records)."""
-        return sum(r.size_bytes for r in (self.build_cache or {}).values() if not r.shared)
 
     def remove_container(self, container: Container) -> None:
         self._call(f"remove_container {container.id}")
@@ -250,11 +260,7 @@ class FakeRuntime:
         if children:
             raise Conflict(f"image {image.id}: image has dependent child images ({children[0].id})")
         del self.images[image.id]
-        for record_id, backs in self.record_backs.items():
-            backs.discard(image.id)
-            record = (self.build_cache or {}).get(record_id)
-            if not backs and record is not None and record.shared:
-                self.build_cache[record_id] = replace(record, shared=False)  # type: ignore[index]
+        self._share()
 
     def _before(self, object_id: str) -> None:
         if self.before_remove is not None:
