@@ -170,8 +170,9 @@ class Collector:
         # Set when the process is asked to stop: removals not yet started are skipped.
         self.stopping = threading.Event()
         # Set while image GC, having found the disk above a high threshold, brings it down: the
-        # steps after the first plan go on to the low thresholds whatever the high ones say.
-        self._until_low = False
+        # steps after the first plan go on to the low thresholds whatever the high ones say
+        # (the plan that found the pressure: which of bytes and inodes it was).
+        self._until_low: ImagePlan | None = None
 
     # -- observe ----------------------------------------------------------------------------
     def observe(self, *, report: bool = False) -> Snapshot:
@@ -200,12 +201,13 @@ class Collector:
         the disk down (`_until_low`), with each high threshold just above its low one, so that
         what is left to free is asked for down to the low threshold."""
         images = self.settings.images
-        if not self._until_low:
+        found = self._until_low
+        if found is None:
             return images
         update: dict[str, int] = {}
-        if images.high_threshold_percent < 100:
+        if found.bytes_to_free and images.high_threshold_percent < 100:
             update["high_threshold_percent"] = images.low_threshold_percent + 1
-        if images.inode_high_threshold_percent < 100:
+        if found.inodes_to_free and images.inode_high_threshold_percent < 100:
             update["inode_high_threshold_percent"] = images.inode_low_threshold_percent + 1
         return images.model_copy(update=update)
 
@@ -359,7 +361,7 @@ class Collector:
         try:
             self._free_disk_in_order(report, current)
         finally:  # where image GC left the disk, whichever step it stopped at
-            self._until_low = False
+            self._until_low = None
             if report.images_before is not None:
                 report.images_after = self.measure(report.images_before.path)
 
@@ -377,7 +379,7 @@ class Collector:
         report.images_before = snapshot.filesystem
         report.build_cache_plan = plan.build_cache
         wanted = plan.images
-        self._until_low = wanted.under_pressure  # what follows goes on down to low
+        self._until_low = wanted if wanted.under_pressure else None  # what follows: to low
 
         def reached() -> bool:
             return not wanted.under_pressure or self._at_target(path, wanted)
