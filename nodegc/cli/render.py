@@ -489,7 +489,7 @@ def cycle_table(report: CycleReport) -> str:
             f"{sum(r.kind == 'build-cache' for r in removed)} build cache records "
             f"({human_bytes(report.build_cache_bytes_freed)}) and "
             f"{sum(r.kind == 'image' for r in removed)} images "
-            f"({human_bytes(report.image_bytes_freed)} of images); "
+            f"(image GC freed {human_bytes(report.image_bytes_freed)}, measured); "
             f"{len(skipped)} skipped, {len(report.failures)} failed."
         )
     if report.ran_images and not report.target_reached:

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -18,6 +17,7 @@ from nodegc import policy
 from nodegc.clock import Clock, utcnow
 from nodegc.collect.build_cache import collect_build_cache
 from nodegc.collect.observe import Measure, measure, take_snapshot
+from nodegc.collect.relief import Candidate, relieve
 from nodegc.collect.removal import ResultListener, carry_out, log_result, tell
 from nodegc.collect.sandboxes import collect_sandboxes
 from nodegc.config import ImageSettings, Settings
@@ -433,11 +433,10 @@ class Collector:
 
     def _image_gc(self, report: CycleReport, current: Snapshot | None) -> None:
         """Image GC on what is there now (a fresh observation after container GC, or the cycle's
-        snapshot when no container was touched), as a closed loop: the plan's removals in its
-        order, the disk measured after each one; planned space removals stop as soon as the
-        measured disk is at or below the low thresholds, and when the plan's removals do not get
-        there (the engine refused one, or the disk took less back than planned) the loop goes on
-        down the same order. At most as many removals past the target as are in flight."""
+        snapshot when no container was touched), as a closed loop (`collect.relief`): the plan's
+        removals in its order with the disk measured after each one; planned space removals the
+        measured disk no longer needs are left out, and when the plan does not get there (the
+        engine refused one, the disk took back less) the loop goes on down the same order."""
         snapshot = current if current is not None else self.observe()
         plan = self.plan(snapshot, projected=False, containers_under_pressure=False).images
         # The cycle's image plan (what the report shows) is the one `_free_disk` made before
@@ -445,102 +444,67 @@ class Collector:
         shown, shown_before = report.image_plan, report.images_before
         report.image_plan = plan
         report.images_before = snapshot.filesystem
+        children: dict[str, list[str]] = {}
+        for d in plan.decisions:
+            if d.image.parent_id:
+                children.setdefault(d.image.parent_id, []).append(d.image.id)
         candidates = [
-            d
+            Candidate(
+                key=d.image.id,
+                item=d,
+                planned=d.action is Action.REMOVE,
+                unconditional=d.reason is Reason.AGE,
+                after=tuple(children.get(d.image.id, ())),
+            )
             for d in plan.decisions
             if d.action is Action.REMOVE or d.reason is Reason.TARGET_REACHED
         ]
+        path = snapshot.filesystem.path
         ledger = Ledger(image_holdings(snapshot.images, snapshot.layers))
         records = snapshot.disk_usage.build_cache
         for holder, layers in shared_layers(records, snapshot.layers).items():
             ledger.add(holder, layers)
-        path = snapshot.filesystem.path
-        results = self._relieve(report, candidates, ledger, path)
-        report.image_results = report.image_results + results
+
+        def remove(c: Candidate, measured: FilesystemStats) -> RemovalResult:
+            d: ImageDecision = c.item
+            if d.action is Action.KEEP:  # past the plan: the disk is not there yet
+                bytes_short = plan.bytes_to_free and (
+                    measured.usage_percent > plan.low_threshold_percent
+                )
+                d = replace(
+                    d, action=Action.REMOVE, reason=Reason.SPACE if bytes_short else Reason.INODES
+                )
+            return self._remove_one(d)
+
+        relief = relieve(
+            candidates,
+            ledger=ledger,
+            measured=snapshot.filesystem,
+            measure=lambda: self.measure(path),
+            target_met=lambda fs: target_met(fs, plan),
+            under_pressure=plan.under_pressure,
+            remove=remove,
+            skip=lambda c, child: self._child_stays(c.item, child),
+            workers=self.settings.runtime.max_concurrent_removals,
+            stopping=self.stopping,
+            listeners=self.listeners,
+        )
+        report.image_results = report.image_results + relief.results
+        report.images_not_needed |= relief.not_needed
         report.images_after = self.measure(path)
         came_back = report.images_after.available_bytes - snapshot.filesystem.available_bytes
         report.images_freed = (report.images_freed or 0) + max(0, came_back)
-        report.image_plan = shown
-        report.images_before = shown_before or snapshot.filesystem
-
-    def _relieve(
-        self,
-        report: CycleReport,
-        candidates: Sequence[ImageDecision],
-        ledger: Ledger,
-        path: str,
-    ) -> list[RemovalResult]:
-        plan = report.image_plan
-        measured = report.images_before
-        assert measured is not None
-        met = target_met(measured, plan)
-        in_list = {d.image.id for d in candidates}
-        children: dict[str, list[str]] = {}
-        for d in candidates:
-            if d.image.parent_id in in_list:
-                children.setdefault(d.image.parent_id, []).append(d.image.id)
-        pending = deque(candidates)
-        outcomes: dict[str, Outcome] = {}
-        in_flight: dict[Future[RemovalResult], ImageDecision] = {}
-        results: list[RemovalResult] = []
-        workers = self.settings.runtime.max_concurrent_removals
-        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="remove")
-        try:
-            while pending or in_flight:
-                while pending and len(in_flight) < workers and not self.stopping.is_set():
-                    d = pending[0]
-                    if d.reason is not Reason.AGE and met:
-                        pending.popleft()
-                        if d.action is Action.REMOVE:
-                            report.images_not_needed.add(d.image.id)
-                        continue
-                    kids = children.get(d.image.id, ())
-                    if any(k not in outcomes for k in kids if k not in report.images_not_needed):
-                        break  # its children first: wait for them
-                    pending.popleft()
-                    staying = [k for k in kids if outcomes.get(k) is not Outcome.REMOVED]
-                    if staying:
-                        result = self._child_stays(d, staying[0])
-                        outcomes[d.image.id] = result.outcome
-                        results.append(result)
-                        tell(self.listeners, [result])
-                        continue
-                    if d.action is Action.KEEP:  # past the plan: the disk is not there yet
-                        bytes_short = plan.bytes_to_free and (
-                            measured.usage_percent > plan.low_threshold_percent
-                        )
-                        d = replace(
-                            d,
-                            action=Action.REMOVE,
-                            reason=Reason.SPACE if bytes_short else Reason.INODES,
-                        )
-                    in_flight[pool.submit(self._remove_one, d)] = d
-                if not in_flight:
-                    break
-                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-                for future in done:
-                    d = in_flight.pop(future)
-                    result = future.result()
-                    if result.outcome is Outcome.REMOVED:
-                        result = replace(result, size_bytes=ledger.remove(d.image.id).bytes)
-                    outcomes[d.image.id] = result.outcome
-                    results.append(result)
-                    tell(self.listeners, [result])
-                if plan.under_pressure:
-                    measured = self.measure(path)
-                    met = target_met(measured, plan)
-        finally:
-            pool.shutdown(wait=True)
-        if plan.under_pressure and not met:
-            log.warning(
+        if plan.under_pressure and not target_met(report.images_after, plan):
+            log.info(
                 "image GC ran out of candidates above the low threshold",
                 extra={
                     "path": path,
-                    "usage_percent": measured.usage_percent,
-                    "inode_usage_percent": measured.inode_usage_percent,
+                    "usage_percent": report.images_after.usage_percent,
+                    "inode_usage_percent": report.images_after.inode_usage_percent,
                 },
             )
-        return results
+        report.image_plan = shown
+        report.images_before = shown_before or snapshot.filesystem
 
     def _child_stays(self, d: ImageDecision, child_id: str) -> RemovalResult:
         """A parent whose child this cycle could not remove: the engine would refuse it."""

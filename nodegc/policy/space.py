@@ -55,17 +55,22 @@ class Ledger:
     def add(self, holder: str, layers: Iterable[Layer]) -> None:
         """Another holder (e.g. a kind of reclaimable space another planner adds). A layer key
         listed twice for one holder counts once; a holder added again replaces its layers."""
-        if holder in self._holdings:
+        if holder in self._holdings and holder not in self._gone:
             self._release(holder)
-        unique: dict[str, Layer] = {}
-        for layer in layers:
-            unique.setdefault(layer.key, layer)
-        kept = tuple(unique.values())
+        kept = tuple(layers)
+        keys = [layer.key for layer in kept]
+        if len(set(keys)) != len(keys):
+            unique: dict[str, Layer] = {}
+            for layer in kept:
+                unique.setdefault(layer.key, layer)
+            kept = tuple(unique.values())
+            keys = [layer.key for layer in kept]
         self._holdings[holder] = kept
         self._gone.discard(holder)
         refs = self._refs
-        for layer in kept:
-            refs[layer.key] = refs.get(layer.key, 0) + 1
+        get = refs.get
+        for key in keys:
+            refs[key] = get(key, 0) + 1
 
     def __contains__(self, holder: object) -> bool:
         return holder in self._holdings
@@ -97,6 +102,14 @@ class Ledger:
             self._release(holder)
             self._gone.add(holder)
         return freed
+
+    def restore(self, holder: str) -> None:
+        """Undo `remove` (the removal did not happen after all): it holds its layers again."""
+        if holder in self._gone:
+            self._gone.discard(holder)
+            refs = self._refs
+            for layer in self._holdings[holder]:
+                refs[layer.key] += 1
 
     def _release(self, holder: str) -> None:
         refs = self._refs

@@ -96,7 +96,7 @@ class FakeRuntime:
         """Bytes and inodes of every layer a remaining image or build cache record holds, each
         layer once, plus the writable layers of the containers there."""
         seen: dict[str, Layer] = {}
-        for image_id in self.images:
+        for image_id in list(self.images):
             for layer in self.layers.get(image_id, ()):
                 seen.setdefault(layer.key, layer)
         for record_id in self.build_cache or {}:
@@ -253,10 +253,11 @@ class FakeRuntime:
         self._before(image.id)
         if image.id not in self.images:
             raise NotFound(f"image {image.id}: no such image")
-        users = [c for c in self.containers.values() if c.image_id == image.id]
+        users = [c for c in list(self.containers.values()) if c.image_id == image.id]
         if users:
             raise Conflict(f"image {image.id}: in use by container {users[0].id}")
-        children = [i for i in self.images.values() if i.parent_id == image.id]
+        # (a copy first: removals run in several threads)
+        children = [i for i in list(self.images.values()) if i.parent_id == image.id]
         if children:
             raise Conflict(f"image {image.id}: image has dependent child images ({children[0].id})")
         del self.images[image.id]
