@@ -14,8 +14,20 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 
-from nodegc.collect.removal import ResultListener, carry_out, log_result, tell
-from nodegc.model import Action, BuildCacheDecision, BuildCachePlan, Outcome, Reason, RemovalResult
+from nodegc.collect.relief import Candidate, relieve
+from nodegc.collect.removal import ResultListener, carry_out, log_result
+from nodegc.model import (
+    Action,
+    BuildCacheDecision,
+    BuildCachePlan,
+    FilesystemStats,
+    Layer,
+    Outcome,
+    Reason,
+    RemovalResult,
+)
+from nodegc.policy.build_cache import holder
+from nodegc.policy.space import Ledger
 from nodegc.runtime import Runtime
 
 KIND = "build-cache"
@@ -35,31 +47,73 @@ def walk(plan: BuildCachePlan) -> list[BuildCacheDecision]:
 def collect_build_cache(
     runtime: Runtime,
     plan: BuildCachePlan,
-    target_reached: Callable[[], bool],
     *,
-    stopping: threading.Event | None = None,
+    measured: FilesystemStats,
+    measure: Callable[[], FilesystemStats],
+    target_met: Callable[[FilesystemStats], bool],
+    under_pressure: bool,
+    stopping: threading.Event,
     listeners: Sequence[ResultListener] = (),
     already: Sequence[str] = (),
 ) -> list[RemovalResult]:
-    """Remove what `plan` lets go, stopping a `space`/`inodes` walk as soon as
-    `target_reached()` (a fresh measurement) says so. `already`: record ids tried earlier in
-    the cycle (not tried again). A record the listing calls shared is left for a walk after its
+    """Remove what `plan` lets go through the closed loop (`collect.relief`), one record at a
+    time, stopping a `space`/`inodes` walk once the measured disk meets `target_met`; past the
+    plan, the records it kept as `target-reached`. `already`: record ids tried earlier in the
+    cycle (not tried again). A record the listing calls shared is left for a walk after its
     image is gone (the plan may count on it then; the engine would keep it now). One result per
     removal tried, with the bytes the engine says it reclaimed."""
-    results: list[RemovalResult] = []
     tried = set(already)
-    reached = False
-    for d in walk(plan):
-        if d.record.id in tried or d.record.shared:
-            continue  # tried already; or planned for after its image (the engine keeps it now)
-        if d.reason is not Reason.AGE:
-            reached = reached or target_reached()
-            if reached:
-                continue  # the disk is back: only `age` removals are still due
-        tried.add(d.record.id)
-        results.append(_remove(runtime, d, stopping))
-        tell(listeners, results[-1:])
-    return results
+    decisions = [d for d in walk(plan) if d.record.id not in tried and not d.record.shared]
+    if not decisions:
+        return []
+    planned = {d.record.id for d in plan.removals}
+    children: dict[str, list[str]] = {}
+    for d in decisions:
+        if d.record.parent:
+            children.setdefault(d.record.parent, []).append(holder(d.record.id))
+    candidates = [
+        Candidate(
+            key=holder(d.record.id),
+            item=d,
+            planned=d.record.id in planned,
+            unconditional=d.reason is Reason.AGE,
+            after=tuple(children.get(d.record.id, ())),
+        )
+        for d in decisions
+    ]
+    ledger = Ledger(
+        {
+            holder(d.record.id): (Layer(f"cache:{d.record.id}", d.record.size_bytes, None),)
+            for d in decisions
+        }
+    )
+    relief = relieve(
+        candidates,
+        ledger=ledger,
+        measured=measured,
+        measure=measure,
+        target_met=target_met,
+        under_pressure=under_pressure,
+        remove=lambda c, _measured: _remove(runtime, c.item, stopping),
+        skip=lambda c, child: _child_stays(c.item, child),
+        workers=1,  # BuildKit prunes under one lock: one at a time, measured between
+        stopping=stopping,
+        listeners=listeners,
+    )
+    return relief.results
+
+
+def _child_stays(d: BuildCacheDecision, child: str) -> RemovalResult:
+    result = RemovalResult(
+        kind=KIND,
+        id=d.record.id,
+        name=d.record.describe(),
+        reason=d.reason,
+        outcome=Outcome.SKIPPED,
+        detail=f"a record made on it stays: {child.removeprefix('build-cache:')}",
+    )
+    log_result(result, {"record": d.record.id, "child": child})
+    return result
 
 
 def _remove(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -384,7 +384,7 @@ class Collector:
         def reached() -> bool:
             return not wanted.under_pressure or self._at_target(path, wanted)
 
-        self._build_cache_pass(report, plan.build_cache, reached)
+        self._build_cache_pass(report, plan.build_cache, wanted, path)
         removed = {r.id for r in report.build_cache_results if r.outcome is Outcome.REMOVED}
         if removed:
             snapshot = _after_cache_removals(snapshot, removed, self.measure(path))
@@ -392,18 +392,14 @@ class Collector:
         if reached():
             return
         if self._unshared_possible(report, plan.build_cache):
-            self._build_cache_pass(report, self.plan(self.observe()).build_cache, reached)
+            self._build_cache_pass(report, self.plan(self.observe()).build_cache, wanted, path)
         if not self.settings.containers.remove_under_disk_pressure or reached():
             return
         snapshot = self.observe()
         pressure = [
             d for d in self.plan(snapshot).containers.removals if d.reason is Reason.DISK_PRESSURE
         ]
-        results = []
-        for d in pressure:
-            if reached():
-                break
-            results.extend(self._remove_all([d]))
+        results = self._containers_under_pressure(snapshot, pressure, wanted, path)
         report.container_results.extend(results)
         if not any(r.outcome is Outcome.REMOVED for r in results) or reached():
             return
@@ -411,15 +407,54 @@ class Collector:
         self._image_gc(report, None)
         freed_images = report.image_results[before:]
         if any(r.outcome is Outcome.REMOVED for r in freed_images) and not reached():
-            self._build_cache_pass(report, self.plan(self.observe()).build_cache, reached)
+            self._build_cache_pass(report, self.plan(self.observe()).build_cache, wanted, path)
+
+    def _containers_under_pressure(
+        self,
+        snapshot: Snapshot,
+        decisions: Sequence[ContainerDecision],
+        wanted: ImagePlan,
+        path: str,
+    ) -> list[RemovalResult]:
+        """Dead containers for disk pressure, longest stopped first, through the closed loop:
+        each frees its writable layer (as the engine sized it); the walk stops at the target."""
+        sizes = snapshot.disk_usage.container_sizes or {}
+        ledger = Ledger(
+            {
+                f"container:{d.container.id}": (
+                    Layer(f"rw:{d.container.id}", sizes.get(d.container.id, 0), None),
+                )
+                for d in decisions
+            }
+        )
+        relief = relieve(
+            [Candidate(key=f"container:{d.container.id}", item=d) for d in decisions],
+            ledger=ledger,
+            measured=self.measure(path),
+            measure=lambda: self.measure(path),
+            target_met=lambda fs: target_met(fs, wanted),
+            under_pressure=True,
+            remove=lambda c, _measured: self._remove_one(c.item),
+            skip=lambda c, _key: self._remove_one(c.item),  # no prerequisites: never called
+            workers=self.settings.runtime.max_concurrent_removals,
+            stopping=self.stopping,
+            listeners=self.listeners,
+        )
+        return relief.results
 
     def _build_cache_pass(
-        self, report: CycleReport, plan: BuildCachePlan, reached: Callable[[], bool]
+        self, report: CycleReport, plan: BuildCachePlan, wanted: ImagePlan, path: str
     ) -> None:
+        """The build cache walk through the closed loop, towards what `wanted` (the plan that
+        found the pressure) asks for."""
+        pressure = wanted.under_pressure
         report.build_cache_results += collect_build_cache(
             self.runtime,
             plan,
-            reached,
+            measured=self.measure(path),
+            measure=lambda: self.measure(path),
+            target_met=lambda fs: not pressure or target_met(fs, wanted),
+            under_pressure=pressure,
             stopping=self.stopping,
             listeners=self.listeners,
             already=[r.id for r in report.build_cache_results],
