@@ -489,7 +489,7 @@ def cycle_table(report: CycleReport) -> str:
             f"{sum(r.kind == 'build-cache' for r in removed)} build cache records "
             f"({human_bytes(report.build_cache_bytes_freed)}) and "
             f"{sum(r.kind == 'image' for r in removed)} images "
-            f"(image GC freed {human_bytes(report.image_bytes_freed)}, measured); "
+            f"(image GC freed {human_bytes(report.disk_bytes_freed)}, measured); "
             f"{len(skipped)} skipped, {len(report.failures)} failed."
         )
     if report.ran_images and not report.target_reached:
@@ -502,14 +502,15 @@ def free_disk_space_failed(report: CycleReport) -> str:
     and what image GC freed of what the thresholds asked for."""
     fs = report.images_after or report.filesystem_after or report.filesystem_before
     p = report.image_plan
-    freed = report.image_bytes_freed
+    freed = report.disk_bytes_freed
     verb = "would free" if report.dry_run else "freed"
     parts = []
     if p.bytes_to_free or not p.inodes_to_free:
         parts.append(
             f"image filesystem {fs.path} is {fs.usage_percent}% used "
             f"({human_bytes(fs.used_bytes)} of {human_bytes(fs.capacity_bytes)}); deleting "
-            f"unused images {verb} {human_bytes(freed)} of the {human_bytes(p.bytes_to_free)} "
+            f"build cache, unused images and dead containers {verb} {human_bytes(freed)} of the "
+            f"{human_bytes(p.bytes_to_free)} "
             f"needed to reach {p.low_threshold_percent}%"
         )
     if p.inodes_to_free:

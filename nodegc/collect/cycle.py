@@ -108,6 +108,17 @@ class CycleReport:
         return max(0, self.images_after.available_bytes - self.images_before.available_bytes)
 
     @property
+    def disk_bytes_freed(self) -> int:
+        """Measured: the bytes statvfs shows came back over the whole of image GC (the build
+        cache, images and dead containers it removed for the disk). A dry run: what the plan
+        says all of them free."""
+        if self.dry_run:
+            return self.image_plan.freed_before + self.image_plan.bytes_planned
+        if self.images_before is None or self.images_after is None:
+            return 0
+        return max(0, self.images_after.available_bytes - self.images_before.available_bytes)
+
+    @property
     def image_inodes_freed(self) -> int:
         """Measured like the bytes: inodes that came back while image GC removed."""
         if self.dry_run or self.images_before is None or self.images_after is None:
