@@ -343,8 +343,9 @@ def _container_rows(
 
 
 def build_cache_summary(p: BuildCachePlan) -> str | None:
-    """One line about the build cache; None when it was not looked at."""
-    if not p.observed:
+    """One line about the build cache; None when it was not looked at or holds no record (an
+    engine without BuildKit, such as Podman, lists none: silent)."""
+    if not p.observed or not p.decisions:
         return None
     n = len(p.removals)
     return (
@@ -385,7 +386,7 @@ BUILD_CACHE_HEADERS = [
 def _build_cache_section(
     p: BuildCachePlan, now: datetime, outcomes: Mapping[str, str] | None
 ) -> list[str]:
-    if not p.observed:
+    if not p.observed or not p.decisions:
         return []
     headers = BUILD_CACHE_HEADERS + (["OUTCOME"] if outcomes is not None else [])
     rows = _build_cache_rows(p.decisions, now, outcomes)
