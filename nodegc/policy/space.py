@@ -13,6 +13,7 @@ what made the kubelet (and nodegc before this module) overestimate what it frees
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -49,8 +50,16 @@ class Ledger:
         self._holdings: dict[str, tuple[Layer, ...]] = {}
         self._refs: dict[str, int] = {}
         self._gone: set[str] = set()
+        # The common case in bulk (10k images of ~10 layers): keys counted in C.
+        keys = Counter[str]()
         for holder, layers in holdings.items():
-            self.add(holder, layers)
+            stack = tuple(layers)
+            unique = {layer.key for layer in stack}
+            if len(unique) != len(stack):
+                stack = tuple({layer.key: layer for layer in stack}.values())
+            self._holdings[holder] = stack
+            keys.update(unique)
+        self._refs = dict(keys)
 
     def add(self, holder: str, layers: Iterable[Layer]) -> None:
         """Another holder (e.g. a kind of reclaimable space another planner adds). A layer key
