@@ -135,7 +135,9 @@ class FakeRuntime:
 
     def _share(self) -> None:
         """Each record listed shared exactly while an image holds one of its layers."""
-        image_keys = {layer.key for i in self.images for layer in self.layers.get(i, ())}
+        if not self.build_cache:
+            return
+        image_keys = {layer.key for i in list(self.images) for layer in self.layers.get(i, ())}
         for record_id, record in list((self.build_cache or {}).items()):
             shared = any(layer.key in image_keys for layer in self.record_layers[record_id])
             if record.shared != shared:
