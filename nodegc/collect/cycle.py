@@ -579,7 +579,9 @@ class Collector:
         return results
 
     def _remove_one(self, decision: ContainerDecision | ImageDecision) -> RemovalResult:
-        result = self._remove_one_(decision)
+        """One removal; a dead container's result carries its writable layer's size (the
+        engine's, when it was asked)."""
+        result = self._carry_out(decision)
         if isinstance(decision, ContainerDecision) and result.outcome is Outcome.REMOVED:
             last = self.last_snapshot
             sizes = last.disk_usage.container_sizes if last is not None else None
@@ -588,7 +590,7 @@ class Collector:
                 result = replace(result, size_bytes=size)
         return result
 
-    def _remove_one_(self, decision: ContainerDecision | ImageDecision) -> RemovalResult:
+    def _carry_out(self, decision: ContainerDecision | ImageDecision) -> RemovalResult:
         if isinstance(decision, ContainerDecision):
             c = decision.container
             kind, obj_id, name, size = "container", c.id, c.name, 0

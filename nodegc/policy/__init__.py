@@ -174,7 +174,9 @@ def _dead_containers_under_pressure(
     users = {image_id: set(ids) for image_id, ids in users_of(snapshot.containers, leaving).items()}
     chosen: dict[str, ContainerDecision] = {}
     for d in under_pressure_order(container_plan):
-        if freed >= first.bytes_to_free:
+        # Inodes: the runtime gives no per-container counts, so under inode pressure every
+        # candidate is planned (the closed loop stops at the inode target).
+        if freed >= first.bytes_to_free and not first.inodes_to_free:
             break
         chosen[d.container.id] = replace(d, action=Action.REMOVE, reason=Reason.DISK_PRESSURE)
         freed += sizes.get(d.container.id, 0)

@@ -333,3 +333,20 @@ def test_a_record_in_use_by_the_time_of_removal_is_skipped(tmp_path):
     report = rig.collector().cycle()
     assert [str(r.outcome) for r in report.build_cache_results] == ["skipped"]
     assert "r" in rig.fake.build_cache
+
+
+def test_under_inode_pressure_every_dead_container_the_caps_keep_is_a_candidate():
+    """No per-container inode counts: under inode pressure all of them are planned (the closed
+    loop stops at the inode target), longest stopped first."""
+    containers = [
+        container("a", "i1", finished_at=ago(hours=5), name="a"),
+        container("b", "i2", finished_at=ago(hours=3), name="b"),
+    ]
+    disk = fs(1000, 900)
+    from dataclasses import replace as _replace
+
+    disk = _replace(disk, inodes_total=1000, inodes_free=10)  # 99% of inodes used
+    snap = _snapshot_with([], {}, disk, containers=containers)
+    p = policy.plan(snap, history(), image_settings(), container_settings(), NOW)
+    assert {d.container.id for d in p.containers.removals} == {"a", "b"}
+    assert {d.reason for d in p.containers.removals} == {Reason.DISK_PRESSURE}
