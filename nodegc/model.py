@@ -64,10 +64,14 @@ class Image:
     # The image this one was built on by the classic builder (Docker's `ParentId`), when listed:
     # the engine refuses to remove a parent before its children.
     parent_id: str = ""
+    # Other names the runtime resolves to this image, for pin matching only (never removed by):
+    # Podman lists a local `myapp:1` as `localhost/myapp:1` and resolves `myapp:1` to it.
+    aliases: tuple[str, ...] = ()
 
     @property
     def references(self) -> tuple[str, ...]:
-        return self.tags + self.digests
+        """Every name a pin may match: tags, digests and aliases."""
+        return self.tags + self.digests + self.aliases
 
     def describe(self) -> str:
         """A short human name: the first tag, else the first digest, else the short id."""
