@@ -248,7 +248,8 @@ class DockerRuntime:
         self.has_build_cache = True
         # Inspects `image_layers` made since the last listing, which `image_tagged_at` reuses:
         # a new image costs one inspect and one history request, whatever is asked of it.
-        self._inspected: dict[str, dict[str, Any]] = {}
+        # Only the tag time is kept (a whole inspect per image would raise the peak RSS).
+        self._inspected: dict[str, datetime | None] = {}
         self._podman: bool | None = None  # learnt on connecting (/_ping) or from /version
 
     @property
@@ -366,7 +367,7 @@ class DockerRuntime:
                 )
             except NotFound:
                 return image_id, None
-            self._inspected[image_id] = data
+            self._inspected[image_id] = parse_time((data.get("Metadata") or {}).get("LastTagTime"))
             diff_ids = [str(d) for d in ((data.get("RootFS") or {}).get("Layers") or [])]
             return image_id, docker_layers(diff_ids, steps if isinstance(steps, list) else [])
 
@@ -382,9 +383,10 @@ class DockerRuntime:
             return self._podman_tagged_at(image_ids)
 
         def one(image_id: str) -> tuple[str, datetime | None]:
-            data = self._inspected.pop(image_id, None)
+            if image_id in self._inspected:
+                return image_id, self._inspected.pop(image_id)
             try:
-                data = data or self._inspect(
+                data = self._inspect(
                     f"inspect image {image_id}",
                     f"/images/{_quote(image_id)}/json",
                     lambda: self.api.inspect_image(image_id),
