@@ -207,7 +207,7 @@ def test_a_build_running_during_a_cycle_is_not_broken(
     built(engine, tmp_path, "old:1", 20)
     api.remove_image("old:1")
     engine.fill_to_percent(91)
-    running = build(engine, tmp_path, "busy:1", 3, sleep=4)
+    running = build(engine, tmp_path, "busy:1", 3, sleep=20)
     deadline = time.monotonic() + 30
     while not any(r["InUse"] for r in records(api)):
         assert time.monotonic() < deadline and running.poll() is None, "the build never started"
