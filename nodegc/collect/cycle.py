@@ -48,7 +48,7 @@ from nodegc.policy.images import (
     under_inode_pressure,
 )
 from nodegc.policy.space import Ledger
-from nodegc.runtime import Runtime, connect
+from nodegc.runtime import Runtime, RuntimeError_, RuntimeUnavailable, connect
 from nodegc.state.store import StateDir, StateError
 
 log = logging.getLogger(__name__)
@@ -235,7 +235,17 @@ class Collector:
         )
         if not cache and not sizes:
             return snapshot
-        usage = self.runtime.disk_usage(build_cache=cache, container_sizes=sizes)
+        try:
+            usage = self.runtime.disk_usage(build_cache=cache, container_sizes=sizes)
+        except RuntimeUnavailable:
+            raise
+        except RuntimeError_ as exc:
+            # Not a listing the plan can act on partially: no build cache GC this cycle and no
+            # writable-layer sizes (the closed loop measures); images and containers go on.
+            log.warning(
+                "build cache and writable-layer sizes unavailable", extra={"error": str(exc)}
+            )
+            return snapshot
         return replace(snapshot, disk_usage=usage)
 
     def _with_layers(self, snapshot: Snapshot) -> Snapshot:

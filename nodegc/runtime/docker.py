@@ -591,8 +591,9 @@ class DockerRuntime:
         Without: the containers' listing with sizes, of dead containers only (the engine walks
         each writable layer it sizes, so the running ones are not asked about)."""
         build_cache = build_cache and self.has_build_cache
-        if build_cache and self.podman:  # no BuildKit: no build cache, and silent about it
-            self.has_build_cache = build_cache = False
+        if (build_cache or container_sizes) and self.podman:
+            # No BuildKit (silent about it), and sizes left to the closed loop's measurements.
+            self.has_build_cache = build_cache = container_sizes = False
         if not build_cache and not container_sizes:
             return DiskUsage()
         if build_cache:
