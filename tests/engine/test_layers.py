@@ -244,6 +244,7 @@ def test_daemon_relieves_bytes_and_inodes_in_one_cycle(
     fill_to(engine, 91)
     engine.fill_inodes_to_percent(97)
     assert engine.inode_usage_percent() >= 96
+    before = engine.available_bytes()
     daemon = Daemon(
         engine,
         tmp_path / "state",
@@ -271,4 +272,5 @@ def test_daemon_relieves_bytes_and_inodes_in_one_cycle(
         for line in metrics.splitlines()
         if line.startswith("nodegc_bytes_freed_total")
     )
-    assert 40 * MiB <= freed <= 80 * MiB  # measured, not 8 x 26 MiB of listed sizes
+    # Measured: what the disk got back, not the listed sizes (26 MiB each) of what went.
+    assert abs(freed - (engine.available_bytes() - before)) <= MiB
