@@ -12,6 +12,11 @@ The `shared` case holds 12 images on one 100 MiB base layer with 5 MiB of their 
 72 MiB the low threshold asks for come back only when the last of them goes (the base), so the
 cycle must remove all twelve; a planner counting listed sizes (105 MiB each) would remove one and
 stop above the high threshold.
+
+The `build cache` case is a CI host: BuildKit builds (Debian's docker 20.10 CLI, `--network
+none`) of 30 MiB layers whose images the job removed, leaving unshared build cache records
+(`build_cache.minimum_age = "0s"`: they were just made); the daemon must prune them, least
+recently used first, before any image.
 """
 
 from __future__ import annotations
@@ -52,10 +57,51 @@ def _top_up(engine: Any, round_no: int, shared: bool) -> None:
     )
 
 
+CACHE_BUILDS, CACHE_BUILD_MIB = 8, 30
+
+
+def _top_up_cache(engine: Any, round_no: int, scratch: Path) -> None:
+    """Build-and-remove jobs until the build cache holds CACHE_BUILDS layers of 30 MiB."""
+    import os
+    import subprocess
+
+    with engine.api() as api:
+        records = [r for r in api.df().get("BuildCache") or () if r["Size"] >= MiB]
+        if not api.images(name="nodegc-test/busybox"):
+            from nodegc.testing.images import busybox_image_tar
+
+            engine.load(busybox_image_tar())
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
+        env["DOCKER_BUILDKIT"] = "1"
+        for n in range(CACHE_BUILDS - len(records)):
+            context = scratch / f"job{round_no}-{n}"
+            context.mkdir()
+            (context / "Dockerfile").write_text(
+                "FROM nodegc-test/busybox:latest\n"
+                f"RUN dd if=/dev/urandom of=/out-{round_no}-{n} bs=1M count={CACHE_BUILD_MIB}\n"
+            )
+            tag = f"bench/ci{round_no}:{n}"
+            cli = ["/usr/bin/docker", "-H", engine.endpoint]
+            subprocess.run(
+                [*cli, "build", "--network", "none", "-q", "-t", tag, str(context)],
+                env=env,
+                check=True,
+                capture_output=True,
+            )
+            api.remove_image(tag)
+
+
 def measure(
-    engine: Any, period: str, repeats: int, scratch: Path, shared: bool = False
+    engine: Any,
+    period: str,
+    repeats: int,
+    scratch: Path,
+    shared: bool = False,
+    cache: bool = False,
 ) -> list[float]:
     config = f'[images]\nminimum_age = "0s"\npressure_check_period = "{period}"\n'
+    if cache:
+        config += '[build_cache]\nminimum_age = "0s"\n'
     seconds: list[float] = []
     period_s = float(period.rstrip("s"))
     rng = random.Random(period)
@@ -63,7 +109,10 @@ def measure(
         daemon.wait_ready()
         for r in range(repeats):
             engine.unfill()
-            _top_up(engine, r, shared)
+            if cache:
+                _top_up_cache(engine, r, scratch)
+            else:
+                _top_up(engine, r, shared)
             time.sleep(2.0 + rng.uniform(0, period_s))
             engine.fill_to_percent(FILL_TO)
             crossed = time.monotonic()
@@ -98,10 +147,18 @@ def run(periods: tuple[str, ...] = ("10s", "1s"), repeats: int = 3, size_mb: int
         sub = scratch / "shared"
         sub.mkdir()
         results["10s shared"] = measure(engine, "10s", repeats, sub, shared=True)
+        with engine.api() as api:  # the build cache case: images gone, cache left by jobs
+            for image in api.images():
+                api.remove_image(image["Id"], force=True)
+        sub = scratch / "cache"
+        sub.mkdir()
+        results["10s cache"] = measure(engine, "10s", repeats, sub, cache=True)
     for period, times in results.items():
         section.rows.append(
             [
-                period.replace(" shared", " (default), shared layers")
+                period.replace(" shared", " (default), shared layers").replace(
+                    " cache", " (default), build cache"
+                )
                 + (" (default)" if period == "10s" else ""),
                 f"{median(times):.1f} s",
                 f"{max(times):.1f} s",

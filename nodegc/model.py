@@ -178,6 +178,40 @@ class FilesystemStats:
 
 
 @dataclass(frozen=True, slots=True)
+class BuildCacheRecord:
+    """One BuildKit build cache record as the engine lists it (`/system/df` `BuildCache[]`)."""
+
+    id: str
+    # The record this one was made on top of (a record with children stays until they go).
+    parent: str | None
+    type: str  # regular, source.local, exec.cachemount, internal, frontend, ...
+    description: str
+    in_use: bool  # a build holds it now: never removed
+    shared: bool  # its snapshot also backs an image layer: its bytes come back with the image
+    size_bytes: int
+    created_at: datetime | None
+    last_used: datetime | None  # the engine's LastUsedAt (None: never used)
+    usage_count: int
+
+    def describe(self) -> str:
+        text = self.description.strip() or self.type
+        return text if len(text) <= 60 else text[:57] + "..."
+
+
+@dataclass(frozen=True, slots=True)
+class DiskUsage:
+    """What only a costly question tells (asked under disk pressure, or for `report`).
+
+    `build_cache` None: not asked, or the engine has no build cache (no BuildKit: Podman, CRI).
+    `container_sizes`: container id -> bytes of its writable layer, for the containers the
+    engine measured (None: not asked, or the runtime cannot tell).
+    """
+
+    build_cache: tuple[BuildCacheRecord, ...] | None = None
+    container_sizes: Mapping[str, int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """One complete observation of the node: never built from a partial listing."""
 
@@ -185,6 +219,8 @@ class Snapshot:
     filesystem: FilesystemStats
     images: tuple[Image, ...]
     containers: tuple[Container, ...]
+    # The build cache and writable-layer sizes, when the cycle needed them (see DiskUsage).
+    disk_usage: DiskUsage = field(default_factory=DiskUsage)
     # Image id -> its layers, bottom first, where known (learnt once per image id and kept).
     # An image missing here counts as one layer of its listed size that nothing shares.
     layers: Mapping[str, tuple[Layer, ...]] = field(default_factory=dict)
@@ -222,13 +258,14 @@ class Action(enum.StrEnum):
 class Reason(enum.StrEnum):
     """Why the policy decided what it did. The values are part of the JSON contract."""
 
-    # Images removed.
+    # Images (and build cache records) removed.
     SPACE = "space"
     INODES = "inodes"
     AGE = "age"
     # Containers removed.
     PER_UNIT_CAP = "per-unit-cap"
     GLOBAL_CAP = "global-cap"
+    DISK_PRESSURE = "disk-pressure"  # under disk pressure, when the caps would keep it
     # (containers also use AGE)
 
     # Images kept.
@@ -238,6 +275,9 @@ class Reason(enum.StrEnum):
     TARGET_REACHED = "target-reached"
     BELOW_THRESHOLD = "below-threshold"
     FAILED_THIS_CYCLE = "failed-this-cycle"
+    # Build cache records kept (they also use IN_USE, TOO_YOUNG, TARGET_REACHED,
+    # BELOW_THRESHOLD): the record backs an image layer.
+    SHARED = "shared"
     # An image built on it (a child, classic builder) stays: in use, pinned, too young or failed.
     PARENT_OF_IN_USE = "parent-of-in-use"
     # Containers kept.
@@ -252,9 +292,10 @@ class Reason(enum.StrEnum):
 
 
 REMOVAL_REASONS: Mapping[str, tuple[Reason, ...]] = {
-    "image": (Reason.SPACE, Reason.AGE),
-    "container": (Reason.AGE, Reason.PER_UNIT_CAP, Reason.GLOBAL_CAP),
+    "image": (Reason.SPACE, Reason.INODES, Reason.AGE),
+    "container": (Reason.AGE, Reason.PER_UNIT_CAP, Reason.GLOBAL_CAP, Reason.DISK_PRESSURE),
     "sandbox": (Reason.SUPERSEDED,),
+    "build-cache": (Reason.SPACE, Reason.INODES, Reason.AGE),
 }
 """The reasons the policy removes each kind of object for (the rest are reasons to keep): a new
 removal reason is added here, beside the enum, and metrics and docs follow from it."""
@@ -299,6 +340,9 @@ class ImagePlan:
     inode_usage_percent: int = 0
     # Inodes the inode rule asks for (0 below the inode high threshold).
     inodes_to_free: int = 0
+    # What the plan frees before images and counts towards bytes_to_free: the build cache, and
+    # dead containers removed under disk pressure.
+    freed_before: int = 0
 
     @property
     def removals(self) -> tuple[ImageDecision, ...]:
@@ -326,9 +370,10 @@ class ImagePlan:
 
     @property
     def target_reachable(self) -> bool:
-        """Whether the planned removals cover what the disk rules ask for (inodes: where the
+        """Whether the planned removals (with what the plan frees before images: build cache,
+        dead containers under pressure) cover what the disk rules ask for (inodes: where the
         runtime cannot tell, whether anything can be removed at all)."""
-        if self.bytes_planned < self.bytes_to_free:
+        if self.freed_before + self.bytes_planned < self.bytes_to_free:
             return False
         if not self.inodes_to_free:
             return True
@@ -346,6 +391,34 @@ class ContainerPlan:
 
 
 @dataclass(frozen=True, slots=True)
+class BuildCacheDecision:
+    record: BuildCacheRecord
+    action: Action
+    reason: Reason
+    # What removing it frees in this plan (0 when kept; a shared record frees nothing alone).
+    frees_bytes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class BuildCachePlan:
+    """The build cache's part of a plan. `observed` False: not looked at (below the
+    thresholds with no maximum age, build cache GC off, or an engine without BuildKit)."""
+
+    observed: bool
+    decisions: tuple[BuildCacheDecision, ...] = ()
+    # What removing every record not in use and not shared would free (docker's "reclaimable").
+    bytes_reclaimable: int = 0
+
+    @property
+    def removals(self) -> tuple[BuildCacheDecision, ...]:
+        return tuple(d for d in self.decisions if d.action is Action.REMOVE)
+
+    @property
+    def bytes_planned(self) -> int:
+        return sum(d.frees_bytes for d in self.removals)
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
     """What one full cycle would do, and why, for every object on the node."""
 
@@ -353,6 +426,7 @@ class Plan:
     filesystem: FilesystemStats
     containers: ContainerPlan
     images: ImagePlan
+    build_cache: BuildCachePlan = field(default_factory=lambda: BuildCachePlan(observed=False))
 
 
 class Outcome(enum.StrEnum):
@@ -365,7 +439,7 @@ class Outcome(enum.StrEnum):
 class RemovalResult:
     """What happened when the executor tried one planned removal."""
 
-    kind: str  # "image" or "container"
+    kind: str  # "image", "container", "sandbox" or "build-cache"
     id: str
     name: str
     reason: Reason

@@ -43,7 +43,7 @@ def render_table(entries: Iterable[Mapping[str, Any]], now: datetime) -> str:
         outcome = str(e.get("outcome", ""))
         if outcome == "removed":
             removed += 1
-            if e.get("kind") == "image":
+            if e.get("kind") in ("image", "build-cache"):
                 freed += size
         elif outcome == "skipped":
             skipped += 1
@@ -66,7 +66,7 @@ def render_table(entries: Iterable[Mapping[str, Any]], now: datetime) -> str:
         return "No removals recorded."
     summary = (
         f"{len(rows)} attempt{'s' * (len(rows) != 1)}: {removed} removed "
-        f"({human_bytes(freed)} of images), {skipped} skipped, {failed} failed"
+        f"({human_bytes(freed)} of images and build cache), {skipped} skipped, {failed} failed"
     )
     return table(HEADERS, rows) + "\n" + summary
 

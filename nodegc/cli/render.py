@@ -10,6 +10,8 @@ from nodegc.collect.cycle import CycleReport
 from nodegc.durations import humanize_age
 from nodegc.model import (
     Action,
+    BuildCacheDecision,
+    BuildCachePlan,
     Container,
     ContainerDecision,
     FilesystemStats,
@@ -77,13 +79,37 @@ def image_plan_json(p: ImagePlan, fs: FilesystemStats) -> dict[str, Any]:
         "usage_percent": p.usage_percent,
         "bytes_to_free": p.bytes_to_free,
         "bytes_planned": p.bytes_planned,
-        "projected_usage_percent": fs.usage_percent_after(p.bytes_planned),
+        "projected_usage_percent": fs.usage_percent_after(p.freed_before + p.bytes_planned),
         "inode_usage_percent": p.inode_usage_percent,
         "inode_high_threshold_percent": p.inode_high_threshold_percent,
         "inode_low_threshold_percent": p.inode_low_threshold_percent,
         "inodes_to_free": p.inodes_to_free,
         "projected_inode_usage_percent": projected_inode_usage(p, fs),
         "decisions": [image_decision_json(d) for d in p.decisions],
+    }
+
+
+def build_cache_decision_json(d: BuildCacheDecision) -> dict[str, Any]:
+    r = d.record
+    return {
+        "id": r.id,
+        "type": r.type,
+        "description": r.description,
+        "action": str(d.action),
+        "reason": str(d.reason),
+        "size_bytes": r.size_bytes,
+        "frees_bytes": d.frees_bytes,
+        "last_used": iso(r.last_used),
+        "usage_count": r.usage_count,
+    }
+
+
+def build_cache_json(p: BuildCachePlan) -> dict[str, Any]:
+    """`bytes_reclaimable` is null when the build cache was not looked at (below the thresholds
+    with no maximum age, build cache GC off, or an engine without one)."""
+    return {
+        "bytes_reclaimable": p.bytes_reclaimable if p.observed else None,
+        "decisions": [build_cache_decision_json(d) for d in p.decisions],
     }
 
 
@@ -108,6 +134,7 @@ def plan_json(plan: Plan) -> dict[str, Any]:
         "containers": {
             "decisions": [container_decision_json(d) for d in plan.containers.decisions]
         },
+        "build_cache": build_cache_json(plan.build_cache),
     }
 
 
@@ -134,6 +161,20 @@ def _with_outcomes(
         else:
             d["outcome"], d["detail"] = str(r.outcome), r.detail
     return decisions
+
+
+def _cache_with_outcomes(
+    decisions: list[dict[str, Any]], results: Mapping[str, RemovalResult], dry_run: bool
+) -> list[dict[str, Any]]:
+    """As `_with_outcomes`; a record the plan kept that the closed loop removed anyway (the disk
+    had not come back as planned, or its image went) shows the removal it had."""
+    for d in decisions:
+        r = results.get(d["id"])
+        if r is not None and not dry_run:
+            d["action"], d["reason"] = str(Action.REMOVE), str(r.reason)
+            d["frees_bytes"] = r.size_bytes
+            d["outcome"], d["detail"] = str(r.outcome), r.detail
+    return _with_outcomes(decisions, results, dry_run)
 
 
 def cycle_json(report: CycleReport) -> dict[str, Any]:
@@ -167,8 +208,18 @@ def cycle_json(report: CycleReport) -> dict[str, Any]:
         "containers": {"decisions": _with_outcomes(containers, by_id, report.dry_run)},
         "images": images,
         "sandboxes": [_result_json(r) for r in report.container_results if r.kind == "sandbox"],
+        "build_cache": _cycle_build_cache_json(report, by_id),
         "failures": len(report.failures),
     }
+
+
+def _cycle_build_cache_json(
+    report: CycleReport, by_id: Mapping[str, RemovalResult]
+) -> dict[str, Any]:
+    plan = report.build_cache_plan
+    data = build_cache_json(plan)
+    data["decisions"] = _cache_with_outcomes(data["decisions"], by_id, report.dry_run)
+    return data
 
 
 def _result_json(r: RemovalResult) -> dict[str, Any]:
@@ -227,9 +278,14 @@ def image_summary(p: ImagePlan, fs: FilesystemStats) -> str:
             f"Image GC: usage {p.usage_percent}% >= high threshold {p.high_threshold_percent}%: "
             f"free {human_bytes(p.bytes_to_free)} to reach {p.low_threshold_percent}%"
         )
+    before = (
+        f" after {human_bytes(p.freed_before)} of build cache and dead containers"
+        if p.freed_before
+        else ""
+    )
     tail = (
-        f"; planned {human_bytes(p.bytes_planned)} in {n} image{'s' * (n != 1)}, "
-        f"projected usage {fs.usage_percent_after(p.bytes_planned)}%"
+        f"; planned {human_bytes(p.bytes_planned)} in {n} image{'s' * (n != 1)}{before}, "
+        f"projected usage {fs.usage_percent_after(p.freed_before + p.bytes_planned)}%"
     )
     if p.inodes_to_free:
         projected = projected_inode_usage(p, fs)
@@ -286,6 +342,57 @@ def _container_rows(
     return rows
 
 
+def build_cache_summary(p: BuildCachePlan) -> str | None:
+    """One line about the build cache; None when it was not looked at or holds no record (an
+    engine without BuildKit, such as Podman, lists none: silent)."""
+    if not p.observed or not p.decisions:
+        return None
+    n = len(p.removals)
+    return (
+        f"Build cache: {len(p.decisions)} record{'s' * (len(p.decisions) != 1)}, "
+        f"{human_bytes(p.bytes_reclaimable)} reclaimable; planned "
+        f"{human_bytes(p.bytes_planned)} in {n} record{'s' * (n != 1)}"
+    )
+
+
+def _build_cache_rows(
+    decisions: Sequence[BuildCacheDecision], now: datetime, outcomes: Mapping[str, str] | None
+) -> list[list[str]]:
+    rows = []
+    for d in decisions:
+        r = d.record
+        row = [
+            str(d.action),
+            str(d.reason),
+            r.id[:12],
+            r.type,
+            r.describe(),
+            human_bytes(r.size_bytes),
+            human_bytes(d.frees_bytes) if d.action is Action.REMOVE else "-",
+            _ago(now, r.last_used),
+            str(r.usage_count),
+        ]
+        if outcomes is not None:
+            row.append(outcomes.get(r.id, "kept" if d.action is Action.KEEP else "-"))
+        rows.append(row)
+    return rows
+
+
+BUILD_CACHE_HEADERS = [
+    "ACTION", "REASON", "RECORD", "TYPE", "DESCRIPTION", "SIZE", "FREES", "LAST USED", "USES",
+]  # fmt: skip
+
+
+def _build_cache_section(
+    p: BuildCachePlan, now: datetime, outcomes: Mapping[str, str] | None
+) -> list[str]:
+    if not p.observed or not p.decisions:
+        return []
+    headers = BUILD_CACHE_HEADERS + (["OUTCOME"] if outcomes is not None else [])
+    rows = _build_cache_rows(p.decisions, now, outcomes)
+    return ["", _section("Build cache", p.decisions, headers, rows)]
+
+
 # SIZE: the image's listed size (every layer it uses); FREES: what removing it frees in this plan.
 IMAGE_HEADERS = ["ACTION", "REASON", "IMAGE", "TAGS", "SIZE", "FREES", "FIRST SEEN", "LAST USED"]
 CONTAINER_HEADERS = ["ACTION", "REASON", "CONTAINER", "NAME", "STATE", "EVICT UNIT", "STOPPED"]
@@ -306,7 +413,9 @@ def plan_table(plan: Plan, kubelet_line: str | None = None) -> str:
         "nodegc report — a dry run: nothing is changed",
         filesystem_line(plan.filesystem),
         image_summary(plan.images, plan.filesystem),
+        *([line] if (line := build_cache_summary(plan.build_cache)) else []),
         *([kubelet_line] if kubelet_line else []),
+        *_build_cache_section(plan.build_cache, now, None),
         "",
         _section(
             "Containers",
@@ -338,9 +447,14 @@ def cycle_table(report: CycleReport) -> str:
         for d in (*report.plan.containers.removals, *report.image_plan.removals):
             key = d.container.id if isinstance(d, ContainerDecision) else d.image.id
             outcomes[key] = "would remove"
+        for c in report.build_cache_plan.removals:
+            outcomes[c.record.id] = "would remove"
     title = "nodegc once --dry-run — nothing is changed" if report.dry_run else "nodegc once"
     parts = [title, "before: " + filesystem_line(report.filesystem_before)]
     parts.append(image_summary(report.image_plan, report.filesystem_before))
+    if line := build_cache_summary(report.build_cache_plan):
+        parts.append(line)
+    parts += _build_cache_section(report.build_cache_plan, now, outcomes)
     parts += [
         "",
         _section(
@@ -372,9 +486,11 @@ def cycle_table(report: CycleReport) -> str:
     skipped = [r for r in report.results if str(r.outcome) == "skipped"]
     if not report.dry_run:
         parts.append(
-            f"Removed {sum(r.kind == 'container' for r in removed)} containers and "
+            f"Removed {sum(r.kind == 'container' for r in removed)} containers, "
+            f"{sum(r.kind == 'build-cache' for r in removed)} build cache records "
+            f"({human_bytes(report.build_cache_bytes_freed)}) and "
             f"{sum(r.kind == 'image' for r in removed)} images "
-            f"(image GC freed {human_bytes(report.image_bytes_freed)}, measured); "
+            f"(image GC freed {human_bytes(report.disk_bytes_freed)}, measured); "
             f"{len(skipped)} skipped, {len(report.failures)} failed."
         )
     if report.ran_images and not report.target_reached:
@@ -387,14 +503,15 @@ def free_disk_space_failed(report: CycleReport) -> str:
     and what image GC freed of what the thresholds asked for."""
     fs = report.images_after or report.filesystem_after or report.filesystem_before
     p = report.image_plan
-    freed = report.image_bytes_freed
+    freed = report.disk_bytes_freed
     verb = "would free" if report.dry_run else "freed"
     parts = []
     if p.bytes_to_free or not p.inodes_to_free:
         parts.append(
             f"image filesystem {fs.path} is {fs.usage_percent}% used "
             f"({human_bytes(fs.used_bytes)} of {human_bytes(fs.capacity_bytes)}); deleting "
-            f"unused images {verb} {human_bytes(freed)} of the {human_bytes(p.bytes_to_free)} "
+            f"build cache, unused images and dead containers {verb} {human_bytes(freed)} of the "
+            f"{human_bytes(p.bytes_to_free)} "
             f"needed to reach {p.low_threshold_percent}%"
         )
     if p.inodes_to_free:

@@ -15,14 +15,17 @@ from datetime import datetime
 
 from nodegc import policy
 from nodegc.clock import Clock, utcnow
+from nodegc.collect.build_cache import collect_build_cache
 from nodegc.collect.observe import Measure, measure, take_snapshot
 from nodegc.collect.relief import Candidate, relieve
 from nodegc.collect.removal import ResultListener, carry_out, log_result, tell
 from nodegc.collect.sandboxes import collect_sandboxes
-from nodegc.config import Settings
+from nodegc.config import ImageSettings, Settings
 from nodegc.model import (
     Action,
+    BuildCachePlan,
     ContainerDecision,
+    DiskUsage,
     FilesystemStats,
     History,
     ImageDecision,
@@ -35,11 +38,17 @@ from nodegc.model import (
     Snapshot,
     short_id,
 )
+from nodegc.policy.build_cache import needs_listing, shared_layers
 from nodegc.policy.finish_times import finish_times_needed, with_finish_times
 from nodegc.policy.history import observe, record_events
-from nodegc.policy.images import image_holdings, target_met
+from nodegc.policy.images import (
+    image_holdings,
+    target_met,
+    under_disk_pressure,
+    under_inode_pressure,
+)
 from nodegc.policy.space import Ledger
-from nodegc.runtime import Runtime, connect
+from nodegc.runtime import Runtime, RuntimeError_, RuntimeUnavailable, connect
 from nodegc.state.store import StateDir, StateError
 
 log = logging.getLogger(__name__)
@@ -62,6 +71,12 @@ class CycleReport:
     container_results: list[RemovalResult] = field(default_factory=list)
     image_results: list[RemovalResult] = field(default_factory=list)
     ran_images: bool = True
+    # The build cache plan carried out (made with the image plan), and what its walk did.
+    build_cache_plan: BuildCachePlan = field(default_factory=lambda: BuildCachePlan(False))
+    build_cache_results: list[RemovalResult] = field(default_factory=list)
+    # Measured around the image removals alone (the build cache's and dead containers' steps of
+    # the same image GC are not counted in it); None: no image step ran.
+    images_freed: int | None = None
     # The image filesystem as measured when image GC was planned and when its loop stopped.
     images_before: FilesystemStats | None = None
     images_after: FilesystemStats | None = None
@@ -70,7 +85,11 @@ class CycleReport:
 
     @property
     def results(self) -> list[RemovalResult]:
-        return self.container_results + self.image_results
+        return self.container_results + self.build_cache_results + self.image_results
+
+    @property
+    def build_cache_bytes_freed(self) -> int:
+        return sum(r.size_bytes for r in self.build_cache_results if r.outcome is Outcome.REMOVED)
 
     @property
     def failures(self) -> list[RemovalResult]:
@@ -82,6 +101,19 @@ class CycleReport:
         filled faster meanwhile). A dry run: what the plan says its removals free."""
         if self.dry_run:
             return self.image_plan.bytes_planned
+        if self.images_freed is not None:
+            return self.images_freed
+        if self.images_before is None or self.images_after is None:
+            return 0
+        return max(0, self.images_after.available_bytes - self.images_before.available_bytes)
+
+    @property
+    def disk_bytes_freed(self) -> int:
+        """Measured: the bytes statvfs shows came back over the whole of image GC (the build
+        cache, images and dead containers it removed for the disk). A dry run: what the plan
+        says all of them free."""
+        if self.dry_run:
+            return self.image_plan.freed_before + self.image_plan.bytes_planned
         if self.images_before is None or self.images_after is None:
             return 0
         return max(0, self.images_after.available_bytes - self.images_before.available_bytes)
@@ -148,15 +180,24 @@ class Collector:
         self.last_snapshot: Snapshot | None = None
         # Set when the process is asked to stop: removals not yet started are skipped.
         self.stopping = threading.Event()
+        # Set while image GC, having found the disk above a high threshold, brings it down: the
+        # steps after the first plan go on to the low thresholds whatever the high ones say
+        # (the plan that found the pressure: which of bytes and inodes it was).
+        self._until_low: ImagePlan | None = None
 
     # -- observe ----------------------------------------------------------------------------
-    def observe(self) -> Snapshot:
-        """A complete snapshot, folded into history (and saved, when this collector persists)."""
+    def observe(self, *, report: bool = False) -> Snapshot:
+        """A complete snapshot, folded into history (and saved, when this collector persists).
+
+        The costly questions (the build cache, writable-layer sizes: one request) are asked only
+        where the plan needs them: under disk pressure, for `report` (`report=True`), or for the
+        build cache's maximum age."""
         with self.lock:
             now = self.clock()
             snapshot = take_snapshot(
                 self.runtime, self.settings.images.filesystem_path, now, measure=self.measure
             )
+            snapshot = self._with_disk_usage(snapshot, report=report)
             snapshot = self._resolve_finish_times(snapshot)
             snapshot = self._with_layers(snapshot)
             new_ids = [i.id for i in snapshot.images if i.id not in self.history.images]
@@ -165,6 +206,47 @@ class Collector:
             self.last_snapshot = snapshot
             self.save_history()
             return snapshot
+
+    def _image_settings(self) -> ImageSettings:
+        """The image settings plans are made with: as configured; while image GC is bringing
+        the disk down (`_until_low`), with each high threshold just above its low one, so that
+        what is left to free is asked for down to the low threshold."""
+        images = self.settings.images
+        found = self._until_low
+        if found is None:
+            return images
+        update: dict[str, int] = {}
+        if found.bytes_to_free and images.high_threshold_percent < 100:
+            update["high_threshold_percent"] = images.low_threshold_percent + 1
+        if found.inodes_to_free and images.inode_high_threshold_percent < 100:
+            update["inode_high_threshold_percent"] = images.inode_low_threshold_percent + 1
+        return images.model_copy(update=update)
+
+    def _with_disk_usage(self, snapshot: Snapshot, *, report: bool) -> Snapshot:
+        images, containers = self._image_settings(), self.settings.containers
+        pressure = under_disk_pressure(
+            snapshot.filesystem, images.high_threshold_percent
+        ) or under_inode_pressure(snapshot.filesystem, images.inode_high_threshold_percent)
+        cache = needs_listing(self.settings.build_cache, under_pressure=pressure, report=report)
+        sizes = (
+            pressure
+            and containers.remove_under_disk_pressure
+            and any(c.state.is_dead for c in snapshot.containers)
+        )
+        if not cache and not sizes:
+            return snapshot
+        try:
+            usage = self.runtime.disk_usage(build_cache=cache, container_sizes=sizes)
+        except RuntimeUnavailable:
+            raise
+        except RuntimeError_ as exc:
+            # Not a listing the plan can act on partially: no build cache GC this cycle and no
+            # writable-layer sizes (the closed loop measures); images and containers go on.
+            log.warning(
+                "build cache and writable-layer sizes unavailable", extra={"error": str(exc)}
+            )
+            return snapshot
+        return replace(snapshot, disk_usage=usage)
 
     def _with_layers(self, snapshot: Snapshot) -> Snapshot:
         """The snapshot with every image's layers: from what is kept, else asked of the runtime
@@ -184,10 +266,17 @@ class Collector:
         those (`policy.finish_times`): a round at a time, as each answer can settle others.
         Raises RuntimeUnavailable like a listing: nothing is decided on a partial answer."""
         asked: set[str] = set()
+        high = self._image_settings().high_threshold_percent
+        pressure = under_disk_pressure(snapshot.filesystem, high)
         for attempt in range(FINISH_TIME_ROUNDS + 1):
             batch = None if attempt == FINISH_TIME_ROUNDS else FINISH_TIME_BATCH
             need = finish_times_needed(
-                snapshot, self.history, self.settings.containers, snapshot.taken_at, batch
+                snapshot,
+                self.history,
+                self.settings.containers,
+                snapshot.taken_at,
+                batch,
+                under_pressure=pressure,
             )
             need = [i for i in need if i not in asked]
             if not need:
@@ -222,23 +311,30 @@ class Collector:
             self.history_save_error = str(exc)
 
     def plan(
-        self, snapshot: Snapshot, avoid_images: Sequence[str] = (), *, projected: bool = True
+        self,
+        snapshot: Snapshot,
+        avoid_images: Sequence[str] = (),
+        *,
+        projected: bool = True,
+        containers_under_pressure: bool = True,
     ) -> Plan:
         """The policy's plan for `snapshot`. `projected`: images may count on this plan's
         container removals (true for a dry run and a full cycle's preview)."""
         return policy.plan(
             snapshot,
             self.history,
-            self.settings.images,
+            self._image_settings(),
             self.settings.containers,
             snapshot.taken_at,
             avoid_images=avoid_images,
             dependents_first=projected,
+            build_cache=self.settings.build_cache,
+            containers_under_pressure=containers_under_pressure,
         )
 
     def report(self) -> Plan:
         """The dry run: the plan of one full cycle; the engine is not asked to change anything."""
-        return self.plan(self.observe())
+        return self.plan(self.observe(report=True))
 
     # -- act --------------------------------------------------------------------------------
     def cycle(
@@ -249,7 +345,7 @@ class Collector:
         Raises RuntimeUnavailable when a listing fails: nothing is removed on partial information.
         """
         with self.lock:
-            snapshot = self.observe()
+            snapshot = self.observe(report=dry_run)
             first = self.plan(snapshot)
             report = CycleReport(
                 dry_run=dry_run,
@@ -257,20 +353,139 @@ class Collector:
                 image_plan=first.images,
                 filesystem_before=snapshot.filesystem,
                 ran_images=images,
+                build_cache_plan=first.build_cache,
             )
             if dry_run:
                 return report
             if containers:
-                report.container_results = self._remove_all(first.containers.removals)
+                # By the caps now; those only disk pressure lets go come after images.
+                by_caps = [
+                    d for d in first.containers.removals if d.reason is not Reason.DISK_PRESSURE
+                ]
+                report.container_results = self._remove_all(by_caps)
                 # Sandboxes (CRI) after their containers: dependents before owners.
                 report.container_results += collect_sandboxes(
                     self.runtime, self.settings, self.clock(), self.listeners
                 )
             if images:
-                self._image_gc(report, snapshot if not containers else None)
+                self._free_disk(report, snapshot if not containers else None)
             report.filesystem_after = self.measure(snapshot.filesystem.path)
             self.save_history()
             return report
+
+    # -- under pressure: build cache, then images, then dead containers ---------------------
+    def _at_target(self, path: str, plan: ImagePlan) -> bool:
+        """A fresh measurement (statvfs) shows what `plan` asked for (`target_met`)."""
+        return target_met(self.measure(path), plan)
+
+    def _free_disk(self, report: CycleReport, current: Snapshot | None) -> None:
+        try:
+            self._free_disk_in_order(report, current)
+        finally:  # where image GC left the disk, whichever step it stopped at
+            self._until_low = None
+            if report.images_before is not None:
+                report.images_after = self.measure(report.images_before.path)
+
+    def _free_disk_in_order(self, report: CycleReport, current: Snapshot | None) -> None:
+        """Image GC, in the order of what fills a disk: build cache records (least recently used
+        first, the disk re-measured between removals), then unused images, then the records
+        those images held (unshared now), then dead containers the caps keep (with
+        `containers.remove_under_disk_pressure`) and the images they leave unused. Each step
+        starts only while the disk is still above its low threshold (`age` removals go
+        whatever the disk)."""
+        snapshot = current if current is not None else self.observe()
+        path = snapshot.filesystem.path
+        plan = self.plan(snapshot, projected=False)
+        report.image_plan = plan.images
+        report.images_before = snapshot.filesystem
+        report.build_cache_plan = plan.build_cache
+        wanted = plan.images
+        self._until_low = wanted if wanted.under_pressure else None  # what follows: to low
+
+        def reached() -> bool:
+            return not wanted.under_pressure or self._at_target(path, wanted)
+
+        self._build_cache_pass(report, plan.build_cache, wanted, path)
+        removed = {r.id for r in report.build_cache_results if r.outcome is Outcome.REMOVED}
+        if removed:
+            snapshot = _after_cache_removals(snapshot, removed, self.measure(path))
+        self._image_gc(report, snapshot)
+        if reached():
+            return
+        if self._unshared_possible(report, plan.build_cache):
+            self._build_cache_pass(report, self.plan(self.observe()).build_cache, wanted, path)
+        if not self.settings.containers.remove_under_disk_pressure or reached():
+            return
+        snapshot = self.observe()
+        pressure = [
+            d for d in self.plan(snapshot).containers.removals if d.reason is Reason.DISK_PRESSURE
+        ]
+        results = self._containers_under_pressure(snapshot, pressure, wanted, path)
+        report.container_results.extend(results)
+        if not any(r.outcome is Outcome.REMOVED for r in results) or reached():
+            return
+        before = len(report.image_results)
+        self._image_gc(report, None)
+        freed_images = report.image_results[before:]
+        if any(r.outcome is Outcome.REMOVED for r in freed_images) and not reached():
+            self._build_cache_pass(report, self.plan(self.observe()).build_cache, wanted, path)
+
+    def _containers_under_pressure(
+        self,
+        snapshot: Snapshot,
+        decisions: Sequence[ContainerDecision],
+        wanted: ImagePlan,
+        path: str,
+    ) -> list[RemovalResult]:
+        """Dead containers for disk pressure, longest stopped first, through the closed loop:
+        each frees its writable layer (as the engine sized it); the walk stops at the target."""
+        sizes = snapshot.disk_usage.container_sizes or {}
+        ledger = Ledger(
+            {
+                f"container:{d.container.id}": (
+                    Layer(f"rw:{d.container.id}", sizes.get(d.container.id, 0), None),
+                )
+                for d in decisions
+            }
+        )
+        relief = relieve(
+            [Candidate(key=f"container:{d.container.id}", item=d) for d in decisions],
+            ledger=ledger,
+            measured=self.measure(path),
+            measure=lambda: self.measure(path),
+            target_met=lambda fs: target_met(fs, wanted),
+            under_pressure=True,
+            remove=lambda c, _measured: self._remove_one(c.item),
+            skip=lambda c, _key: self._remove_one(c.item),  # no prerequisites: never called
+            workers=self.settings.runtime.max_concurrent_removals,
+            stopping=self.stopping,
+            listeners=self.listeners,
+        )
+        return relief.results
+
+    def _build_cache_pass(
+        self, report: CycleReport, plan: BuildCachePlan, wanted: ImagePlan, path: str
+    ) -> None:
+        """The build cache walk through the closed loop, towards what `wanted` (the plan that
+        found the pressure) asks for."""
+        pressure = wanted.under_pressure
+        report.build_cache_results += collect_build_cache(
+            self.runtime,
+            plan,
+            measured=self.measure(path),
+            measure=lambda: self.measure(path),
+            target_met=lambda fs: not pressure or target_met(fs, wanted),
+            under_pressure=pressure,
+            stopping=self.stopping,
+            listeners=self.listeners,
+            already=[r.id for r in report.build_cache_results],
+        )
+
+    @staticmethod
+    def _unshared_possible(report: CycleReport, plan: BuildCachePlan) -> bool:
+        """Whether removed images may have left records unshared (worth one more listing)."""
+        removed = any(r.outcome is Outcome.REMOVED for r in report.image_results)
+        return removed and any(d.record.shared for d in plan.decisions)
 
     def _image_gc(self, report: CycleReport, current: Snapshot | None) -> None:
         """Image GC on what is there now (a fresh observation after container GC, or the cycle's
@@ -279,7 +494,10 @@ class Collector:
         measured disk no longer needs are left out, and when the plan does not get there (the
         engine refused one, the disk took back less) the loop goes on down the same order."""
         snapshot = current if current is not None else self.observe()
-        plan = self.plan(snapshot, projected=False).images
+        plan = self.plan(snapshot, projected=False, containers_under_pressure=False).images
+        # The cycle's image plan (what the report shows) is the one `_free_disk` made before
+        # the build cache walk; this pass works from its own, on the disk as it is now.
+        shown, shown_before = report.image_plan, report.images_before
         report.image_plan = plan
         report.images_before = snapshot.filesystem
         children: dict[str, list[str]] = {}
@@ -298,6 +516,10 @@ class Collector:
             if d.action is Action.REMOVE or d.reason is Reason.TARGET_REACHED
         ]
         path = snapshot.filesystem.path
+        ledger = Ledger(image_holdings(snapshot.images, snapshot.layers))
+        records = snapshot.disk_usage.build_cache
+        for holder, layers in shared_layers(records, snapshot.layers).items():
+            ledger.add(holder, layers)
 
         def remove(c: Candidate, measured: FilesystemStats) -> RemovalResult:
             d: ImageDecision = c.item
@@ -312,7 +534,7 @@ class Collector:
 
         relief = relieve(
             candidates,
-            ledger=Ledger(image_holdings(snapshot.images, snapshot.layers)),
+            ledger=ledger,
             measured=snapshot.filesystem,
             measure=lambda: self.measure(path),
             target_met=lambda fs: target_met(fs, plan),
@@ -323,11 +545,13 @@ class Collector:
             stopping=self.stopping,
             listeners=self.listeners,
         )
-        report.image_results = relief.results
-        report.images_not_needed = relief.not_needed
+        report.image_results = report.image_results + relief.results
+        report.images_not_needed |= relief.not_needed
         report.images_after = self.measure(path)
+        came_back = report.images_after.available_bytes - snapshot.filesystem.available_bytes
+        report.images_freed = (report.images_freed or 0) + max(0, came_back)
         if plan.under_pressure and not target_met(report.images_after, plan):
-            log.warning(
+            log.info(
                 "image GC ran out of candidates above the low threshold",
                 extra={
                     "path": path,
@@ -335,6 +559,8 @@ class Collector:
                     "inode_usage_percent": report.images_after.inode_usage_percent,
                 },
             )
+        report.image_plan = shown
+        report.images_before = shown_before or snapshot.filesystem
 
     def _child_stays(self, d: ImageDecision, child_id: str) -> RemovalResult:
         """A parent whose child this cycle could not remove: the engine would refuse it."""
@@ -363,6 +589,18 @@ class Collector:
         return results
 
     def _remove_one(self, decision: ContainerDecision | ImageDecision) -> RemovalResult:
+        """One removal; a dead container's result carries its writable layer's size (the
+        engine's, when it was asked)."""
+        result = self._carry_out(decision)
+        if isinstance(decision, ContainerDecision) and result.outcome is Outcome.REMOVED:
+            last = self.last_snapshot
+            sizes = last.disk_usage.container_sizes if last is not None else None
+            size = (sizes or {}).get(decision.container.id, 0)
+            if size:
+                result = replace(result, size_bytes=size)
+        return result
+
+    def _carry_out(self, decision: ContainerDecision | ImageDecision) -> RemovalResult:
         if isinstance(decision, ContainerDecision):
             c = decision.container
             kind, obj_id, name, size = "container", c.id, c.name, 0
@@ -403,3 +641,12 @@ class Collector:
         )
         log_result(result, fields)
         return result
+
+
+def _after_cache_removals(snapshot: Snapshot, removed: set[str], fs: FilesystemStats) -> Snapshot:
+    """The snapshot as it stands after the build cache walk: the records removed are gone and the
+    filesystem is measured again (the images and containers did not change: no new listing)."""
+    records = snapshot.disk_usage.build_cache
+    remaining = None if records is None else tuple(r for r in records if r.id not in removed)
+    usage = DiskUsage(build_cache=remaining, container_sizes=snapshot.disk_usage.container_sizes)
+    return replace(snapshot, filesystem=fs, disk_usage=usage)

@@ -6,6 +6,7 @@ kubelet's config file and turns it into settings overrides.
 """
 
 from nodegc.config.settings import (
+    BuildCacheSettings,
     ConfigError,
     ContainerSettings,
     ImageSettings,
@@ -22,6 +23,7 @@ from nodegc.config.settings import (
 )
 
 __all__ = [
+    "BuildCacheSettings",
     "ConfigError",
     "ContainerSettings",
     "ImageSettings",

@@ -35,6 +35,7 @@ ENV_PREFIX = "NODEGC_"
 ENV_NESTED_DELIMITER = "__"
 MAX_PERIOD = timedelta(days=365)
 MAX_TIMEOUT = timedelta(days=1)
+MAX_AGE = timedelta(days=100 * 365)
 
 
 def _to_duration(value: Any) -> Any:
@@ -199,6 +200,13 @@ class ContainerSettings(_Section):
     gc_period: Duration = Field(
         timedelta(minutes=1), description="`nodegc run`: period of container GC."
     )
+    remove_under_disk_pressure: bool = Field(
+        True,
+        description="Under disk pressure, when build cache and unused images cannot reach the "
+        "low threshold, remove dead containers the caps would keep too (longest stopped first; "
+        "never nodegc.io/keep=true, never younger than minimum_age), as the kubelet's eviction "
+        "manager does. false: the caps are the only rule.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> ContainerSettings:
@@ -210,6 +218,39 @@ class ContainerSettings(_Section):
             raise ValueError(
                 f"containers.maximum_age = {format_duration(self.maximum_age)}: must be above "
                 f"containers.minimum_age ({format_duration(self.minimum_age)}), or 0s to turn "
+                "it off"
+            )
+        return self
+
+
+class BuildCacheSettings(_Section):
+    """[build_cache]: BuildKit build cache GC (Docker). Off, and silent, on engines without it."""
+
+    enabled: bool = Field(
+        True,
+        description="Remove build cache records not in use: under disk pressure first, least "
+        "recently used first (before images), and those unused longer than maximum_age.",
+    )
+    minimum_age: Duration = Field(
+        timedelta(minutes=10),
+        description="A record used less than this long ago stays (a pipeline's next step finds "
+        "its cache).",
+    )
+    maximum_age: Duration = Field(
+        timedelta(0),
+        description="Remove a record unused this long, whatever the disk (BuildKit's own idea; "
+        "costs one listing per image GC cycle). 0s = off.",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> BuildCacheSettings:
+        for name in ("minimum_age", "maximum_age"):
+            _check_non_negative(f"build_cache.{name}", getattr(self, name))
+            _check_at_most(f"build_cache.{name}", getattr(self, name), MAX_AGE)
+        if self.maximum_age and self.maximum_age <= self.minimum_age:
+            raise ValueError(
+                f"build_cache.maximum_age = {format_duration(self.maximum_age)}: must be above "
+                f"build_cache.minimum_age ({format_duration(self.minimum_age)}), or 0s to turn "
                 "it off"
             )
         return self
@@ -277,6 +318,7 @@ class Settings(BaseSettings):
     runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
     images: ImageSettings = Field(default_factory=ImageSettings)
     containers: ContainerSettings = Field(default_factory=ContainerSettings)
+    build_cache: BuildCacheSettings = Field(default_factory=BuildCacheSettings)
     state: StateSettings = Field(default_factory=StateSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     log: LogSettings = Field(default_factory=LogSettings)

@@ -386,11 +386,11 @@ class Daemon:
                 f"{report.image_plan.high_threshold_percent}%; removed {len(removed)} images"
             )
         elif kind == "image":
-            self.metrics.image_cycle_freed(report.image_bytes_freed)
+            self.metrics.image_cycle_freed(report.disk_bytes_freed)
             reason = "TargetReached" if report.target_reached else "FreeDiskSpaceFailed"
             plan = report.image_plan
             message = (
-                f"freed {human_bytes(report.image_bytes_freed)} (measured) of "
+                f"freed {human_bytes(report.disk_bytes_freed)} (measured) of "
                 f"{human_bytes(plan.bytes_to_free)} needed; {fs.path} is {fs.usage_percent}% used"
             )
             if plan.inodes_to_free:

@@ -146,6 +146,11 @@ class Metrics:
                 self.cycles.labels(kind=kind, result=result)
             for reason in REMOVAL_REASONS[kind]:
                 self.removed.labels(kind=kind, reason=str(reason))
+        for reason in REMOVAL_REASONS["build-cache"]:
+            self.removed.labels(kind="build-cache", reason=str(reason))
+        for kind in ("build-cache",):
+            self.removal_failures.labels(kind=kind)
+            self.removal_skips.labels(kind=kind)
         self.set_info("")
 
     # -- cycles -----------------------------------------------------------------------------

@@ -110,3 +110,11 @@ def _trim_units(
         for c in members[keep:]:
             decide(c, unit, Action.REMOVE, reason)
         del members[keep:]
+
+
+def under_pressure_order(plan: ContainerPlan) -> list[ContainerDecision]:
+    """The dead containers the caps keep (`within-cap`), longest stopped first (ties by id): those
+    that may go under disk pressure. Never one labelled nodegc.io/keep=true, one stopped less
+    than `minimum_age` ago, or one not dead: those have other reasons."""
+    kept = [d for d in plan.decisions if d.reason is Reason.WITHIN_CAP]
+    return sorted(kept, key=lambda d: (d.container.stopped_at, d.container.id))

@@ -13,7 +13,10 @@ for only where the window does not settle something that depends on it:
 4. an image's last use, which history takes from its latest-stopping dead container (when no
    live container uses it): the windows that could end after the latest time already known, the
    latest-ending first, a few at a time (`batch`); once those are known the rest usually fall
-   behind them.
+   behind them;
+5. under disk pressure (`under_pressure`, with `containers.remove_under_disk_pressure`): the
+   order in which dead containers the caps keep may go, longest stopped first: the windows that
+   overlap another candidate's (a window alone, or a known time, orders itself).
 
 With every answer folded in and nothing left to ask, the plan and the history are the same as
 with every finish time known (tests/unit/test_finish_times.py holds that as a property).
@@ -37,9 +40,12 @@ def finish_times_needed(
     settings: ContainerSettings,
     now: datetime,
     batch: int | None = 8,
+    *,
+    under_pressure: bool = False,
 ) -> list[str]:
     """Ids of the containers whose exact finish time is wanted now (see the module's text);
-    `batch` bounds rule 4 per image (None: every candidate)."""
+    `batch` bounds rule 4 per image (None: every candidate); `under_pressure`: the disk is at or
+    above the high threshold (rule 5)."""
     need: set[str] = set()
     dead = [c for c in snapshot.containers if c.state.is_dead]
     candidates: list[Container] = []  # dead containers the caps may order
@@ -63,7 +69,25 @@ def finish_times_needed(
         candidates.append(c)
     need.update(_ties(candidates, settings))
     need.update(_latest_users(snapshot.containers, dead, history, batch))
+    if under_pressure and settings.remove_under_disk_pressure:
+        need.update(_overlapping(candidates))
     return sorted(need)
+
+
+def _overlapping(candidates: list[Container]) -> Iterable[str]:
+    """Rule 5: unknown members of each group of windows that overlap one another."""
+    spans = sorted(((*_window(c), c) for c in candidates), key=lambda t: (t[0], t[1], t[2].id))
+    group: list[Container] = []
+    end: datetime | None = None
+    for lo, hi, c in [*spans, (None, None, None)]:
+        if lo is None or end is None or lo > end:
+            if len(group) > 1:
+                yield from (m.id for m in group if not m.finish_known)
+            group, end = [], None
+            if lo is None:
+                break
+        group.append(c)
+        end = hi if end is None or hi > end else end
 
 
 def with_finish_times(snapshot: Snapshot, found: Mapping[str, datetime | None]) -> Snapshot:

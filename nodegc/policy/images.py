@@ -154,6 +154,8 @@ def plan_images(
     layers: Mapping[str, Sequence[Layer]] | None = None,
     leaving_containers: Collection[str] = (),
     avoid: Collection[str] = (),
+    freed_before: int = 0,
+    other_holders: Mapping[str, Sequence[Layer]] | None = None,
 ) -> ImagePlan:
     """Decide every image's fate.
 
@@ -171,6 +173,11 @@ def plan_images(
     The decisions come in the order the removals are to be carried out: age removals, space and
     inode removals, then the candidates a closed loop may still take in that order when the disk
     has not come down as planned (`target-reached`), then the images that must stay.
+
+    `freed_before`: what this plan frees before images (the build cache, and dead containers
+    removed under pressure), counted towards `bytes_to_free`. `other_holders`: holders of layers
+    that are not images (a shared build cache record holds its image's layer): a layer they hold
+    is not freed by removing images.
     """
     high, low = settings.high_threshold_percent, settings.low_threshold_percent
     inode_high = settings.inode_high_threshold_percent
@@ -193,6 +200,8 @@ def plan_images(
             children[image.parent_id].append(image)
 
     ledger = Ledger(image_holdings(ordered, layers or {}))
+    for holder, held in (other_holders or {}).items():
+        ledger.add(holder, held)
     unique = {i.id: ledger.frees(i.id).bytes for i in ordered}
 
     keeps: dict[str, tuple[Reason, Sequence[str]]] = {}
@@ -269,7 +278,7 @@ def plan_images(
     for image in ordered:
         if image.id in taken or image.id in keeps:
             continue
-        bytes_short = planned.bytes < wanted
+        bytes_short = freed_before + planned.bytes < wanted
         inodes_short = inodes_wanted > 0 and (
             planned.inodes is None or planned.inodes < inodes_wanted
         )
@@ -300,4 +309,5 @@ def plan_images(
         inode_low_threshold_percent=inode_low,
         inode_usage_percent=fs.inode_usage_percent,
         inodes_to_free=inodes_wanted,
+        freed_before=freed_before,
     )

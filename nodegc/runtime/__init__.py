@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from nodegc.model import Container, Image, Layer, RuntimeEvent
+from nodegc.model import BuildCacheRecord, Container, DiskUsage, Image, Layer, RuntimeEvent
 
 
 class RuntimeError_(Exception):
@@ -66,6 +66,22 @@ class Runtime(Protocol):
     def finish_times(self, container_ids: Sequence[str]) -> Mapping[str, datetime | None]:
         """The exact finish time of each of these dead containers (a request each; cached).
         None where the container is gone or the runtime has no time for it."""
+        ...
+
+    def disk_usage(self, *, build_cache: bool, container_sizes: bool) -> DiskUsage:
+        """The costly questions, in one request: the build cache records (`build_cache`; None
+        where the engine has none) and the writable-layer bytes of dead containers
+        (`container_sizes`; None where the runtime cannot tell). Asked only under disk
+        pressure, for `report`, or for the build cache's maximum age."""
+        ...
+
+    def remove_build_cache(self, record: BuildCacheRecord) -> int:
+        """Remove exactly this build cache record, never one in use (the engine refuses) nor one
+        backing an image layer; the bytes the engine says it reclaimed.
+
+        Raises Conflict when the engine kept it (a build uses it now, or it has children),
+        NotFound when the engine has no build cache (any more).
+        """
         ...
 
     def remove_container(self, container: Container) -> None:

@@ -35,7 +35,16 @@ import docker.errors
 import requests.exceptions
 from docker.transport import UnixHTTPAdapter
 
-from nodegc.model import Container, ContainerState, Image, Layer, RuntimeEvent, short_id
+from nodegc.model import (
+    BuildCacheRecord,
+    Container,
+    ContainerState,
+    DiskUsage,
+    Image,
+    Layer,
+    RuntimeEvent,
+    short_id,
+)
 from nodegc.runtime import Conflict, NotFound, RuntimeError_, RuntimeUnavailable
 from nodegc.runtime.layers import chain_ids
 
@@ -234,6 +243,9 @@ class DockerRuntime:
         self._event_stream: Any = None
         # Image id -> tags a failed removal could not put back yet (the engine was down).
         self._unrestored: dict[str, list[str]] = {}
+        # False once the engine showed it has no build cache (no BuildKit: Podman's /build/prune
+        # is 404): then it is never asked about one again.
+        self.has_build_cache = True
         # Inspects `image_layers` made since the last listing, which `image_tagged_at` reuses:
         # a new image costs one inspect and one history request, whatever is asked of it.
         # Only the tag time is kept (a whole inspect per image would raise the peak RSS).
@@ -572,6 +584,93 @@ class DockerRuntime:
             return None
         return str(data.get("Id") or "") or None
 
+    # -- disk usage: the build cache and writable layers (asked only under pressure) --------
+    def disk_usage(self, *, build_cache: bool, container_sizes: bool) -> DiskUsage:
+        """One request. With `build_cache`: `/system/df` (the build cache records and, in the same
+        answer, every container's `SizeRw`; `type=` keeps newer engines from computing the rest).
+        Without: the containers' listing with sizes, of dead containers only (the engine walks
+        each writable layer it sizes, so the running ones are not asked about)."""
+        build_cache = build_cache and self.has_build_cache
+        if (build_cache or container_sizes) and self.podman:
+            # No BuildKit (silent about it), and sizes left to the closed loop's measurements.
+            self.has_build_cache = build_cache = container_sizes = False
+        if not build_cache and not container_sizes:
+            return DiskUsage()
+        if build_cache:
+            types = ["build-cache", *(["container"] if container_sizes else [])]
+            query = urllib.parse.urlencode([("type", t) for t in types])
+            data = self._get_json(
+                "disk usage", f"/system/df?{query}", "/system/df", {"type": types}
+            )
+            if not isinstance(data, dict):
+                raise RuntimeError_("disk usage: engine answered no object")
+            records = _build_cache_records(data)
+            if records is None:
+                self.has_build_cache = False
+                log.info("the engine has no build cache (no BuildKit): build cache GC is off")
+            sizes = _writable_sizes(data.get("Containers")) if container_sizes else None
+            if container_sizes and sizes is None:
+                sizes = self._dead_container_sizes()
+            return DiskUsage(build_cache=records, container_sizes=sizes)
+        return DiskUsage(container_sizes=self._dead_container_sizes())
+
+    def _dead_container_sizes(self) -> dict[str, int]:
+        filters = json.dumps({"status": ["created", "exited", "dead"]})
+        query = urllib.parse.urlencode({"all": "1", "size": "1", "filters": filters})
+        rows = self._get_json(
+            "list containers with sizes",
+            f"/containers/json?{query}",
+            "/containers/json",
+            {"all": 1, "size": 1, "filters": filters},
+        )
+        return _writable_sizes(rows) or {}
+
+    def _get_json(self, what: str, plain_path: str, sdk_path: str, params: dict[str, Any]) -> Any:
+        if self._plain is not None:
+            return self._plain_json(what, "GET", plain_path)
+        return self._call(
+            what,
+            lambda: self.api._result(self.api._get(self.api._url(sdk_path), params=params), True),
+        )
+
+    def remove_build_cache(self, record: BuildCacheRecord) -> int:
+        """`POST /build/prune` with `filters={"id":[record id]}`: the engine removes that record
+        only, and never while a build uses it (nor a shared one: `all` is not given). The engine
+        takes one id per request and matches it as a pattern, so only plain ids are sent."""
+        what = f"remove build cache {record.id} ({record.describe()})"
+        if not _RECORD_ID.match(record.id):
+            raise RuntimeError_(f"{what}: not a build cache record id; not sent to the engine")
+        if not self.has_build_cache:
+            raise NotFound(f"{what}: the engine has no build cache")
+        filters = json.dumps({"id": [record.id]})
+        try:
+            if self._plain is not None:
+                path = "/build/prune?" + urllib.parse.urlencode({"filters": filters})
+                answer = self._plain_json(what, "POST", path)
+            else:
+                answer = self._call(
+                    what,
+                    lambda: self.api._result(
+                        self.api._post(self.api._url("/build/prune"), params={"filters": filters}),
+                        True,
+                    ),
+                )
+        except NotFound:
+            self.has_build_cache = False  # Podman: no /build/prune
+            raise
+        deleted = list((answer or {}).get("CachesDeleted") or [])
+        others = [d for d in deleted if d != record.id]
+        if others:
+            log.warning(
+                "the engine pruned other build cache records than the one asked for",
+                extra={"record": record.id, "deleted": others},
+            )
+        if record.id not in deleted:
+            raise Conflict(
+                f"{what}: the engine kept it (a build uses it now, it has children, or it is gone)"
+            )
+        return int((answer or {}).get("SpaceReclaimed") or 0)
+
     # -- removal ----------------------------------------------------------------------------
     def remove_container(self, container: Container) -> None:
         what = f"remove container {short_id(container.id)} ({container.name})"
@@ -903,6 +1002,45 @@ def _image(row: dict[str, Any]) -> Image:
         labels=dict(row.get("Labels") or {}),
         parent_id=str(row.get("ParentId") or ""),
     )
+
+
+# BuildKit's record ids: random lowercase base-32 (and digests for some internal records).
+_RECORD_ID = re.compile(r"^[a-z0-9:]{8,80}$")
+
+
+def _build_cache_records(data: dict[str, Any]) -> tuple[BuildCacheRecord, ...] | None:
+    """`/system/df`'s `BuildCache` (null when empty); None when the engine has none (no key)."""
+    if "BuildCache" not in data:
+        return None
+    records = []
+    for row in data.get("BuildCache") or ():
+        parents = row.get("Parents") or ([row["Parent"]] if row.get("Parent") else [])
+        records.append(
+            BuildCacheRecord(
+                id=str(row.get("ID") or ""),
+                parent=str(parents[0]) if parents else None,
+                type=str(row.get("Type") or ""),
+                description=str(row.get("Description") or ""),
+                in_use=bool(row.get("InUse")),
+                shared=bool(row.get("Shared")),
+                size_bytes=max(0, int(row.get("Size") or 0)),
+                created_at=parse_time(row.get("CreatedAt")),
+                last_used=parse_time(row.get("LastUsedAt")),
+                usage_count=int(row.get("UsageCount") or 0),
+            )
+        )
+    return tuple(r for r in records if r.id)
+
+
+def _writable_sizes(rows: Any) -> dict[str, int] | None:
+    """Container id -> `SizeRw` (bytes of its writable layer) from a listing with sizes."""
+    if not isinstance(rows, list):
+        return None
+    return {
+        str(row["Id"]): max(0, int(row.get("SizeRw") or 0))
+        for row in rows
+        if isinstance(row, dict) and row.get("Id")
+    }
 
 
 def _container(row: dict[str, Any], finished_at: datetime | None) -> Container:

@@ -16,7 +16,16 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from nodegc.model import Container, ContainerState, FilesystemStats, Image, Layer, RuntimeEvent
+from nodegc.model import (
+    BuildCacheRecord,
+    Container,
+    ContainerState,
+    DiskUsage,
+    FilesystemStats,
+    Image,
+    Layer,
+    RuntimeEvent,
+)
 from nodegc.runtime import Conflict, NotFound, RuntimeUnavailable
 
 
@@ -56,6 +65,13 @@ class FakeRuntime:
         # which `finish_times` then gives (and counts, in `finish_times_asked`).
         self.finish_window: timedelta | None = None
         self.finish_times_asked: list[str] = []
+        # BuildKit's build cache (None: an engine without one, as Podman or CRI), the images a
+        # shared record backs (it becomes unshared when the last of them goes), and the bytes
+        # of each dead container's writable layer (None: a runtime that cannot tell).
+        self.build_cache: dict[str, BuildCacheRecord] | None = {}
+        self.record_layers: dict[str, tuple[Layer, ...]] = {}
+        self.container_sizes: dict[str, int] | None = {}
+        self.disk_usage_asked: list[tuple[bool, bool]] = []
 
     # -- building the inventory ---------------------------------------------------------------
     def add_image(
@@ -77,13 +93,17 @@ class FakeRuntime:
 
     # -- the disk -----------------------------------------------------------------------------
     def held(self) -> tuple[int, int]:
-        """Bytes and inodes of every layer a remaining image holds, each layer once."""
+        """Bytes and inodes of every layer a remaining image or build cache record holds, each
+        layer once, plus the writable layers of the containers there."""
         seen: dict[str, Layer] = {}
         for image_id in list(self.images):
             for layer in self.layers.get(image_id, ()):
                 seen.setdefault(layer.key, layer)
+        for record_id in self.build_cache or {}:
+            for layer in self.record_layers.get(record_id, ()):
+                seen.setdefault(layer.key, layer)
         return (
-            sum(layer.size_bytes or 0 for layer in seen.values()),
+            sum(layer.size_bytes or 0 for layer in seen.values()) + self.writable_bytes(),
             sum(layer.inodes or 0 for layer in seen.values()),
         )
 
@@ -101,6 +121,27 @@ class FakeRuntime:
     def add_container(self, container: Container) -> Container:
         self.containers[container.id] = container
         return container
+
+    def add_record(self, record: BuildCacheRecord, holds: Sequence[Layer] = ()) -> BuildCacheRecord:
+        """A build cache record on the disk: its own bytes (`size_bytes`), or with `holds` the
+        image layers its snapshot is (it is listed shared while an image holds one of them)."""
+        assert self.build_cache is not None, "this fake engine has no build cache"
+        self.record_layers[record.id] = tuple(holds) or (
+            Layer(key=f"cache:{record.id}", size_bytes=record.size_bytes, inodes=0),
+        )
+        self.build_cache[record.id] = record
+        self._share()
+        return record
+
+    def _share(self) -> None:
+        """Each record listed shared exactly while an image holds one of its layers."""
+        if not self.build_cache:
+            return
+        image_keys = {layer.key for i in list(self.images) for layer in self.layers.get(i, ())}
+        for record_id, record in list((self.build_cache or {}).items()):
+            shared = any(layer.key in image_keys for layer in self.record_layers[record_id])
+            if record.shared != shared:
+                self.build_cache[record_id] = replace(record, shared=shared)  # type: ignore[index]
 
     def set_state(self, container_id: str, state: ContainerState) -> None:
         self.containers[container_id] = replace(self.containers[container_id], state=state)
@@ -164,6 +205,41 @@ class FakeRuntime:
                 self.finish_cache[container_id] = c.finished_at
         return found
 
+    def disk_usage(self, *, build_cache: bool, container_sizes: bool) -> DiskUsage:
+        if not build_cache and not container_sizes:
+            return DiskUsage()
+        self._call("disk_usage")
+        self.disk_usage_asked.append((build_cache, container_sizes))
+        records = None
+        if build_cache and self.build_cache is not None:
+            records = tuple(self.build_cache.values())
+        sizes = None
+        if container_sizes and self.container_sizes is not None:
+            sizes = {
+                c.id: self.container_sizes.get(c.id, 0)
+                for c in self.containers.values()
+                if c.state.is_dead
+            }
+        return DiskUsage(build_cache=records, container_sizes=sizes)
+
+    def remove_build_cache(self, record: BuildCacheRecord) -> int:
+        self._call(f"remove_build_cache {record.id}")
+        self._before(record.id)
+        if self.build_cache is None:
+            raise NotFound(f"build cache {record.id}: the engine has no build cache")
+        current = self.build_cache.get(record.id)
+        children = [r for r in self.build_cache.values() if r.parent == record.id]
+        if current is None or current.in_use or current.shared or children:
+            raise Conflict(f"build cache {record.id}: the engine kept it")
+        del self.build_cache[record.id]
+        del self.record_layers[record.id]
+        return current.size_bytes
+
+    def writable_bytes(self) -> int:
+        """Bytes the fake's dead and live containers hold in their writable layers."""
+        sizes = self.container_sizes or {}
+        return sum(sizes.get(c, 0) for c in self.containers)
+
     def remove_container(self, container: Container) -> None:
         self._call(f"remove_container {container.id}")
         self._before(container.id)
@@ -187,6 +263,7 @@ class FakeRuntime:
         if children:
             raise Conflict(f"image {image.id}: image has dependent child images ({children[0].id})")
         del self.images[image.id]
+        self._share()
 
     def _before(self, object_id: str) -> None:
         if self.before_remove is not None:

@@ -29,9 +29,11 @@ def nodegc_cri(
     )
 
 
-def cri_json(ctrd: IsolatedContainerd, state: Path, *args: str) -> tuple[int, dict[str, Any]]:
+def cri_json(
+    ctrd: IsolatedContainerd, state: Path, *args: str, env: dict[str, str] | None = None
+) -> tuple[int, dict[str, Any]]:
     """`nodegc_cri` with `--output json`: the exit code and the parsed report."""
-    proc = nodegc_cri(ctrd, state, *args, "--output", "json")
+    proc = nodegc_cri(ctrd, state, *args, "--output", "json", env=env)
     assert proc.stdout, f"no output; stderr:\n{proc.stderr}"
     return proc.returncode, json.loads(proc.stdout)
 

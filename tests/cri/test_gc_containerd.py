@@ -26,6 +26,7 @@ from tests.cri.helpers import (
 )
 
 SPACE_ALL = ("--image-gc-high-threshold=1", "--image-gc-low-threshold=0")
+CAPS_ONLY = {"NODEGC_CONTAINERS__REMOVE_UNDER_DISK_PRESSURE": "false"}
 YOUNG_OK = "--minimum-image-ttl-duration=0s"
 
 
@@ -75,7 +76,8 @@ def test_once_frees_least_recently_used_images_down_to_the_low_threshold(
 def test_images_used_by_running_exited_or_created_containers_are_kept(
     ctrd: IsolatedContainerd, busybox: str, tmp_path: Path
 ) -> None:
-    """Any container, running, exited or only created, keeps its image `in-use`."""
+    """Any container, running, exited or only created, keeps its image `in-use` (the caps as the
+    only rule for dead containers: under pressure they may go, tests/cri/test_pressure_*)."""
     exited_img = ctrd.import_image(busybox_image_tar(["use/exited:1"], labels={"v": "exited"}))
     created_img, unused = ctrd.import_images(
         build_image_tar([f"use/{n}:1"], MiB) for n in ("created", "unused")
@@ -85,7 +87,7 @@ def test_images_used_by_running_exited_or_created_containers_are_kept(
     ctrd.run_container(pod, exited_img, ["true"], name="exited")
     ctrd.create_container(pod, created_img, ["/nothing"], name="created")
 
-    _, out = cri_json(ctrd, tmp_path / "s", "once", *SPACE_ALL, YOUNG_OK)
+    _, out = cri_json(ctrd, tmp_path / "s", "once", *SPACE_ALL, YOUNG_OK, env=CAPS_ONLY)
 
     reasons = {i: d["reason"] for i, d in decisions(out, "images").items()}
     assert reasons[busybox] == reasons[exited_img] == reasons[created_img] == "in-use", out
@@ -193,6 +195,8 @@ def test_container_created_between_plan_and_removal_keeps_the_image(
         ctrd,
         tmp_path / "s",
         images={"minimum_age": "0s", "high_threshold_percent": 1, "low_threshold_percent": 0},
+        # The container created in the race is dead (created): the caps are the only rule here.
+        containers={"remove_under_disk_pressure": False},
     )
     runtime = CriRuntime(ctrd.endpoint, settings.runtime.timeout)
     real_remove = runtime.remove_image

@@ -38,8 +38,10 @@ def nodegc(
     return subprocess.run(argv, capture_output=True, text=True, env=full_env, timeout=timeout)
 
 
-def nodegc_json(engine: IsolatedEngine, state: Path, *args: str) -> tuple[int, dict[str, Any]]:
-    proc = nodegc(engine, state, *args, "--output", "json")
+def nodegc_json(
+    engine: IsolatedEngine, state: Path, *args: str, env: Mapping[str, str] | None = None
+) -> tuple[int, dict[str, Any]]:
+    proc = nodegc(engine, state, *args, "--output", "json", env=env)
     assert proc.stdout, f"no output; stderr:\n{proc.stderr}"
     return proc.returncode, json.loads(proc.stdout)
 

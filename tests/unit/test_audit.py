@@ -292,7 +292,9 @@ def test_render_table_lists_each_attempt() -> None:
 def test_render_table_ends_with_totals() -> None:
     """The last line counts outcomes and the image bytes freed."""
     summary = render_table(two_entries(), T0).splitlines()[-1]
-    assert summary == "2 attempts: 1 removed (2.0 KiB of images), 0 skipped, 1 failed"
+    assert summary == (
+        "2 attempts: 1 removed (2.0 KiB of images and build cache), 0 skipped, 1 failed"
+    )
 
 
 def test_render_table_of_nothing_says_so() -> None:

@@ -56,7 +56,9 @@ def resolve(lazy: Snapshot, truth: dict[str, Container], hist, settings, batch=8
     """What the Collector does: ask round by round until nothing more is wanted."""
     asked: set[str] = set()
     for attempt in range(9):
-        want = finish_times_needed(lazy, hist, settings, NOW, None if attempt == 8 else batch)
+        want = finish_times_needed(
+            lazy, hist, settings, NOW, None if attempt == 8 else batch, under_pressure=True
+        )
         want = [i for i in want if i not in asked]
         if not want:
             break

@@ -88,7 +88,7 @@ Strings are JSON-quoted (JSON's escapes are valid in TOML basic strings), bools 
 lists in brackets. A null value leaves the key out, so nodegc uses its default.
 */}}
 {{- define "nodegc.toml" -}}
-{{- $sections := list "runtime" "images" "containers" "state" "metrics" "log" -}}
+{{- $sections := list "runtime" "images" "containers" "build_cache" "state" "metrics" "log" -}}
 {{- range $name, $_ := . -}}
 {{- if not (has $name $sections) -}}
 {{- fail (printf "config.%s: not a section of nodegc's config.toml (sections: %s)" $name (join ", " $sections)) -}}

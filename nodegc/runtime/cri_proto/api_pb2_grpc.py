@@ -99,6 +99,11 @@ class RuntimeServiceStub(object):
                 request_serializer=nodegc_dot_runtime_dot_cri__proto_dot_api__pb2.GetEventsRequest.SerializeToString,
                 response_deserializer=nodegc_dot_runtime_dot_cri__proto_dot_api__pb2.ContainerEventResponse.FromString,
                 _registered_method=True)
+        self.ListContainerStats = channel.unary_unary(
+                '/runtime.v1.RuntimeService/ListContainerStats',
+                request_serializer=nodegc_dot_runtime_dot_cri__proto_dot_api__pb2.ListContainerStatsRequest.SerializeToString,
+                response_deserializer=nodegc_dot_runtime_dot_cri__proto_dot_api__pb2.ListContainerStatsResponse.FromString,
+                _registered_method=True)
 
 
 class RuntimeServiceServicer(object):
@@ -182,6 +187,12 @@ class RuntimeServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListContainerStats(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RuntimeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -249,6 +260,11 @@ def add_RuntimeServiceServicer_to_server(servicer, server):
                     servicer.GetContainerEvents,
                     request_deserializer=nodegc_dot_runtime_dot_cri__proto_dot_api__pb2.GetEventsRequest.FromString,
                     response_serializer=nodegc_dot_runtime_dot_cri__proto_dot_api__pb2.ContainerEventResponse.SerializeToString,
+            ),
+            'ListContainerStats': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListContainerStats,
+                    request_deserializer=nodegc_dot_runtime_dot_cri__proto_dot_api__pb2.ListContainerStatsRequest.FromString,
+                    response_serializer=nodegc_dot_runtime_dot_cri__proto_dot_api__pb2.ListContainerStatsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -602,6 +618,33 @@ class RuntimeService(object):
             '/runtime.v1.RuntimeService/GetContainerEvents',
             nodegc_dot_runtime_dot_cri__proto_dot_api__pb2.GetEventsRequest.SerializeToString,
             nodegc_dot_runtime_dot_cri__proto_dot_api__pb2.ContainerEventResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListContainerStats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/runtime.v1.RuntimeService/ListContainerStats',
+            nodegc_dot_runtime_dot_cri__proto_dot_api__pb2.ListContainerStatsRequest.SerializeToString,
+            nodegc_dot_runtime_dot_cri__proto_dot_api__pb2.ListContainerStatsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,149 @@
+"""Build cache GC: carry out a build cache plan, one record at a time, re-measuring the disk.
+
+The rule is `nodegc.policy.build_cache.plan_build_cache`; this module removes the records it lets
+go through the runtime (`POST /build/prune` by exact id), in the plan's order (least recently used
+first, children before their parents), one at a time: BuildKit prunes under one lock anyway, and
+between two removals `statvfs` says whether the disk is back at its target, so the walk stops
+there (`age` removals go whatever the disk). When the plan's records were not enough (the disk
+came back less than their listed sizes), the walk goes on with the records it kept as
+`target-reached`, in the same order, before any image is touched.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+
+from nodegc.collect.relief import Candidate, relieve
+from nodegc.collect.removal import ResultListener, carry_out, log_result
+from nodegc.model import (
+    Action,
+    BuildCacheDecision,
+    BuildCachePlan,
+    FilesystemStats,
+    Layer,
+    Outcome,
+    Reason,
+    RemovalResult,
+)
+from nodegc.policy.build_cache import holder
+from nodegc.policy.space import Ledger
+from nodegc.runtime import Runtime
+
+KIND = "build-cache"
+
+
+def walk(plan: BuildCachePlan) -> list[BuildCacheDecision]:
+    """The records to try, in order: the plan's removals, then those kept `target-reached`
+    (tried for `space` only while the disk is still above its target)."""
+    reserve = [
+        BuildCacheDecision(d.record, Action.REMOVE, Reason.SPACE, d.record.size_bytes)
+        for d in plan.decisions
+        if d.action is Action.KEEP and d.reason is Reason.TARGET_REACHED
+    ]
+    return [*plan.removals, *reserve]
+
+
+def collect_build_cache(
+    runtime: Runtime,
+    plan: BuildCachePlan,
+    *,
+    measured: FilesystemStats,
+    measure: Callable[[], FilesystemStats],
+    target_met: Callable[[FilesystemStats], bool],
+    under_pressure: bool,
+    stopping: threading.Event,
+    listeners: Sequence[ResultListener] = (),
+    already: Sequence[str] = (),
+) -> list[RemovalResult]:
+    """Remove what `plan` lets go through the closed loop (`collect.relief`), one record at a
+    time, stopping a `space`/`inodes` walk once the measured disk meets `target_met`; past the
+    plan, the records it kept as `target-reached`. `already`: record ids tried earlier in the
+    cycle (not tried again). A record the listing calls shared is left for a walk after its
+    image is gone (the plan may count on it then; the engine would keep it now). One result per
+    removal tried, with the bytes the engine says it reclaimed."""
+    tried = set(already)
+    decisions = [d for d in walk(plan) if d.record.id not in tried and not d.record.shared]
+    if not decisions:
+        return []
+    planned = {d.record.id for d in plan.removals}
+    children: dict[str, list[str]] = {}
+    for d in decisions:
+        if d.record.parent:
+            children.setdefault(d.record.parent, []).append(holder(d.record.id))
+    candidates = [
+        Candidate(
+            key=holder(d.record.id),
+            item=d,
+            planned=d.record.id in planned,
+            unconditional=d.reason is Reason.AGE,
+            after=tuple(children.get(d.record.id, ())),
+        )
+        for d in decisions
+    ]
+    ledger = Ledger(
+        {
+            holder(d.record.id): (Layer(f"cache:{d.record.id}", d.record.size_bytes, None),)
+            for d in decisions
+        }
+    )
+    relief = relieve(
+        candidates,
+        ledger=ledger,
+        measured=measured,
+        measure=measure,
+        target_met=target_met,
+        under_pressure=under_pressure,
+        remove=lambda c, _measured: _remove(runtime, c.item, stopping),
+        skip=lambda c, child: _child_stays(c.item, child),
+        workers=1,  # BuildKit prunes under one lock: one at a time, measured between
+        stopping=stopping,
+        listeners=listeners,
+    )
+    return relief.results
+
+
+def _child_stays(d: BuildCacheDecision, child: str) -> RemovalResult:
+    result = RemovalResult(
+        kind=KIND,
+        id=d.record.id,
+        name=d.record.describe(),
+        reason=d.reason,
+        outcome=Outcome.SKIPPED,
+        detail=f"a record made on it stays: {child.removeprefix('build-cache:')}",
+    )
+    log_result(result, {"record": d.record.id, "child": child})
+    return result
+
+
+def _remove(
+    runtime: Runtime, d: BuildCacheDecision, stopping: threading.Event | None
+) -> RemovalResult:
+    record = d.record
+    freed = 0
+
+    def remove() -> None:
+        nonlocal freed
+        freed = runtime.remove_build_cache(record)
+
+    outcome, detail = carry_out(remove, stopping)
+    result = RemovalResult(
+        kind=KIND,
+        id=record.id,
+        name=record.describe(),
+        reason=d.reason,
+        outcome=outcome,
+        detail=detail,
+        size_bytes=freed if outcome is Outcome.REMOVED else 0,
+    )
+    log_result(
+        result,
+        {
+            "record": record.id,
+            "record_type": record.type,
+            "description": record.description,
+            "size_bytes": record.size_bytes,
+            "reason": str(d.reason),
+        },
+    )
+    return result
