@@ -203,6 +203,18 @@ def image_summary(p: ImagePlan, fs: FilesystemStats) -> str:
     return head + tail
 
 
+# Tags a table line shows; the rest are counted ("+N more"). The JSON keeps every tag.
+TABLE_TAGS = 3
+
+
+def tags_text(tags: Sequence[str], shown: int = TABLE_TAGS) -> str:
+    """A few tags for a table cell: "a:1,b:2,c:3 +297 more"; "<none>" for an untagged image."""
+    if not tags:
+        return "<none>"
+    text = ",".join(tags[:shown])
+    return f"{text} +{len(tags) - shown} more" if len(tags) > shown else text
+
+
 def _image_rows(
     decisions: Sequence[ImageDecision], now: datetime, outcomes: Mapping[str, str] | None
 ) -> list[list[str]]:
@@ -212,7 +224,7 @@ def _image_rows(
             str(d.action),
             str(d.reason),
             short_id(d.image.id),
-            ",".join(d.image.tags) or "<none>",
+            tags_text(d.image.tags),
             human_bytes(d.image.size_bytes),
             _ago(now, d.record.first_seen),
             _ago(now, d.record.last_used),
