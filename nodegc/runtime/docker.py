@@ -179,13 +179,7 @@ class DockerRuntime:
         try:
             yield
         except docker.errors.APIError as exc:
-            status = exc.status_code or 0
-            message = _explanation(exc)
-            if status == 404:
-                raise NotFound(f"{what}: {message}") from None
-            if status == 409:
-                raise Conflict(f"{what}: {message}") from None
-            raise RuntimeError_(f"{what}: engine answered {status}: {message}") from None
+            raise engine_error(what, exc.status_code or 0, _explanation(exc)) from None
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
             raise RuntimeUnavailable(
                 f"{what}: engine at {self.endpoint} unreachable or too slow: {_root_cause(exc)}"
@@ -403,12 +397,7 @@ class DockerRuntime:
             ) from None
         if status < 400:
             return body
-        message = _message(body) or f"HTTP {status}"
-        if status == 404:
-            raise NotFound(f"{what}: {message}")
-        if status == 409:
-            raise Conflict(f"{what}: {message}")
-        raise RuntimeError_(f"{what}: engine answered {status}: {message}")
+        raise engine_error(what, status, _message(body) or f"HTTP {status}")
 
     def _plain_json(self, what: str, method: str, path: str) -> Any:
         body = self._plain_request(what, method, path)
@@ -571,6 +560,32 @@ def _readable(sock: socket.socket) -> bool:
     poller = select.poll()
     poller.register(sock, select.POLLIN)
     return bool(poller.poll(0))
+
+
+# What an engine's error answer means, by status and by words in its message (lower case).
+# Docker and Podman do not always say 404 for an object that is gone: Docker answers 500
+# "unrecognized image ID" or "No such image" when an image went between listing and removal,
+# Podman 500 "image not known" / "no such container". Gone is gone: the caller skips it.
+_ANSWERS: tuple[tuple[int | None, str, type[RuntimeError_]], ...] = (
+    (404, "", NotFound),
+    (409, "", Conflict),
+    (None, "no such image", NotFound),
+    (None, "unrecognized image id", NotFound),
+    (None, "image not known", NotFound),
+    (None, "no such container", NotFound),
+    (None, "no such object", NotFound),
+)
+
+
+def engine_error(what: str, status: int, message: str) -> RuntimeError_:
+    """The interface's error for the engine's answer `status` `message` to `what`: the first
+    row of `_ANSWERS` that matches (its status, or any status when None; words in the message),
+    else RuntimeError_ (a failure)."""
+    text = message.lower()
+    for answer_status, words, error in _ANSWERS:
+        if (answer_status is None or answer_status == status) and words in text:
+            return error(f"{what}: {message}")
+    return RuntimeError_(f"{what}: engine answered {status}: {message}")
 
 
 def _quote(name: str) -> str:

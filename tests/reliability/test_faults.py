@@ -195,20 +195,56 @@ def test_removal_failing_half_way_through_the_tags_keeps_every_tag(
     scene.check_nothing_kept_was_lost(api)
 
 
-@pytest.mark.parametrize(("status", "detail"), [(409, "in use now"), (404, "already gone")])
+GONE_ANSWERS = [
+    (500, "unrecognized image ID sha256:0123"),  # Docker, an image removed meanwhile
+    (500, "No such image: sha256:0123"),
+    (500, "sha256:0123: image not known"),  # Podman
+]
+
+
+@pytest.mark.parametrize(
+    ("status", "message", "detail"),
+    [(409, None, "in use now"), (404, None, "already gone")]
+    + [(status, message, "already gone") for status, message in GONE_ANSWERS],
+    ids=["409", "404", "500-unrecognized", "500-no-such-image", "500-podman-not-known"],
+)
 def test_refused_or_missing_removal_is_skipped_not_failed(
-    scene: Scene, proxy: FaultProxy, api: docker.APIClient, status: int, detail: str
+    scene: Scene,
+    proxy: FaultProxy,
+    api: docker.APIClient,
+    status: int,
+    message: str | None,
+    detail: str,
 ) -> None:
-    """409 on a DELETE is "in use now", 404 "already gone": skipped, exit 0, never forced."""
+    """409 on a DELETE is "in use now"; 404, and the 500s engines answer for an image that is
+    gone, "already gone": skipped, exit 0, never forced."""
     target = scene.victims[0]
-    proxy.add(Fault.error(status), method="DELETE", path=f"/images/{target}$")
+    proxy.add(Fault.error(status, message), method="DELETE", path=f"/images/{target}$")
     proc = scene.once(proxy.endpoint)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     (decision,) = [d for d in report["images"]["decisions"] if d["id"] == target]
-    assert decision["outcome"] == "skipped" and detail in decision["detail"]
+    assert decision["outcome"] == "skipped" and decision["detail"].startswith(detail)
     assert not any("force=True" in t or "force=1" in t for _, t in proxy.targets)
     scene.check_nothing_kept_was_lost(api)
+
+
+def test_a_dead_container_the_engine_says_is_gone_is_skipped_not_failed(
+    scene: Scene, proxy: FaultProxy
+) -> None:
+    """A container DELETE answered 500 "No such container" (the engine's words for one removed
+    meanwhile): skipped "already gone", exit 0, the audit agrees."""
+    target = scene.dead[0]
+    proxy.add(
+        Fault.error(500, f"No such container: {target}"), method="DELETE",
+        path=f"/containers/{target}$",
+    )  # fmt: skip
+    proc = scene.once(proxy.endpoint)
+    assert proc.returncode == 0, proc.stderr
+    assert outcomes(json.loads(proc.stdout), "containers")[target] == "skipped"
+    audit = [json.loads(line) for line in (scene.state / "audit.jsonl").read_text().splitlines()]
+    (entry,) = [e for e in audit if e["id"] == target]
+    assert entry["outcome"] == "skipped" and entry["detail"].startswith("already gone")
 
 
 @pytest.mark.parametrize(
