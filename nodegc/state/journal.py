@@ -1,0 +1,191 @@
+"""The intent journal: what nodegc is about to do to an image's names, on disk before it acts.
+
+An image with several tags is removed one name at a time (the engines refuse to delete by id an
+image tagged in several repositories, unless forced), so a process killed part-way, or an engine
+killed part-way, leaves an image that lost some of its tags. The tags to put back cannot be kept
+in memory: before the first name goes, the image id, every tag and digest it had and the action
+are written here (atomically: temp file, fsync, rename, fsync of the directory), and the entry is
+cleared only when the outcome is final (the image is gone, or it has every tag back). A later
+`nodegc once` or `nodegc run` replays what is left (`nodegc.collect.intents`); `nodegc report`
+only says it is pending.
+
+One file, `<state>/intents.json`, rewritten whole on every change (entries are few: at most the
+removals in flight, plus what an interrupted run left). Thread-safe within a process; across
+processes the state directory's lock (`nodegc.state.lock`) keeps to one collector at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from nodegc.state.store import StateError, write_atomically
+
+log = logging.getLogger(__name__)
+
+JOURNAL_FILE = "intents.json"
+FORMAT_VERSION = 1
+ACTION_REMOVE = "remove"
+
+
+@dataclass(frozen=True)
+class Intent:
+    """What is about to be done to an image, and every name it had before."""
+
+    image_id: str
+    tags: tuple[str, ...]
+    digests: tuple[str, ...]
+    action: str  # "remove": untag one name at a time, then delete
+    reason: str
+    started_at: datetime
+    pid: int
+
+    def merged(self, earlier: Intent) -> Intent:
+        """This intent, keeping every name `earlier` (an interrupted one) had recorded: names
+        gone since are still owed back if this attempt is refused too."""
+        return Intent(
+            image_id=self.image_id,
+            tags=_union(earlier.tags, self.tags),
+            digests=_union(earlier.digests, self.digests),
+            action=self.action,
+            reason=self.reason,
+            started_at=earlier.started_at,
+            pid=self.pid,
+        )
+
+
+def _union(first: Iterable[str], second: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys([*first, *second]))
+
+
+def encode_intent(intent: Intent) -> dict[str, Any]:
+    return {
+        "image": intent.image_id,
+        "tags": list(intent.tags),
+        "digests": list(intent.digests),
+        "action": intent.action,
+        "reason": intent.reason,
+        "started_at": intent.started_at.astimezone(UTC).isoformat(),
+        "pid": intent.pid,
+    }
+
+
+def decode_intent(data: Any) -> Intent:
+    if not isinstance(data, dict):
+        raise ValueError("an entry is not an object")
+    started = datetime.fromisoformat(str(data["started_at"]))
+    if started.tzinfo is None:
+        raise ValueError("started_at has no time zone")
+    tags, digests = data.get("tags") or [], data.get("digests") or []
+    if not all(isinstance(t, str) for t in [*tags, *digests]):
+        raise ValueError("tags and digests are strings")
+    return Intent(
+        image_id=str(data["image"]),
+        tags=tuple(tags),
+        digests=tuple(digests),
+        action=str(data["action"]),
+        reason=str(data.get("reason", "")),
+        started_at=started,
+        pid=int(data.get("pid", 0)),
+    )
+
+
+class Journal:
+    """The intents of `<directory>/intents.json`. `record` and `clear` raise StateError when the
+    file cannot be written: nothing may be untagged then."""
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.path = Path(directory) / JOURNAL_FILE
+        self._lock = threading.Lock()
+        self._entries: dict[str, Intent] | None = None
+        self.unreadable: str | None = None  # why the file could not be read, if it could not
+
+    # -- reading ------------------------------------------------------------------------------
+    def pending(self) -> list[Intent]:
+        """Every entry not yet cleared, oldest first."""
+        with self._lock:
+            return sorted(self._load().values(), key=lambda i: (i.started_at, i.image_id))
+
+    def get(self, image_id: str) -> Intent | None:
+        with self._lock:
+            return self._load().get(image_id)
+
+    def _load(self) -> dict[str, Intent]:
+        if self._entries is not None:
+            return self._entries
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            self._entries = {}
+            return self._entries
+        except OSError as exc:
+            # Not knowing what is owed is not the same as owing nothing: keep the file, say so.
+            self.unreadable = f"cannot read {self.path}: {exc.strerror or exc}"
+            log.error(
+                "intent journal unreadable", extra={"path": str(self.path), "error": str(exc)}
+            )
+            return {}
+        try:
+            data = json.loads(raw)
+            if not isinstance(data, dict) or data.get("version") != FORMAT_VERSION:
+                raise ValueError("not a nodegc intent journal of a known version")
+            entries = [decode_intent(e) for e in data["intents"]]
+        except (ValueError, KeyError, TypeError) as exc:
+            # Written atomically, so this is damage from outside: set it aside for a person.
+            aside = self.path.with_name(f"{JOURNAL_FILE}.corrupt")
+            try:
+                self.path.replace(aside)
+            except OSError:
+                aside = self.path
+            log.error(
+                "intent journal corrupt: set aside; images it named may lack tags",
+                extra={"path": str(self.path), "kept_as": str(aside), "error": str(exc)},
+            )
+            self._entries = {}
+            return self._entries
+        self._entries = {e.image_id: e for e in entries}
+        return self._entries
+
+    # -- writing ------------------------------------------------------------------------------
+    def record(self, intent: Intent) -> Intent:
+        """Write `intent` durably before acting on it (merged with an earlier entry for the same
+        image); returns what is recorded. Raises StateError: then do not act."""
+        with self._lock:
+            if self.unreadable is not None:
+                raise StateError(f"intent journal: {self.unreadable}")
+            entries = dict(self._load())
+            earlier = entries.get(intent.image_id)
+            recorded = intent.merged(earlier) if earlier is not None else intent
+            entries[intent.image_id] = recorded
+            self._save(entries)
+            return recorded
+
+    def clear(self, image_id: str) -> None:
+        """The outcome for `image_id` is final: drop its entry. Raises StateError."""
+        with self._lock:
+            entries = dict(self._load())
+            if entries.pop(image_id, None) is None:
+                return
+            self._save(entries)
+
+    def _save(self, entries: dict[str, Intent]) -> None:
+        if not entries and not self.path.exists():
+            self._entries = entries
+            return
+        data = {
+            "version": FORMAT_VERSION,
+            "intents": [encode_intent(e) for e in sorted(entries.values(), key=_order)],
+        }
+        write_atomically(self.path, json.dumps(data, indent=1).encode())
+        self._entries = entries
+
+
+def _order(intent: Intent) -> tuple[datetime, str]:
+    return intent.started_at, intent.image_id
