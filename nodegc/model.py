@@ -8,12 +8,20 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 # Labels nodegc itself understands.
 LABEL_PINNED = "nodegc.io/pinned"
 LABEL_KEEP = "nodegc.io/keep"
+# The pod sandbox a CRI container belongs to (set by the CRI adapter from the container's row).
+LABEL_SANDBOX_ID = "io.kubernetes.sandbox.id"
+
+
+def keep_labelled(labels: Mapping[str, str]) -> bool:
+    """True for an object labelled nodegc.io/keep=true (any case): never removed."""
+    return labels.get(LABEL_KEEP, "").lower() == "true"
+
 
 # Labels that name a Kubernetes pod's container (dockershim / cri-dockerd) and a compose service.
 LABEL_POD_UID = "io.kubernetes.pod.uid"
@@ -130,6 +138,12 @@ class FilesystemStats:
             raise ValueError(f"filesystem {self.path} reports a capacity of {self.capacity_bytes}")
         return 100 - (self.available_bytes * 100) // self.capacity_bytes
 
+    def usage_percent_after(self, freed_bytes: int) -> int:
+        """`usage_percent` once `freed_bytes` more are available (never past the capacity)."""
+        return replace(
+            self, available_bytes=min(self.capacity_bytes, self.available_bytes + freed_bytes)
+        ).usage_percent
+
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
@@ -197,6 +211,15 @@ class Reason(enum.StrEnum):
     SUPERSEDED = "superseded"
     READY = "ready"
     NEWEST_OF_POD = "newest-of-pod"
+
+
+REMOVAL_REASONS: Mapping[str, tuple[Reason, ...]] = {
+    "image": (Reason.SPACE, Reason.AGE),
+    "container": (Reason.AGE, Reason.PER_UNIT_CAP, Reason.GLOBAL_CAP),
+    "sandbox": (Reason.SUPERSEDED,),
+}
+"""The reasons the policy removes each kind of object for (the rest are reasons to keep): a new
+removal reason is added here, beside the enum, and metrics and docs follow from it."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,13 +12,13 @@ from typing import Any
 
 from nodegc.cli import render
 from nodegc.cli.exits import EXIT_INCOMPLETE, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
-from nodegc.collect.cycle import Collector
+from nodegc.collect.cycle import Collector, open_runtime
 from nodegc.collect.observe import FilesystemError
 from nodegc.config import Settings
 from nodegc.config.kubelet import read_kubelet_config
 from nodegc.model import Outcome, RemovalResult
 from nodegc.policy.kubelet import kubelet_json, kubelet_would
-from nodegc.runtime import RuntimeError_, RuntimeUnavailable, connect
+from nodegc.runtime import RuntimeError_, RuntimeUnavailable
 from nodegc.state.audit import AuditLog, audit_path
 from nodegc.state.store import StateDir, StateError
 
@@ -48,13 +48,7 @@ def collector(settings: Settings, *, need_writable_state: bool) -> Iterator[Coll
             "state directory is read-only: history is read but not saved",
             extra={"path": str(state.path), "error": str(exc)},
         )
-    runtime = connect(
-        settings.runtime.type,
-        settings.runtime.endpoint,
-        settings.runtime.timeout,
-        state.load_finish_times(),
-        sandbox_image=settings.runtime.sandbox_image,
-    )
+    runtime = open_runtime(settings, state)
     # Every removal attempt goes to the audit record (as the daemon's do), and is counted so
     # that an engine error later in the cycle does not claim that nothing was removed.
     attempts: list[RemovalResult] = []
@@ -141,7 +135,7 @@ def _print_json(data: Any) -> None:
 def run(settings: Settings, args: argparse.Namespace) -> int:
     import prometheus_client
 
-    from nodegc.cli import settings_overrides
+    from nodegc.cli.options import settings_overrides
     from nodegc.daemon.loop import Daemon, ListenError, config_reloader
     from nodegc.state.lock import AlreadyRunning
 

@@ -79,9 +79,6 @@ def history_command(
     Returns 0; a missing audit file is an empty history. An unreadable one is one line on
     stderr and 2.
     """
-    if output not in ("table", "json"):
-        print(f"nodegc: output {output!r}: must be table or json", file=sys.stderr)
-        return EXIT_USAGE
     path = audit_path(settings)
     now = clock()
     cutoff = now - since if since is not None else None

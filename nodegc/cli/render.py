@@ -19,13 +19,7 @@ from nodegc.model import (
     RemovalResult,
     short_id,
 )
-from nodegc.policy import stopped_at
 from nodegc.units import human_bytes, iso
-
-
-def projected_usage(fs: FilesystemStats, freed: int) -> int:
-    available = min(fs.capacity_bytes, fs.available_bytes + freed)
-    return 100 - (available * 100) // fs.capacity_bytes
 
 
 # -- JSON ---------------------------------------------------------------------------------------
@@ -80,7 +74,7 @@ def image_plan_json(p: ImagePlan, fs: FilesystemStats) -> dict[str, Any]:
         "usage_percent": p.usage_percent,
         "bytes_to_free": p.bytes_to_free,
         "bytes_planned": p.bytes_planned,
-        "projected_usage_percent": projected_usage(fs, p.bytes_planned),
+        "projected_usage_percent": fs.usage_percent_after(p.bytes_planned),
         "decisions": [image_decision_json(d) for d in p.decisions],
     }
 
@@ -168,7 +162,7 @@ def _ago(now: datetime, when: datetime | None) -> str:
 
 def _stopped(now: datetime, c: Container) -> str:
     """How long ago a dead container stopped; "≥" while only a window is known (its end)."""
-    return _ago(now, stopped_at(c)) if c.finish_known else f"≥ {_ago(now, stopped_at(c))}"
+    return _ago(now, c.stopped_at) if c.finish_known else f"≥ {_ago(now, c.stopped_at)}"
 
 
 def filesystem_line(fs: FilesystemStats) -> str:
@@ -196,7 +190,7 @@ def image_summary(p: ImagePlan, fs: FilesystemStats) -> str:
         )
     tail = (
         f"; planned {human_bytes(p.bytes_planned)} in {n} image{'s' * (n != 1)}, "
-        f"projected usage {projected_usage(fs, p.bytes_planned)}%"
+        f"projected usage {fs.usage_percent_after(p.bytes_planned)}%"
     )
     if p.bytes_to_free and not p.target_reachable:
         tail += " — NOT ENOUGH removable images to reach the low threshold"

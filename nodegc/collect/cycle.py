@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,6 +16,7 @@ from datetime import datetime
 from nodegc import policy
 from nodegc.clock import Clock, utcnow
 from nodegc.collect.observe import Measure, measure, take_snapshot
+from nodegc.collect.removal import ResultListener, carry_out, log_result, tell
 from nodegc.collect.sandboxes import collect_sandboxes
 from nodegc.config import Settings
 from nodegc.model import (
@@ -28,16 +29,14 @@ from nodegc.model import (
     Plan,
     RemovalResult,
     Snapshot,
-    short_id,
 )
 from nodegc.policy.finish_times import finish_times_needed, with_finish_times
 from nodegc.policy.history import observe, record_events
-from nodegc.runtime import Conflict, NotFound, Runtime, RuntimeError_, RuntimeUnavailable
+from nodegc.runtime import Runtime, connect
 from nodegc.state.store import StateDir, StateError
 
 log = logging.getLogger(__name__)
 
-ResultListener = Callable[[RemovalResult], None]
 
 # After a pass that skipped or failed images, plan again (from a fresh listing) at most this often.
 MAX_IMAGE_PASSES = 3
@@ -45,10 +44,6 @@ MAX_IMAGE_PASSES = 3
 # which whatever is still wanted is asked for at once.
 FINISH_TIME_BATCH = 8
 FINISH_TIME_ROUNDS = 8
-
-
-class _ShuttingDown(Exception):
-    pass
 
 
 @dataclass
@@ -62,7 +57,6 @@ class CycleReport:
     filesystem_after: FilesystemStats | None = None
     container_results: list[RemovalResult] = field(default_factory=list)
     image_results: list[RemovalResult] = field(default_factory=list)
-    ran_containers: bool = True
     ran_images: bool = True
 
     @property
@@ -82,6 +76,18 @@ class CycleReport:
         if self.dry_run:
             return self.image_plan.target_reachable
         return self.image_bytes_freed >= self.image_plan.bytes_to_free
+
+
+def open_runtime(settings: Settings, state: StateDir) -> Runtime:
+    """The configured runtime's adapter, primed with the finish times the state directory
+    remembers: the one place a connection is made (`once`, `report` and the daemon)."""
+    return connect(
+        settings.runtime.type,
+        settings.runtime.endpoint,
+        settings.runtime.timeout,
+        state.load_finish_times(),
+        sandbox_image=settings.runtime.sandbox_image,
+    )
 
 
 class Collector:
@@ -202,7 +208,6 @@ class Collector:
                 plan=first,
                 image_plan=first.images,
                 filesystem_before=snapshot.filesystem,
-                ran_containers=containers,
                 ran_images=images,
             )
             if dry_run:
@@ -248,14 +253,7 @@ class Collector:
         workers = min(self.settings.runtime.max_concurrent_removals, len(decisions))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="remove") as pool:
             results = list(pool.map(self._remove_one, decisions))
-        for result in results:
-            for listener in self.listeners:
-                try:
-                    listener(result)
-                except Exception:  # a report must not undo a removal that happened
-                    log.exception(
-                        "removal listener failed", extra={"object": result.id, "kind": result.kind}
-                    )
+        tell(self.listeners, results)
         return results
 
     def _remove_one(self, decision: ContainerDecision | ImageDecision) -> RemovalResult:
@@ -280,22 +278,7 @@ class Collector:
                 self.runtime.remove_image(i)
 
         fields["reason"] = str(decision.reason)
-        try:
-            if self.stopping.is_set():
-                raise _ShuttingDown()
-            remove()
-        except _ShuttingDown:
-            outcome, detail = Outcome.SKIPPED, "nodegc is shutting down"
-        except Conflict as exc:
-            outcome, detail = Outcome.SKIPPED, f"in use now: {exc}"
-        except NotFound as exc:
-            outcome, detail = Outcome.SKIPPED, f"already gone: {exc}"
-        except RuntimeUnavailable as exc:
-            outcome, detail = Outcome.FAILED, str(exc)
-        except RuntimeError_ as exc:
-            outcome, detail = Outcome.FAILED, str(exc)
-        else:
-            outcome, detail = Outcome.REMOVED, ""
+        outcome, detail = carry_out(remove, self.stopping)
         result = RemovalResult(
             kind=kind,
             id=obj_id,
@@ -307,11 +290,5 @@ class Collector:
             tags=decision.image.tags if isinstance(decision, ImageDecision) else (),
             pod=decision.container.pod if isinstance(decision, ContainerDecision) else None,
         )
-        level = {
-            Outcome.REMOVED: logging.INFO,
-            Outcome.SKIPPED: logging.INFO,
-            Outcome.FAILED: logging.WARNING,
-        }[outcome]
-        message = f"{kind} {outcome}: {short_id(obj_id)} ({name})"
-        log.log(level, message, extra={**fields, "outcome": str(outcome), "detail": detail})
+        log_result(result, fields)
         return result

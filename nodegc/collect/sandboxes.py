@@ -9,14 +9,15 @@ sandboxes (Docker) gets no plan and no results.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
+from nodegc.collect.removal import ResultListener, carry_out, log_result, tell
 from nodegc.config import Settings
-from nodegc.model import Outcome, RemovalResult, Sandbox, short_id
+from nodegc.model import RemovalResult, Sandbox
 from nodegc.policy.sandboxes import SandboxDecision, SandboxPlan, plan_sandboxes
-from nodegc.runtime import Conflict, NotFound, Runtime, RuntimeError_, RuntimeUnavailable
+from nodegc.runtime import Runtime, RuntimeError_
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ def collect_sandboxes(
     runtime: Runtime,
     settings: Settings,
     now: datetime,
-    listeners: Sequence[Callable[[RemovalResult], None]] = (),
+    listeners: Sequence[ResultListener] = (),
 ) -> list[RemovalResult]:
     """Remove the sandboxes the policy lets go; one result per removal tried.
 
@@ -67,38 +68,14 @@ def collect_sandboxes(
         return []
     assert isinstance(runtime, SandboxRuntime)
     results = [_remove_one(runtime, d) for d in plan.removals]
-    for result in results:
-        for listener in listeners:
-            listener(result)
+    tell(listeners, results)
     return results
 
 
 def _remove_one(runtime: SandboxRuntime, decision: SandboxDecision) -> RemovalResult:
     s = decision.sandbox
-    try:
-        runtime.remove_sandbox(s)
-    except Conflict as exc:
-        outcome, detail = Outcome.SKIPPED, f"in use now: {exc}"
-    except NotFound as exc:
-        outcome, detail = Outcome.SKIPPED, f"already gone: {exc}"
-    except (RuntimeUnavailable, RuntimeError_) as exc:
-        outcome, detail = Outcome.FAILED, str(exc)
-    else:
-        outcome, detail = Outcome.REMOVED, ""
-    level = logging.WARNING if outcome is Outcome.FAILED else logging.INFO
-    log.log(
-        level,
-        f"sandbox {outcome}: {short_id(s.id)} ({s.pod})",
-        extra={
-            "sandbox": s.id,
-            "pod": s.pod,
-            "pod_uid": s.uid,
-            "reason": str(decision.reason),
-            "outcome": str(outcome),
-            "detail": detail,
-        },
-    )
-    return RemovalResult(
+    outcome, detail = carry_out(lambda: runtime.remove_sandbox(s))
+    result = RemovalResult(
         kind="sandbox",
         id=s.id,
         name=s.pod,
@@ -106,3 +83,7 @@ def _remove_one(runtime: SandboxRuntime, decision: SandboxDecision) -> RemovalRe
         outcome=outcome,
         detail=detail,
     )
+    log_result(
+        result, {"sandbox": s.id, "pod": s.pod, "pod_uid": s.uid, "reason": str(decision.reason)}
+    )
+    return result

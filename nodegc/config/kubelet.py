@@ -111,7 +111,6 @@ class KubeletGC:
     minimum_age: timedelta = KUBELET_MINIMUM_AGE
     maximum_age: timedelta = KUBELET_MAXIMUM_AGE
     # containerRuntimeEndpoint; "" when the file does not say (the kubelet's flag may).
-    runtime_endpoint: str = ""
     # None when the file sets evictionHard without imagefs.available: what the kubelet then uses
     # for it has changed between releases, so nodegc claims nothing about eviction.
     imagefs_eviction: Eviction | None = Eviction(percent=KUBELET_IMAGEFS_EVICTION_PERCENT)
@@ -186,7 +185,6 @@ def parse_kubelet_config(text: str, source: str = "<kubelet config>") -> Kubelet
         low_threshold_percent=low,
         minimum_age=minimum_age,
         maximum_age=maximum_age,
-        runtime_endpoint=endpoint,
         imagefs_eviction=_eviction(data, source),
         source=source,
     )

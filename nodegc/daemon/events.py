@@ -31,13 +31,11 @@ class EventBatch:
         self._lock = threading.Lock()
         self.used: dict[str, datetime] = {}
         self.arrived: dict[str, datetime] = {}
-        self.seen = 0
 
     def add(self, event: RuntimeEvent) -> None:
         if not event.image_id:
             return
         with self._lock:
-            self.seen += 1
             if event.kind == "container" and event.action in USE_ACTIONS:
                 _latest(self.used, event.image_id, event.time)
             elif event.kind == "image" and event.action in ARRIVAL_ACTIONS:

@@ -28,17 +28,23 @@ from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import CollectorRegistry
 
 from nodegc import __version__
-from nodegc.collect.cycle import Collector, CycleReport
+from nodegc.collect.cycle import Collector, CycleReport, open_runtime
 from nodegc.collect.observe import FilesystemError, measure
 from nodegc.config import ConfigError, Settings
-from nodegc.daemon.conditions import StatusBoard
+from nodegc.daemon.conditions import (
+    CONTAINER_GC_SUCCEEDED,
+    DISK_PRESSURE,
+    IMAGE_GC_SUCCEEDED,
+    RUNTIME_REACHABLE,
+    StatusBoard,
+)
 from nodegc.daemon.events import EventBatch, EventWatcher
 from nodegc.daemon.metrics import Metrics
 from nodegc.daemon.notify import SystemdNotifier
 from nodegc.daemon.server import StatusServer
 from nodegc.model import FilesystemStats, Outcome, Snapshot
 from nodegc.policy.images import under_disk_pressure
-from nodegc.runtime import Runtime, RuntimeError_, RuntimeUnavailable, connect
+from nodegc.runtime import Runtime, RuntimeError_, RuntimeUnavailable
 from nodegc.state.audit import AuditLog, audit_path
 from nodegc.state.lock import StateLock
 from nodegc.state.store import StateDir
@@ -50,11 +56,6 @@ HEARTBEAT_SECONDS = 2.0
 # After an image cycle that fell short, the disk watch waits this long before trying again.
 PRESSURE_RETRY = timedelta(seconds=60)
 STOP_TIMEOUT_SECONDS = 8.0
-
-RUNTIME_REACHABLE = "RuntimeReachable"
-DISK_PRESSURE = "DiskPressure"
-IMAGE_GC = "ImageGCSucceeded"
-CONTAINER_GC = "ContainerGCSucceeded"
 
 
 class ListenError(Exception):
@@ -83,7 +84,7 @@ class Daemon:
         self.metrics = Metrics(self.registry, node=node)
         self.board = StatusBoard(node=node)
         self.notifier = SystemdNotifier()
-        factory = runtime_factory or _connect
+        factory = runtime_factory or open_runtime
         self.runtime = factory(settings, self.state)
         self.event_runtime = factory(settings, self.state)
         self.audit = AuditLog(audit_path(settings), node=node)
@@ -276,13 +277,13 @@ class Daemon:
             self.collector.apply_events(used, arrived)
 
     def container_gc(self) -> None:
-        self._cycle("container", CONTAINER_GC, containers=True, images=False)
+        self._cycle("container", CONTAINER_GC_SUCCEEDED, containers=True, images=False)
 
     def image_gc(self) -> None:
         if not self._image_gc_running.acquire(blocking=False):
             return
         try:
-            self._cycle("image", IMAGE_GC, containers=False, images=True)
+            self._cycle("image", IMAGE_GC_SUCCEEDED, containers=False, images=True)
         finally:
             self._image_gc_running.release()
 
@@ -441,16 +442,6 @@ class Daemon:
 
     def status(self) -> dict[str, Any]:
         return self.board.to_json()
-
-
-def _connect(settings: Settings, state: StateDir) -> Runtime:
-    return connect(
-        settings.runtime.type,
-        settings.runtime.endpoint,
-        settings.runtime.timeout,
-        state.load_finish_times(),
-        sandbox_image=settings.runtime.sandbox_image,
-    )
 
 
 def config_reloader(config_path: Path | None, overrides: dict[str, Any]) -> Callable[[], Settings]:

@@ -14,18 +14,13 @@ from datetime import datetime
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from nodegc import __version__
-from nodegc.model import FilesystemStats, Outcome, Reason, RemovalResult, Snapshot
+from nodegc.model import REMOVAL_REASONS, FilesystemStats, Outcome, RemovalResult, Snapshot
 from nodegc.policy.images import under_disk_pressure
 
 log = logging.getLogger(__name__)
 
 KINDS = ("image", "container")
 RESULTS = ("success", "failure")
-# The reasons each kind is removed for (the policy's REMOVE reasons): pre-created children.
-REMOVAL_REASONS: dict[str, tuple[Reason, ...]] = {
-    "image": (Reason.SPACE, Reason.AGE),
-    "container": (Reason.AGE, Reason.PER_UNIT_CAP, Reason.GLOBAL_CAP),
-}
 # A cycle lists, plans and removes: from tens of milliseconds to minutes on a busy engine.
 CYCLE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 

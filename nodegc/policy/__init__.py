@@ -14,7 +14,7 @@ from datetime import datetime
 
 from nodegc.config import ContainerSettings, ImageSettings
 from nodegc.model import History, Plan, Snapshot
-from nodegc.policy.containers import evict_unit, plan_containers, stopped_at
+from nodegc.policy.containers import evict_unit, plan_containers
 from nodegc.policy.images import bytes_to_free, is_pinned, lru_key, plan_images
 
 
@@ -74,5 +74,4 @@ __all__ = [
     "plan",
     "plan_containers",
     "plan_images",
-    "stopped_at",
 ]

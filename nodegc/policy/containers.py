@@ -16,13 +16,13 @@ from nodegc.model import (
     LABEL_COMPOSE_PROJECT,
     LABEL_COMPOSE_SERVICE,
     LABEL_CONTAINER_NAME,
-    LABEL_KEEP,
     LABEL_POD_UID,
     Action,
     Container,
     ContainerDecision,
     ContainerPlan,
     Reason,
+    keep_labelled,
 )
 
 
@@ -47,15 +47,10 @@ def evict_unit(container: Container) -> str:
     return f"name:{container.name}"
 
 
-def stopped_at(container: Container) -> datetime:
-    """When the container stopped (`Container.stopped_at`)."""
-    return container.stopped_at
-
-
 def _newest_first(containers: Iterable[Container]) -> list[Container]:
     # The kubelet orders by creation time. Docker lists it to the second, so the time it stopped
     # breaks ties (a pod's restarts follow one another), then the id, so the order is total.
-    return sorted(containers, key=lambda c: (c.created, stopped_at(c), c.id), reverse=True)
+    return sorted(containers, key=lambda c: (c.created, c.stopped_at, c.id), reverse=True)
 
 
 def plan_containers(
@@ -79,13 +74,13 @@ def plan_containers(
     ordered = _newest_first(containers)
     for c in ordered:
         unit = evict_unit(c)
-        if c.labels.get(LABEL_KEEP, "").lower() == "true":
+        if keep_labelled(c.labels):
             decide(c, unit, Action.KEEP, Reason.KEEP_LABEL)
         elif not c.state.is_dead:
             decide(c, unit, Action.KEEP, Reason.RUNNING)
-        elif now - stopped_at(c) < settings.minimum_age:
+        elif now - c.stopped_at < settings.minimum_age:
             decide(c, unit, Action.KEEP, Reason.TOO_YOUNG)
-        elif settings.maximum_age and now - stopped_at(c) > settings.maximum_age:
+        elif settings.maximum_age and now - c.stopped_at > settings.maximum_age:
             decide(c, unit, Action.REMOVE, Reason.AGE)
         else:
             units[unit].append(c)  # newest first, as `ordered` is

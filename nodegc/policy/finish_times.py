@@ -27,7 +27,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from nodegc.config import ContainerSettings
-from nodegc.model import LABEL_KEEP, Container, History, Snapshot
+from nodegc.model import Container, History, Snapshot, keep_labelled
 from nodegc.policy.containers import evict_unit
 
 
@@ -44,7 +44,7 @@ def finish_times_needed(
     dead = [c for c in snapshot.containers if c.state.is_dead]
     candidates: list[Container] = []  # dead containers the caps may order
     for c in dead:
-        if c.labels.get(LABEL_KEEP, "").lower() == "true":
+        if keep_labelled(c.labels):
             continue
         lo, hi = _window(c)
         boundary = now - settings.minimum_age  # (with 0s too: a window may end after `now`)

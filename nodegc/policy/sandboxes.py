@@ -11,11 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from nodegc.config import ContainerSettings
-from nodegc.model import LABEL_KEEP, Action, Container, Reason, Sandbox
+from nodegc.model import LABEL_SANDBOX_ID, Action, Container, Reason, Sandbox, keep_labelled
 
 # The label that names a container's sandbox (dockershim's and cri-dockerd's; the CRI adapter
 # fills it in from the container's pod_sandbox_id).
-LABEL_SANDBOX_ID = "io.kubernetes.sandbox.id"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +73,7 @@ def plan_sandboxes(
     decisions: list[SandboxDecision] = []
     for s in ordered:
         used_by: tuple[str, ...] = ()
-        if s.labels.get(LABEL_KEEP, "").lower() == "true":
+        if keep_labelled(s.labels):
             action, reason = Action.KEEP, Reason.KEEP_LABEL
         elif s.ready:
             action, reason = Action.KEEP, Reason.READY

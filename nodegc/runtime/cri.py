@@ -44,6 +44,7 @@ from nodegc.model import (
     LABEL_POD_NAME,
     LABEL_POD_NAMESPACE,
     LABEL_POD_UID,
+    LABEL_SANDBOX_ID,
     Container,
     ContainerState,
     Image,
@@ -51,7 +52,6 @@ from nodegc.model import (
     Sandbox,
     short_id,
 )
-from nodegc.policy.sandboxes import LABEL_SANDBOX_ID
 from nodegc.runtime import Conflict, NotFound, RuntimeError_, RuntimeUnavailable
 from nodegc.runtime.cri_proto import api_pb2 as pb
 from nodegc.runtime.cri_proto import api_pb2_grpc as pb_grpc

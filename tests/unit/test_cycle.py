@@ -245,10 +245,10 @@ def test_container_started_again_before_removal_is_skipped(rig):
 def test_container_removal_is_logged_with_its_name(rig, caplog):
     """With INFO logging on, a removed container is logged (naming it) and the cycle completes."""
     _containers_then_images(rig)
-    with caplog.at_level(logging.INFO, logger="nodegc.collect.cycle"):
+    with caplog.at_level(logging.INFO, logger="nodegc.collect.removal"):
         report = rig.collector().cycle()
     assert outcomes(report.container_results) == [("c-old", Outcome.REMOVED)]
-    messages = [r.getMessage() for r in caplog.records if r.name == "nodegc.collect.cycle"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "nodegc.collect.removal"]
     assert "container removed: c-old (c-old)" in messages
 
 

@@ -73,9 +73,12 @@ def test_default_registry_is_private_not_global() -> None:
 
 
 def test_two_instances_on_separate_registries_do_not_clash() -> None:
-    """Each registry holds its own metrics: constructing twice raises no duplicate error."""
-    Metrics(CollectorRegistry())
-    Metrics(CollectorRegistry())
+    """Each registry holds its own metrics: a value set through one is not seen in the other."""
+    first, second = CollectorRegistry(), CollectorRegistry()
+    Metrics(first).runtime_up(True)
+    Metrics(second).runtime_up(False)
+    assert first.get_sample_value("nodegc_runtime_up") == 1
+    assert second.get_sample_value("nodegc_runtime_up") == 0
 
 
 def test_exposition_parses_and_names_every_contract_metric(

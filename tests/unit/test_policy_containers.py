@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from nodegc.model import Action, ContainerState, Reason
-from nodegc.policy.containers import evict_unit, plan_containers, stopped_at
+from nodegc.policy.containers import evict_unit, plan_containers
 from tests.unit.builders import NOW, ago, by_id, container, container_settings, ids, pod_labels
 
 COMPOSE = {"com.docker.compose.project": "shop", "com.docker.compose.service": "web"}
@@ -109,8 +109,8 @@ def test_kept_by_label_does_not_count_against_the_unit_cap():
 
 def test_stopped_at_is_finish_time_else_creation():
     """stopped_at: finished_at when known, created otherwise."""
-    assert stopped_at(container("a", created=ago(days=2), finished_at=ago(hours=1))) == ago(hours=1)
-    assert stopped_at(container("b", created=ago(days=2), finished_at=None)) == ago(days=2)
+    assert container("a", created=ago(days=2), finished_at=ago(hours=1)).stopped_at == ago(hours=1)
+    assert container("b", created=ago(days=2), finished_at=None).stopped_at == ago(days=2)
 
 
 def test_too_young_is_measured_from_finish_time():
@@ -559,7 +559,7 @@ def test_property_never_removes_too_young_or_keep_labelled(fleet):
     p = plan_containers(cs, s, NOW)
     for d in p.removals:
         assert d.container.labels.get("nodegc.io/keep") != "true"
-        assert NOW - stopped_at(d.container) >= s.minimum_age
+        assert NOW - d.container.stopped_at >= s.minimum_age
 
 
 @given(fleets())
@@ -582,6 +582,6 @@ def test_property_caps_keep_the_newest_of_each_unit(fleet):
         kept = [d.container for d in mine if d.reason is Reason.WITHIN_CAP]
         capped = [d.container for d in mine if d.reason in (Reason.PER_UNIT_CAP, Reason.GLOBAL_CAP)]
         if kept and capped:
-            age = [(c.created, stopped_at(c), c.id) for c in kept]
-            capped_age = [(c.created, stopped_at(c), c.id) for c in capped]
+            age = [(c.created, c.stopped_at, c.id) for c in kept]
+            capped_age = [(c.created, c.stopped_at, c.id) for c in capped]
             assert min(age) > max(capped_age)
