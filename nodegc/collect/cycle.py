@@ -15,6 +15,7 @@ from datetime import datetime
 
 from nodegc import policy
 from nodegc.clock import Clock, utcnow
+from nodegc.collect import intents
 from nodegc.collect.observe import Measure, measure, take_snapshot
 from nodegc.collect.removal import ResultListener, carry_out, log_result, tell
 from nodegc.collect.sandboxes import collect_sandboxes
@@ -32,7 +33,7 @@ from nodegc.model import (
 )
 from nodegc.policy.finish_times import finish_times_needed, with_finish_times
 from nodegc.policy.history import observe, record_events
-from nodegc.runtime import Runtime, connect
+from nodegc.runtime import Runtime, RuntimeError_, RuntimeUnavailable, connect
 from nodegc.state.store import StateDir, StateError
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,9 @@ class CycleReport:
     container_results: list[RemovalResult] = field(default_factory=list)
     image_results: list[RemovalResult] = field(default_factory=list)
     ran_images: bool = True
+    # Planned removals never started because the engine was lost first (not in the audit).
+    not_attempted: int = 0
+    error: str | None = None  # why the cycle stopped short (the engine was lost), if it did
 
     @property
     def results(self) -> list[RemovalResult]:
@@ -117,6 +121,14 @@ class Collector:
         self.last_snapshot: Snapshot | None = None
         # Set when the process is asked to stop: removals not yet started are skipped.
         self.stopping = threading.Event()
+        # What the image tag walks are about to do, on disk (`collect.intents`).
+        self.journal = intents.journal_for(runtime, state)
+        # The engine was found unreachable during this cycle's removals: start no more.
+        self._engine_lost: RuntimeUnavailable | None = None
+        self._not_attempted = 0
+        self._probing = threading.Lock()
+        # The cycle in progress or last run (a partial one when the engine was lost).
+        self.last_report: CycleReport | None = None
 
     # -- observe ----------------------------------------------------------------------------
     def observe(self) -> Snapshot:
@@ -201,6 +213,10 @@ class Collector:
         Raises RuntimeUnavailable when a listing fails: nothing is removed on partial information.
         """
         with self.lock:
+            self.last_report = None
+            self._engine_lost, self._not_attempted = None, 0
+            if not dry_run and self.persist:
+                intents.replay(self.runtime, self.journal)  # what an interrupted run left
             snapshot = self.observe()
             first = self.plan(snapshot)
             report = CycleReport(
@@ -210,10 +226,12 @@ class Collector:
                 filesystem_before=snapshot.filesystem,
                 ran_images=images,
             )
+            self.last_report = report
             if dry_run:
                 return report
             if containers:
                 report.container_results = self._remove_all(first.containers.removals)
+                self._stop_if_engine_lost(report)
                 # Sandboxes (CRI) after their containers: dependents before owners.
                 report.container_results += collect_sandboxes(
                     self.runtime, self.settings, self.clock(), self.listeners
@@ -235,6 +253,7 @@ class Collector:
                 report.image_plan = image_plan
             results = self._remove_all(image_plan.removals)
             report.image_results.extend(results)
+            self._stop_if_engine_lost(report)
             short = [r for r in results if r.outcome is not Outcome.REMOVED]
             freed = report.image_bytes_freed
             if not short or freed >= report.image_plan.bytes_to_free:
@@ -252,11 +271,47 @@ class Collector:
             return []
         workers = min(self.settings.runtime.max_concurrent_removals, len(decisions))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="remove") as pool:
-            results = list(pool.map(self._remove_one, decisions))
+            attempted = list(pool.map(self._remove_one, decisions))
+        results = [r for r in attempted if r is not None]
+        self._not_attempted += len(attempted) - len(results)
         tell(self.listeners, results)
         return results
 
-    def _remove_one(self, decision: ContainerDecision | ImageDecision) -> RemovalResult:
+    def _check_engine(self, exc: RuntimeUnavailable) -> None:
+        """A removal found the engine unreachable (or too slow): is it gone, or was it this one
+        request (an answer cut short, one stalled DELETE)? A ping says; meanwhile no removal
+        starts. Gone: none starts any more in this cycle."""
+        with self._probing:
+            if self._engine_lost is not None:
+                return
+            try:
+                self.runtime.ping()
+            except RuntimeError_:
+                self._engine_lost = exc
+
+    def _stop_if_engine_lost(self, report: CycleReport) -> None:
+        """At the first sign the engine is unreachable no removal is started (those in flight
+        may fail): the cycle ends here, raising it, with `report` saying what was done."""
+        if self._engine_lost is None:
+            return
+        report.not_attempted = self._not_attempted
+        report.error = str(self._engine_lost)
+        log.error(
+            "engine unreachable during removals: no more were started",
+            extra={
+                "removed": sum(1 for r in report.results if r.outcome is Outcome.REMOVED),
+                "attempted": len(report.results),
+                "not_attempted": report.not_attempted,
+                "error": report.error,
+            },
+        )
+        raise self._engine_lost
+
+    def _remove_one(self, decision: ContainerDecision | ImageDecision) -> RemovalResult | None:
+        """One removal's result; None when it was not started (the engine was lost)."""
+        with self._probing:  # wait while a failure is being checked
+            if self._engine_lost is not None:
+                return None
         if isinstance(decision, ContainerDecision):
             c = decision.container
             kind, obj_id, name, size = "container", c.id, c.name, 0
@@ -275,10 +330,19 @@ class Collector:
             fields = {"image": i.id, "tags": list(i.tags), "size_bytes": i.size_bytes}
 
             def remove() -> None:
-                self.runtime.remove_image(i)
+                reason = str(decision.reason)
+                intents.remove_image(self.runtime, self.journal, i, reason, self.clock())
 
         fields["reason"] = str(decision.reason)
-        outcome, detail = carry_out(remove, self.stopping)
+
+        def attempt() -> None:
+            try:
+                remove()
+            except RuntimeUnavailable as exc:
+                self._check_engine(exc)
+                raise
+
+        outcome, detail = carry_out(attempt, self.stopping)
         result = RemovalResult(
             kind=kind,
             id=obj_id,

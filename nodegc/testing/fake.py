@@ -126,7 +126,9 @@ class FakeRuntime:
 
     def inspect_image(self, image_id: str) -> Image | None:
         self._call(f"inspect_image {image_id}")
-        return self.images.get(image_id)
+        if image_id in self.images:
+            return self.images[image_id]
+        return next((i for i in self.images.values() if image_id in i.tags), None)
 
     def tag_image(self, image_id: str, reference: str) -> None:
         self._call(f"tag_image {image_id} {reference}")
