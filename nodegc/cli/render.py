@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from nodegc.collect.cycle import CycleReport
+from nodegc.collect.intents import Pending
 from nodegc.durations import humanize_age
 from nodegc.model import (
     Action,
@@ -129,7 +130,60 @@ def cycle_json(report: CycleReport) -> dict[str, Any]:
         "images": images,
         "sandboxes": [_result_json(r) for r in report.container_results if r.kind == "sandbox"],
         "failures": len(report.failures),
+        "not_attempted": report.not_attempted,
+        "error": report.error,
     }
+
+
+def interrupted_json(
+    report: CycleReport | None, error: str, pending: Sequence[Pending]
+) -> dict[str, Any]:
+    """`once --output json` when the cycle stopped short (exit 3): what was done before."""
+    if report is not None:
+        data = cycle_json(report)
+    else:  # stopped before the first plan: nothing was attempted
+        data = {"dry_run": False, "containers": {"decisions": []}, "images": None,
+                "sandboxes": [], "failures": 0, "not_attempted": 0}  # fmt: skip
+    data["error"] = error
+    data["pending_intents"] = pending_json(pending)
+    return data
+
+
+def pending_json(pending: Sequence[Pending]) -> list[dict[str, Any]]:
+    """The intent journal's entries: interrupted removals the next cycle puts right."""
+    return [
+        {
+            "image": p.intent.image_id,
+            "action": p.intent.action,
+            "reason": p.intent.reason,
+            "started_at": iso(p.intent.started_at),
+            "pid": p.intent.pid,
+            "tags": list(p.intent.tags),
+            "digests": list(p.intent.digests),
+            "present": p.present,
+            "missing_tags": list(p.missing_tags) if p.missing_tags is not None else None,
+        }
+        for p in pending
+    ]
+
+
+def pending_lines(pending: Sequence[Pending]) -> list[str]:
+    """One line per interrupted removal, for the tables."""
+    lines = []
+    for p in pending:
+        head = f"interrupted removal pending: image {short_id(p.intent.image_id)}"
+        head += f" ({tags_text(p.intent.tags)})"
+        if p.present is False:
+            state = "the image is gone (the removal had finished)"
+        elif p.missing_tags is None:
+            state = f"{len(p.intent.tags)} tags recorded"
+        else:
+            state = f"{len(p.missing_tags)} of {len(p.intent.tags)} tags missing"
+        lines.append(
+            f"{head}: {state}; the next `nodegc once` or `nodegc run` puts every tag back, "
+            "then removes it if it is still planned"
+        )
+    return lines
 
 
 def _result_json(r: RemovalResult) -> dict[str, Any]:

@@ -181,20 +181,24 @@ class Pending:
     """An interrupted removal not yet put right, as `nodegc report` shows it."""
 
     intent: Intent
-    present: bool  # the image is still there
-    missing_tags: tuple[str, ...]  # tags it had and lacks now
+    present: bool | None  # the image is still there (None: not listed since)
+    missing_tags: tuple[str, ...] | None  # tags it had and lacks now (None: not listed since)
 
 
-def pending(journal: Journal | None, images: Sequence[Image]) -> list[Pending]:
-    """The journal's entries against the images listed now (no engine call)."""
+def pending(journal: Journal | None, images: Sequence[Image] | None) -> list[Pending]:
+    """The journal's entries against the images listed now (no engine call); with `images`
+    None (not listed since the removals), presence and missing tags are unknown (None)."""
     if journal is None:
         return []
-    by_id: Mapping[str, Image] = {i.id: i for i in images}
+    by_id: Mapping[str, Image] | None = {i.id: i for i in images} if images is not None else None
     found = []
     for intent in journal.pending():
+        if by_id is None:
+            found.append(Pending(intent, None, None))
+            continue
         current = by_id.get(intent.image_id)
-        missing = tuple(t for t in intent.tags if current is None or t not in current.tags)
-        found.append(Pending(intent, current is not None, missing if current else ()))
+        missing = tuple(t for t in intent.tags if current is not None and t not in current.tags)
+        found.append(Pending(intent, current is not None, missing))
     return found
 
 
