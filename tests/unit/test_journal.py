@@ -94,7 +94,7 @@ def test_a_corrupt_journal_is_set_aside_and_said(tmp_path, caplog):
     assert any("intent journal corrupt" in r.getMessage() for r in caplog.records)
 
 
-# -- a kill part-way through a tag walk -------------------------------------------------------------
+# -- a kill part-way through a tag walk ---------------------------------------------------------
 
 
 def test_a_kill_mid_walk_leaves_every_tag_in_the_journal(tmp_path):
@@ -159,7 +159,7 @@ def test_a_tag_that_names_another_image_now_is_not_taken_back(tmp_path):
 def test_report_says_a_removal_is_pending_and_changes_nothing(tmp_path):
     """report() after a kill: no tag call, the entry stays, `pending` counts the missing tags."""
     fake = FakeRuntime()
-    img = old_image(fake)
+    old_image(fake)
     fake.before_untag = die_after(3, Killed())
     with pytest.raises(Killed):
         collector(tmp_path, fake).cycle()
