@@ -127,6 +127,7 @@ class Collector:
         self._engine_lost: RuntimeUnavailable | None = None
         self._not_attempted = 0
         self._probing = threading.Lock()
+        self._walks = intents.Walks(runtime, None, (), clock())  # the batch in progress
         # The cycle in progress or last run (a partial one when the engine was lost).
         self.last_report: CycleReport | None = None
 
@@ -270,11 +271,15 @@ class Collector:
         if not decisions:
             return []
         workers = min(self.settings.runtime.max_concurrent_removals, len(decisions))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="remove") as pool:
-            attempted = list(pool.map(self._remove_one, decisions))
+        images = [(d.image, str(d.reason)) for d in decisions if isinstance(d, ImageDecision)]
+        self._walks = intents.Walks(self.runtime, self.journal, images, self.clock())
+        try:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="remove") as pool:
+                attempted = list(pool.map(self._remove_one, decisions))
+        finally:
+            self._walks.close()
         results = [r for r in attempted if r is not None]
         self._not_attempted += len(attempted) - len(results)
-        tell(self.listeners, results)
         return results
 
     def _check_engine(self, exc: RuntimeUnavailable) -> None:
@@ -330,8 +335,7 @@ class Collector:
             fields = {"image": i.id, "tags": list(i.tags), "size_bytes": i.size_bytes}
 
             def remove() -> None:
-                reason = str(decision.reason)
-                intents.remove_image(self.runtime, self.journal, i, reason, self.clock())
+                self._walks.remove(i)
 
         fields["reason"] = str(decision.reason)
 
@@ -355,4 +359,6 @@ class Collector:
             pod=decision.container.pod if isinstance(decision, ContainerDecision) else None,
         )
         log_result(result, fields)
+        # Told (audited) as each is done, not when the batch is: a kill loses no finished one.
+        tell(self.listeners, [result])
         return result

@@ -1,10 +1,10 @@
 """Tag walks that survive a kill: journal first, settle after, replay what an earlier run left.
 
-The collector removes an image through `remove_image` here: the intent (every tag and digest
-the image has) is written to the journal before the runtime takes off the first name; the
-entry is cleared when the image is gone, or when it has every tag back after a refusal or a
-failure. What a kill (of nodegc or of the engine) leaves is put right by `replay`, which every
-non-dry cycle runs first: an image still there gets each missing tag back and the cycle then
+The collector removes images through `Walks` here: the intents (every tag and digest each image
+has) are written to the journal before the runtime takes off the first name; an entry is
+cleared when the image is gone, or when it has every tag back after a refusal or a failure.
+What a kill (of nodegc or of the engine) leaves is put right by `replay`, which every non-dry
+cycle runs first: an image still there gets each missing tag back and the cycle then
 plans on the node as it was, so an image still planned is removed (finished) in that same
 cycle, and one now in use or no longer planned keeps every tag. `nodegc report` only shows
 `pending` entries.
@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -38,59 +39,94 @@ def journal_for(runtime: Runtime, state: StateDir) -> Journal | None:
     return Journal(state.path) if getattr(runtime, "walks_tags", False) else None
 
 
-def remove_image(
-    runtime: Runtime, journal: Journal | None, image: Image, reason: str, now: datetime
-) -> None:
-    """`runtime.remove_image(image)`, with the intent journaled first and settled after.
+class Walks:
+    """The image removals of one batch (a pool of them), journaled together.
 
-    Raises what the runtime raises; RuntimeError_ (a failure, nothing touched) when the intent
-    cannot be written."""
-    if journal is None:
-        runtime.remove_image(image)
-        return
-    intent = Intent(
-        image_id=image.id,
-        tags=image.tags,
-        digests=image.digests,
-        action=ACTION_REMOVE,
-        reason=reason,
-        started_at=now,
-        pid=os.getpid(),
-    )
-    try:
-        recorded = journal.record(intent)
-    except StateError as exc:
-        raise RuntimeError_(
-            f"remove image {short_id(image.id)} ({image.describe()}): not attempted, the intent "
-            f"journal could not be written ({exc}); no tag was touched"
-        ) from None
-    try:
-        runtime.remove_image(image)
-    except RuntimeError_:
-        # Refused, failed, gone part-way: the image keeps (or gets back) every name it had.
-        settle(runtime, journal, recorded, lambda ref: _holder_by_inspect(runtime, ref))
-        raise
-    _clear(journal, image.id)
+    Every intent of the batch is written in one go before the first removal starts; an entry is
+    cleared when its image is gone or has every tag back, in one write when the batch is over
+    (`close`). A kill in between leaves entries of images removed (replay finds them gone) or
+    not yet touched (replay finds nothing missing): either clears at no cost.
+    """
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        journal: Journal | None,
+        images: Sequence[tuple[Image, str]],
+        now: datetime,
+    ) -> None:
+        self.runtime = runtime
+        self.journal = journal
+        self.error: str | None = None
+        self._final: set[str] = set()
+        self._lock = threading.Lock()
+        self._intents: dict[str, Intent] = {}
+        if journal is None or not images:
+            return
+        batch = [
+            Intent(
+                image_id=image.id,
+                tags=image.tags,
+                digests=image.digests,
+                action=ACTION_REMOVE,
+                reason=reason,
+                started_at=now,
+                pid=os.getpid(),
+            )
+            for image, reason in images
+        ]
+        try:
+            self._intents = {i.image_id: i for i in journal.record_many(batch)}
+        except StateError as exc:
+            self.error = str(exc)
+
+    def remove(self, image: Image) -> None:
+        """`runtime.remove_image(image)`, settled: on any engine error the image is given back
+        every tag it had (else its entry stays for the next replay). Raises what the runtime
+        raises; RuntimeError_ (nothing touched) when the intent could not be written."""
+        if self.journal is None:
+            self.runtime.remove_image(image)
+            return
+        intent = self._intents.get(image.id)
+        if intent is None:
+            raise RuntimeError_(
+                f"remove image {short_id(image.id)} ({image.describe()}): not attempted, the "
+                f"intent journal could not be written ({self.error}); no tag was touched"
+            )
+        try:
+            self.runtime.remove_image(image)
+        except RuntimeError_:
+            # Refused, failed, gone part-way: the image keeps (or gets back) every name it had.
+            if settle(self.runtime, intent, lambda ref: _holder_by_inspect(self.runtime, ref)):
+                self._done(image.id)
+            raise
+        self._done(image.id)
+
+    def _done(self, image_id: str) -> None:
+        with self._lock:
+            self._final.add(image_id)
+
+    def close(self) -> None:
+        """Clear the entries whose outcome is final (one write); the rest stay for replay."""
+        if self.journal is not None and self._final:
+            _clear(self.journal, self._final)
 
 
-def settle(runtime: Runtime, journal: Journal, intent: Intent, holder: Holder) -> bool:
-    """Give the image of `intent` back every tag it lacks, then clear the entry. False (the
-    entry stays, for the next replay) when the engine could not be asked or did not do it."""
+def settle(runtime: Runtime, intent: Intent, holder: Holder) -> bool:
+    """Give the image of `intent` back every tag it lacks. True when nothing is owed any more
+    (the image is gone, or whole again); False (the entry stays, for the next replay) when the
+    engine could not be asked or did not do it."""
     try:
         current = runtime.inspect_image(intent.image_id)
+        if current is None:
+            return True
+        return put_back(runtime, intent, current, holder)
     except RuntimeError_ as exc:
         log.warning(
-            "interrupted removal left in the intent journal: the image could not be inspected",
+            "interrupted removal left in the intent journal: the engine could not be asked",
             extra={"image": intent.image_id, "error": str(exc)},
         )
         return False
-    if current is None:
-        _clear(journal, intent.image_id)
-        return True
-    if not put_back(runtime, intent, current, holder):
-        return False
-    _clear(journal, intent.image_id)
-    return True
 
 
 def put_back(runtime: Runtime, intent: Intent, current: Image, holder: Holder) -> bool:
@@ -151,23 +187,23 @@ def replay(runtime: Runtime, journal: Journal | None) -> Replayed:
     images = {i.id: i for i in runtime.list_images()}
     holders = {tag: i.id for i in images.values() for tag in i.tags}
     gone = restored = tags = left = 0
-    for intent in pending:
-        current = images.get(intent.image_id)
-        if current is None:
-            gone += 1
-            log.info(
-                f"image {short_id(intent.image_id)}: an interrupted removal had finished",
-                extra={"image": intent.image_id, "tags": list(intent.tags)},
-            )
-            _clear(journal, intent.image_id)
-            continue
-        owed = [t for t in intent.tags if t not in current.tags]
-        if put_back(runtime, intent, current, holders.get):
-            _clear(journal, intent.image_id)
-            restored += 1 if owed else 0
-            tags += sum(1 for t in owed if holders.get(t) in (None, intent.image_id))
-        else:
-            left += 1
+    final: list[str] = []
+    try:
+        for intent in pending:
+            current = images.get(intent.image_id)
+            if current is None:
+                gone += 1
+                final.append(intent.image_id)
+                continue
+            owed = [t for t in intent.tags if t not in current.tags]
+            if put_back(runtime, intent, current, holders.get):
+                final.append(intent.image_id)
+                restored += 1 if owed else 0
+                tags += sum(1 for t in owed if holders.get(t) in (None, intent.image_id))
+            else:
+                left += 1
+    finally:
+        _clear(journal, final)
     done = Replayed(gone=gone, restored=restored, tags=tags, left=left)
     log.info(
         "intent journal replayed",
@@ -210,11 +246,14 @@ def _holder_by_inspect(runtime: Runtime, reference: str) -> str | None:
     return found.id if found is not None else None
 
 
-def _clear(journal: Journal, image_id: str) -> None:
+def _clear(journal: Journal, image_ids: Iterable[str]) -> None:
+    image_ids = list(image_ids)
+    if not image_ids:
+        return
     try:
-        journal.clear(image_id)
+        journal.clear_many(image_ids)
     except StateError as exc:
-        # The entry stays: the next replay finds the outcome final and clears it then.
+        # The entries stay: the next replay finds the outcome final and clears them then.
         log.warning(
-            "intent journal entry not cleared", extra={"image": image_id, "error": str(exc)}
+            "intent journal entries not cleared", extra={"images": image_ids, "error": str(exc)}
         )

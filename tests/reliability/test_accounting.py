@@ -97,3 +97,38 @@ def test_engine_killed_mid_container_gc_every_count_agrees(
     assert not gone & left, "a container reported removed is still there"
     record_stats("accounting-engine-kill", dead=DEAD, removed=removed, failed=failed,
                  not_attempted=not_attempted)  # fmt: skip
+
+
+def test_nodegc_killed_mid_container_gc_loses_no_record(
+    engine: IsolatedEngine, busybox: str, tmp_path: Path
+) -> None:
+    """kill -9 of `once` while it removes 400 dead containers: every container gone from the
+    engine has its audit line, but for at most the removals in flight at the kill."""
+    import signal
+
+    state = tmp_path / "state"
+    config = tmp_path / "config.toml"
+    config.write_text(CONFIG)
+
+    def make(n: int) -> list[str]:
+        with engine.api() as api:
+            return [create_container(api, busybox, labels=POD) for _ in range(n)]
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        dead = [c for batch in pool.map(make, [DEAD // 4] * 4) for c in batch]
+    proc = start_once(engine, state, config)
+    with engine.api() as api:
+        deadline = time.monotonic() + 120
+        while len(api.containers(all=True)) > DEAD - 150:
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "removals too slow"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=30)
+        left = {c["Id"] for c in api.containers(all=True)}
+    gone = set(dead) - left
+    audit = [json.loads(x) for x in (state / "audit.jsonl").read_text().splitlines() if x]
+    audited = {e["id"] for e in audit if e["outcome"] == "removed"}
+    assert audited <= gone, "the audit says removed for a container that is there"
+    assert len(gone - audited) <= 4, f"{len(gone - audited)} removals without a record"
+    record_stats("accounting-nodegc-kill", gone=len(gone), unrecorded=len(gone - audited))
