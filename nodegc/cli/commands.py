@@ -128,8 +128,7 @@ def report(settings: Settings, args: argparse.Namespace) -> int:
     def body() -> int:
         with collector(settings, need_writable_state=False) as gc:
             plan = gc.report()
-            images = gc.last_snapshot.images if gc.last_snapshot is not None else ()
-            pending = intents.pending(gc.journal, images)
+            pending = intents.pending(gc.journal, gc.last_snapshot)
         kubelet = read_kubelet_config(args.kubelet_config) if args.kubelet_config else None
         if args.output == "json":
             data = render.plan_json(plan)

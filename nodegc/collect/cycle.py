@@ -28,17 +28,26 @@ from nodegc.model import (
     ImagePlan,
     Outcome,
     Plan,
+    Reason,
     RemovalResult,
     Snapshot,
+    short_id,
 )
 from nodegc.policy.finish_times import finish_times_needed, with_finish_times
 from nodegc.policy.history import observe, record_events
 from nodegc.runtime import Runtime, RuntimeError_, RuntimeUnavailable, connect
+from nodegc.state.audit import audit_path, read_audit
+from nodegc.state.journal import Intent
 from nodegc.state.store import StateDir, StateError
 
 log = logging.getLogger(__name__)
 
 
+# The detail of an audit line written at replay for a removal an interrupted run carried out.
+FINISHED_BEFORE_A_KILL = (
+    "gone when nodegc started again: an earlier run was removing it when it was interrupted, "
+    "before it could record it"
+)
 # After a pass that skipped or failed images, plan again (from a fresh listing) at most this often.
 MAX_IMAGE_PASSES = 3
 # Finish times asked for per image per round (the adapters' request pool), and the rounds after
@@ -127,7 +136,7 @@ class Collector:
         self._engine_lost: RuntimeUnavailable | None = None
         self._not_attempted = 0
         self._probing = threading.Lock()
-        self._walks = intents.Walks(runtime, None, (), clock())  # the batch in progress
+        self._walks = intents.Walks(runtime, None, ())  # the batch in progress
         # The cycle in progress or last run (a partial one when the engine was lost).
         self.last_report: CycleReport | None = None
 
@@ -217,7 +226,8 @@ class Collector:
             self.last_report = None
             self._engine_lost, self._not_attempted = None, 0
             if not dry_run and self.persist:
-                intents.replay(self.runtime, self.journal)  # what an interrupted run left
+                # What an interrupted run left: tags put back, removals that finished recorded.
+                intents.replay(self.runtime, self.journal, self._record_finished)
             snapshot = self.observe()
             first = self.plan(snapshot)
             report = CycleReport(
@@ -271,8 +281,14 @@ class Collector:
         if not decisions:
             return []
         workers = min(self.settings.runtime.max_concurrent_removals, len(decisions))
-        images = [(d.image, str(d.reason)) for d in decisions if isinstance(d, ImageDecision)]
-        self._walks = intents.Walks(self.runtime, self.journal, images, self.clock())
+        now = self.clock()
+        batch = [
+            intents.image_intent(d.image, str(d.reason), now)
+            if isinstance(d, ImageDecision)
+            else intents.container_intent(d.container, str(d.reason), now)
+            for d in decisions
+        ]
+        self._walks = intents.Walks(self.runtime, self.journal, batch)
         try:
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="remove") as pool:
                 attempted = list(pool.map(self._remove_one, decisions))
@@ -281,6 +297,43 @@ class Collector:
         results = [r for r in attempted if r is not None]
         self._not_attempted += len(attempted) - len(results)
         return results
+
+    def _record_finished(self, finished: Sequence[Intent]) -> None:
+        """Audit the removals an interrupted run carried out but could not record (those the
+        audit record has a line for since the intent was written were recorded already)."""
+        if not finished:
+            return
+        since = min(i.started_at for i in finished)
+        try:
+            entries, _ = read_audit(audit_path(self.settings), since)
+        except OSError:
+            entries = []
+        recorded = {(e.get("kind"), e.get("id")) for e in entries}
+        results = []
+        for intent in finished:
+            if (intent.kind, intent.object_id) in recorded:
+                continue
+            try:
+                reason = Reason(intent.reason)
+            except ValueError:
+                log.warning(
+                    "journal entry with an unknown reason", extra={"object": intent.object_id}
+                )
+                continue
+            result = RemovalResult(
+                kind=intent.kind,
+                id=intent.object_id,
+                name=intent.name,
+                reason=reason,
+                outcome=Outcome.REMOVED,
+                detail=FINISHED_BEFORE_A_KILL,
+                size_bytes=intent.size_bytes,
+                tags=intent.tags,
+                pod=intent.pod,
+            )
+            log_result(result, {"object": intent.object_id, "pid": intent.pid})
+            results.append(result)
+        tell(self.listeners, results)
 
     def _check_engine(self, exc: RuntimeUnavailable) -> None:
         """A removal found the engine unreachable (or too slow): is it gone, or was it this one
@@ -328,6 +381,7 @@ class Collector:
             }
 
             def remove() -> None:
+                self._walks.check(f"remove container {short_id(c.id)} ({c.name})", c.id)
                 self.runtime.remove_container(c)
         else:
             i = decision.image
@@ -335,7 +389,7 @@ class Collector:
             fields = {"image": i.id, "tags": list(i.tags), "size_bytes": i.size_bytes}
 
             def remove() -> None:
-                self._walks.remove(i)
+                self._walks.remove_image(i)
 
         fields["reason"] = str(decision.reason)
 
@@ -347,6 +401,8 @@ class Collector:
                 raise
 
         outcome, detail = carry_out(attempt, self.stopping)
+        if kind == "container":
+            self._walks.finish(obj_id)  # answered either way: final (an image settles itself)
         result = RemovalResult(
             kind=kind,
             id=obj_id,

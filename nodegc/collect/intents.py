@@ -23,9 +23,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from nodegc.model import Image, short_id
+from nodegc.model import Container, Image, Snapshot, short_id
 from nodegc.runtime import NotFound, Runtime, RuntimeError_, RuntimeUnavailable
-from nodegc.state.journal import ACTION_REMOVE, Intent, Journal
+from nodegc.state.journal import ACTION_REMOVE, KIND_CONTAINER, KIND_IMAGE, Intent, Journal
 from nodegc.state.store import StateDir, StateError
 
 log = logging.getLogger(__name__)
@@ -34,77 +34,96 @@ log = logging.getLogger(__name__)
 Holder = Callable[[str], str | None]
 
 
-def journal_for(runtime: Runtime, state: StateDir) -> Journal | None:
-    """The state directory's journal, where the runtime walks tags (a CRI runtime does not)."""
-    return Journal(state.path) if getattr(runtime, "walks_tags", False) else None
+def journal_for(runtime: Runtime, state: StateDir) -> Journal:
+    """The state directory's journal (every runtime: tags are put back only where the runtime
+    walks them, but every runtime's removals must leave a record)."""
+    return Journal(state.path)
+
+
+def image_intent(image: Image, reason: str, now: datetime) -> Intent:
+    return Intent(
+        object_id=image.id,
+        tags=image.tags,
+        digests=image.digests,
+        action=ACTION_REMOVE,
+        reason=reason,
+        started_at=now,
+        pid=os.getpid(),
+        kind=KIND_IMAGE,
+        name=image.describe(),
+        size_bytes=image.size_bytes,
+    )
+
+
+def container_intent(container: Container, reason: str, now: datetime) -> Intent:
+    return Intent(
+        object_id=container.id,
+        tags=(),
+        digests=(),
+        action=ACTION_REMOVE,
+        reason=reason,
+        started_at=now,
+        pid=os.getpid(),
+        kind=KIND_CONTAINER,
+        name=container.name,
+        pod=container.pod,
+    )
 
 
 class Walks:
-    """The image removals of one batch (a pool of them), journaled together.
+    """The removals of one batch (a pool of them), journaled together.
 
     Every intent of the batch is written in one go before the first removal starts; an entry is
-    cleared when its image is gone or has every tag back, in one write when the batch is over
-    (`close`). A kill in between leaves entries of images removed (replay finds them gone) or
-    not yet touched (replay finds nothing missing): either clears at no cost.
+    cleared when its outcome is final (an image gone or whole again; a container's removal
+    answered either way), in one write when the batch is over (`close`). A kill in between
+    leaves entries of objects removed (replay finds them gone and records them) or not yet
+    touched (replay finds nothing owed): either clears at no cost.
     """
 
-    def __init__(
-        self,
-        runtime: Runtime,
-        journal: Journal | None,
-        images: Sequence[tuple[Image, str]],
-        now: datetime,
-    ) -> None:
+    def __init__(self, runtime: Runtime, journal: Journal | None, batch: Sequence[Intent]) -> None:
         self.runtime = runtime
         self.journal = journal
         self.error: str | None = None
         self._final: set[str] = set()
         self._lock = threading.Lock()
         self._intents: dict[str, Intent] = {}
-        if journal is None or not images:
+        if journal is None or not batch:
             return
-        batch = [
-            Intent(
-                image_id=image.id,
-                tags=image.tags,
-                digests=image.digests,
-                action=ACTION_REMOVE,
-                reason=reason,
-                started_at=now,
-                pid=os.getpid(),
-            )
-            for image, reason in images
-        ]
         try:
-            self._intents = {i.image_id: i for i in journal.record_many(batch)}
+            self._intents = {i.object_id: i for i in journal.record_many(batch)}
         except StateError as exc:
             self.error = str(exc)
 
-    def remove(self, image: Image) -> None:
+    def check(self, what: str, object_id: str) -> None:
+        """Raise RuntimeError_ (a failure, nothing touched) when `object_id`'s intent could not
+        be written: nothing is removed without its record."""
+        if self.journal is not None and object_id not in self._intents:
+            raise RuntimeError_(
+                f"{what}: not attempted, the intent journal could not be written "
+                f"({self.error}); nothing was touched"
+            )
+
+    def remove_image(self, image: Image) -> None:
         """`runtime.remove_image(image)`, settled: on any engine error the image is given back
         every tag it had (else its entry stays for the next replay). Raises what the runtime
         raises; RuntimeError_ (nothing touched) when the intent could not be written."""
-        if self.journal is None:
-            self.runtime.remove_image(image)
-            return
-        intent = self._intents.get(image.id)
-        if intent is None:
-            raise RuntimeError_(
-                f"remove image {short_id(image.id)} ({image.describe()}): not attempted, the "
-                f"intent journal could not be written ({self.error}); no tag was touched"
-            )
+        self.check(f"remove image {short_id(image.id)} ({image.describe()})", image.id)
         try:
             self.runtime.remove_image(image)
         except RuntimeError_:
             # Refused, failed, gone part-way: the image keeps (or gets back) every name it had.
-            if settle(self.runtime, intent, lambda ref: _holder_by_inspect(self.runtime, ref)):
-                self._done(image.id)
+            intent = self._intents.get(image.id)
+            if intent is not None and settle(
+                self.runtime, intent, lambda ref: _holder_by_inspect(self.runtime, ref)
+            ):
+                self.finish(image.id)
             raise
-        self._done(image.id)
+        self.finish(image.id)
 
-    def _done(self, image_id: str) -> None:
+    def finish(self, object_id: str) -> None:
+        """The outcome for `object_id` is final (and about to be recorded)."""
         with self._lock:
-            self._final.add(image_id)
+            self._final.add(object_id)
 
     def close(self) -> None:
         """Clear the entries whose outcome is final (one write); the rest stay for replay."""
@@ -117,14 +136,14 @@ def settle(runtime: Runtime, intent: Intent, holder: Holder) -> bool:
     (the image is gone, or whole again); False (the entry stays, for the next replay) when the
     engine could not be asked or did not do it."""
     try:
-        current = runtime.inspect_image(intent.image_id)
+        current = runtime.inspect_image(intent.object_id)
         if current is None:
             return True
         return put_back(runtime, intent, current, holder)
     except RuntimeError_ as exc:
         log.warning(
             "interrupted removal left in the intent journal: the engine could not be asked",
-            extra={"image": intent.image_id, "error": str(exc)},
+            extra={"image": intent.object_id, "error": str(exc)},
         )
         return False
 
@@ -133,16 +152,22 @@ def put_back(runtime: Runtime, intent: Intent, current: Image, holder: Holder) -
     """Tag `current` with every tag of `intent` it lacks (unless another image holds it now).
     True when nothing is owed any more. RuntimeUnavailable propagates after the first."""
     missing = [t for t in intent.tags if t not in current.tags]
+    if missing and not getattr(runtime, "walks_tags", False):
+        log.error(
+            "an image lacks tags it had, and this runtime has no call to tag it back",
+            extra={"image": intent.object_id, "tags": missing},
+        )
+        return True  # nothing nodegc can do: do not keep it owed forever
     restored: list[str] = []
     moved: list[str] = []
     whole = True
     for tag in missing:
         try:
             other = holder(tag)
-            if other is not None and other != intent.image_id:
+            if other is not None and other != intent.object_id:
                 moved.append(tag)
                 continue
-            runtime.tag_image(intent.image_id, tag)
+            runtime.tag_image(intent.object_id, tag)
             restored.append(tag)
         except RuntimeUnavailable:
             raise
@@ -150,13 +175,13 @@ def put_back(runtime: Runtime, intent: Intent, current: Image, holder: Holder) -
             whole = False
             log.error(
                 "could not put a tag back; the intent journal keeps it",
-                extra={"image": intent.image_id, "tag": tag, "error": str(exc)},
+                extra={"image": intent.object_id, "tag": tag, "error": str(exc)},
             )
     if restored or moved:
         log.info(
-            f"image {short_id(intent.image_id)}: tags put back after an interrupted removal",
+            f"image {short_id(intent.object_id)}: tags put back after an interrupted removal",
             extra={
-                "image": intent.image_id,
+                "image": intent.object_id,
                 "tags_restored": len(restored),
                 "tags_moved_to_other_images": moved,
                 "tags": restored,
@@ -167,47 +192,66 @@ def put_back(runtime: Runtime, intent: Intent, current: Image, holder: Holder) -
 
 @dataclass(frozen=True)
 class Replayed:
-    """What `replay` did: images found gone (the removal had finished), images given back their
-    tags, tags put back, entries left (the engine refused a tag)."""
+    """What `replay` did: objects found gone (their removal had finished: recorded now), images
+    given back their tags, tags put back, entries left (the engine refused a tag)."""
 
-    gone: int = 0
+    finished: tuple[Intent, ...] = ()
     restored: int = 0
     tags: int = 0
     left: int = 0
 
 
-def replay(runtime: Runtime, journal: Journal | None) -> Replayed:
-    """Put right what interrupted removals left (one image listing, a tag call per missing tag),
-    before anything is planned. Raises RuntimeUnavailable (the cycle cannot go on either)."""
+def replay(
+    runtime: Runtime, journal: Journal | None, record: Callable[[Sequence[Intent]], None]
+) -> Replayed:
+    """Put right what interrupted removals left, before anything is planned: one listing per
+    kind with entries, a tag call per missing tag. Objects found gone are passed to `record`
+    (their audit lines) before their entries are cleared. Raises RuntimeUnavailable (the
+    cycle cannot go on either)."""
     if journal is None:
         return Replayed()
     pending = journal.pending()
     if not pending:
         return Replayed()
-    images = {i.id: i for i in runtime.list_images()}
+    kinds = {i.kind for i in pending}
+    images = {i.id: i for i in runtime.list_images()} if KIND_IMAGE in kinds else {}
+    containers = {c.id for c in runtime.list_containers()} if KIND_CONTAINER in kinds else set()
     holders = {tag: i.id for i in images.values() for tag in i.tags}
-    gone = restored = tags = left = 0
+    restored = tags = left = 0
+    finished: list[Intent] = []
     final: list[str] = []
     try:
         for intent in pending:
-            current = images.get(intent.image_id)
+            if intent.kind == KIND_CONTAINER:
+                if intent.object_id not in containers:
+                    finished.append(intent)
+                final.append(intent.object_id)  # there: it is planned afresh like any other
+                continue
+            current = images.get(intent.object_id)
             if current is None:
-                gone += 1
-                final.append(intent.image_id)
+                finished.append(intent)
+                final.append(intent.object_id)
                 continue
             owed = [t for t in intent.tags if t not in current.tags]
             if put_back(runtime, intent, current, holders.get):
-                final.append(intent.image_id)
+                final.append(intent.object_id)
                 restored += 1 if owed else 0
-                tags += sum(1 for t in owed if holders.get(t) in (None, intent.image_id))
+                tags += sum(1 for t in owed if holders.get(t) in (None, intent.object_id))
             else:
                 left += 1
     finally:
+        # Recorded before cleared: a kill between the two repeats a line, never loses one.
+        record(finished)
         _clear(journal, final)
-    done = Replayed(gone=gone, restored=restored, tags=tags, left=left)
+    done = Replayed(finished=tuple(finished), restored=restored, tags=tags, left=left)
     log.info(
         "intent journal replayed",
-        extra={"gone": gone, "restored": restored, "tags_restored": tags, "left": left},
+        extra={
+            "finished": len(finished),
+            "restored": restored,
+            "tags_restored": tags,
+            "left": left,
+        },
     )
     return done
 
@@ -217,25 +261,48 @@ class Pending:
     """An interrupted removal not yet put right, as `nodegc report` shows it."""
 
     intent: Intent
-    present: bool | None  # the image is still there (None: not listed since)
+    present: bool | None  # the object is still there (None: not listed since)
     missing_tags: tuple[str, ...] | None  # tags it had and lacks now (None: not listed since)
+    in_progress: bool = False  # the process that wrote it still runs (a cycle beside `report`)
 
 
-def pending(journal: Journal | None, images: Sequence[Image] | None) -> list[Pending]:
-    """The journal's entries against the images listed now (no engine call); with `images`
-    None (not listed since the removals), presence and missing tags are unknown (None)."""
+def pending(journal: Journal | None, snapshot: Snapshot | None) -> list[Pending]:
+    """The journal's entries that owe something against what `snapshot` listed (no engine
+    call): an image short of tags, an object gone whose removal is not recorded yet. With no
+    snapshot (nothing listed since the removals) every entry, presence unknown (None)."""
     if journal is None:
         return []
-    by_id: Mapping[str, Image] | None = {i.id: i for i in images} if images is not None else None
+    images: Mapping[str, Image] = {i.id: i for i in snapshot.images} if snapshot else {}
+    containers = {c.id for c in snapshot.containers} if snapshot else set()
     found = []
     for intent in journal.pending():
-        if by_id is None:
-            found.append(Pending(intent, None, None))
-            continue
-        current = by_id.get(intent.image_id)
-        missing = tuple(t for t in intent.tags if current is not None and t not in current.tags)
-        found.append(Pending(intent, current is not None, missing))
+        running = intent.pid != os.getpid() and _alive(intent.pid)
+        if snapshot is None:
+            found.append(Pending(intent, None, None, running))
+        elif intent.kind == KIND_CONTAINER:
+            if intent.object_id not in containers:  # still there: nothing owed, planned afresh
+                found.append(Pending(intent, False, (), running))
+        else:
+            current = images.get(intent.object_id)
+            if current is None:
+                found.append(Pending(intent, False, (), running))
+                continue
+            missing = tuple(t for t in intent.tags if t not in current.tags)
+            if missing:  # whole: nothing owed (a batch entry not yet touched)
+                found.append(Pending(intent, True, missing, running))
     return found
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _holder_by_inspect(runtime: Runtime, reference: str) -> str | None:

@@ -21,7 +21,7 @@ import logging
 import os
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,31 +33,35 @@ log = logging.getLogger(__name__)
 JOURNAL_FILE = "intents.json"
 FORMAT_VERSION = 1
 ACTION_REMOVE = "remove"
+KIND_IMAGE = "image"
+KIND_CONTAINER = "container"
 
 
 @dataclass(frozen=True)
 class Intent:
-    """What is about to be done to an image, and every name it had before."""
+    """What is about to be done to an object: for an image, every name it had before; for a
+    container, what its audit line needs if nodegc dies before writing it."""
 
-    image_id: str
+    object_id: str
     tags: tuple[str, ...]
     digests: tuple[str, ...]
-    action: str  # "remove": untag one name at a time, then delete
+    action: str  # "remove": for an image, untag one name at a time, then delete
     reason: str
     started_at: datetime
     pid: int
+    kind: str = KIND_IMAGE  # "image" or "container"
+    name: str = ""  # for the audit line: an image's first tag, a container's name
+    size_bytes: int = 0
+    pod: str | None = None
 
     def merged(self, earlier: Intent) -> Intent:
         """This intent, keeping every name `earlier` (an interrupted one) had recorded: names
         gone since are still owed back if this attempt is refused too."""
-        return Intent(
-            image_id=self.image_id,
+        return replace(
+            self,
             tags=_union(earlier.tags, self.tags),
             digests=_union(earlier.digests, self.digests),
-            action=self.action,
-            reason=self.reason,
             started_at=earlier.started_at,
-            pid=self.pid,
         )
 
 
@@ -67,9 +71,13 @@ def _union(first: Iterable[str], second: Iterable[str]) -> tuple[str, ...]:
 
 def encode_intent(intent: Intent) -> dict[str, Any]:
     return {
-        "image": intent.image_id,
+        "kind": intent.kind,
+        "id": intent.object_id,
+        "name": intent.name,
         "tags": list(intent.tags),
         "digests": list(intent.digests),
+        "size_bytes": intent.size_bytes,
+        "pod": intent.pod,
         "action": intent.action,
         "reason": intent.reason,
         "started_at": intent.started_at.astimezone(UTC).isoformat(),
@@ -86,14 +94,22 @@ def decode_intent(data: Any) -> Intent:
     tags, digests = data.get("tags") or [], data.get("digests") or []
     if not all(isinstance(t, str) for t in [*tags, *digests]):
         raise ValueError("tags and digests are strings")
+    kind = str(data.get("kind", KIND_IMAGE))
+    if kind not in (KIND_IMAGE, KIND_CONTAINER):
+        raise ValueError(f"unknown kind {kind!r}")
+    pod = data.get("pod")
     return Intent(
-        image_id=str(data["image"]),
+        object_id=str(data["id"]),
         tags=tuple(tags),
         digests=tuple(digests),
         action=str(data["action"]),
         reason=str(data.get("reason", "")),
         started_at=started,
         pid=int(data.get("pid", 0)),
+        kind=kind,
+        name=str(data.get("name", "")),
+        size_bytes=int(data.get("size_bytes", 0)),
+        pod=str(pod) if pod is not None else None,
     )
 
 
@@ -111,11 +127,11 @@ class Journal:
     def pending(self) -> list[Intent]:
         """Every entry not yet cleared, oldest first."""
         with self._lock:
-            return sorted(self._load().values(), key=lambda i: (i.started_at, i.image_id))
+            return sorted(self._load().values(), key=_order)
 
-    def get(self, image_id: str) -> Intent | None:
+    def get(self, object_id: str) -> Intent | None:
         with self._lock:
-            return self._load().get(image_id)
+            return self._load().get(object_id)
 
     def _load(self) -> dict[str, Intent]:
         if self._entries is not None:
@@ -150,7 +166,7 @@ class Journal:
             )
             self._entries = {}
             return self._entries
-        self._entries = {e.image_id: e for e in entries}
+        self._entries = {e.object_id: e for e in entries}
         return self._entries
 
     # -- writing ------------------------------------------------------------------------------
@@ -168,22 +184,22 @@ class Journal:
             entries = dict(self._load())
             recorded = []
             for intent in intents:
-                earlier = entries.get(intent.image_id)
+                earlier = entries.get(intent.object_id)
                 entry = intent.merged(earlier) if earlier is not None else intent
-                entries[intent.image_id] = entry
+                entries[intent.object_id] = entry
                 recorded.append(entry)
             self._save(entries)
             return recorded
 
-    def clear(self, image_id: str) -> None:
-        """The outcome for `image_id` is final: drop its entry. Raises StateError."""
-        self.clear_many([image_id])
+    def clear(self, object_id: str) -> None:
+        """The outcome for `object_id` is final: drop its entry. Raises StateError."""
+        self.clear_many([object_id])
 
-    def clear_many(self, image_ids: Iterable[str]) -> None:
-        """`clear` for several images, in one write. Raises StateError."""
+    def clear_many(self, object_ids: Iterable[str]) -> None:
+        """`clear` for several objects, in one write. Raises StateError."""
         with self._lock:
             entries = dict(self._load())
-            dropped = [entries.pop(i, None) for i in set(image_ids)]
+            dropped = [entries.pop(i, None) for i in set(object_ids)]
             if not any(d is not None for d in dropped):
                 return
             self._save(entries)
@@ -202,4 +218,4 @@ class Journal:
 
 
 def _order(intent: Intent) -> tuple[datetime, str]:
-    return intent.started_at, intent.image_id
+    return intent.started_at, intent.object_id

@@ -97,14 +97,21 @@ def journal(state: Path) -> list[dict]:
     return json.loads(path.read_text())["intents"] if path.exists() else []
 
 
-def check_journal_names_every_tag(state: Path, before: dict[str, list[str]]) -> list[str]:
-    """Each entry is an image of `before` with every tag it had; returns their ids."""
-    entries = journal(state)
+def check_journal_names_every_tag(
+    api: docker.APIClient, state: Path, before: dict[str, list[str]]
+) -> list[str]:
+    """Each entry is an image of `before` with every tag it had, and every image the kill left
+    short of tags has one; returns the ids of those (the walks cut short)."""
+    entries = {e["id"]: e for e in journal(state)}
     assert entries, "a kill mid-walk left no intent"
-    for entry in entries:
-        assert sorted(entry["tags"]) == before[entry["image"]], entry["image"]
-        assert entry["action"] == "remove"
-    return [e["image"] for e in entries]
+    for image_id, entry in entries.items():
+        assert entry["kind"] == "image" and entry["action"] == "remove"
+        assert sorted(entry["tags"]) == before[image_id], image_id
+    now = tags_now(api)
+    cut_short = [i for i in before if i in now and now[i] != before[i]]
+    assert cut_short, "the kill left no image part-way"
+    assert set(cut_short) <= set(entries), "an image short of tags has no intent"
+    return cut_short
 
 
 def check_report_says_pending(
@@ -116,11 +123,12 @@ def check_report_says_pending(
         proc = nodegc(engine, state, "report", "--config", str(config), "--output", "json")
         assert proc.returncode == 0, proc.stderr
         pending = json.loads(proc.stdout)["pending_intents"]
-        assert sorted(p["image"] for p in pending) == sorted(in_flight)
+        present = sorted(p["id"] for p in pending if p["present"])
+        assert present == sorted(in_flight)
         for p in pending:
             if p["present"]:
-                assert p["missing_tags"], p["image"]
-                assert not set(p["missing_tags"]) & set(tags_before[p["image"]])
+                assert p["missing_tags"], p["id"]
+                assert not set(p["missing_tags"]) & set(tags_before[p["id"]])
         assert tags_now(api) == tags_before, "report changed the engine"
     table = nodegc(engine, state, "report", "--config", str(config))
     assert "interrupted removal pending" in table.stdout
@@ -155,7 +163,7 @@ def test_nodegc_killed_mid_walk_loses_no_tag(engine: IsolatedEngine, tmp_path: P
             proc.communicate(timeout=30)
             assert proc.returncode == -signal.SIGKILL
             kills.append(gone)
-            in_flight = check_journal_names_every_tag(state, before)
+            in_flight = check_journal_names_every_tag(api, state, before)
             check_report_says_pending(engine, state, walk, in_flight)
             done = nodegc(engine, state, "once", "--config", str(recovery), "--output", "json")
             assert done.returncode == 0, done.stderr
@@ -187,12 +195,10 @@ def test_engine_killed_mid_walk_loses_no_tag(engine: IsolatedEngine, tmp_path: P
     assert "unreachable" in report["error"]
     assert report["pending_intents"], "the JSON does not say a removal is pending"
     assert "not attempted" in err or report["not_attempted"] == 0
-    in_flight = check_journal_names_every_tag(state, before)
     engine.start()
     with engine.api() as api:
-        partial = [i for i in in_flight if i in tags_now(api)]
-        assert partial, "the kill left no image part-way"
-        used = partial[0]
+        in_flight = check_journal_names_every_tag(api, state, before)
+        used = in_flight[0]
         create_container(api, used, labels={"nodegc.io/keep": "true"})  # in use from now on
         done = nodegc(engine, state, "once", "--config", str(walk), "--output", "json")
         assert done.returncode == 0, done.stderr

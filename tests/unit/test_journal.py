@@ -167,7 +167,7 @@ def test_report_says_a_removal_is_pending_and_changes_nothing(tmp_path):
     fake.calls.clear()
     gc = collector(tmp_path, fake)
     gc.report()
-    (found,) = intents.pending(gc.journal, gc.last_snapshot.images)
+    (found,) = intents.pending(gc.journal, gc.last_snapshot)
     assert found.present is True and found.missing_tags == TAGS[:3]
     assert not [c for c in fake.calls if c.startswith(("tag_image", "remove_"))]
     assert len(on_disk(tmp_path)) == 1
@@ -227,7 +227,7 @@ def test_an_unwritable_journal_means_no_tag_is_touched(tmp_path):
     gc.journal._entries = {}  # as if read before the directory appeared
     report = gc.cycle()
     assert [r.outcome for r in report.image_results] == [Outcome.FAILED]
-    assert "no tag was touched" in report.image_results[0].detail
+    assert "nothing was touched" in report.image_results[0].detail
     assert fake.images[img.id].tags == TAGS
 
 
