@@ -9,8 +9,13 @@ cleared only when the outcome is final (the image is gone, or it has every tag b
 `nodegc once` or `nodegc run` replays what is left (`nodegc.collect.intents`); `nodegc report`
 only says it is pending.
 
-One file, `<state>/intents.json`, rewritten whole on every change (entries are few: at most the
-removals in flight, plus what an interrupted run left). Thread-safe within a process; across
+Container removals are journaled too (one request each, so nothing to put back): a removal
+that finished while nodegc was being killed, before its audit line was written, is recorded by
+the next cycle's replay.
+
+One file, `<state>/intents.json`, rewritten whole on every change: a batch of removals is
+recorded in one write before it starts and cleared in one write when it is over, so the cost is
+two fsyncs per batch, not per object. Thread-safe within a process; across
 processes the state directory's lock (`nodegc.state.lock`) keeps to one collector at a time.
 """
 
