@@ -210,6 +210,14 @@ class Collector:
             dependents_first=projected,
         )
 
+    def recover(self) -> None:
+        """Put right what interrupted removals left (the intent journal): tags put back,
+        removals that finished unrecorded recorded. Before every cycle that acts, and when the
+        daemon finds the engine back. Never for `report` or a dry run. Raises like a listing."""
+        with self.lock:
+            if self.persist:
+                intents.replay(self.runtime, self.journal, self._record_finished)
+
     def report(self) -> Plan:
         """The dry run: the plan of one full cycle; the engine is not asked to change anything."""
         return self.plan(self.observe())
@@ -225,9 +233,8 @@ class Collector:
         with self.lock:
             self.last_report = None
             self._engine_lost, self._not_attempted = None, 0
-            if not dry_run and self.persist:
-                # What an interrupted run left: tags put back, removals that finished recorded.
-                intents.replay(self.runtime, self.journal, self._record_finished)
+            if not dry_run:
+                self.recover()
             snapshot = self.observe()
             first = self.plan(snapshot)
             report = CycleReport(

@@ -1,6 +1,6 @@
 """Kill -9 part-way through a tag walk, on a real engine: nodegc itself, then the engine.
 
-Six images of 200 tags each (in five repositories, so the engine needs them taken off one at a
+Four images of 200 tags each (in five repositories, so the engine needs them taken off one at a
 time) are old enough to go for age. `nodegc once` is started and SIGKILLed (or its dockerd is)
 once a random number of tags is gone, mid-walk. Then: the intent journal names each image in
 flight with every tag it had; `nodegc report` says the removal is pending and changes nothing;
@@ -29,7 +29,7 @@ from nodegc.testing.images import build_image_tar
 from tests.engine.helpers import create_container, nodegc
 from tests.reliability.scene import AGE_CONFIG, record_stats, seed_history
 
-IMAGES = 6
+IMAGES = 4
 TAGS = 200
 SEED = 20261202
 
