@@ -278,6 +278,8 @@ def test_daemon_counts_failed_removals_in_metrics_and_conditions(
         return metric(daemon.get("/metrics")[1], "nodegc_removal_failures_total", kind="image")
 
     wait_for(lambda: failures() >= 1, timeout=15)
+    # Each removal is counted as it finishes; the condition is set when the cycle ends.
+    wait_for(lambda: daemon.condition("ImageGCSucceeded")["status"] != "Unknown", timeout=15)
     condition = daemon.condition("ImageGCSucceeded")
     assert condition["status"] == "False" and condition["reason"] == "RemovalsFailed"
     present = {i["Id"] for i in api.images(all=True)}
