@@ -2,7 +2,8 @@
 
 BENCH is one or more of plan, engine, calls, footprint, relief, or all (the default).
 Everything but `plan` needs root: each benchmark starts its own isolated dockerd on a
-loop-mounted ext4 (nodegc.testing.engine) and never touches /var/run/docker.sock.
+loop-mounted ext4 (nodegc.testing.engine) and never touches /var/run/docker.sock; `engine
+--engine podman` an isolated Podman service (nodegc.testing.podman).
 """
 
 from __future__ import annotations
@@ -55,6 +56,13 @@ def parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--plan-repeats", type=int, default=3, help="plans per size, best kept (3)")
     g = p.add_argument_group("engine")
+    g.add_argument(
+        "--engine",
+        choices=["docker", "podman"],
+        default="docker",
+        help="engine: an isolated dockerd (docker prune, dcgc) or an isolated Podman service "
+        "(podman prune) (docker)",
+    )
     g.add_argument("--rounds", type=int, default=3, help="rounds of every contender (3)")
     g.add_argument("--containers", type=int, default=1000, help="dead containers (1000)")
     g.add_argument("--images", type=int, default=200, help="unused images (200)")
@@ -68,7 +76,7 @@ def parser() -> argparse.ArgumentParser:
         "--contenders",
         default=None,
         help="comma-separated subset of: nodegc once (cold), nodegc once (warm), docker "
-        "prune, dcgc 0.7.4",
+        "prune, dcgc 0.7.4 (with --engine podman: podman prune instead of the last two)",
     )
     g.add_argument(
         "--baseline-ref",
@@ -179,6 +187,7 @@ def _engine(args: argparse.Namespace) -> Section:
         only=only,
         baseline_refs=args.baseline_ref,
         log_level=args.once_log_level,
+        engine_kind=args.engine,
     )
 
 

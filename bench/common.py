@@ -171,12 +171,15 @@ def require_root() -> None:
 
 
 @contextlib.contextmanager
-def isolated_engine(size_mb: int) -> Iterator[Any]:
-    """A private dockerd on its own `size_mb` ext4 (nodegc.testing.engine), removed afterwards."""
+def isolated_engine(size_mb: int, kind: str = "docker") -> Iterator[Any]:
+    """A private dockerd (nodegc.testing.engine) or, with `kind="podman"`, a private Podman
+    service (nodegc.testing.podman) on its own `size_mb` ext4, removed afterwards."""
     require_root()
     from nodegc.testing.engine import IsolatedEngine
+    from nodegc.testing.podman import IsolatedPodman
 
-    with IsolatedEngine(size_mb=size_mb) as engine:
+    harness = IsolatedPodman if kind == "podman" else IsolatedEngine
+    with harness(size_mb=size_mb) as engine:
         yield engine
 
 

@@ -21,6 +21,12 @@ Contenders, each a fresh process (process start included), timed from fork to ex
 - docker-custodian 0.7.4 (`dcgc --max-container-age 0s --max-image-age 0s`), from PyPI in its own
   virtualenv under .cache/, pointed at the engine with DOCKER_HOST.
 
+With `--engine podman` the engine is an isolated Podman service (nodegc.testing.podman), nodegc
+talks to its Docker-compatible API, and the prune contender is Podman's own, run as people run it
+on a host (the local `podman` command on the same storage, not through the service):
+`podman container prune -f --filter label=bench.nodegc=1` then
+`podman image prune -a -f --filter label=bench.nodegc=1`. docker-custodian is not run there.
+
 The order of contenders rotates from round to round; ratios are taken within each round and the
 median over rounds is reported.
 """
@@ -138,6 +144,16 @@ def _prune(engine: Any, scratch: Path, log: Path) -> float:
     return time.perf_counter() - started
 
 
+def _podman_prune(engine: Any, scratch: Path, log: Path) -> float:
+    label = f"label={BENCH_LABEL}=1"
+    containers, env = engine.cli("container", "prune", "-f", "--filter", label)
+    images, _ = engine.cli("image", "prune", "-a", "-f", "--filter", label)
+    started = time.perf_counter()
+    timed(containers, env, log)
+    timed(images, env, log)
+    return time.perf_counter() - started
+
+
 def _dcgc(engine: Any, scratch: Path, log: Path) -> float:
     env = clean_env({"DOCKER_HOST": engine.endpoint})
     return timed([str(dcgc_path()), "--max-container-age", "0s", "--max-image-age", "0s"], env, log)
@@ -148,6 +164,11 @@ CONTENDERS = {
     "nodegc once (warm)": Contender("nodegc once (warm)", _nodegc_once, _nodegc_report),
     "docker prune": Contender("docker prune", _prune),
     "dcgc 0.7.4": Contender("dcgc 0.7.4", _dcgc),
+}
+PODMAN_CONTENDERS = {
+    "nodegc once (cold)": CONTENDERS["nodegc once (cold)"],
+    "nodegc once (warm)": CONTENDERS["nodegc once (warm)"],
+    "podman prune": Contender("podman prune", _podman_prune),
 }
 
 
@@ -168,10 +189,16 @@ def run(
     baseline_refs: list[str] | None = None,
     log_level: str = "warning",
     log_dir: Path | None = None,
+    engine_kind: str = "docker",
 ) -> Section:
     LOG_LEVEL["level"] = log_level
-    contenders = dict(CONTENDERS)
-    names = only or list(CONTENDERS)
+    podman = engine_kind == "podman"
+    contenders = dict(PODMAN_CONTENDERS if podman else CONTENDERS)
+    names = only or list(contenders)
+    unknown = [n for n in names if n not in contenders]
+    if unknown:
+        raise ValueError(f"unknown contender {unknown[0]!r} for {engine_kind}: {list(contenders)}")
+    prune_name = "podman prune" if podman else "docker prune"
     for ref in baseline_refs or []:
         baseline = nodegc_at(ref)
         contenders[baseline.name] = baseline
@@ -180,14 +207,14 @@ def run(
         dcgc_path()
     state = "exited (`true` runs)" if exited else "created, never started"
     section = Section(
-        "engine",
-        f"engine: remove {containers} dead containers ({state}) and {images + 1} unused images, "
-        f"{rounds} rounds",
+        "engine-podman" if podman else "engine",
+        f"engine{' (Podman service)' if podman else ''}: remove {containers} dead "
+        f"containers ({state}) and {images + 1} unused images, {rounds} rounds",
         ["contender", "median", "min", "max", "per round", "÷ prune (median)", "dcgc ÷ it"],
     )
     times: dict[str, list[float]] = {n: [] for n in names}
     log_dir = log_dir or Path(tempfile.mkdtemp(prefix="nodegc-bench-engine-"))
-    with isolated_engine(size_mb) as engine:
+    with isolated_engine(size_mb, engine_kind) as engine:
         for r in range(rounds):
             order = names[r % len(names) :] + names[: r % len(names)]
             for name in order:
@@ -207,12 +234,12 @@ def run(
                     raise RuntimeError(f"{name} left {left} (containers, images); see {log}")
                 times[name].append(seconds)
                 print(f"  round {r + 1}: {name:<20} {seconds:6.2f} s", file=sys.stderr)
-    prune = times.get("docker prune")
+    prune = times.get(prune_name)
     dcgc = times.get("dcgc 0.7.4")
     for name in names:
         t = times[name]
         ratio_text = speedup_text = "-"
-        if prune and name != "docker prune":
+        if prune and name != prune_name:
             ratio_text = f"{median([a / b for a, b in zip(t, prune, strict=True)]):.2f}"
         if dcgc and name != "dcgc 0.7.4":
             speedup_text = f"{median([b / a for a, b in zip(t, dcgc, strict=True)]):.2f}x"
@@ -235,6 +262,9 @@ def run(
         "cold: empty state dir (first sighting); warm: `nodegc report` ran once before (untimed)"
     )
     section.notes.append(f"nodegc --log-level={log_level}")
+    if podman:
+        version = subprocess.run(["podman", "--version"], capture_output=True, text=True)
+        section.notes.append(f"{version.stdout.strip()}; prune: the local podman command")
     section.notes.append(f"logs: {log_dir}")
     for name in (n for n in names if n.startswith("nodegc")):
         t = times[name]
@@ -243,8 +273,8 @@ def run(
             vs_prune = median([a / b for a, b in zip(t, prune, strict=True)])
             section.summary.append(
                 Row(
-                    "engine",
-                    f"{name} ÷ docker prune ({state})",
+                    section.name,
+                    f"{name} ÷ {prune_name} ({state})",
                     f"{vs_prune:.2f}",
                     "(before)" if before else f"≤ {GOAL_PRUNE_RATIO:.1f}",
                     None if before else vs_prune <= GOAL_PRUNE_RATIO,

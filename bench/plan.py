@@ -6,6 +6,8 @@ the snapshot, plans it `repeats` times and reports the best plan time and its pe
 of many sizes with tags and digests (a few pinned), most with history; containers mostly dead,
 some running, in Kubernetes pods (with restarts), compose services and plain names; the disk above
 the high threshold, and a global dead-container cap low enough to trim (the costliest path).
+Images have 8 layers each, 3 of them shared with others (60 base images): the plan's layer
+accounting (what each removal frees given the removals before it) is part of what is timed.
 """
 
 from __future__ import annotations
@@ -43,12 +45,22 @@ def synthetic(n_images: int, n_containers: int, seed: int = 1) -> tuple[Any, Any
         History,
         Image,
         ImageRecord,
+        Layer,
         Snapshot,
     )
 
     rng = random.Random(seed)
     images: list[Image] = []
     records: dict[str, ImageRecord] = {}
+    # Layers as on a real node: 60 base images of 3 layers that many images build on (shared),
+    # then 5 layers of each image's own: 8 layers an image, 80k for 10k images.
+    bases = [
+        tuple(
+            Layer(f"sha256:base{b}-{k}", rng.randint(1, 80) * 1024 * 1024, None) for k in range(3)
+        )
+        for b in range(60)
+    ]
+    layers: dict[str, tuple[Layer, ...]] = {}
     for i in range(n_images):
         image_id = "sha256:" + hashlib.sha256(b"image%d" % i).hexdigest()
         repo = f"registry.example.com/team{i % 97}/app{i % 1013}"
@@ -57,7 +69,13 @@ def synthetic(n_images: int, n_containers: int, seed: int = 1) -> tuple[Any, Any
             tags = (f"registry.k8s.io/pause:3.{i % 9}",)  # pinned by the default pattern
         digests = (f"{repo}@sha256:{hashlib.sha256(b'd%d' % i).hexdigest()}",)
         pinned = {"nodegc.io/pinned": "true"} if i % 997 == 0 else {}
-        images.append(Image(image_id, tags, digests, rng.randint(1, 800) * 1024 * 1024, pinned))
+        own = tuple(
+            Layer(f"sha256:own{i}-{k}", rng.randint(0, 160) * 1024 * 1024, None) for k in range(5)
+        )
+        stack = bases[i % len(bases)] + own
+        layers[image_id] = stack
+        size = sum(layer.size_bytes or 0 for layer in stack)
+        images.append(Image(image_id, tags, digests, size, pinned))
         if rng.random() < 0.9:
             first = NOW - timedelta(seconds=rng.randint(60, 90 * 86400))
             used = None if rng.random() < 0.3 else first + (NOW - first) * rng.random()
@@ -98,7 +116,7 @@ def synthetic(n_images: int, n_containers: int, seed: int = 1) -> tuple[Any, Any
         )
     capacity = 4 * 1024**4
     fs = FilesystemStats("/var/lib/docker", capacity, capacity // 10, 10**8, 9 * 10**7)
-    snapshot = Snapshot(NOW, fs, tuple(images), tuple(containers))
+    snapshot = Snapshot(NOW, fs, tuple(images), tuple(containers), layers)
     history = History(since=NOW - timedelta(days=120), images=records)
     image_settings = ImageSettings(maximum_age=timedelta(days=60))
     container_settings = ContainerSettings(max_dead_containers=n_containers // 10)

@@ -35,6 +35,8 @@ def classify(method: str, path: str) -> str:
     parts = [p for p in path.split("/") if p]
     if method == "GET" and parts in (["containers", "json"], ["images", "json"]):
         return f"list {parts[0]}"
+    if method == "GET" and len(parts) >= 3 and parts[0] == "images" and parts[-1] == "history":
+        return "image history"
     if method == "GET" and len(parts) >= 3 and parts[-1] == "json":
         return f"inspect {parts[0][:-1]}"
     if method == "DELETE" and len(parts) >= 2:

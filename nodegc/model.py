@@ -63,10 +63,17 @@ class Image:
     labels: Mapping[str, str] = field(default_factory=dict)
     # The runtime itself says the image must stay (CRI's `pinned`).
     runtime_pinned: bool = False
+    # The image this one was built on by the classic builder (Docker's `ParentId`), when listed:
+    # the engine refuses to remove a parent before its children.
+    parent_id: str = ""
+    # Other names the runtime resolves to this image, for pin matching only (never removed by):
+    # Podman lists a local `myapp:1` as `localhost/myapp:1` and resolves `myapp:1` to it.
+    aliases: tuple[str, ...] = ()
 
     @property
     def references(self) -> tuple[str, ...]:
-        return self.tags + self.digests
+        """Every name a pin may match: tags, digests and aliases."""
+        return self.tags + self.digests + self.aliases
 
     def describe(self) -> str:
         """A short human name: the first tag, else the first digest, else the short id."""
@@ -75,6 +82,21 @@ class Image:
         if self.digests:
             return self.digests[0]
         return short_id(self.id)
+
+
+@dataclass(frozen=True, slots=True)
+class Layer:
+    """One unit of storage that holders (images, and later build cache records and containers'
+    writable layers) may share: it comes back to the disk when its last holder goes.
+
+    `key` is the identity shared by every holder of the same layer (Docker: the chain id of the
+    image's diff-id prefix). `size_bytes` / `inodes` are None where the runtime does not tell
+    them (the accounting then estimates sizes and cannot project inodes).
+    """
+
+    key: str
+    size_bytes: int | None
+    inodes: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +160,18 @@ class FilesystemStats:
             raise ValueError(f"filesystem {self.path} reports a capacity of {self.capacity_bytes}")
         return 100 - (self.available_bytes * 100) // self.capacity_bytes
 
+    @property
+    def used_inodes(self) -> int:
+        return max(0, self.inodes_total - self.inodes_free)
+
+    @property
+    def inode_usage_percent(self) -> int:
+        """The same figure for inodes: 100 - floor(free * 100 / total); 0 on a filesystem that
+        reports no inode count (btrfs and others allocate them as needed)."""
+        if self.inodes_total <= 0:
+            return 0
+        return 100 - (self.inodes_free * 100) // self.inodes_total
+
     def usage_percent_after(self, freed_bytes: int) -> int:
         """`usage_percent` once `freed_bytes` more are available (never past the capacity)."""
         return replace(
@@ -153,6 +187,9 @@ class Snapshot:
     filesystem: FilesystemStats
     images: tuple[Image, ...]
     containers: tuple[Container, ...]
+    # Image id -> its layers, bottom first, where known (learnt once per image id and kept).
+    # An image missing here counts as one layer of its listed size that nothing shares.
+    layers: Mapping[str, tuple[Layer, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +226,7 @@ class Reason(enum.StrEnum):
 
     # Images removed.
     SPACE = "space"
+    INODES = "inodes"
     AGE = "age"
     # Containers removed.
     PER_UNIT_CAP = "per-unit-cap"
@@ -202,6 +240,8 @@ class Reason(enum.StrEnum):
     TARGET_REACHED = "target-reached"
     BELOW_THRESHOLD = "below-threshold"
     FAILED_THIS_CYCLE = "failed-this-cycle"
+    # An image built on it (a child, classic builder) stays: in use, pinned, too young or failed.
+    PARENT_OF_IN_USE = "parent-of-in-use"
     # Containers kept.
     RUNNING = "running"
     KEEP_LABEL = "keep-label"
@@ -230,6 +270,12 @@ class ImageDecision:
     reason: Reason
     # Container ids that keep the image in use (for `in-use`).
     used_by: tuple[str, ...] = ()
+    # Bytes removing this image alone would free now: its layers no other image holds.
+    unique_size_bytes: int = 0
+    # Bytes (inodes) removing it frees in this plan, given the removals planned before it; 0 when
+    # kept. A layer shared by several removed images counts on the last of them.
+    frees_bytes: int = 0
+    frees_inodes: int | None = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,7 +293,14 @@ class ImagePlan:
     usage_percent: int
     # Bytes the disk rule asks for (0 when usage is below the high threshold).
     bytes_to_free: int
+    # Decisions in the order removals are carried out: least recently used first, an image's
+    # children (classic builder) just before it; then the images kept.
     decisions: tuple[ImageDecision, ...]
+    inode_high_threshold_percent: int = 100
+    inode_low_threshold_percent: int = 100
+    inode_usage_percent: int = 0
+    # Inodes the inode rule asks for (0 below the inode high threshold).
+    inodes_to_free: int = 0
 
     @property
     def removals(self) -> tuple[ImageDecision, ...]:
@@ -255,12 +308,34 @@ class ImagePlan:
 
     @property
     def bytes_planned(self) -> int:
-        return sum(d.image.size_bytes for d in self.removals)
+        """What the planned removals really free: the layers they leave without a holder."""
+        return sum(d.frees_bytes for d in self.removals)
+
+    @property
+    def inodes_planned(self) -> int | None:
+        """Inodes the planned removals free; None where the runtime cannot tell per-layer
+        inode counts (the closed loop still measures and stops at the inode low threshold)."""
+        total = 0
+        for d in self.removals:
+            if d.frees_inodes is None:
+                return None
+            total += d.frees_inodes
+        return total
+
+    @property
+    def under_pressure(self) -> bool:
+        return self.bytes_to_free > 0 or self.inodes_to_free > 0
 
     @property
     def target_reachable(self) -> bool:
-        """Whether the planned removals cover what the disk rule asks for."""
-        return self.bytes_planned >= self.bytes_to_free
+        """Whether the planned removals cover what the disk rules ask for (inodes: where the
+        runtime cannot tell, whether anything can be removed at all)."""
+        if self.bytes_planned < self.bytes_to_free:
+            return False
+        if not self.inodes_to_free:
+            return True
+        planned = self.inodes_planned
+        return bool(self.removals) if planned is None else planned >= self.inodes_to_free
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,6 +48,21 @@ FLAG_SETTINGS: list[tuple[str, str, str, Callable[[str], Any], str]] = [
         "percent of disk usage image GC frees down to (images.low_threshold_percent, 80)",
     ),
     (
+        "--image-gc-inode-high-threshold",
+        "images",
+        "inode_high_threshold_percent",
+        int,
+        "percent of inode usage that starts image GC, 100 = off "
+        "(images.inode_high_threshold_percent, 95)",
+    ),
+    (
+        "--image-gc-inode-low-threshold",
+        "images",
+        "inode_low_threshold_percent",
+        int,
+        "percent of inode usage image GC frees down to (images.inode_low_threshold_percent, 90)",
+    ),
+    (
         "--minimum-image-ttl-duration",
         "images",
         "minimum_age",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -43,6 +43,9 @@ def image_decision_json(d: ImageDecision) -> dict[str, Any]:
         "tags": list(d.image.tags),
         "digests": list(d.image.digests),
         "size_bytes": d.image.size_bytes,
+        "unique_size_bytes": d.unique_size_bytes,
+        "frees_bytes": d.frees_bytes,
+        "parent_id": d.image.parent_id or None,
         "first_seen": iso(d.record.first_seen),
         "last_used": iso(d.record.last_used),
         "used_by": list(d.used_by),
@@ -76,8 +79,25 @@ def image_plan_json(p: ImagePlan, fs: FilesystemStats) -> dict[str, Any]:
         "bytes_to_free": p.bytes_to_free,
         "bytes_planned": p.bytes_planned,
         "projected_usage_percent": fs.usage_percent_after(p.bytes_planned),
+        "inode_usage_percent": p.inode_usage_percent,
+        "inode_high_threshold_percent": p.inode_high_threshold_percent,
+        "inode_low_threshold_percent": p.inode_low_threshold_percent,
+        "inodes_to_free": p.inodes_to_free,
+        "projected_inode_usage_percent": projected_inode_usage(p, fs),
         "decisions": [image_decision_json(d) for d in p.decisions],
     }
+
+
+def projected_inode_usage(p: ImagePlan, fs: FilesystemStats) -> int | None:
+    """Inode usage once the planned removals are done; None where the runtime cannot tell
+    per-layer inode counts (Docker, CRI): the closed loop measures instead."""
+    planned = p.inodes_planned
+    if planned is None:
+        return None
+    if fs.inodes_total <= 0:
+        return 0
+    free = min(fs.inodes_total, fs.inodes_free + planned)
+    return 100 - (free * 100) // fs.inodes_total
 
 
 def plan_json(plan: Plan) -> dict[str, Any]:
@@ -93,12 +113,21 @@ def plan_json(plan: Plan) -> dict[str, Any]:
 
 
 def _with_outcomes(
-    decisions: list[dict[str, Any]], results: Mapping[str, RemovalResult], dry_run: bool
+    decisions: list[dict[str, Any]],
+    results: Mapping[str, RemovalResult],
+    dry_run: bool,
+    not_needed: Collection[str] = (),
 ) -> list[dict[str, Any]]:
     for d in decisions:
         r = results.get(d["id"])
-        if d["action"] == Action.KEEP:
+        if d["action"] == Action.KEEP and r is not None and not dry_run:
+            # Taken past the plan: the measured disk had not come down to the target yet.
+            d["action"], d["reason"] = str(Action.REMOVE), str(r.reason)
+            d["outcome"], d["detail"] = str(r.outcome), r.detail or "past the plan"
+        elif d["action"] == Action.KEEP:
             d["outcome"], d["detail"] = "kept", ""
+        elif d["id"] in not_needed:
+            d["outcome"], d["detail"] = "not-needed", "the measured disk had reached the target"
         elif dry_run:
             d["outcome"], d["detail"] = "would-remove", ""
         elif r is None:
@@ -112,9 +141,19 @@ def cycle_json(report: CycleReport) -> dict[str, Any]:
     by_id = {r.id: r for r in report.results}
     fs = report.filesystem_before
     images = image_plan_json(report.image_plan, fs)
-    images["decisions"] = _with_outcomes(images["decisions"], by_id, report.dry_run)
+    images["decisions"] = _with_outcomes(
+        images["decisions"], by_id, report.dry_run, report.images_not_needed
+    )
+    for d in images["decisions"]:
+        r = by_id.get(d["id"])
+        # What this removal let go of: its layers no remaining image holds (measured in total).
+        d["freed_bytes"] = r.size_bytes if r is not None and not report.dry_run else 0
     images["bytes_freed"] = report.image_bytes_freed
+    images["inodes_freed"] = report.image_inodes_freed
     images["target_reached"] = report.target_reached
+    after = report.images_after
+    images["usage_percent_after"] = after.usage_percent if after else None
+    images["inode_usage_percent_after"] = after.inode_usage_percent if after else None
     # Images removed in later passes (after a skip) are not in the first plan's decisions.
     listed = {d["id"] for d in images["decisions"]}
     images["extra_removals"] = [_result_json(r) for r in report.image_results if r.id not in listed]
@@ -266,7 +305,15 @@ def image_summary(p: ImagePlan, fs: FilesystemStats) -> str:
         f"; planned {human_bytes(p.bytes_planned)} in {n} image{'s' * (n != 1)}, "
         f"projected usage {fs.usage_percent_after(p.bytes_planned)}%"
     )
-    if p.bytes_to_free and not p.target_reachable:
+    if p.inodes_to_free:
+        projected = projected_inode_usage(p, fs)
+        tail += (
+            f"; inode usage {p.inode_usage_percent}% >= inode high threshold "
+            f"{p.inode_high_threshold_percent}%: free {p.inodes_to_free:,} inodes to reach "
+            f"{p.inode_low_threshold_percent}%, projected "
+            + (f"{projected}%" if projected is not None else "unknown (measured while removing)")
+        )
+    if p.under_pressure and not p.target_reachable:
         tail += " — NOT ENOUGH removable images to reach the low threshold"
     return head + tail
 
@@ -294,6 +341,7 @@ def _image_rows(
             short_id(d.image.id),
             tags_text(d.image.tags),
             human_bytes(d.image.size_bytes),
+            human_bytes(d.frees_bytes) if d.action is Action.REMOVE else "-",
             _ago(now, d.record.first_seen),
             _ago(now, d.record.last_used),
         ]
@@ -324,7 +372,8 @@ def _container_rows(
     return rows
 
 
-IMAGE_HEADERS = ["ACTION", "REASON", "IMAGE", "TAGS", "SIZE", "FIRST SEEN", "LAST USED"]
+# SIZE: the image's listed size (every layer it uses); FREES: what removing it frees in this plan.
+IMAGE_HEADERS = ["ACTION", "REASON", "IMAGE", "TAGS", "SIZE", "FREES", "FIRST SEEN", "LAST USED"]
 CONTAINER_HEADERS = ["ACTION", "REASON", "CONTAINER", "NAME", "STATE", "EVICT UNIT", "STOPPED"]
 
 
@@ -369,6 +418,7 @@ def _outcome_text(r: RemovalResult) -> str:
 def cycle_table(report: CycleReport) -> str:
     now = report.plan.now
     outcomes = {r.id: _outcome_text(r) for r in report.results}
+    outcomes.update({i: "not needed (target reached)" for i in report.images_not_needed})
     if report.dry_run:
         outcomes = {}
         for d in (*report.plan.containers.removals, *report.image_plan.removals):
@@ -400,7 +450,7 @@ def cycle_table(report: CycleReport) -> str:
     listed = {d.image.id for d in report.image_plan.decisions}
     extra = [r for r in report.image_results if r.id not in listed]
     if extra:
-        parts.append("Images removed in a later pass:")
+        parts.append("Images removed past the plan:")
         parts += [f"  {short_id(r.id)} {r.name} {_outcome_text(r)}" for r in extra]
     if report.filesystem_after is not None:
         parts += ["", "after:  " + filesystem_line(report.filesystem_after)]
@@ -410,7 +460,7 @@ def cycle_table(report: CycleReport) -> str:
         parts.append(
             f"Removed {sum(r.kind == 'container' for r in removed)} containers and "
             f"{sum(r.kind == 'image' for r in removed)} images "
-            f"({human_bytes(report.image_bytes_freed)} of images); "
+            f"(image GC freed {human_bytes(report.image_bytes_freed)}, measured); "
             f"{len(skipped)} skipped, {len(report.failures)} failed."
         )
     if report.ran_images and not report.target_reached:
@@ -419,13 +469,31 @@ def cycle_table(report: CycleReport) -> str:
 
 
 def free_disk_space_failed(report: CycleReport) -> str:
-    """The kubelet's FreeDiskSpaceFailed, in nodegc's words."""
-    fs = report.filesystem_after or report.filesystem_before
-    freed = report.image_bytes_freed if not report.dry_run else report.image_plan.bytes_planned
+    """The kubelet's FreeDiskSpaceFailed, in nodegc's words: what the disk shows now (measured),
+    and what image GC freed of what the thresholds asked for."""
+    fs = report.images_after or report.filesystem_after or report.filesystem_before
+    p = report.image_plan
+    freed = report.image_bytes_freed
     verb = "would free" if report.dry_run else "freed"
-    return (
-        f"FreeDiskSpaceFailed: image filesystem {fs.path} is {fs.usage_percent}% used "
-        f"({human_bytes(fs.used_bytes)} of {human_bytes(fs.capacity_bytes)}); deleting unused "
-        f"images {verb} {human_bytes(freed)} of the {human_bytes(report.image_plan.bytes_to_free)} "
-        f"needed to reach {report.image_plan.low_threshold_percent}%"
-    )
+    parts = []
+    if p.bytes_to_free or not p.inodes_to_free:
+        parts.append(
+            f"image filesystem {fs.path} is {fs.usage_percent}% used "
+            f"({human_bytes(fs.used_bytes)} of {human_bytes(fs.capacity_bytes)}); deleting "
+            f"unused images {verb} {human_bytes(freed)} of the {human_bytes(p.bytes_to_free)} "
+            f"needed to reach {p.low_threshold_percent}%"
+        )
+    if p.inodes_to_free:
+        inodes = (
+            f"{report.image_inodes_freed:,}"
+            if not report.dry_run
+            else f"{p.inodes_planned:,}"
+            if p.inodes_planned is not None
+            else "an unknown number of"
+        )
+        parts.append(
+            f"inodes of {fs.path} are {fs.inode_usage_percent}% used ({fs.used_inodes:,} of "
+            f"{fs.inodes_total:,}); deleting unused images {verb} {inodes} inodes of the "
+            f"{p.inodes_to_free:,} needed to reach {p.inode_low_threshold_percent}%"
+        )
+    return "FreeDiskSpaceFailed: " + "; ".join(parts)

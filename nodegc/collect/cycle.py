@@ -10,22 +10,25 @@ import logging
 import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from nodegc import policy
 from nodegc.clock import Clock, utcnow
 from nodegc.collect import intents
 from nodegc.collect.observe import Measure, measure, take_snapshot
+from nodegc.collect.relief import Candidate, relieve
 from nodegc.collect.removal import ResultListener, carry_out, log_result, tell
 from nodegc.collect.sandboxes import collect_sandboxes
 from nodegc.config import Settings
 from nodegc.model import (
+    Action,
     ContainerDecision,
     FilesystemStats,
     History,
     ImageDecision,
     ImagePlan,
+    Layer,
     Outcome,
     Plan,
     Reason,
@@ -35,6 +38,8 @@ from nodegc.model import (
 )
 from nodegc.policy.finish_times import finish_times_needed, with_finish_times
 from nodegc.policy.history import observe, record_events
+from nodegc.policy.images import image_holdings, target_met
+from nodegc.policy.space import Ledger
 from nodegc.runtime import Runtime, RuntimeError_, RuntimeUnavailable, connect
 from nodegc.state.audit import audit_path, read_audit
 from nodegc.state.journal import Intent
@@ -48,8 +53,6 @@ FINISHED_BEFORE_A_KILL = (
     "gone when nodegc started again: an earlier run was removing it when it was interrupted, "
     "before it could record it"
 )
-# After a pass that skipped or failed images, plan again (from a fresh listing) at most this often.
-MAX_IMAGE_PASSES = 3
 # Finish times asked for per image per round (the adapters' request pool), and the rounds after
 # which whatever is still wanted is asked for at once.
 FINISH_TIME_BATCH = 8
@@ -68,6 +71,11 @@ class CycleReport:
     container_results: list[RemovalResult] = field(default_factory=list)
     image_results: list[RemovalResult] = field(default_factory=list)
     ran_images: bool = True
+    # The image filesystem as measured when image GC was planned and when its loop stopped.
+    images_before: FilesystemStats | None = None
+    images_after: FilesystemStats | None = None
+    # Planned removals left out because the measured disk had reached the target.
+    images_not_needed: set[str] = field(default_factory=set)
     # Planned removals never started because the engine was lost first (not in the audit).
     not_attempted: int = 0
     error: str | None = None  # why the cycle stopped short (the engine was lost), if it did
@@ -82,13 +90,31 @@ class CycleReport:
 
     @property
     def image_bytes_freed(self) -> int:
-        return sum(r.size_bytes for r in self.image_results if r.outcome is Outcome.REMOVED)
+        """Measured: the bytes statvfs shows came back while image GC removed (0 when the disk
+        filled faster meanwhile). A dry run: what the plan says its removals free."""
+        if self.dry_run:
+            return self.image_plan.bytes_planned
+        if self.images_before is None or self.images_after is None:
+            return 0
+        return max(0, self.images_after.available_bytes - self.images_before.available_bytes)
+
+    @property
+    def image_inodes_freed(self) -> int:
+        """Measured like the bytes: inodes that came back while image GC removed."""
+        if self.dry_run or self.images_before is None or self.images_after is None:
+            return 0
+        return max(0, self.images_after.inodes_free - self.images_before.inodes_free)
 
     @property
     def target_reached(self) -> bool:
+        """Whether the disk is where image GC was asked to bring it, as last measured (a dry run:
+        whether the plan's removals would get there)."""
         if self.dry_run:
             return self.image_plan.target_reachable
-        return self.image_bytes_freed >= self.image_plan.bytes_to_free
+        if not self.image_plan.under_pressure:
+            return True
+        after = self.images_after or self.filesystem_after
+        return after is not None and target_met(after, self.image_plan)
 
 
 def open_runtime(settings: Settings, state: StateDir) -> Runtime:
@@ -125,6 +151,10 @@ class Collector:
         self.listeners = list(listeners)
         self.persist = persist
         self.history: History = state.load_history(clock())
+        # Image id -> layers, learnt once per image id (they never change) and kept in the state
+        # directory, so a cycle asks the engine only about images it has not seen.
+        self.layers: dict[str, tuple[Layer, ...]] = state.load_layers()
+        self._layers_dirty = False
         self.lock = threading.RLock()
         self.history_save_error: str | None = None
         self.last_snapshot: Snapshot | None = None
@@ -136,6 +166,7 @@ class Collector:
         self._engine_lost: RuntimeUnavailable | None = None
         self._not_attempted = 0
         self._probing = threading.Lock()
+        self._lost = threading.Event()  # set with _engine_lost: the image loop starts no more
         self._walks = intents.Walks(runtime, None, ())  # the batch in progress
         # The cycle in progress or last run (a partial one when the engine was lost).
         self.last_report: CycleReport | None = None
@@ -149,12 +180,26 @@ class Collector:
                 self.runtime, self.settings.images.filesystem_path, now, measure=self.measure
             )
             snapshot = self._resolve_finish_times(snapshot)
+            snapshot = self._with_layers(snapshot)
             new_ids = [i.id for i in snapshot.images if i.id not in self.history.images]
             tagged_at = self.runtime.image_tagged_at(new_ids) if new_ids else {}
             self.history = observe(self.history, snapshot, now, tagged_at)
             self.last_snapshot = snapshot
             self.save_history()
             return snapshot
+
+    def _with_layers(self, snapshot: Snapshot) -> Snapshot:
+        """The snapshot with every image's layers: from what is kept, else asked of the runtime
+        (once per image id). Images no longer listed are forgotten."""
+        listed = {i.id for i in snapshot.images}
+        missing = [i.id for i in snapshot.images if i.id not in self.layers]
+        if missing:
+            self.layers.update(self.runtime.image_layers(missing))
+            self._layers_dirty = True
+        if len(self.layers) > len(listed):
+            self.layers = {k: v for k, v in self.layers.items() if k in listed}
+            self._layers_dirty = True
+        return replace(snapshot, layers=dict(self.layers))
 
     def _resolve_finish_times(self, snapshot: Snapshot) -> Snapshot:
         """Ask the runtime for the exact finish times the plan and history depend on, and only
@@ -189,6 +234,9 @@ class Collector:
         try:
             self.state.save_history(self.history)
             self.state.save_finish_times(self.runtime.finish_cache)
+            if self._layers_dirty:
+                self.state.save_layers(self.layers)
+                self._layers_dirty = False
             self.history_save_error = None
         except StateError as exc:
             if self.history_save_error != str(exc):
@@ -233,6 +281,7 @@ class Collector:
         with self.lock:
             self.last_report = None
             self._engine_lost, self._not_attempted = None, 0
+            self._lost.clear()
             if not dry_run:
                 self.recover()
             snapshot = self.observe()
@@ -255,32 +304,102 @@ class Collector:
                     self.runtime, self.settings, self.clock(), self.listeners
                 )
             if images:
-                self._image_passes(report, snapshot if not containers else None)
+                self._image_gc(report, snapshot if not containers else None)
             report.filesystem_after = self.measure(snapshot.filesystem.path)
             self.save_history()
             return report
 
-    def _image_passes(self, report: CycleReport, current: Snapshot | None) -> None:
-        """Image GC on what is there now: a fresh observation after container GC (or the cycle's
-        snapshot when no container was touched); again while a pass fell short of the target."""
-        avoid: set[str] = set()
-        for attempt in range(MAX_IMAGE_PASSES):
-            snapshot = current if attempt == 0 and current is not None else self.observe()
-            image_plan = self.plan(snapshot, sorted(avoid), projected=False).images
-            if attempt == 0:
-                report.image_plan = image_plan
-            results = self._remove_all(image_plan.removals)
-            report.image_results.extend(results)
-            self._stop_if_engine_lost(report)
-            short = [r for r in results if r.outcome is not Outcome.REMOVED]
-            freed = report.image_bytes_freed
-            if not short or freed >= report.image_plan.bytes_to_free:
-                return
-            avoid.update(r.id for r in short)
-            log.info(
-                "image target not reached in this pass; planning again",
-                extra={"freed_bytes": freed, "bytes_to_free": report.image_plan.bytes_to_free},
+    def _image_gc(self, report: CycleReport, current: Snapshot | None) -> None:
+        """Image GC on what is there now (a fresh observation after container GC, or the cycle's
+        snapshot when no container was touched), as a closed loop (`collect.relief`): the plan's
+        removals in its order with the disk measured after each one; planned space removals the
+        measured disk no longer needs are left out, and when the plan does not get there (the
+        engine refused one, the disk took back less) the loop goes on down the same order."""
+        snapshot = current if current is not None else self.observe()
+        plan = self.plan(snapshot, projected=False).images
+        report.image_plan = plan
+        report.images_before = snapshot.filesystem
+        children: dict[str, list[str]] = {}
+        for d in plan.decisions:
+            if d.image.parent_id:
+                children.setdefault(d.image.parent_id, []).append(d.image.id)
+        candidates = [
+            Candidate(
+                key=d.image.id,
+                item=d,
+                planned=d.action is Action.REMOVE,
+                unconditional=d.reason is Reason.AGE,
+                after=tuple(children.get(d.image.id, ())),
             )
+            for d in plan.decisions
+            if d.action is Action.REMOVE or d.reason is Reason.TARGET_REACHED
+        ]
+        path = snapshot.filesystem.path
+
+        def remove(c: Candidate, measured: FilesystemStats) -> RemovalResult:
+            d: ImageDecision = c.item
+            if d.action is Action.KEEP:  # past the plan: the disk is not there yet
+                bytes_short = plan.bytes_to_free and (
+                    measured.usage_percent > plan.low_threshold_percent
+                )
+                d = replace(
+                    d, action=Action.REMOVE, reason=Reason.SPACE if bytes_short else Reason.INODES
+                )
+            result = self._remove_one(d)
+            if result is None:  # the engine was found lost as this one was about to start
+                return self._not_started(d)
+            return result
+
+        now = self.clock()
+        batch = [intents.image_intent(c.item.image, str(c.item.reason), now) for c in candidates]
+        self._walks = intents.Walks(self.runtime, self.journal, batch)
+        try:
+            relief = relieve(
+                candidates,
+                ledger=Ledger(image_holdings(snapshot.images, snapshot.layers)),
+                measured=snapshot.filesystem,
+                measure=lambda: self.measure(path),
+                target_met=lambda fs: target_met(fs, plan),
+                under_pressure=plan.under_pressure,
+                remove=remove,
+                skip=lambda c, child: self._child_stays(c.item, child),
+                workers=self.settings.runtime.max_concurrent_removals,
+                stopping=_Either(self.stopping, self._lost),
+                listeners=self.listeners,
+            )
+        finally:
+            self._walks.close()
+        report.image_results = relief.results
+        if self._engine_lost is not None:
+            done = {r.id for r in relief.results}
+            self._not_attempted += sum(1 for c in candidates if c.planned and c.key not in done)
+            self._stop_if_engine_lost(report)
+        report.images_not_needed = relief.not_needed
+        report.images_after = self.measure(path)
+        if plan.under_pressure and not target_met(report.images_after, plan):
+            log.warning(
+                "image GC ran out of candidates above the low threshold",
+                extra={
+                    "path": path,
+                    "usage_percent": report.images_after.usage_percent,
+                    "inode_usage_percent": report.images_after.inode_usage_percent,
+                },
+            )
+
+    def _child_stays(self, d: ImageDecision, child_id: str) -> RemovalResult:
+        """A parent whose child this cycle could not remove: the engine would refuse it."""
+        i = d.image
+        result = RemovalResult(
+            kind="image",
+            id=i.id,
+            name=i.describe(),
+            reason=d.reason,
+            outcome=Outcome.SKIPPED,
+            detail=f"an image built on it stays: {short_id(child_id)}",
+            tags=i.tags,
+        )
+        log_result(result, {"image": i.id, "tags": list(i.tags), "child": child_id})
+        return result
 
     def _remove_all(
         self, decisions: Sequence[ContainerDecision] | Sequence[ImageDecision]
@@ -298,7 +417,7 @@ class Collector:
         self._walks = intents.Walks(self.runtime, self.journal, batch)
         try:
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="remove") as pool:
-                attempted = list(pool.map(self._remove_one, decisions))
+                attempted = list(pool.map(self._remove_and_tell, decisions))
         finally:
             self._walks.close()
         results = [r for r in attempted if r is not None]
@@ -353,6 +472,7 @@ class Collector:
                 self.runtime.ping()
             except RuntimeError_:
                 self._engine_lost = exc
+                self._lost.set()
 
     def _stop_if_engine_lost(self, report: CycleReport) -> None:
         """At the first sign the engine is unreachable no removal is started (those in flight
@@ -392,8 +512,13 @@ class Collector:
                 self.runtime.remove_container(c)
         else:
             i = decision.image
-            kind, obj_id, name, size = "image", i.id, i.describe(), i.size_bytes
-            fields = {"image": i.id, "tags": list(i.tags), "size_bytes": i.size_bytes}
+            kind, obj_id, name, size = "image", i.id, i.describe(), decision.frees_bytes
+            fields = {
+                "image": i.id,
+                "tags": list(i.tags),
+                "size_bytes": i.size_bytes,
+                "frees_bytes": decision.frees_bytes,
+            }
 
             def remove() -> None:
                 self._walks.remove_image(i)
@@ -422,6 +547,36 @@ class Collector:
             pod=decision.container.pod if isinstance(decision, ContainerDecision) else None,
         )
         log_result(result, fields)
-        # Told (audited) as each is done, not when the batch is: a kill loses no finished one.
-        tell(self.listeners, [result])
         return result
+
+    def _remove_and_tell(self, decision: ContainerDecision | ImageDecision) -> RemovalResult | None:
+        """`_remove_one`, its result told (audited) as soon as it is done, not when the batch
+        is: a kill loses no finished one."""
+        result = self._remove_one(decision)
+        if result is not None:
+            tell(self.listeners, [result])
+        return result
+
+    def _not_started(self, d: ImageDecision) -> RemovalResult:
+        i = d.image
+        result = RemovalResult(
+            kind="image",
+            id=i.id,
+            name=i.describe(),
+            reason=d.reason,
+            outcome=Outcome.SKIPPED,
+            detail="not attempted: the engine is unreachable",
+            tags=i.tags,
+        )
+        log_result(result, {"image": i.id, "tags": list(i.tags)})
+        return result
+
+
+class _Either:
+    """Set when either event is (the image loop's "start no more": stopping, or engine lost)."""
+
+    def __init__(self, *events: threading.Event) -> None:
+        self.events = events
+
+    def is_set(self) -> bool:
+        return any(e.is_set() for e in self.events)

@@ -128,6 +128,13 @@ class ImageSettings(_Section):
     low_threshold_percent: Percent = Field(
         80, description="Disk usage (percent) image GC brings the filesystem down to."
     )
+    inode_high_threshold_percent: Percent = Field(
+        95,
+        description="Inode usage (percent) at or above which image GC frees inodes. 100 = off.",
+    )
+    inode_low_threshold_percent: Percent = Field(
+        90, description="Inode usage (percent) image GC brings the filesystem down to."
+    )
     minimum_age: Duration = Field(
         timedelta(minutes=2),
         description="An image first seen less than this long ago is never removed.",
@@ -159,6 +166,12 @@ class ImageSettings(_Section):
             raise ValueError(
                 f"images.low_threshold_percent = {self.low_threshold_percent}: must be below "
                 f"images.high_threshold_percent ({self.high_threshold_percent})"
+            )
+        if self.inode_low_threshold_percent >= self.inode_high_threshold_percent:
+            raise ValueError(
+                f"images.inode_low_threshold_percent = {self.inode_low_threshold_percent}: must "
+                f"be below images.inode_high_threshold_percent "
+                f"({self.inode_high_threshold_percent})"
             )
         for name in ("minimum_age", "maximum_age", "pressure_check_period"):
             _check_non_negative(f"images.{name}", getattr(self, name))

@@ -43,7 +43,7 @@ from nodegc.daemon.metrics import Metrics
 from nodegc.daemon.notify import SystemdNotifier
 from nodegc.daemon.server import StatusServer
 from nodegc.model import FilesystemStats, Outcome, Snapshot
-from nodegc.policy.images import under_disk_pressure
+from nodegc.policy.images import pressure_kinds
 from nodegc.runtime import Runtime, RuntimeError_, RuntimeUnavailable
 from nodegc.state.audit import AuditLog, audit_path
 from nodegc.state.lock import StateLock
@@ -312,26 +312,39 @@ class Daemon:
         self.scheduler.add_job(self.image_gc, id="image-gc-now", replace_existing=True)
 
     def _observe_disk(self, fs: FilesystemStats) -> bool:
-        """Metrics and the DiskPressure condition from one measurement; True under pressure."""
-        high = self.settings.images.high_threshold_percent
-        self.metrics.observe_filesystem(fs, high)
-        pressure = under_disk_pressure(fs, high)
+        """Metrics and the DiskPressure condition from one measurement (bytes and inodes); True
+        under pressure of either."""
+        images = self.settings.images
+        high, inode_high = images.high_threshold_percent, images.inode_high_threshold_percent
+        self.metrics.observe_filesystem(fs, high, inode_high)
+        kinds = pressure_kinds(fs, images)
+        pressure = bool(kinds)
         before = self.board.get(DISK_PRESSURE)
         first = before is None or before.status == "Unknown"
-        if self.board.set(
-            DISK_PRESSURE,
-            pressure,
-            "UsageAboveHighThreshold" if pressure else "UsageBelowHighThreshold",
-            f"{fs.path} is {fs.usage_percent}% used (high threshold {high}%)",
-        ):
+        reason = {
+            ("bytes",): "UsageAboveHighThreshold",
+            ("inodes",): "InodeUsageAboveHighThreshold",
+            ("bytes", "inodes"): "UsageAndInodeUsageAboveHighThreshold",
+        }.get(kinds, "UsageBelowHighThreshold")
+        message = (
+            f"{fs.path} is {fs.usage_percent}% used (high threshold {high}%), "
+            f"{fs.inode_usage_percent}% of inodes used (inode high threshold {inode_high}%)"
+        )
+        if self.board.set(DISK_PRESSURE, pressure, reason, message):
             log.log(
                 logging.WARNING if pressure else logging.INFO,
-                "disk pressure"
+                f"disk pressure ({' and '.join(kinds)})"
                 if pressure
                 else "no disk pressure"
                 if first
                 else "disk pressure relieved",
-                extra={"path": fs.path, "usage_percent": fs.usage_percent, "high": high},
+                extra={
+                    "path": fs.path,
+                    "usage_percent": fs.usage_percent,
+                    "high": high,
+                    "inode_usage_percent": fs.inode_usage_percent,
+                    "inode_high": inode_high,
+                },
             )
         return pressure
 
@@ -366,19 +379,25 @@ class Daemon:
         removed = [r for r in report.results if r.outcome is Outcome.REMOVED]
         failed = report.failures
         ok = not failed and (kind != "image" or report.target_reached)
-        if kind == "image" and report.image_plan.bytes_to_free == 0:
+        if kind == "image" and not report.image_plan.under_pressure:
             reason = "BelowHighThreshold"
             message = (
                 f"{fs.path} is {fs.usage_percent}% used, below the high threshold "
                 f"{report.image_plan.high_threshold_percent}%; removed {len(removed)} images"
             )
         elif kind == "image":
+            self.metrics.image_cycle_freed(report.image_bytes_freed)
             reason = "TargetReached" if report.target_reached else "FreeDiskSpaceFailed"
+            plan = report.image_plan
             message = (
-                f"freed {human_bytes(report.image_bytes_freed)} of "
-                f"{human_bytes(report.image_plan.bytes_to_free)} needed; {fs.path} is "
-                f"{fs.usage_percent}% used"
+                f"freed {human_bytes(report.image_bytes_freed)} (measured) of "
+                f"{human_bytes(plan.bytes_to_free)} needed; {fs.path} is {fs.usage_percent}% used"
             )
+            if plan.inodes_to_free:
+                message += (
+                    f"; freed {report.image_inodes_freed:,} inodes of {plan.inodes_to_free:,} "
+                    f"needed, {fs.inode_usage_percent}% of inodes used"
+                )
         else:
             reason = "Collected" if not failed else "RemovalsFailed"
             message = f"removed {len(removed)} dead containers"

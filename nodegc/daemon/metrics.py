@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from nodegc import __version__
 from nodegc.model import REMOVAL_REASONS, FilesystemStats, Outcome, RemovalResult, Snapshot
-from nodegc.policy.images import under_disk_pressure
+from nodegc.policy.images import under_disk_pressure, under_inode_pressure
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,8 @@ class Metrics:
         )
         self.bytes_freed = Counter(
             "nodegc_bytes_freed_total",
-            "Bytes of images removed (the runtime's image sizes; shared layers count per image).",
+            "Bytes image GC gave back to the image filesystem, as statvfs measured it around "
+            "each image cycle (not the images' listed sizes).",
             registry=r,
         )
         self.fs_capacity = Gauge(
@@ -125,7 +126,8 @@ class Metrics:
         )
         self.disk_pressure = Gauge(
             "nodegc_disk_pressure",
-            "1 when image filesystem usage is at or above the image GC high threshold (below 100).",
+            "1 when image filesystem usage, or its inode usage, is at or above the image GC high "
+            "threshold, or the inode high threshold (below 100).",
             registry=r,
         )
         self.info = Gauge(
@@ -169,8 +171,6 @@ class Metrics:
         kind = result.kind
         if result.outcome is Outcome.REMOVED:
             self.removed.labels(kind=kind, reason=str(result.reason)).inc()
-            if kind == "image" and result.size_bytes > 0:
-                self.bytes_freed.inc(result.size_bytes)
         elif result.outcome is Outcome.FAILED:
             self.removal_failures.labels(kind=kind).inc()
         elif result.outcome is Outcome.SKIPPED:
@@ -178,8 +178,18 @@ class Metrics:
         else:  # pragma: no cover - a new Outcome member must be mapped here
             log.warning("removal outcome not counted", extra={"outcome": str(result.outcome)})
 
+    def image_cycle_freed(self, measured_bytes: int) -> None:
+        """Add what one image cycle gave back to the disk (measured; never negative)."""
+        if measured_bytes > 0:
+            self.bytes_freed.inc(measured_bytes)
+
     # -- observations -----------------------------------------------------------------------
-    def observe_filesystem(self, fs: FilesystemStats, high_threshold_percent: int) -> None:
+    def observe_filesystem(
+        self,
+        fs: FilesystemStats,
+        high_threshold_percent: int,
+        inode_high_threshold_percent: int = 100,
+    ) -> None:
         """Set the filesystem gauges, and disk pressure as the kubelet's usage >= high threshold.
 
         A high threshold of 100 turns image GC by disk usage off, and with it disk pressure (as the
@@ -195,7 +205,9 @@ class Metrics:
             return
         ratio = fs.used_bytes / fs.capacity_bytes
         self.fs_usage_ratio.set(min(1.0, max(0.0, ratio)))
-        pressure = under_disk_pressure(fs, high_threshold_percent)
+        pressure = under_disk_pressure(fs, high_threshold_percent) or under_inode_pressure(
+            fs, inode_high_threshold_percent
+        )
         self.disk_pressure.set(1 if pressure else 0)
 
     def observe_snapshot(self, snapshot: Snapshot) -> None:

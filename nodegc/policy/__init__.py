@@ -43,6 +43,7 @@ def plan(
             history,
             images,
             now,
+            layers=snapshot.layers,
             leaving_containers=leaving,
             avoid=avoid_images,
         )

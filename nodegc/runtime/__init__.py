@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from nodegc.model import Container, Image, RuntimeEvent
+from nodegc.model import Container, Image, Layer, RuntimeEvent
 
 
 class RuntimeError_(Exception):
@@ -52,6 +52,13 @@ class Runtime(Protocol):
     def image_tagged_at(self, image_ids: Sequence[str]) -> Mapping[str, datetime]:
         """When each image was last tagged or pulled, where the runtime knows (evidence that it
         was on the node then). Called only for images history has not seen yet."""
+        ...
+
+    def image_layers(self, image_ids: Sequence[str]) -> Mapping[str, tuple[Layer, ...]]:
+        """The layers of each image, bottom first: an identity shared by every image that shares
+        the layer, and its size (and inode count) where the runtime tells it. An image's layers
+        never change: called once per image id (the caller keeps the answer in the state
+        directory). Images gone meanwhile are left out; raises like a listing otherwise."""
         ...
 
     def list_containers(self) -> Sequence[Container]:

@@ -7,7 +7,9 @@ listing lacks is fetched once per object and cached where it cannot change:
   (until then it is listed as the window [creation, listing]): a CRI container is never
   restarted (the kubelet makes a new attempt), so an exited container's finish time is final
   (`finish_cache`);
-- an image's labels (ImageStatus, verbose): fixed for an image id.
+- an image's labels and diff ids (ImageStatus, verbose): fixed for an image id. Its layers are
+  the chain ids of its diff ids, with no size of their own (CRI lists one total per image: the
+  policy estimates per-layer sizes from the totals, see docs/containerd.md).
 
 CRI is more permissive than the Docker Engine, so nodegc's own checks are the only protection:
 RemoveImage succeeds while containers use the image and RemoveContainer kills a running container.
@@ -48,6 +50,7 @@ from nodegc.model import (
     Container,
     ContainerState,
     Image,
+    Layer,
     RuntimeEvent,
     Sandbox,
     short_id,
@@ -55,6 +58,7 @@ from nodegc.model import (
 from nodegc.runtime import Conflict, NotFound, RuntimeError_, RuntimeUnavailable
 from nodegc.runtime.cri_proto import api_pb2 as pb
 from nodegc.runtime.cri_proto import api_pb2_grpc as pb_grpc
+from nodegc.runtime.layers import chain_ids
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +148,21 @@ def image_labels_from_info(info: Mapping[str, str]) -> dict[str, str]:
     return {str(k): str(v) for k, v in labels.items()}
 
 
+def diff_ids_from_info(info: Mapping[str, str]) -> list[str]:
+    """An image's diff ids, bottom first, from verbose ImageStatus info (containerd:
+    imageSpec.rootfs.diff_ids); [] when the runtime does not say."""
+    try:
+        data = json.loads(info.get("info") or "{}")
+    except ValueError:
+        return []
+    spec = data.get("imageSpec") if isinstance(data, dict) else None
+    rootfs = spec.get("rootfs") if isinstance(spec, dict) else None
+    diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
+    if not isinstance(diff_ids, list):
+        return []
+    return [str(d) for d in diff_ids if d]
+
+
 def sandbox_image_from_status(info: Mapping[str, str]) -> str:
     """The sandbox (pause) image a runtime names in verbose Status info (containerd:
     info["config"] -> sandboxImage); "" when it does not say."""
@@ -188,6 +207,7 @@ class CriRuntime:
         self._sandbox_setting = sandbox_image.strip()
         self._sandbox_discovered: str | None = None
         self._image_labels: dict[str, dict[str, str]] = {}
+        self._image_diff_ids: dict[str, list[str]] = {}
         # Every name (id, tag, digest) of every listed image -> its id, from the last listing.
         self._image_ids: dict[str, str] = {}
         # Sandbox id -> sandbox, for the pod labels of containers that lack them.
@@ -339,13 +359,14 @@ class CriRuntime:
         """Labels of every listed image: cached by id, verbose ImageStatus for the new ones."""
         for gone in set(self._image_labels) - set(image_ids):
             del self._image_labels[gone]
+            self._image_diff_ids.pop(gone, None)
         need = [i for i in image_ids if i not in self._image_labels]
-        for image_id, labels in self._map(self._image_labels_of, need):
-            if labels is not None:
-                self._image_labels[image_id] = labels
+        for image_id, found in self._map(self._image_info_of, need):
+            if found is not None:
+                self._image_labels[image_id], self._image_diff_ids[image_id] = found
         return self._image_labels
 
-    def _image_labels_of(self, image_id: str) -> tuple[str, dict[str, str] | None]:
+    def _image_info_of(self, image_id: str) -> tuple[str, tuple[dict[str, str], list[str]] | None]:
         request = pb.ImageStatusRequest(image=pb.ImageSpec(image=image_id), verbose=True)
         try:
             status = self._call(f"image status {short_id(image_id)}", self.img.ImageStatus, request)
@@ -353,7 +374,24 @@ class CriRuntime:
             return image_id, None
         if not status.image.id:
             return image_id, None
-        return image_id, image_labels_from_info(status.info)
+        return image_id, (image_labels_from_info(status.info), diff_ids_from_info(status.info))
+
+    def image_layers(self, image_ids: Sequence[str]) -> dict[str, tuple[Layer, ...]]:
+        """Chain ids of each image's diff ids (from the verbose ImageStatus the listing already
+        asked for new images), sizes and inodes unknown; no layers where the runtime names no
+        diff ids (CRI-O): the image then counts as one layer of its listed size."""
+        need = [i for i in image_ids if i not in self._image_diff_ids]
+        for image_id, found in self._map(self._image_info_of, need):
+            if found is not None:
+                self._image_labels[image_id], self._image_diff_ids[image_id] = found
+        return {
+            image_id: tuple(
+                Layer(key=key, size_bytes=None, inodes=None)
+                for key in chain_ids(self._image_diff_ids[image_id])
+            )
+            for image_id in image_ids
+            if image_id in self._image_diff_ids
+        }
 
     def image_tagged_at(self, image_ids: Sequence[str]) -> dict[str, datetime]:
         """CRI has no tag or pull time: history's first sighting is the only evidence."""

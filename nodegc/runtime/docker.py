@@ -5,6 +5,12 @@ the listing: it is listed as the window its Status text gives ("Exited (0) 5 min
 fetched (`finish_times`, an inspect) only for the containers policy.finish_times names, then
 cached (it cannot change while the container stays dead; the Status text cross-checks the cache,
 so a container that restarted and died again is looked up anew).
+
+Podman's Docker-compatible service (`podman system service`) is served by the same adapter; it is
+recognised once, from the `/_ping` the adapter connects with on a unix socket (else from
+`/version`), and its differences are handled here (see docs/podman.md): its
+own event names, image ids without `sha256:`, 500 answers meaning what Docker's 409 mean, no
+`LastTagTime`, local images listed as `localhost/NAME:TAG`, `FinishedAt` before `StartedAt`.
 """
 
 from __future__ import annotations
@@ -29,8 +35,9 @@ import docker.errors
 import requests.exceptions
 from docker.transport import UnixHTTPAdapter
 
-from nodegc.model import Container, ContainerState, Image, RuntimeEvent, short_id
+from nodegc.model import Container, ContainerState, Image, Layer, RuntimeEvent, short_id
 from nodegc.runtime import Conflict, NotFound, RuntimeError_, RuntimeUnavailable
+from nodegc.runtime.layers import chain_ids
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +46,20 @@ T = TypeVar("T")
 # engine itself so that they cost nothing (docuum #371).
 _CONTAINER_ACTIONS = ("create", "start", "die", "destroy")
 _IMAGE_ACTIONS = ("pull", "load", "tag", "untag", "delete", "import")
+# Podman's names for the same events: its `event` filter knows only these (`die`, `destroy`,
+# `delete` and `load` never match), and its stream says `die` and `delete` but `remove` for a
+# container and `loadfromarchive` (with no id) for a load.
+_PODMAN_FILTER = ("create", "start", "died", "remove", "pull", "loadfromarchive", "tag", "untag",
+                  "import")  # fmt: skip
+_PODMAN_ACTIONS = {
+    ("container", "died"): "die",
+    ("container", "remove"): "destroy",
+    ("image", "remove"): "delete",
+    ("image", "loadfromarchive"): "load",
+}
+# Image events that say when an image was tagged or pulled (Podman's LastTagTime is always zero).
+_PODMAN_TAG_EVENTS = ("pull", "tag", "import")
+_HEX_ID = re.compile(r"^[0-9a-f]{64}$")
 _INSPECT_POOL = 8
 # Connections kept to the engine: enough for the widest removal pool (runtime settings allow 64)
 # plus the inspect pool, so none is ever opened and thrown away for want of room.
@@ -124,6 +145,70 @@ def cache_agrees(finished_at: datetime, status: str, now: datetime) -> bool:
     return abs(actual - coarse) <= max(90.0, 0.6 * coarse)
 
 
+# How the engine's error answers map onto the runtime interface's errors: the first rule whose
+# status matches (None: any) and whose text is in the message (lowercased; None: any text) wins;
+# no rule: RuntimeError_. Docker says 409 for "in use" and "running"; Podman says 500 for some.
+_ERROR_RULES: tuple[tuple[int | None, str | None, type[RuntimeError_]], ...] = (
+    (404, None, NotFound),
+    (409, None, Conflict),
+    # Podman: removing a running or paused container ("cannot remove container ... as it is
+    # running - running or paused containers cannot be removed without force: container state
+    # improper").
+    (500, "container state improper", Conflict),
+    # Podman: deleting by id an image that has been tagged again meanwhile ("unable to delete
+    # image ... by ID with more than one tag (...): please force removal").
+    (500, "by id with more than one tag", Conflict),
+    # Podman: an image a container uses ("image is in use by a container").
+    (500, "in use by a container", Conflict),
+    # Gone is gone, whatever the status: Docker answers 500 "unrecognized image ID" or "No such
+    # image" for an image removed between listing and removal, Podman 500 "image not known" /
+    # "no such container". The caller skips it as already gone, never as failed.
+    (None, "no such image", NotFound),
+    (None, "unrecognized image id", NotFound),
+    (None, "image not known", NotFound),
+    (None, "no such container", NotFound),
+    (None, "no such object", NotFound),
+)
+
+
+def classify_error(status: int, message: str) -> type[RuntimeError_]:
+    """The runtime error an engine's answer `status` with `message` means (see _ERROR_RULES)."""
+    text = message.lower()
+    for rule_status, needle, error in _ERROR_RULES:
+        if (rule_status is None or rule_status == status) and (needle is None or needle in text):
+            return error
+    return RuntimeError_
+
+
+def engine_error(what: str, status: int, message: str) -> RuntimeError_:
+    """The exception for an error answer: NotFound and Conflict say what the engine said;
+    anything else also gives the status."""
+    error = classify_error(status, message)
+    if error is RuntimeError_:
+        return RuntimeError_(f"{what}: engine answered {status}: {message}")
+    return error(f"{what}: {message}")
+
+
+def podman_image_id(object_id: str) -> str:
+    """An image id as Docker writes it: Podman's events and `Deleted` rows omit `sha256:`."""
+    return f"sha256:{object_id}" if _HEX_ID.match(object_id) else object_id
+
+
+def podman_aliases(references: Sequence[str]) -> tuple[str, ...]:
+    """The short names Podman resolves to a local image: `myapp:1` for `localhost/myapp:1` (it
+    lists an image loaded or built as `myapp:1` under `localhost/`), so pins match either."""
+    return tuple(r.removeprefix("localhost/") for r in references if r.startswith("localhost/"))
+
+
+def is_podman(version: Any) -> bool:
+    """Whether a `/version` answer is Podman's (its components name "Podman Engine")."""
+    if not isinstance(version, dict):
+        return False
+    components = version.get("Components") or []
+    names = [str(c.get("Name", "")) for c in components if isinstance(c, dict)]
+    return any(name.lower().startswith("podman") for name in names)
+
+
 class DockerRuntime:
     """A Runtime over the Docker Engine API (low-level APIClient)."""
 
@@ -156,21 +241,62 @@ class DockerRuntime:
         # Container id -> image id, from listings and create events (destroy events lack it).
         self._container_image: dict[str, str] = {}
         self._event_stream: Any = None
+        # Inspects `image_layers` made since the last listing, which `image_tagged_at` reuses:
+        # a new image costs one inspect and one history request, whatever is asked of it.
+        # Only the tag time is kept (a whole inspect per image would raise the peak RSS).
+        self._inspected: dict[str, datetime | None] = {}
+        self._podman: bool | None = None  # learnt on connecting (/_ping) or from /version
+
+    @property
+    def podman(self) -> bool:
+        """Whether the engine is Podman's Docker-compatible service: from the first `/_ping` on a
+        unix socket, else asked once (`/version`)."""
+        self.api  # noqa: B018  (connecting pings, where that says)
+        if self._podman is None:
+            version = self._call("version", lambda: self.api.version())
+            self._podman = is_podman(version)
+            if self._podman:
+                log.info("the engine is Podman", extra={"endpoint": self.endpoint})
+        return self._podman
 
     # -- plumbing ---------------------------------------------------------------------------
     @property
     def api(self) -> docker.APIClient:
         if self._client is None:
+            # On a unix socket the API version and the engine's kind come from one `/_ping` (its
+            # Api-Version and Libpod-Api-Version headers) instead of the SDK's `/version`, which
+            # Podman answers in seconds (it runs conmon and the OCI runtime to print their
+            # versions: 2.4 s here with the machine busy, against 0.02 s for dockerd).
+            version = self._ping_version() if self._plain is not None else "auto"
             with self._errors("connect"):
                 self._client = docker.APIClient(
                     base_url=self.endpoint,
                     timeout=max(1, int(self.timeout.total_seconds())),
-                    version="auto",
+                    version=version,
                     max_pool_size=_CONNECTIONS,
                 )
                 _tune_unix_socket_client(self._client)
-                self.requests += 1
+                self.requests += 1 if version == "auto" else 0
         return self._client
+
+    def _ping_version(self) -> str:
+        """The engine's API version from `GET /_ping` on the plain path ("auto" when it does not
+        say); learns whether it is Podman on the way."""
+        assert self._plain is not None
+        self.requests += 1
+        try:
+            status, headers = self._plain.head_of("GET", "/_ping")
+        except (OSError, http.client.HTTPException) as exc:
+            raise RuntimeUnavailable(
+                f"connect: engine at {self.endpoint} unreachable or too slow: {_root_cause(exc)}"
+            ) from None
+        if status >= 400:
+            raise RuntimeUnavailable(f"connect: engine at {self.endpoint} answered {status}")
+        self._podman = "libpod-api-version" in headers
+        if self._podman:
+            log.info("the engine is Podman", extra={"endpoint": self.endpoint})
+        version = headers.get("api-version", "")
+        return version if re.fullmatch(r"\d+\.\d+", version) else "auto"
 
     @contextmanager
     def _errors(self, what: str) -> Iterator[None]:
@@ -208,14 +334,51 @@ class DockerRuntime:
         return self._data_root
 
     def list_images(self) -> Sequence[Image]:
+        self._inspected.clear()
         rows = self._call("list images", lambda: self.api.images())
-        return [_image(row) for row in rows]
+        images = [_image(row) for row in rows]
+        if self.podman:
+            images = [replace(i, aliases=podman_aliases(i.references)) for i in images]
+        return images
+
+    def image_layers(self, image_ids: Sequence[str]) -> dict[str, tuple[Layer, ...]]:
+        """Each image's layers: identities are the chain ids of its diff ids (`RootFS.Layers`,
+        bottom first: two images share the layers of their common prefix), sizes the `Size` of
+        the history steps that made a layer. Two requests per image, asked once per image id."""
+
+        def one(image_id: str) -> tuple[str, tuple[Layer, ...] | None]:
+            what = f"inspect image {short_id(image_id)}"
+            try:
+                data = self._inspect(
+                    what,
+                    f"/images/{_quote(image_id)}/json",
+                    lambda: self.api.inspect_image(image_id),
+                )
+                steps = self._inspect_any(
+                    f"image history {short_id(image_id)}",
+                    f"/images/{_quote(image_id)}/history",
+                    lambda: self.api.history(image_id),
+                )
+            except NotFound:
+                return image_id, None
+            self._inspected[image_id] = parse_time((data.get("Metadata") or {}).get("LastTagTime"))
+            diff_ids = [str(d) for d in ((data.get("RootFS") or {}).get("Layers") or [])]
+            return image_id, docker_layers(diff_ids, steps if isinstance(steps, list) else [])
+
+        found = self._map(one, image_ids)
+        return {image_id: layers for image_id, layers in found if layers is not None}
 
     def image_tagged_at(self, image_ids: Sequence[str]) -> dict[str, datetime]:
         """When each image was last tagged (a pull or a tag), where the engine knows: one inspect
-        per image, so call it only for images history has not seen yet."""
+        per image, so call it only for images history has not seen yet. Podman keeps no tag time
+        (its LastTagTime is always zero): its event log says when images were pulled or tagged
+        (one request for all)."""
+        if self.podman:
+            return self._podman_tagged_at(image_ids)
 
         def one(image_id: str) -> tuple[str, datetime | None]:
+            if image_id in self._inspected:
+                return image_id, self._inspected.pop(image_id)
             try:
                 data = self._inspect(
                     f"inspect image {image_id}",
@@ -228,6 +391,40 @@ class DockerRuntime:
 
         found = self._map(one, image_ids)
         return {image_id: when for image_id, when in found if when is not None}
+
+    def _podman_tagged_at(self, image_ids: Sequence[str]) -> dict[str, datetime]:
+        """The latest pull, tag or import event of each image in Podman's event log. A load has no
+        id in Podman's events (`loadfromarchive`, named after a temp file): loaded images get no
+        evidence from it."""
+        if not image_ids:
+            return {}
+        wanted = set(image_ids)
+        filters = json.dumps({"type": ["image"], "event": list(_PODMAN_TAG_EVENTS)})
+        # stream=false: the log so far, then the answer ends (Podman 4.3's `until` loses events).
+        query = urllib.parse.urlencode({"since": "0", "stream": "false", "filters": filters})
+        what = "read the image events"
+        if self._plain is not None:
+            body = self._plain_request(what, "GET", f"/events?{query}")
+        else:
+
+            def read() -> bytes:
+                response = self.api._get(self.api._url("/events") + "?" + query)
+                self.api._raise_for_status(response)
+                return bytes(response.content)
+
+            body = self._call(what, read)
+        found: dict[str, datetime] = {}
+        for line in body.splitlines():
+            try:
+                raw = json.loads(line)
+            except ValueError:
+                continue
+            event = self._event(raw) if isinstance(raw, dict) else None
+            if event is None or event.image_id not in wanted:
+                continue
+            if event.image_id not in found or event.time > found[event.image_id]:
+                found[event.image_id] = event.time
+        return found
 
     def list_containers(self) -> Sequence[Container]:
         """One listing. A dead container's finish time comes from the cache, else as the window
@@ -274,16 +471,24 @@ class DockerRuntime:
             )
         except NotFound:
             return container_id, None
-        return container_id, parse_time((data.get("State") or {}).get("FinishedAt"))
+        state = data.get("State") or {}
+        finished, started = parse_time(state.get("FinishedAt")), parse_time(state.get("StartedAt"))
+        if finished is not None and started is not None and finished < started:
+            # Podman: a container that exits at once can say it finished a few ms before it started.
+            finished = started
+        return container_id, finished
 
     def _inspect(self, what: str, path: str, sdk: Callable[[], Any]) -> Any:
         """GET `path` (an inspect), through the plain path on a unix socket, else the SDK."""
-        if self._plain is None:
-            return self._call(what, sdk)
-        data = self._plain_json(what, "GET", path)
+        data = self._inspect_any(what, path, sdk)
         if not isinstance(data, dict):
             raise RuntimeError_(f"{what}: engine answered no object")
         return data
+
+    def _inspect_any(self, what: str, path: str, sdk: Callable[[], Any]) -> Any:
+        if self._plain is None:
+            return self._call(what, sdk)
+        return self._plain_json(what, "GET", path)
 
     def _map(self, fn: Callable[[str], T], items: Sequence[str]) -> list[T]:
         if len(items) <= 1:
@@ -295,10 +500,8 @@ class DockerRuntime:
         self._call("ping", lambda: self.api.ping())
 
     def events(self, since: datetime | None = None) -> Iterator[RuntimeEvent]:
-        filters = {
-            "type": ["container", "image"],
-            "event": [*_CONTAINER_ACTIONS, *_IMAGE_ACTIONS],
-        }
+        names = _PODMAN_FILTER if self.podman else (*_CONTAINER_ACTIONS, *_IMAGE_ACTIONS)
+        filters = {"type": ["container", "image"], "event": list(names)}
         with self._errors("watch events"):
             self.requests += 1
             stream = self.api.events(since=since, filters=filters, decode=True)
@@ -326,6 +529,10 @@ class DockerRuntime:
         actor = raw.get("Actor") or {}
         attrs = actor.get("Attributes") or {}
         object_id = str(actor.get("ID") or raw.get("id") or "")
+        if self._podman:
+            action = _PODMAN_ACTIONS.get((str(kind), action), action)
+            if kind == "image":
+                object_id = podman_image_id(object_id)
         nanos = raw.get("timeNano")
         when = (
             datetime.fromtimestamp(nanos / 1e9, UTC)
@@ -343,7 +550,8 @@ class DockerRuntime:
             )
         if kind == "image" and action in _IMAGE_ACTIONS:
             image_id = object_id if object_id.startswith("sha256:") else None
-            if image_id is None and action in ("pull", "tag", "load"):
+            # A Podman load names a temp file, not the image: nothing to look up.
+            if image_id is None and action in ("pull", "tag", "load") and object_id:
                 image_id = self._image_id_of(object_id)
             return RuntimeEvent("image", action, object_id, image_id, when, attrs.get("name", ""))
         return None
@@ -443,11 +651,17 @@ class DockerRuntime:
         """One unforced DELETE of an image reference (a tag, a digest or the id): the engine's
         rows of what it untagged and deleted."""
         if self._plain is None:
-            return self._call(
+            rows = self._call(
                 what, lambda: self.api.remove_image(reference, force=False, noprune=False)
             )
+            if self._podman and isinstance(rows, list):
+                rows = [_normalise_row(row) for row in rows]
+            return rows
         path = f"/images/{_quote(reference)}?force=False&noprune=False"
-        return self._plain_json(what, "DELETE", path)
+        rows = self._plain_json(what, "DELETE", path)
+        if self._podman and isinstance(rows, list):
+            rows = [_normalise_row(row) for row in rows]
+        return rows
 
     def inspect_image(self, image_id: str) -> Image | None:
         try:
@@ -513,6 +727,16 @@ class _PlainHTTP:
         self._lock = threading.Lock()
 
     def __call__(self, method: str, path: str) -> tuple[int, bytes]:
+        status, _, body = self.exchange(method, path)
+        return status, body
+
+    def head_of(self, method: str, path: str) -> tuple[int, dict[str, str]]:
+        """`method` `path`: the answer's status and headers (names lowercased)."""
+        status, headers, _ = self.exchange(method, path)
+        return status, headers
+
+    def exchange(self, method: str, path: str) -> tuple[int, dict[str, str], bytes]:
+        """`method` `path`: the answer's status, headers (names lowercased) and body."""
         conn = self._take()
         try:
             conn.request(method, path)
@@ -521,12 +745,13 @@ class _PlainHTTP:
         except BaseException:
             conn.close()
             raise
+        headers = {name.lower(): value for name, value in response.getheaders()}
         if response.will_close:
             conn.close()
         else:
             with self._lock:
                 self._idle.append(conn)
-        return response.status, body
+        return response.status, headers, body
 
     def _take(self) -> _UnixConnection:
         """An idle connection the engine has not closed meanwhile, else a new one."""
@@ -551,32 +776,6 @@ def _readable(sock: socket.socket) -> bool:
     return bool(poller.poll(0))
 
 
-# What an engine's error answer means, by status and by words in its message (lower case).
-# Docker and Podman do not always say 404 for an object that is gone: Docker answers 500
-# "unrecognized image ID" or "No such image" when an image went between listing and removal,
-# Podman 500 "image not known" / "no such container". Gone is gone: the caller skips it.
-_ANSWERS: tuple[tuple[int | None, str, type[RuntimeError_]], ...] = (
-    (404, "", NotFound),
-    (409, "", Conflict),
-    (None, "no such image", NotFound),
-    (None, "unrecognized image id", NotFound),
-    (None, "image not known", NotFound),
-    (None, "no such container", NotFound),
-    (None, "no such object", NotFound),
-)
-
-
-def engine_error(what: str, status: int, message: str) -> RuntimeError_:
-    """The interface's error for the engine's answer `status` `message` to `what`: the first
-    row of `_ANSWERS` that matches (its status, or any status when None; words in the message),
-    else RuntimeError_ (a failure)."""
-    text = message.lower()
-    for answer_status, words, error in _ANSWERS:
-        if (answer_status is None or answer_status == status) and words in text:
-            return error(f"{what}: {message}")
-    return RuntimeError_(f"{what}: engine answered {status}: {message}")
-
-
 def _quote(name: str) -> str:
     """A name in an API path, quoted as the SDK quotes it."""
     return urllib.parse.quote(name, safe="/:")
@@ -588,6 +787,13 @@ def _message(body: bytes) -> str:
         return str(json.loads(body)["message"]).strip()
     except (ValueError, KeyError, TypeError):
         return body.decode(errors="replace").strip()
+
+
+def _normalise_row(row: Any) -> Any:
+    """A Podman image-delete row with its id written as Docker writes it (`sha256:`)."""
+    if isinstance(row, dict) and isinstance(row.get("Deleted"), str):
+        return {**row, "Deleted": podman_image_id(row["Deleted"])}
+    return row
 
 
 def _tune_unix_socket_client(client: docker.APIClient) -> None:
@@ -651,6 +857,38 @@ def _state(value: Any) -> ContainerState:
         return ContainerState.UNKNOWN
 
 
+def docker_layers(diff_ids: Sequence[str], history: Sequence[Any]) -> tuple[Layer, ...]:
+    """Layers from an image's diff ids and its `/history` rows (newest first, as the engine
+    answers). Steps that made no layer have size 0; when as many steps have a size as there are
+    layers (or as many steps as layers) they map one to one, else zero-size steps that are not
+    metadata (`#(nop)`) fill in the layers with no size of their own. Inodes: not told."""
+    steps = [row for row in reversed(history) if isinstance(row, dict)]
+    sizes = [max(0, int(row.get("Size") or 0)) for row in steps]
+    n = len(diff_ids)
+    if sum(1 for size in sizes if size > 0) == n:
+        per_layer = [size for size in sizes if size > 0]
+    elif len(sizes) == n:
+        per_layer = sizes
+    else:
+        per_layer = []
+        nonzero_left = sum(1 for size in sizes if size > 0)
+        for row, size in zip(steps, sizes, strict=True):
+            if len(per_layer) == n:
+                break
+            if size > 0:
+                per_layer.append(size)
+                nonzero_left -= 1
+            elif n - len(per_layer) > nonzero_left and "#(nop)" not in str(
+                row.get("CreatedBy") or ""
+            ):
+                per_layer.append(0)
+        per_layer += [0] * (n - len(per_layer))
+    return tuple(
+        Layer(key=key, size_bytes=size, inodes=None)
+        for key, size in zip(chain_ids(diff_ids), per_layer, strict=True)
+    )
+
+
 def _image(row: dict[str, Any]) -> Image:
     tags = tuple(t for t in row.get("RepoTags") or () if t and t != "<none>:<none>")
     digests = tuple(d for d in row.get("RepoDigests") or () if d and d != "<none>@<none>")
@@ -660,6 +898,7 @@ def _image(row: dict[str, Any]) -> Image:
         digests=digests,
         size_bytes=int(row.get("Size") or 0),
         labels=dict(row.get("Labels") or {}),
+        parent_id=str(row.get("ParentId") or ""),
     )
 
 

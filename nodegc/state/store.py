@@ -19,12 +19,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from nodegc.model import History, ImageRecord
+from nodegc.model import History, ImageRecord, Layer
 
 log = logging.getLogger(__name__)
 
 HISTORY_FILE = "history.json"
 FINISH_TIMES_FILE = "finish-times.json"
+LAYERS_FILE = "layers.json"
 PROBE_FILE = ".write-probe"
 # Files a cycle writes in the state directory (the audit record's name is audit.AUDIT_FILE).
 STATE_FILES = (HISTORY_FILE, FINISH_TIMES_FILE, "audit.jsonl", "nodegc.state.lock", "intents.json")
@@ -173,7 +174,7 @@ class StateDir:
         """Remove temp files that a process killed mid-write (between mkstemp and rename) left
         behind; they would pile up, one history's size each. A live writer's are seconds old."""
         cutoff = time.time() - STALE_TEMP_SECONDS
-        for name in (HISTORY_FILE, FINISH_TIMES_FILE, PROBE_FILE):
+        for name in (HISTORY_FILE, FINISH_TIMES_FILE, LAYERS_FILE, PROBE_FILE):
             for leftover in self.path.glob(f".{name}.*"):
                 with contextlib.suppress(OSError):
                     if leftover.stat().st_mtime < cutoff:
@@ -191,6 +192,19 @@ class StateDir:
             return {str(k): v for k, v in ((k, _parse(v)) for k, v in data.items()) if v}
         except (OSError, ValueError, TypeError, AttributeError):
             return {}
+
+    def load_layers(self) -> dict[str, tuple[Layer, ...]]:
+        """The layers learnt of each image id (they never change); empty when missing or
+        unreadable: a cache, learnt again at the cost of two requests per image."""
+        try:
+            return decode_layers(json.loads((self.path / LAYERS_FILE).read_bytes()))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return {}
+
+    def save_layers(self, layers: Mapping[str, tuple[Layer, ...]]) -> None:
+        self.ensure()
+        data = json.dumps(encode_layers(layers), separators=(",", ":")).encode()
+        write_atomically(self.path / LAYERS_FILE, data)
 
     def save_finish_times(self, times: Mapping[str, datetime]) -> None:
         self.ensure()
@@ -226,3 +240,30 @@ def write_atomically(path: Path, data: bytes) -> None:
             os.close(dir_fd)
     except OSError as exc:
         raise StateError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+def encode_layers(layers: Mapping[str, tuple[Layer, ...]]) -> dict[str, Any]:
+    return {
+        "version": FORMAT_VERSION,
+        "images": {
+            image_id: [[layer.key, layer.size_bytes, layer.inodes] for layer in stack]
+            for image_id, stack in sorted(layers.items())
+        },
+    }
+
+
+def decode_layers(data: Any) -> dict[str, tuple[Layer, ...]]:
+    if not isinstance(data, dict) or data.get("version") != FORMAT_VERSION:
+        raise ValueError("not a nodegc layer cache of a known version")
+    out: dict[str, tuple[Layer, ...]] = {}
+    for image_id, stack in data["images"].items():
+        layers = []
+        for key, size, inodes in stack:
+            if not isinstance(key, str) or not key:
+                raise ValueError(f"image {image_id}: a layer without a key")
+            for value in (size, inodes):
+                if value is not None and (not isinstance(value, int) or value < 0):
+                    raise ValueError(f"image {image_id}: layer {key}: bad size {value!r}")
+            layers.append(Layer(key=key, size_bytes=size, inodes=inodes))
+        out[str(image_id)] = tuple(layers)
+    return out

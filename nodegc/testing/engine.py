@@ -78,6 +78,8 @@ class _Resources:
     root: Path
     name: str
     size_mb: int
+    # Inodes of the filesystem (`mkfs.ext4 -N`); 0: mkfs's default for the size.
+    inodes: int = 0
     process: subprocess.Popen[bytes] | None = None
     pid: int | None = None
     mounted: bool = False
@@ -123,6 +125,27 @@ class FillableFilesystem:
         st = os.statvfs(self._res.mountpoint)
         return 100 - st.f_bavail * 100 // st.f_blocks
 
+    def inode_usage_percent(self) -> int:
+        """The same figure for inodes: 100 - floor(f_favail * 100 / f_files)."""
+        st = os.statvfs(self._res.mountpoint)
+        return 100 - st.f_favail * 100 // st.f_files
+
+    def available_bytes(self) -> int:
+        st = os.statvfs(self._res.mountpoint)
+        return st.f_bavail * st.f_frsize
+
+    def fill_inodes_to_percent(self, percent: int) -> Path:
+        """Add empty files (in one directory outside the engine's) until inode usage reaches
+        `percent`; returns the directory (`unfill` removes it too)."""
+        self._fill_count += 1
+        directory = self._res.mountpoint / f"filler-{self._fill_count}"
+        directory.mkdir()
+        st = os.statvfs(self._res.mountpoint)
+        target_favail = int((100.5 - percent) * st.f_files / 100)
+        for n in range(max(0, st.f_favail - target_favail)):
+            (directory / str(n)).touch()
+        return directory
+
     def fill(self, nbytes: int) -> Path:
         """Allocate a filler file of `nbytes` on the filesystem, outside the engine's own dirs."""
         self._fill_count += 1
@@ -152,7 +175,10 @@ class FillableFilesystem:
     def unfill(self) -> None:
         """Remove every filler file."""
         for path in self._res.mountpoint.glob("filler-*"):
-            path.unlink(missing_ok=True)
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
 
 
 class IsolatedEngine(FillableFilesystem):
@@ -166,10 +192,15 @@ class IsolatedEngine(FillableFilesystem):
         self,
         size_mb: int = DEFAULT_SIZE_MB,
         *,
+        inodes: int = 0,
         base_dir: str | os.PathLike[str] = "/tmp",
         start_timeout: float = START_TIMEOUT,
     ) -> None:
-        self._adopt(_new_resources(Path(base_dir), size_mb), start_timeout)
+        """`inodes`: how many the filesystem has (`mkfs.ext4 -N`, for inode pressure); 0 for
+        mkfs's default."""
+        res = _new_resources(Path(base_dir), size_mb)
+        res.inodes = inodes
+        self._adopt(res, start_timeout)
 
     def _adopt(self, res: _Resources, start_timeout: float) -> None:
         """Own `res` (released by close() or, failing that, by a finalizer at exit)."""
@@ -433,7 +464,8 @@ def _prepare_filesystem(res: _Resources) -> None:
     """Sparse image -> mkfs.ext4 -> loop device -> mount on `res.mountpoint`."""
     with open(res.image, "wb") as image:
         image.truncate(res.size_mb * 1024 * 1024)
-    _run(["mkfs.ext4", "-q", "-m", "0", "-F", str(res.image)])
+    inodes = ["-N", str(res.inodes)] if res.inodes else []
+    _run(["mkfs.ext4", "-q", "-m", "0", *inodes, "-F", str(res.image)])
     device = _run(["losetup", "--find", "--show", str(res.image)]).strip()
     res.mountpoint.mkdir(exist_ok=True)
     _run(["mount", device, str(res.mountpoint)])

@@ -1,8 +1,12 @@
 """A stateful in-memory runtime implementing the same interface as the real adapters.
 
-Its removals really remove, with the engine's refusals: a running container or an image that a
-container references is refused with Conflict; a missing object raises NotFound. Tests use it for
-the policy and the cycle; claims about Docker itself are tested against a real engine.
+Its removals really remove, with the engine's refusals: a running container, an image that a
+container references or an image other images were built on (their `parent_id`) is refused with
+Conflict; a missing object raises NotFound. Images are made of layers that images share (an
+image added without layers is one layer of its size that nothing shares); `measure` is its disk:
+capacity, what else uses it, and every layer some remaining image holds, counted once, so a
+removal frees a layer only when no other image holds it. Tests use it for the policy and the
+cycle; claims about Docker itself are tested against a real engine.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from nodegc.model import Container, ContainerState, Image, RuntimeEvent
+from nodegc.model import Container, ContainerState, FilesystemStats, Image, Layer, RuntimeEvent
 from nodegc.runtime import Conflict, NotFound, RuntimeUnavailable
 
 
@@ -20,8 +24,24 @@ class FakeRuntime:
     name = "fake"
     walks_tags = True
 
-    def __init__(self, data_root: str = "/") -> None:
+    def __init__(
+        self,
+        data_root: str = "/",
+        *,
+        capacity_bytes: int = 1000,
+        inodes_total: int = 1_000_000,
+    ) -> None:
         self.images: dict[str, Image] = {}
+        # Image id -> its layers, bottom first (keys shared between images that share a layer).
+        self.layers: dict[str, tuple[Layer, ...]] = {}
+        # The disk `measure` models: capacity, and what other things use of it.
+        self.capacity_bytes = capacity_bytes
+        self.other_used_bytes = 0
+        self.inodes_total = inodes_total
+        self.other_used_inodes = 0
+        # What `image_layers` tells: Docker tells sizes but not inodes, CRI tells neither.
+        self.tells_layer_sizes = True
+        self.tells_layer_inodes = True
         self.containers: dict[str, Container] = {}
         self.tagged_at: dict[str, datetime] = {}
         self.finish_cache: dict[str, datetime] = {}
@@ -41,11 +61,45 @@ class FakeRuntime:
         self.finish_times_asked: list[str] = []
 
     # -- building the inventory ---------------------------------------------------------------
-    def add_image(self, image: Image, tagged_at: datetime | None = None) -> Image:
+    def add_image(
+        self,
+        image: Image,
+        tagged_at: datetime | None = None,
+        layers: Sequence[Layer] | None = None,
+    ) -> Image:
+        """Add an image; with `layers`, listed with their total size, as the engines list it."""
+        if layers:
+            image = replace(image, size_bytes=sum(layer.size_bytes or 0 for layer in layers))
+            self.layers[image.id] = tuple(layers)
+        else:
+            self.layers[image.id] = (Layer(key=image.id, size_bytes=image.size_bytes, inodes=0),)
         self.images[image.id] = image
         if tagged_at is not None:
             self.tagged_at[image.id] = tagged_at
         return image
+
+    # -- the disk -----------------------------------------------------------------------------
+    def held(self) -> tuple[int, int]:
+        """Bytes and inodes of every layer a remaining image holds, each layer once."""
+        seen: dict[str, Layer] = {}
+        for image_id in list(self.images):
+            for layer in self.layers.get(image_id, ()):
+                seen.setdefault(layer.key, layer)
+        return (
+            sum(layer.size_bytes or 0 for layer in seen.values()),
+            sum(layer.inodes or 0 for layer in seen.values()),
+        )
+
+    def measure(self, path: str) -> FilesystemStats:
+        """The disk as statvfs would show it now (a Collector's `measure`)."""
+        used, inodes = self.held()
+        return FilesystemStats(
+            path=path,
+            capacity_bytes=self.capacity_bytes,
+            available_bytes=max(0, self.capacity_bytes - self.other_used_bytes - used),
+            inodes_total=self.inodes_total,
+            inodes_free=max(0, self.inodes_total - self.other_used_inodes - inodes),
+        )
 
     def add_container(self, container: Container) -> Container:
         self.containers[container.id] = container
@@ -71,6 +125,22 @@ class FakeRuntime:
     def image_tagged_at(self, image_ids: Sequence[str]) -> Mapping[str, datetime]:
         self._call("image_tagged_at")
         return {i: self.tagged_at[i] for i in image_ids if i in self.tagged_at}
+
+    def image_layers(self, image_ids: Sequence[str]) -> Mapping[str, tuple[Layer, ...]]:
+        self._call("image_layers")
+        found: dict[str, tuple[Layer, ...]] = {}
+        for image_id in image_ids:
+            if image_id not in self.images:
+                continue
+            found[image_id] = tuple(
+                Layer(
+                    layer.key,
+                    layer.size_bytes if self.tells_layer_sizes else None,
+                    layer.inodes if self.tells_layer_inodes else None,
+                )
+                for layer in self.layers.get(image_id, ())
+            )
+        return found
 
     def list_containers(self) -> Sequence[Container]:
         self._call("list_containers")
@@ -112,9 +182,13 @@ class FakeRuntime:
         self._before(image.id)
         if image.id not in self.images:
             raise NotFound(f"image {image.id}: no such image")
-        users = [c for c in self.containers.values() if c.image_id == image.id]
+        users = [c for c in list(self.containers.values()) if c.image_id == image.id]
         if users:
             raise Conflict(f"image {image.id}: in use by container {users[0].id}")
+        # (a copy first: removals run in several threads)
+        children = [i for i in list(self.images.values()) if i.parent_id == image.id]
+        if children:
+            raise Conflict(f"image {image.id}: image has dependent child images ({children[0].id})")
         for tag in image.tags:  # one name at a time, as Docker's walk
             if self.before_untag is not None:
                 self.before_untag(image.id, tag)

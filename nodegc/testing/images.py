@@ -30,6 +30,8 @@ __all__ = [
     "DEFAULT_CREATED",
     "ImageLoadError",
     "build_image_tar",
+    "build_layer",
+    "build_layered_image_tar",
     "busybox_image_tar",
     "image_id_of",
     "image_ids_of",
@@ -94,6 +96,36 @@ def build_image_tar(
         entries.append(_Entry(FILLER_NAME, _random_bytes(size_bytes, rng)))
     entries += [_Entry(path.strip("/"), data) for path, data in (files or {}).items()]
     return _image_tar(tags, entries, labels=labels, created=created, cmd=cmd)
+
+
+def build_layer(
+    size_bytes: int = 0,
+    *,
+    empty_files: int = 0,
+    name: str = "",
+    seed: int | None = None,
+) -> bytes:
+    """One layer tarball: `size_bytes` random bytes in one file and `empty_files` empty files
+    (one inode each, for inode pressure). Images built with the same layer bytes share that
+    layer on the engine (same diff id). A new layer each call unless `seed` is given again."""
+    rng = random.Random(seed) if seed is not None else None
+    tag = name or _random_bytes(4, rng).hex()
+    entries = [_Entry(f"{NONCE_NAME}-{tag}", _random_bytes(16, rng))]
+    if size_bytes:
+        entries.append(_Entry(f"{FILLER_NAME}-{tag}", _random_bytes(size_bytes, rng)))
+    entries += [_Entry(f"files-{tag}/{n}") for n in range(empty_files)]
+    return _layer_tar(entries, int(DEFAULT_CREATED.timestamp()))
+
+
+def build_layered_image_tar(
+    tags: Sequence[str],
+    layers: Sequence[bytes],
+    *,
+    labels: Mapping[str, str] | None = None,
+    created: datetime | None = None,
+) -> bytes:
+    """`docker save` output of an image made of `layers` (from `build_layer`), bottom first."""
+    return _image_tar(tags, (), labels=labels, created=created, cmd=None, layers=layers)
 
 
 def busybox_image_tar(
@@ -199,32 +231,35 @@ def _image_tar(
     labels: Mapping[str, str] | None,
     created: datetime | None,
     cmd: Sequence[str] | None,
+    layers: Sequence[bytes] | None = None,
 ) -> bytes:
-    """Assemble manifest, config and layer into one `docker save` tarball."""
+    """Assemble manifest, config and layers (one made of `entries` unless `layers` are given)
+    into one `docker save` tarball."""
     when = created or DEFAULT_CREATED
     mtime = int(when.timestamp())
-    layer = _layer_tar(entries, mtime)
-    layer_hex = hashlib.sha256(layer).hexdigest()
-    config = _config_json(layer_hex, when, labels, cmd)
+    layer_tars = list(layers) if layers is not None else [_layer_tar(entries, mtime)]
+    layer_hexes = [hashlib.sha256(layer).hexdigest() for layer in layer_tars]
+    config = _config_json(layer_hexes, when, labels, cmd)
     config_hex = hashlib.sha256(config).hexdigest()
     manifest = [
         {
             "Config": f"{config_hex}.json",
             "RepoTags": [_normalize_tag(tag) for tag in tags] or None,
-            "Layers": [f"{layer_hex}/layer.tar"],
+            "Layers": [f"{h}/layer.tar" for h in layer_hexes],
         }
     ]
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w:") as archive:
         _add(archive, _Entry("manifest.json", json.dumps(manifest).encode()), mtime)
         _add(archive, _Entry(f"{config_hex}.json", config), mtime)
-        _add(archive, _Entry(layer_hex, mode=0o755, kind=tarfile.DIRTYPE), mtime)
-        _add(archive, _Entry(f"{layer_hex}/layer.tar", layer), mtime)
+        for layer_hex, layer in dict(zip(layer_hexes, layer_tars, strict=True)).items():
+            _add(archive, _Entry(layer_hex, mode=0o755, kind=tarfile.DIRTYPE), mtime)
+            _add(archive, _Entry(f"{layer_hex}/layer.tar", layer), mtime)
     return out.getvalue()
 
 
 def _config_json(
-    layer_hex: str,
+    layer_hexes: Sequence[str],
     created: datetime,
     labels: Mapping[str, str] | None,
     cmd: Sequence[str] | None,
@@ -240,8 +275,8 @@ def _config_json(
             "Cmd": list(cmd) if cmd is not None else None,
             "Labels": dict(labels) if labels else None,
         },
-        "rootfs": {"type": "layers", "diff_ids": [f"sha256:{layer_hex}"]},
-        "history": [{"created": stamp, "created_by": "nodegc.testing.images"}],
+        "rootfs": {"type": "layers", "diff_ids": [f"sha256:{h}" for h in layer_hexes]},
+        "history": [{"created": stamp, "created_by": "nodegc.testing.images"} for _ in layer_hexes],
     }
     return json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
 

@@ -16,6 +16,7 @@ from nodegc.runtime.cri import CriRuntime
 from nodegc.runtime.cri_proto import api_pb2 as pb
 from nodegc.testing.containerd import IsolatedContainerd
 from nodegc.testing.images import build_image_tar, busybox_image_tar
+from tests.cri.helpers import MiB
 
 TIMEOUT = timedelta(seconds=10)
 
@@ -241,3 +242,29 @@ def test_images_listed_are_every_image_with_cri_sizes(
     (image,) = [i for i in cri.list_images() if i.id == image_id]
     assert image.tags == ("docker.io/sizes/x:1",)
     assert image.size_bytes > 1 << 20
+
+
+def test_layers_are_the_chain_ids_of_the_diff_ids_shared_between_images(
+    ctrd: IsolatedContainerd, cri: CriRuntime
+) -> None:
+    """containerd names each image's diff ids (verbose ImageStatus): images on one base share
+    its chain id; sizes are left to the policy's estimate (CRI lists one total per image)."""
+    from nodegc.policy.images import image_holdings
+    from nodegc.testing.images import build_layer, build_layered_image_tar
+
+    base = build_layer(2 * MiB, name="base")
+    ids = ctrd.import_images(
+        build_layered_image_tar([f"layers/{n}:1"], [base, build_layer(MiB, name=f"own{n}")])
+        for n in range(2)
+    )
+    images = {i.id: i for i in cri.list_images()}
+    requests = cri.requests
+    layers = cri.image_layers(ids)
+    assert cri.requests == requests  # from the ImageStatus the listing already asked
+    assert [len(layers[i]) for i in ids] == [2, 2]
+    assert layers[ids[0]][0].key == layers[ids[1]][0].key
+    assert layers[ids[0]][1].key != layers[ids[1]][1].key
+    assert all(layer.size_bytes is None for i in ids for layer in layers[i])
+    estimated = image_holdings([images[i] for i in ids], layers)
+    for i in ids:
+        assert sum(layer.size_bytes or 0 for layer in estimated[i]) == images[i].size_bytes

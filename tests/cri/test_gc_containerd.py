@@ -58,9 +58,15 @@ def test_once_frees_least_recently_used_images_down_to_the_low_threshold(
 
     assert code == 0, out
     expected = {by_name[n] for n in "abdegf"}
-    assert removed_ids(out, "images") == expected
+    assert removed_ids(out, "images") == expected  # the plan, from CRI's (content) sizes
+    # The closed loop measures: an image's unpacked snapshot takes disk beyond the content size
+    # CRI lists, so the disk may reach the target before the plan's last removals, which are
+    # then left out (not-needed), least recently used first.
+    outcomes = {d["id"]: d["outcome"] for d in out["images"]["decisions"]}
+    gone = {i for i in expected if outcomes[i] == "removed"}
+    assert gone and all(outcomes[i] == "not-needed" for i in expected - gone), outcomes
     remaining = ctrd.image_ids()
-    assert remaining.isdisjoint(expected)
+    assert remaining.isdisjoint(gone) and expected - gone <= remaining
     assert {by_name["c"], by_name["h"], ctrd.sandbox_image_id} <= remaining
     assert out["images"]["target_reached"] is True
     assert ctrd.usage_percent() <= 75

@@ -146,7 +146,9 @@ def test_container_gc_keeps_the_newest_dead_container_of_each_pod_container(
     dead = engine.create_dead_containers(busybox, 3, lambda i: POD, workers=1)
     running = engine.run_container(busybox, ["sleep", "60"], labels=POD, wait=False)
     kept = engine.run_container(busybox, ["true"], labels={**POD, "nodegc.io/keep": "true"})
-    finished = parse_time(api.inspect_container(dead[0])["State"]["FinishedAt"])
+    state = api.inspect_container(dead[0])["State"]
+    # The finish time, never before the start (Podman's FinishedAt can precede StartedAt).
+    finished = max(parse_time(state["FinishedAt"]), parse_time(state["StartedAt"]))  # type: ignore[type-var]
 
     code, out = nodegc_json(engine, tmp_path / "s", "once")
 

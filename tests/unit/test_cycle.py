@@ -14,15 +14,15 @@ from nodegc.model import Action, ContainerState, Outcome, Reason
 from nodegc.runtime import Conflict, RuntimeError_, RuntimeUnavailable
 from nodegc.state.store import StateDir
 from nodegc.testing.fake import FakeRuntime
-from tests.unit.builders import NOW, ago, container, fs, image, make_settings
+from tests.unit.builders import NOW, ago, container, image, make_settings
 
 FS_PATH = "/fake/var/lib/docker"
 COMPOSE = {"com.docker.compose.project": "shop", "com.docker.compose.service": "web"}
 
 
 class Disk:
-    """A 1000-byte image filesystem: fixed other use plus the sizes of the fake's images, so
-    removing an image frees its bytes as the next measurement sees them."""
+    """The fake's own disk model (a 1000-byte filesystem: fixed other use plus every layer a
+    remaining image holds), recording the paths measured."""
 
     def __init__(self, runtime: FakeRuntime, other_used: int, capacity: int = 1000) -> None:
         self.runtime = runtime
@@ -32,8 +32,9 @@ class Disk:
 
     def __call__(self, path: str):
         self.paths.append(path)
-        used = self.other_used + sum(i.size_bytes for i in self.runtime.images.values())
-        return fs(self.capacity, max(0, self.capacity - used), path)
+        self.runtime.other_used_bytes = self.other_used
+        self.runtime.capacity_bytes = self.capacity
+        return self.runtime.measure(path)
 
 
 class Rig:

@@ -162,10 +162,14 @@ def test_unknown_cycle_kind_is_rejected(metrics: Metrics) -> None:
 def test_removed_image_counts_reason_and_bytes(
     metrics: Metrics, registry: CollectorRegistry
 ) -> None:
-    """A removed image bumps removed_total{image,reason} and bytes_freed by its size."""
+    """A removed image bumps removed_total{image,reason}; bytes_freed moves only by what an
+    image cycle measured (a removal's size is accounting, not a measurement)."""
     metrics.record_removal(removal("image", Outcome.REMOVED, Reason.AGE, size=4096))
     assert value(registry, "nodegc_removed_total", kind="image", reason="age") == 1
-    assert value(registry, "nodegc_bytes_freed_total") == 4096
+    assert value(registry, "nodegc_bytes_freed_total") == 0
+    metrics.image_cycle_freed(1000)
+    metrics.image_cycle_freed(-50)  # the disk filled faster than GC freed: nothing added
+    assert value(registry, "nodegc_bytes_freed_total") == 1000
 
 
 def test_removed_container_frees_no_image_bytes(

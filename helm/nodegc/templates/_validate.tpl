@@ -12,6 +12,13 @@ on every node. nodegc checks the same rules again at start.
 {{- if ge $low $high -}}
 {{- fail (printf "config.images.low_threshold_percent (%d) must be below config.images.high_threshold_percent (%d): image GC frees from the high threshold down to the low one" $low $high) -}}
 {{- end -}}
+{{- $inodeHigh := 95 -}}
+{{- if not (kindIs "invalid" $images.inode_high_threshold_percent) }}{{ $inodeHigh = int $images.inode_high_threshold_percent }}{{ end -}}
+{{- $inodeLow := 90 -}}
+{{- if not (kindIs "invalid" $images.inode_low_threshold_percent) }}{{ $inodeLow = int $images.inode_low_threshold_percent }}{{ end -}}
+{{- if ge $inodeLow $inodeHigh -}}
+{{- fail (printf "config.images.inode_low_threshold_percent (%d) must be below config.images.inode_high_threshold_percent (%d): image GC frees inodes from the inode high threshold down to the inode low one" $inodeLow $inodeHigh) -}}
+{{- end -}}
 
 {{- range $section := list "images" "containers" -}}
 {{- $values := default dict (get $.Values.config $section) -}}
