@@ -30,6 +30,8 @@ LABEL_POD_NAMESPACE = "io.kubernetes.pod.namespace"
 LABEL_CONTAINER_NAME = "io.kubernetes.container.name"
 LABEL_COMPOSE_PROJECT = "com.docker.compose.project"
 LABEL_COMPOSE_SERVICE = "com.docker.compose.service"
+LABEL_COMPOSE_NUMBER = "com.docker.compose.container-number"
+LABEL_COMPOSE_ONEOFF = "com.docker.compose.oneoff"
 
 
 class ContainerState(enum.StrEnum):

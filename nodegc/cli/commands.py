@@ -12,7 +12,8 @@ from typing import Any
 
 from nodegc.cli import render
 from nodegc.cli.exits import EXIT_INCOMPLETE, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
-from nodegc.collect.cycle import Collector, open_runtime
+from nodegc.collect import intents
+from nodegc.collect.cycle import Collector, CycleReport, open_runtime
 from nodegc.collect.observe import FilesystemError
 from nodegc.config import Settings
 from nodegc.config.kubelet import read_kubelet_config
@@ -20,6 +21,7 @@ from nodegc.model import Outcome, RemovalResult
 from nodegc.policy.kubelet import kubelet_json, kubelet_would
 from nodegc.runtime import RuntimeError_, RuntimeUnavailable
 from nodegc.state.audit import AuditLog, audit_path
+from nodegc.state.lock import AlreadyRunning, StateLock
 from nodegc.state.store import StateDir, StateError
 
 log = logging.getLogger("nodegc")
@@ -32,8 +34,13 @@ class CommandFailed(Exception):
 
 
 @contextmanager
-def collector(settings: Settings, *, need_writable_state: bool) -> Iterator[Collector]:
-    """A collector over the configured runtime and state directory, closed afterwards."""
+def collector(
+    settings: Settings, *, need_writable_state: bool, lock: bool = False
+) -> Iterator[Collector]:
+    """A collector over the configured runtime and state directory, closed afterwards.
+
+    `lock`: hold the state directory's lock (the daemon's) meanwhile: one collector at a time;
+    another holder is exit 2, before the engine is asked anything."""
     state = StateDir(settings.state.directory)
     try:
         state.check_writable()
@@ -48,22 +55,42 @@ def collector(settings: Settings, *, need_writable_state: bool) -> Iterator[Coll
             "state directory is read-only: history is read but not saved",
             extra={"path": str(state.path), "error": str(exc)},
         )
+    held = StateLock(state.path) if lock else None
+    if held is not None:
+        try:
+            held.acquire()
+        except AlreadyRunning as exc:
+            raise CommandFailed(EXIT_USAGE, str(exc)) from None
+    try:
+        with _collector(settings, state, writable, need_writable_state) as gc:
+            yield gc
+    finally:
+        if held is not None:
+            held.release()
+
+
+@contextmanager
+def _collector(
+    settings: Settings, state: StateDir, writable: bool, audited: bool
+) -> Iterator[Collector]:
     runtime = open_runtime(settings, state)
     # Every removal attempt goes to the audit record (as the daemon's do), and is counted so
     # that an engine error later in the cycle does not claim that nothing was removed.
     attempts: list[RemovalResult] = []
-    audit = AuditLog(audit_path(settings)) if need_writable_state else None
+    audit = AuditLog(audit_path(settings)) if audited else None
     listeners: list[Callable[[RemovalResult], None]] = [attempts.append]
     if audit is not None:
         listeners.append(audit.record)
+    gc: Collector | None = None
     try:
-        yield Collector(settings, runtime, state, persist=writable, listeners=listeners)
+        gc = Collector(settings, runtime, state, persist=writable, listeners=listeners)
+        yield gc
     except RuntimeUnavailable as exc:
-        raise CommandFailed(
-            EXIT_UNREACHABLE, f"engine unreachable{_so_far(attempts)}: {exc}"
-        ) from None
+        done = _so_far(attempts, gc.last_report if gc is not None else None)
+        raise CommandFailed(EXIT_UNREACHABLE, f"engine unreachable{done}: {exc}") from None
     except RuntimeError_ as exc:
-        done = _so_far(attempts) or ", nothing removed"
+        done = _so_far(attempts, gc.last_report if gc is not None else None)
+        done = done or ", nothing removed"
         raise CommandFailed(EXIT_UNREACHABLE, f"engine error{done}: {exc}") from None
     except FilesystemError as exc:
         raise CommandFailed(EXIT_USAGE, str(exc)) from None
@@ -73,15 +100,20 @@ def collector(settings: Settings, *, need_writable_state: bool) -> Iterator[Coll
             audit.close()
 
 
-def _so_far(attempts: list[RemovalResult]) -> str:
-    """What the cycle did before an engine error stopped it ("" when it removed nothing)."""
-    if not attempts:
+def _so_far(attempts: list[RemovalResult], report: CycleReport | None) -> str:
+    """What the cycle did before an engine error stopped it ("" when it attempted nothing):
+    the counts the audit record (`nodegc history`) and `--output json` give too."""
+    not_attempted = report.not_attempted if report is not None else 0
+    if not attempts and not not_attempted:
         return ""
-    removed = sum(1 for r in attempts if r.outcome is Outcome.REMOVED)
-    return (
-        f" after {removed} of {len(attempts)} removals this cycle (see `nodegc history`); "
-        "the rest was not attempted"
+    count = {o: sum(1 for r in attempts if r.outcome is o) for o in Outcome}
+    text = (
+        f" after {len(attempts)} removal attempts this cycle: {count[Outcome.REMOVED]} removed, "
+        f"{count[Outcome.FAILED]} failed, {count[Outcome.SKIPPED]} skipped (see `nodegc history`)"
     )
+    if not_attempted:
+        text += f"; {not_attempted} more planned, not attempted"
+    return text
 
 
 def _run(body: Callable[[], int]) -> int:
@@ -96,15 +128,19 @@ def report(settings: Settings, args: argparse.Namespace) -> int:
     def body() -> int:
         with collector(settings, need_writable_state=False) as gc:
             plan = gc.report()
+            pending = intents.pending(gc.journal, gc.last_snapshot)
         kubelet = read_kubelet_config(args.kubelet_config) if args.kubelet_config else None
         if args.output == "json":
             data = render.plan_json(plan)
+            data["pending_intents"] = render.pending_json(pending)
             if kubelet is not None:
                 data["kubelet"] = kubelet_json(plan.filesystem, kubelet)
             _print_json(data)
         else:
             line = kubelet_would(plan.filesystem, kubelet) if kubelet is not None else None
             print(render.plan_table(plan, kubelet_line=line))
+            for text in render.pending_lines(pending):
+                print(text)
         return EXIT_OK
 
     return _run(body)
@@ -112,12 +148,25 @@ def report(settings: Settings, args: argparse.Namespace) -> int:
 
 def once(settings: Settings, args: argparse.Namespace) -> int:
     def body() -> int:
-        with collector(settings, need_writable_state=not args.dry_run) as gc:
-            result = gc.cycle(dry_run=args.dry_run)
+        acting = not args.dry_run
+        with collector(settings, need_writable_state=acting, lock=acting) as gc:
+            try:
+                result = gc.cycle(dry_run=args.dry_run)
+            except (RuntimeError_, FilesystemError) as exc:
+                # Exit 3 (or 2) follows; the JSON still says what was done before it.
+                if args.output == "json":
+                    pending = intents.pending(gc.journal, None)
+                    _print_json(render.interrupted_json(gc.last_report, str(exc), pending))
+                raise
+            pending = intents.pending(gc.journal, None)
         if args.output == "json":
-            _print_json(render.cycle_json(result))
+            data = render.cycle_json(result)
+            data["pending_intents"] = render.pending_json(pending)
+            _print_json(data)
         else:
             print(render.cycle_table(result))
+            for text in render.pending_lines(pending):
+                print(text)
         if not result.target_reached:
             log.warning(render.free_disk_space_failed(result))
         if result.failures or not result.target_reached:
@@ -137,7 +186,6 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 
     from nodegc.cli.options import settings_overrides
     from nodegc.daemon.loop import Daemon, ListenError, config_reloader
-    from nodegc.state.lock import AlreadyRunning
 
     def body() -> int:
         try:

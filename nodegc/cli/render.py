@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from nodegc.collect.cycle import CycleReport
+from nodegc.collect.intents import Pending
 from nodegc.durations import humanize_age
 from nodegc.model import (
     Action,
@@ -210,6 +211,8 @@ def cycle_json(report: CycleReport) -> dict[str, Any]:
         "sandboxes": [_result_json(r) for r in report.container_results if r.kind == "sandbox"],
         "build_cache": _cycle_build_cache_json(report, by_id),
         "failures": len(report.failures),
+        "not_attempted": report.not_attempted,
+        "error": report.error,
     }
 
 
@@ -220,6 +223,77 @@ def _cycle_build_cache_json(
     data = build_cache_json(plan)
     data["decisions"] = _cache_with_outcomes(data["decisions"], by_id, report.dry_run)
     return data
+
+
+def interrupted_json(
+    report: CycleReport | None, error: str, pending: Sequence[Pending]
+) -> dict[str, Any]:
+    """`once --output json` when the cycle stopped short (exit 3): what was done before."""
+    if report is not None:
+        data = cycle_json(report)
+    else:  # stopped before the first plan: nothing was attempted
+        data = {"dry_run": False, "containers": {"decisions": []}, "images": None,
+                "sandboxes": [], "failures": 0, "not_attempted": 0}  # fmt: skip
+    data["error"] = error
+    data["pending_intents"] = pending_json(pending)
+    return data
+
+
+def pending_json(pending: Sequence[Pending]) -> list[dict[str, Any]]:
+    """The intent journal's entries: interrupted removals the next cycle puts right."""
+    return [
+        {
+            "kind": p.intent.kind,
+            "id": p.intent.object_id,
+            "name": p.intent.name,
+            "action": p.intent.action,
+            "reason": p.intent.reason,
+            "started_at": iso(p.intent.started_at),
+            "pid": p.intent.pid,
+            "tags": list(p.intent.tags),
+            "digests": list(p.intent.digests),
+            "present": p.present,
+            "missing_tags": list(p.missing_tags) if p.missing_tags is not None else None,
+            "in_progress": p.in_progress,
+        }
+        for p in pending
+    ]
+
+
+# Interrupted removals a table names one by one; the rest are counted.
+TABLE_PENDING = 10
+
+
+def pending_lines(pending: Sequence[Pending]) -> list[str]:
+    """One line per interrupted removal (the first few), for the tables."""
+    lines = []
+    for p in pending[:TABLE_PENDING]:
+        what = (
+            f"removal in progress (pid {p.intent.pid})"
+            if p.in_progress
+            else "interrupted removal pending"
+        )
+        head = f"{what}: {p.intent.kind} {short_id(p.intent.object_id)}"
+        head += f" ({tags_text(p.intent.tags) if p.intent.tags else p.intent.name})"
+        if p.present is False:
+            state = f"the {p.intent.kind} is gone (the removal had finished)"
+        elif p.intent.kind != "image":
+            state = "not removed yet"
+        elif p.missing_tags is None:
+            state = f"{len(p.intent.tags)} tags recorded"
+        else:
+            state = f"{len(p.missing_tags)} of {len(p.intent.tags)} tags missing"
+        if p.present is False:
+            then = "records it"
+        elif p.intent.kind == "image":
+            then = "puts every tag back, then removes it if it is still planned"
+        else:
+            then = "puts it right"
+        lines.append(f"{head}: {state}; the next `nodegc once` or `nodegc run` {then}")
+    if len(pending) > TABLE_PENDING:
+        more = len(pending) - TABLE_PENDING
+        lines.append(f"+{more} more interrupted removals (see --output json)")
+    return lines
 
 
 def _result_json(r: RemovalResult) -> dict[str, Any]:
@@ -300,6 +374,18 @@ def image_summary(p: ImagePlan, fs: FilesystemStats) -> str:
     return head + tail
 
 
+# Tags a table line shows; the rest are counted ("+N more"). The JSON keeps every tag.
+TABLE_TAGS = 3
+
+
+def tags_text(tags: Sequence[str], shown: int = TABLE_TAGS) -> str:
+    """A few tags for a table cell: "a:1,b:2,c:3 +297 more"; "<none>" for an untagged image."""
+    if not tags:
+        return "<none>"
+    text = ",".join(tags[:shown])
+    return f"{text} +{len(tags) - shown} more" if len(tags) > shown else text
+
+
 def _image_rows(
     decisions: Sequence[ImageDecision], now: datetime, outcomes: Mapping[str, str] | None
 ) -> list[list[str]]:
@@ -309,7 +395,7 @@ def _image_rows(
             str(d.action),
             str(d.reason),
             short_id(d.image.id),
-            ",".join(d.image.tags) or "<none>",
+            tags_text(d.image.tags),
             human_bytes(d.image.size_bytes),
             human_bytes(d.frees_bytes) if d.action is Action.REMOVE else "-",
             _ago(now, d.record.first_seen),

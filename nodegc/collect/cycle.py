@@ -15,6 +15,7 @@ from datetime import datetime
 
 from nodegc import policy
 from nodegc.clock import Clock, utcnow
+from nodegc.collect import intents
 from nodegc.collect.build_cache import collect_build_cache
 from nodegc.collect.observe import Measure, measure, take_snapshot
 from nodegc.collect.relief import Candidate, relieve
@@ -49,10 +50,18 @@ from nodegc.policy.images import (
 )
 from nodegc.policy.space import Ledger
 from nodegc.runtime import Runtime, RuntimeError_, RuntimeUnavailable, connect
+from nodegc.state.audit import audit_path, read_audit
+from nodegc.state.journal import Intent
 from nodegc.state.store import StateDir, StateError
 
 log = logging.getLogger(__name__)
 
+
+# The detail of an audit line written at replay for a removal an interrupted run carried out.
+FINISHED_BEFORE_A_KILL = (
+    "gone when nodegc started again: an earlier run was removing it when it was interrupted, "
+    "before it could record it"
+)
 # Finish times asked for per image per round (the adapters' request pool), and the rounds after
 # which whatever is still wanted is asked for at once.
 FINISH_TIME_BATCH = 8
@@ -82,6 +91,9 @@ class CycleReport:
     images_after: FilesystemStats | None = None
     # Planned removals left out because the measured disk had reached the target.
     images_not_needed: set[str] = field(default_factory=set)
+    # Planned removals never started because the engine was lost first (not in the audit).
+    not_attempted: int = 0
+    error: str | None = None  # why the cycle stopped short (the engine was lost), if it did
 
     @property
     def results(self) -> list[RemovalResult]:
@@ -184,6 +196,16 @@ class Collector:
         # steps after the first plan go on to the low thresholds whatever the high ones say
         # (the plan that found the pressure: which of bytes and inodes it was).
         self._until_low: ImagePlan | None = None
+        # What the image tag walks are about to do, on disk (`collect.intents`).
+        self.journal = intents.journal_for(runtime, state)
+        # The engine was found unreachable during this cycle's removals: start no more.
+        self._engine_lost: RuntimeUnavailable | None = None
+        self._not_attempted = 0
+        self._probing = threading.Lock()
+        self._lost = threading.Event()  # set with _engine_lost: the image loop starts no more
+        self._walks = intents.Walks(runtime, None, ())  # the batch in progress
+        # The cycle in progress or last run (a partial one when the engine was lost).
+        self.last_report: CycleReport | None = None
 
     # -- observe ----------------------------------------------------------------------------
     def observe(self, *, report: bool = False) -> Snapshot:
@@ -332,6 +354,14 @@ class Collector:
             containers_under_pressure=containers_under_pressure,
         )
 
+    def recover(self) -> None:
+        """Put right what interrupted removals left (the intent journal): tags put back,
+        removals that finished unrecorded recorded. Before every cycle that acts, and when the
+        daemon finds the engine back. Never for `report` or a dry run. Raises like a listing."""
+        with self.lock:
+            if self.persist:
+                intents.replay(self.runtime, self.journal, self._record_finished)
+
     def report(self) -> Plan:
         """The dry run: the plan of one full cycle; the engine is not asked to change anything."""
         return self.plan(self.observe(report=True))
@@ -345,6 +375,11 @@ class Collector:
         Raises RuntimeUnavailable when a listing fails: nothing is removed on partial information.
         """
         with self.lock:
+            self.last_report = None
+            self._engine_lost, self._not_attempted = None, 0
+            self._lost.clear()
+            if not dry_run:
+                self.recover()
             snapshot = self.observe(report=dry_run)
             first = self.plan(snapshot)
             report = CycleReport(
@@ -355,6 +390,7 @@ class Collector:
                 ran_images=images,
                 build_cache_plan=first.build_cache,
             )
+            self.last_report = report
             if dry_run:
                 return report
             if containers:
@@ -363,6 +399,7 @@ class Collector:
                     d for d in first.containers.removals if d.reason is not Reason.DISK_PRESSURE
                 ]
                 report.container_results = self._remove_all(by_caps)
+                self._stop_if_engine_lost(report)
                 # Sandboxes (CRI) after their containers: dependents before owners.
                 report.container_results += collect_sandboxes(
                     self.runtime, self.settings, self.clock(), self.listeners
@@ -422,6 +459,7 @@ class Collector:
         ]
         results = self._containers_under_pressure(snapshot, pressure, wanted, path)
         report.container_results.extend(results)
+        self._stop_if_engine_lost(report)
         if not any(r.outcome is Outcome.REMOVED for r in results) or reached():
             return
         before = len(report.image_results)
@@ -448,19 +486,33 @@ class Collector:
                 for d in decisions
             }
         )
-        relief = relieve(
-            [Candidate(key=f"container:{d.container.id}", item=d) for d in decisions],
-            ledger=ledger,
-            measured=self.measure(path),
-            measure=lambda: self.measure(path),
-            target_met=lambda fs: target_met(fs, wanted),
-            under_pressure=True,
-            remove=lambda c, _measured: self._remove_one(c.item),
-            skip=lambda c, _key: self._remove_one(c.item),  # no prerequisites: never called
-            workers=self.settings.runtime.max_concurrent_removals,
-            stopping=self.stopping,
-            listeners=self.listeners,
-        )
+
+        def remove(c: Candidate, _measured: FilesystemStats) -> RemovalResult:
+            result = self._remove_one(c.item)
+            return result if result is not None else self._not_started(c.item)
+
+        now = self.clock()
+        batch = [intents.container_intent(d.container, str(d.reason), now) for d in decisions]
+        self._walks = intents.Walks(self.runtime, self.journal, batch)
+        try:
+            relief = relieve(
+                [Candidate(key=f"container:{d.container.id}", item=d) for d in decisions],
+                ledger=ledger,
+                measured=self.measure(path),
+                measure=lambda: self.measure(path),
+                target_met=lambda fs: target_met(fs, wanted),
+                under_pressure=True,
+                remove=remove,
+                skip=remove,  # no prerequisites: never called
+                workers=self.settings.runtime.max_concurrent_removals,
+                stopping=_Either(self.stopping, self._lost),
+                listeners=self.listeners,
+            )
+        finally:
+            self._walks.close()
+        if self._engine_lost is not None:
+            done = {r.id for r in relief.results}
+            self._not_attempted += sum(1 for d in decisions if d.container.id not in done)
         return relief.results
 
     def _build_cache_pass(
@@ -476,10 +528,11 @@ class Collector:
             measure=lambda: self.measure(path),
             target_met=lambda fs: not pressure or target_met(fs, wanted),
             under_pressure=pressure,
-            stopping=self.stopping,
+            stopping=_Either(self.stopping, self._lost),
             listeners=self.listeners,
             already=[r.id for r in report.build_cache_results],
         )
+        self._stop_if_engine_lost(report)
 
     @staticmethod
     def _unshared_possible(report: CycleReport, plan: BuildCachePlan) -> bool:
@@ -530,23 +583,36 @@ class Collector:
                 d = replace(
                     d, action=Action.REMOVE, reason=Reason.SPACE if bytes_short else Reason.INODES
                 )
-            return self._remove_one(d)
+            result = self._remove_one(d)
+            if result is None:  # the engine was found lost as this one was about to start
+                return self._not_started(d)
+            return result
 
-        relief = relieve(
-            candidates,
-            ledger=ledger,
-            measured=snapshot.filesystem,
-            measure=lambda: self.measure(path),
-            target_met=lambda fs: target_met(fs, plan),
-            under_pressure=plan.under_pressure,
-            remove=remove,
-            skip=lambda c, child: self._child_stays(c.item, child),
-            workers=self.settings.runtime.max_concurrent_removals,
-            stopping=self.stopping,
-            listeners=self.listeners,
-        )
+        now = self.clock()
+        batch = [intents.image_intent(c.item.image, str(c.item.reason), now) for c in candidates]
+        self._walks = intents.Walks(self.runtime, self.journal, batch)
+        try:
+            relief = relieve(
+                candidates,
+                ledger=ledger,
+                measured=snapshot.filesystem,
+                measure=lambda: self.measure(path),
+                target_met=lambda fs: target_met(fs, plan),
+                under_pressure=plan.under_pressure,
+                remove=remove,
+                skip=lambda c, child: self._child_stays(c.item, child),
+                workers=self.settings.runtime.max_concurrent_removals,
+                stopping=_Either(self.stopping, self._lost),
+                listeners=self.listeners,
+            )
+        finally:
+            self._walks.close()
         report.image_results = report.image_results + relief.results
         report.images_not_needed |= relief.not_needed
+        if self._engine_lost is not None:
+            done = {r.id for r in relief.results}
+            self._not_attempted += sum(1 for c in candidates if c.planned and c.key not in done)
+            self._stop_if_engine_lost(report)
         report.images_after = self.measure(path)
         came_back = report.images_after.available_bytes - snapshot.filesystem.available_bytes
         report.images_freed = (report.images_freed or 0) + max(0, came_back)
@@ -583,16 +649,32 @@ class Collector:
         if not decisions:
             return []
         workers = min(self.settings.runtime.max_concurrent_removals, len(decisions))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="remove") as pool:
-            results = list(pool.map(self._remove_one, decisions))
-        tell(self.listeners, results)
+        now = self.clock()
+        batch = [
+            intents.image_intent(d.image, str(d.reason), now)
+            if isinstance(d, ImageDecision)
+            else intents.container_intent(d.container, str(d.reason), now)
+            for d in decisions
+        ]
+        self._walks = intents.Walks(self.runtime, self.journal, batch)
+        try:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="remove") as pool:
+                attempted = list(pool.map(self._remove_and_tell, decisions))
+        finally:
+            self._walks.close()
+        results = [r for r in attempted if r is not None]
+        self._not_attempted += len(attempted) - len(results)
         return results
 
-    def _remove_one(self, decision: ContainerDecision | ImageDecision) -> RemovalResult:
+    def _remove_one(self, decision: ContainerDecision | ImageDecision) -> RemovalResult | None:
         """One removal; a dead container's result carries its writable layer's size (the
-        engine's, when it was asked)."""
+        engine's, when it was asked). None when it was not started (the engine was lost)."""
         result = self._carry_out(decision)
-        if isinstance(decision, ContainerDecision) and result.outcome is Outcome.REMOVED:
+        if (
+            result is not None
+            and isinstance(decision, ContainerDecision)
+            and result.outcome is Outcome.REMOVED
+        ):
             last = self.last_snapshot
             sizes = last.disk_usage.container_sizes if last is not None else None
             size = (sizes or {}).get(decision.container.id, 0)
@@ -600,7 +682,79 @@ class Collector:
                 result = replace(result, size_bytes=size)
         return result
 
-    def _carry_out(self, decision: ContainerDecision | ImageDecision) -> RemovalResult:
+    def _record_finished(self, finished: Sequence[Intent]) -> None:
+        """Audit the removals an interrupted run carried out but could not record (those the
+        audit record has a line for since the intent was written were recorded already)."""
+        if not finished:
+            return
+        since = min(i.started_at for i in finished)
+        try:
+            entries, _ = read_audit(audit_path(self.settings), since)
+        except OSError:
+            entries = []
+        recorded = {(e.get("kind"), e.get("id")) for e in entries}
+        results = []
+        for intent in finished:
+            if (intent.kind, intent.object_id) in recorded:
+                continue
+            try:
+                reason = Reason(intent.reason)
+            except ValueError:
+                log.warning(
+                    "journal entry with an unknown reason", extra={"object": intent.object_id}
+                )
+                continue
+            result = RemovalResult(
+                kind=intent.kind,
+                id=intent.object_id,
+                name=intent.name,
+                reason=reason,
+                outcome=Outcome.REMOVED,
+                detail=FINISHED_BEFORE_A_KILL,
+                size_bytes=intent.size_bytes,
+                tags=intent.tags,
+                pod=intent.pod,
+            )
+            log_result(result, {"object": intent.object_id, "pid": intent.pid})
+            results.append(result)
+        tell(self.listeners, results)
+
+    def _check_engine(self, exc: RuntimeUnavailable) -> None:
+        """A removal found the engine unreachable (or too slow): is it gone, or was it this one
+        request (an answer cut short, one stalled DELETE)? A ping says; meanwhile no removal
+        starts. Gone: none starts any more in this cycle."""
+        with self._probing:
+            if self._engine_lost is not None:
+                return
+            try:
+                self.runtime.ping()
+            except RuntimeError_:
+                self._engine_lost = exc
+                self._lost.set()
+
+    def _stop_if_engine_lost(self, report: CycleReport) -> None:
+        """At the first sign the engine is unreachable no removal is started (those in flight
+        may fail): the cycle ends here, raising it, with `report` saying what was done."""
+        if self._engine_lost is None:
+            return
+        report.not_attempted = self._not_attempted
+        report.error = str(self._engine_lost)
+        log.error(
+            "engine unreachable during removals: no more were started",
+            extra={
+                "removed": sum(1 for r in report.results if r.outcome is Outcome.REMOVED),
+                "attempted": len(report.results),
+                "not_attempted": report.not_attempted,
+                "error": report.error,
+            },
+        )
+        raise self._engine_lost
+
+    def _carry_out(self, decision: ContainerDecision | ImageDecision) -> RemovalResult | None:
+        """One removal's result; None when it was not started (the engine was lost)."""
+        with self._probing:  # wait while a failure is being checked
+            if self._engine_lost is not None:
+                return None
         if isinstance(decision, ContainerDecision):
             c = decision.container
             kind, obj_id, name, size = "container", c.id, c.name, 0
@@ -612,6 +766,7 @@ class Collector:
             }
 
             def remove() -> None:
+                self._walks.check(f"remove container {short_id(c.id)} ({c.name})", c.id)
                 self.runtime.remove_container(c)
         else:
             i = decision.image
@@ -624,10 +779,20 @@ class Collector:
             }
 
             def remove() -> None:
-                self.runtime.remove_image(i)
+                self._walks.remove_image(i)
 
         fields["reason"] = str(decision.reason)
-        outcome, detail = carry_out(remove, self.stopping)
+
+        def attempt() -> None:
+            try:
+                remove()
+            except RuntimeUnavailable as exc:
+                self._check_engine(exc)
+                raise
+
+        outcome, detail = carry_out(attempt, self.stopping)
+        if kind == "container":
+            self._walks.finish(obj_id)  # answered either way: final (an image settles itself)
         result = RemovalResult(
             kind=kind,
             id=obj_id,
@@ -641,6 +806,47 @@ class Collector:
         )
         log_result(result, fields)
         return result
+
+    def _remove_and_tell(self, decision: ContainerDecision | ImageDecision) -> RemovalResult | None:
+        """`_remove_one`, its result told (audited) as soon as it is done, not when the batch
+        is: a kill loses no finished one."""
+        result = self._remove_one(decision)
+        if result is not None:
+            tell(self.listeners, [result])
+        return result
+
+    def _not_started(self, d: ContainerDecision | ImageDecision) -> RemovalResult:
+        """The result of a removal the closed loop handed over after the engine was found lost."""
+        if isinstance(d, ImageDecision):
+            i = d.image
+            kind, obj_id, name, tags, pod = "image", i.id, i.describe(), i.tags, None
+            fields: dict[str, object] = {"image": i.id, "tags": list(i.tags)}
+        else:
+            c = d.container
+            kind, obj_id, name, tags, pod = "container", c.id, c.name, (), c.pod
+            fields = {"container": c.id, "container_name": c.name, "pod": c.pod}
+        result = RemovalResult(
+            kind=kind,
+            id=obj_id,
+            name=name,
+            reason=d.reason,
+            outcome=Outcome.SKIPPED,
+            detail="not attempted: the engine is unreachable",
+            tags=tags,
+            pod=pod,
+        )
+        log_result(result, fields)
+        return result
+
+
+class _Either:
+    """Set when either event is (the image loop's "start no more": stopping, or engine lost)."""
+
+    def __init__(self, *events: threading.Event) -> None:
+        self.events = events
+
+    def is_set(self) -> bool:
+        return any(e.is_set() for e in self.events)
 
 
 def _after_cache_removals(snapshot: Snapshot, removed: set[str], fs: FilesystemStats) -> Snapshot:

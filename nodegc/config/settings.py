@@ -55,7 +55,19 @@ Duration = Annotated[
     BeforeValidator(_to_duration),
     PlainSerializer(format_duration, return_type=str, when_used="json-unless-none"),
 ]
-Percent = Annotated[int, Field(ge=0, le=100)]
+
+
+def _to_number(value: Any) -> Any:
+    """A count or a percentage is a number: a boolean is refused (TOML's `true` would be 1).
+    Strings are refused in the config file (`_number_problems`); the environment and the flags
+    can only give text, which must then read as a whole number."""
+    if isinstance(value, bool):
+        raise ValueError("a number is due here, not a boolean; write e.g. 85 or 1")
+    return value
+
+
+Count = Annotated[int, BeforeValidator(_to_number)]
+Percent = Annotated[int, BeforeValidator(_to_number), Field(ge=0, le=100)]
 
 
 class _Section(BaseModel):
@@ -90,7 +102,7 @@ class RuntimeSettings(_Section):
     timeout: Duration = Field(
         timedelta(seconds=30), description="Time limit of one engine request."
     )
-    max_concurrent_removals: int = Field(
+    max_concurrent_removals: Count = Field(
         4, ge=1, le=64, description="Removals in flight at once (a bounded pool)."
     )
 
@@ -185,12 +197,12 @@ class ContainerSettings(_Section):
         timedelta(0),
         description="A dead container that finished less than this long ago is kept.",
     )
-    max_per_pod_container: int = Field(
+    max_per_pod_container: Count = Field(
         1,
         description="Dead containers kept per (pod, container) or compose service or name. "
         "-1 = no limit, 0 = keep none.",
     )
-    max_dead_containers: int = Field(
+    max_dead_containers: Count = Field(
         -1, description="Dead containers kept on the node in all. -1 = no limit."
     )
     maximum_age: Duration = Field(
@@ -398,6 +410,8 @@ def _build(file_data: dict[str, Any], overrides: dict[str, Any]) -> Settings:
 
     # Every problem is reported, one line each: the environment's along with the rest.
     problems, unusable = _env_problems()
+    file_data, quoted = _quoted_numbers(file_data)
+    problems += quoted
     saved = {name: os.environ.pop(name) for name in unusable}
     try:
         loaded = _Loaded(**overrides)
@@ -418,6 +432,32 @@ _LIST_SETTINGS = {
     for key, sub in model.annotation.model_fields.items()  # type: ignore[union-attr]
     if getattr(sub.annotation, "__origin__", None) is list
 }
+
+
+_NUMBER_SETTINGS = {
+    (section, key)
+    for section, model in Settings.model_fields.items()
+    for key, sub in model.annotation.model_fields.items()  # type: ignore[union-attr]
+    if sub.annotation is int
+}
+
+
+def _quoted_numbers(file_data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """(the file's data without them, one line per count or percentage it gives as a string).
+
+    TOML has numbers: a quoted one ("85", "85%") is a mistake, refused rather than read."""
+    problems = []
+    data = {k: dict(v) if isinstance(v, dict) else v for k, v in file_data.items()}
+    for section, key in sorted(_NUMBER_SETTINGS):
+        table = data.get(section)
+        value = table.get(key) if isinstance(table, dict) else None
+        if isinstance(value, str):
+            del table[key]  # type: ignore[union-attr]
+            problems.append(
+                f"{section}.{key} = {value!r} (config file): a number is written without "
+                "quotes, e.g. 85"
+            )
+    return data, problems
 
 
 def _env_problems() -> tuple[list[str], list[str]]:

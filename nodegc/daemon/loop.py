@@ -424,8 +424,10 @@ class Daemon:
 
     # -- engine connectivity ------------------------------------------------------------------
     def _on_engine_connected(self) -> None:
-        """The event stream (re)connected: resync from a full listing, then say we are ready."""
+        """The event stream (re)connected: put right what a removal cut short by the engine's
+        loss left (the intent journal), resync from a full listing, then say we are ready."""
         assert self.collector is not None
+        self.collector.recover()
         self._mark_reachable(self.collector.observe())
 
     def _mark_reachable(self, snapshot: Snapshot) -> None:

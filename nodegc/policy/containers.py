@@ -11,6 +11,8 @@ from datetime import datetime
 
 from nodegc.config import ContainerSettings
 from nodegc.model import (
+    LABEL_COMPOSE_NUMBER,
+    LABEL_COMPOSE_ONEOFF,
     LABEL_COMPOSE_PROJECT,
     LABEL_COMPOSE_SERVICE,
     LABEL_CONTAINER_NAME,
@@ -27,8 +29,10 @@ from nodegc.model import (
 def evict_unit(container: Container) -> str:
     """The group whose dead containers are capped together.
 
-    (pod UID, container name) from the kubelet's labels; else the compose (project, service);
-    else the container's own name.
+    (pod UID, container name) from the kubelet's labels; else, for compose, (project, service,
+    container number) for a service's replicas (replica 2 of a service scaled to 3 is not a
+    restart of replica 1: `compose start` brings each back) and (project, service, one-off) for
+    the containers `compose run` makes; else the container's own name.
     """
     labels = container.labels
     uid, name = labels.get(LABEL_POD_UID), labels.get(LABEL_CONTAINER_NAME)
@@ -36,7 +40,10 @@ def evict_unit(container: Container) -> str:
         return f"pod:{uid}/{name}"
     project, service = labels.get(LABEL_COMPOSE_PROJECT), labels.get(LABEL_COMPOSE_SERVICE)
     if project and service:
-        return f"compose:{project}/{service}"
+        if labels.get(LABEL_COMPOSE_ONEOFF, "").lower() == "true":
+            return f"compose:{project}/{service}/run"
+        number = labels.get(LABEL_COMPOSE_NUMBER)
+        return f"compose:{project}/{service}/{number}" if number else f"compose:{project}/{service}"
     return f"name:{container.name}"
 
 

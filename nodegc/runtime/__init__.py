@@ -33,6 +33,10 @@ class Runtime(Protocol):
     """What nodegc needs from a container runtime. Listings are complete or raise."""
 
     name: str
+    # Whether `remove_image` takes an image's names off one at a time (Docker, Podman): a kill
+    # part-way leaves an image short of tags, so the collector journals the names first and
+    # puts them back with `tag_image`. CRI's RemoveImage is one call, with no way to tag.
+    walks_tags: bool
     # Finish times of dead containers (they cannot change while the container stays dead),
     # kept by the adapter and persisted by the caller between processes.
     finish_cache: MutableMapping[str, datetime]
@@ -97,6 +101,14 @@ class Runtime(Protocol):
         Raises Conflict (the image keeps every tag it had) when a container uses it, NotFound when
         it is gone.
         """
+        ...
+
+    def inspect_image(self, image_id: str) -> Image | None:
+        """The image as it is now (its tags and digests), None when it is gone."""
+        ...
+
+    def tag_image(self, image_id: str, reference: str) -> None:
+        """Give the image the name `reference` ("repo:tag") back (only where `walks_tags`)."""
         ...
 
     def ping(self) -> None:

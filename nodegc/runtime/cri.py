@@ -181,6 +181,7 @@ class CriRuntime:
     """A Runtime (and sandbox runtime) over the CRI v1 gRPC API."""
 
     name = "cri"
+    walks_tags = False  # RemoveImage removes every name in one call
 
     def __init__(
         self,
@@ -336,6 +337,25 @@ class CriRuntime:
             )
             for row in rows
         ]
+
+    def inspect_image(self, image_id: str) -> Image | None:
+        what = f"inspect image {short_id(image_id)}"
+        spec = pb.ImageSpec(image=image_id)
+        row = self._call(what, self.img.ImageStatus, pb.ImageStatusRequest(image=spec)).image
+        if not row.id:
+            return None
+        return Image(
+            id=row.id,
+            tags=tuple(t for t in row.repo_tags if t),
+            digests=tuple(d for d in row.repo_digests if d),
+            size_bytes=int(row.size),
+        )
+
+    def tag_image(self, image_id: str, reference: str) -> None:
+        raise RuntimeError_(
+            f"restore tag {reference} on {short_id(image_id)}: the CRI has no call to tag an "
+            "image (and nodegc never takes a CRI image's names off one by one)"
+        )
 
     def _labels_of(self, image_ids: Sequence[str]) -> dict[str, dict[str, str]]:
         """Labels of every listed image: cached by id, verbose ImageStatus for the new ones."""

@@ -169,6 +169,14 @@ _ERROR_RULES: tuple[tuple[int | None, str | None, type[RuntimeError_]], ...] = (
     (500, "by id with more than one tag", Conflict),
     # Podman: an image a container uses ("image is in use by a container").
     (500, "in use by a container", Conflict),
+    # Gone is gone, whatever the status: Docker answers 500 "unrecognized image ID" or "No such
+    # image" for an image removed between listing and removal, Podman 500 "image not known" /
+    # "no such container". The caller skips it as already gone, never as failed.
+    (None, "no such image", NotFound),
+    (None, "unrecognized image id", NotFound),
+    (None, "image not known", NotFound),
+    (None, "no such container", NotFound),
+    (None, "no such object", NotFound),
 )
 
 
@@ -214,6 +222,7 @@ class DockerRuntime:
     """A Runtime over the Docker Engine API (low-level APIClient)."""
 
     name = "docker"
+    walks_tags = True
 
     def __init__(
         self,
@@ -241,8 +250,6 @@ class DockerRuntime:
         # Container id -> image id, from listings and create events (destroy events lack it).
         self._container_image: dict[str, str] = {}
         self._event_stream: Any = None
-        # Image id -> tags a failed removal could not put back yet (the engine was down).
-        self._unrestored: dict[str, list[str]] = {}
         # False once the engine showed it has no build cache (no BuildKit: Podman's /build/prune
         # is 404): then it is never asked about one again.
         self.has_build_cache = True
@@ -339,7 +346,6 @@ class DockerRuntime:
         return self._data_root
 
     def list_images(self) -> Sequence[Image]:
-        self._retry_restores()
         self._inspected.clear()
         rows = self._call("list images", lambda: self.api.images())
         images = [_image(row) for row in rows]
@@ -756,42 +762,33 @@ class DockerRuntime:
             rows = [_normalise_row(row) for row in rows]
         return rows
 
-    def _retry_restores(self) -> None:
-        """Tags that could not be put back (the engine went away mid-removal) are put back as
-        soon as the engine answers again, before anything is listed or decided."""
-        for image_id, tags in list(self._unrestored.items()):
-            del self._unrestored[image_id]
-            image = Image(id=image_id, tags=tuple(tags))
-            try:
-                self._call(
-                    f"inspect image {short_id(image_id)}",
-                    lambda i=image_id: self.api.inspect_image(i),
-                )
-            except NotFound:
-                continue  # removed meanwhile: nothing to give tags back to
-            except RuntimeError_:
-                self._unrestored[image_id] = tags
-                continue
-            self._restore_tags(image, tags)
-            if image_id not in self._unrestored:
-                log.info(
-                    "tags put back after the engine returned",
-                    extra={"image": image_id, "tags": list(tags)},
-                )
+    def inspect_image(self, image_id: str) -> Image | None:
+        try:
+            data = self._inspect(
+                f"inspect image {short_id(image_id)}",
+                f"/images/{_quote(image_id)}/json",
+                lambda: self.api.inspect_image(image_id),
+            )
+        except NotFound:
+            return None
+        return _image(data)
+
+    def tag_image(self, image_id: str, reference: str) -> None:
+        repository = _repository(reference)
+        name = reference[len(repository) + 1 :] or "latest"
+        self._call(
+            f"restore tag {reference} on {short_id(image_id)}",
+            lambda: self.api.tag(image_id, repository, name),
+        )
 
     def _restore_tags(self, image: Image, tags: Sequence[str]) -> None:
         for tag in tags:
-            repository = _repository(tag)
-            name = tag[len(repository) + 1 :]
             try:
-                self._call(
-                    f"restore tag {tag} on {short_id(image.id)}",
-                    lambda r=repository, n=name: self.api.tag(image.id, r, n),
-                )
+                self.tag_image(image.id, tag)
             except RuntimeError_ as exc:
-                self._unrestored.setdefault(image.id, []).append(tag)
                 log.error(
-                    "could not restore a tag after a refused or failed removal; will retry",
+                    "could not restore a tag after a refused or failed removal; the intent "
+                    "journal has it",
                     extra={"image": image.id, "tag": tag, "error": str(exc)},
                 )
 

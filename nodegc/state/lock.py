@@ -1,4 +1,7 @@
-"""One daemon per state directory: an advisory file lock that names its holder."""
+"""One collector per state directory: an advisory file lock that names its holder.
+
+`nodegc run` holds it for its whole life and `nodegc once` for its cycle, so two collectors
+never act on one node's state at once (a timer beside the daemon is refused, not run twice)."""
 
 from __future__ import annotations
 
@@ -26,8 +29,10 @@ class StateLock:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
             os.close(fd)
             raise AlreadyRunning(
-                f"another nodegc run holds {self.path} (pid {holder}); stop it or use another "
-                "state.directory"
+                f"another nodegc (pid {holder}) is collecting with state directory "
+                f"{self.path.parent} (it holds {self.path}); one cycle at a time per state "
+                "directory: a `nodegc run` there collects already, so stop it, wait for it, or "
+                "use another state.directory"
             ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)

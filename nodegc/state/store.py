@@ -27,6 +27,9 @@ HISTORY_FILE = "history.json"
 FINISH_TIMES_FILE = "finish-times.json"
 LAYERS_FILE = "layers.json"
 PROBE_FILE = ".write-probe"
+# Files a cycle writes in the state directory (the audit record's name is audit.AUDIT_FILE).
+STATE_FILES = (HISTORY_FILE, FINISH_TIMES_FILE, "audit.jsonl", "nodegc.state.lock", "intents.json")
+PROBE_MARGIN = 64 * 1024
 # A temp file of ours older than this belongs to a write that never finished (kill -9).
 STALE_TEMP_SECONDS = 600
 FORMAT_VERSION = 1
@@ -110,12 +113,26 @@ class StateDir:
         """ensure(), then prove it by writing a small file (a full disk passes the permission
         check but loses every save). Raises StateError naming the path and the cause."""
         self.ensure()
+        for name in STATE_FILES:
+            path = self.path / name
+            if (path.exists() or path.is_symlink()) and not path.is_file():
+                raise StateError(
+                    f"state directory {self.path}: {name} is not a regular file (a directory or "
+                    f"a broken link is in its place), so {name} cannot be saved; move it away"
+                )
         probe = self.path / PROBE_FILE
         try:
-            write_atomically(probe, b"nodegc write probe\n")
+            # As big as the history it must hold (a full disk may still take a few bytes).
+            write_atomically(probe, b"\0" * (self._history_size() + PROBE_MARGIN))
         finally:
             with contextlib.suppress(OSError):
                 probe.unlink()
+
+    def _history_size(self) -> int:
+        try:
+            return self.history_path.stat().st_size
+        except OSError:
+            return 0
 
     def writable(self) -> bool:
         try:

@@ -300,6 +300,26 @@ class IsolatedEngine(FillableFilesystem):
         if problems:
             raise EngineError(f"{self.name}: " + "; ".join(problems))
 
+    def kill(self) -> None:
+        """SIGKILL the daemon (no shutdown at all, as a crash), and what it ran with it (its
+        containerd, shims, containers), keeping the data: `start()` brings it back on it."""
+        self._close_helper_api()
+        pid = _daemon_pid(self._res)
+        if pid is not None:
+            _signal(pid, signal.SIGKILL)
+            _wait_gone({pid}, KILL_TIMEOUT)
+        if self._res.process is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._res.process.wait(timeout=KILL_TIMEOUT)  # reap our child
+        self._res.process = None
+        self._res.pid = None
+        problems = _kill_leftovers(self._res)
+        if not problems:
+            _remove_stale_pidfiles(self._res)
+        problems += _unmount_under(self._res.root, keep=self._res.mountpoint)
+        if problems:
+            raise EngineError(f"{self.name}: " + "; ".join(problems))
+
     def close(self) -> None:
         """Stop the daemon and remove mount, loop device and temp dir; safe to call twice."""
         self._close_helper_api()

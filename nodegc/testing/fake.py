@@ -31,6 +31,7 @@ from nodegc.runtime import Conflict, NotFound, RuntimeUnavailable
 
 class FakeRuntime:
     name = "fake"
+    walks_tags = True
 
     def __init__(
         self,
@@ -59,6 +60,8 @@ class FakeRuntime:
         self.unavailable = False
         self.fail_removal: dict[str, Exception] = {}
         self.before_remove: Callable[[str], None] | None = None
+        # Runs before each tag is taken off an image (a tag walk, as Docker's); may raise.
+        self.before_untag: Callable[[str, str], None] | None = None
         self.event_queue: queue.Queue[RuntimeEvent | None] = queue.Queue()
         # Set to list dead containers as the engines do, with a window around their finish time
         # ([finish - window, finish + window], never before creation) instead of the exact time,
@@ -262,8 +265,34 @@ class FakeRuntime:
         children = [i for i in list(self.images.values()) if i.parent_id == image.id]
         if children:
             raise Conflict(f"image {image.id}: image has dependent child images ({children[0].id})")
+        for tag in image.tags:  # one name at a time, as Docker's walk
+            if self.before_untag is not None:
+                self.before_untag(image.id, tag)
+            current = self.images[image.id]
+            self.images[image.id] = replace(
+                current, tags=tuple(t for t in current.tags if t != tag)
+            )
         del self.images[image.id]
         self._share()
+
+    def inspect_image(self, image_id: str) -> Image | None:
+        self._call(f"inspect_image {image_id}")
+        if image_id in self.images:
+            return self.images[image_id]
+        return next((i for i in self.images.values() if image_id in i.tags), None)
+
+    def tag_image(self, image_id: str, reference: str) -> None:
+        self._call(f"tag_image {image_id} {reference}")
+        if image_id not in self.images:
+            raise NotFound(f"image {image_id}: no such image")
+        for other in self.images.values():  # a name names one image: tagging moves it
+            if reference in other.tags and other.id != image_id:
+                self.images[other.id] = replace(
+                    other, tags=tuple(t for t in other.tags if t != reference)
+                )
+        current = self.images[image_id]
+        if reference not in current.tags:
+            self.images[image_id] = replace(current, tags=(*current.tags, reference))
 
     def _before(self, object_id: str) -> None:
         if self.before_remove is not None:

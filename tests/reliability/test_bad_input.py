@@ -287,6 +287,49 @@ def test_environment_with_n_problems_says_exactly_n_lines(
         assert any(f"NODEGC_ZZ_{name}" in line for line in lines), (name, lines)
 
 
+# -- numbers are numbers -------------------------------------------------------------------------
+NUMBER_SETTINGS = [(s, k) for s, k in KNOWN if SETTINGS[s][k].annotation is int]
+FLAG_OF = {(section, key): flag for flag, section, key, *_ in cli.FLAG_SETTINGS}
+not_numbers = (
+    st.booleans()
+    | st.text(string.ascii_letters + string.digits + " %.-", max_size=12)
+    | st.sampled_from(["85", "1", "0", "85%", "-1"])
+)
+
+
+def whole_number(text: str) -> bool:
+    try:
+        int(text)
+    except ValueError:
+        return False
+    return True
+
+
+@PROPERTY
+@given(setting=st.sampled_from(NUMBER_SETTINGS), value=not_numbers)
+def test_a_boolean_or_a_string_for_a_number_is_refused_naming_the_setting(
+    tmp_path: Path, setting: tuple[str, str], value: bool | str
+) -> None:
+    """Counts and percentages: `true` or "85" in TOML, a non-number in the environment or in a
+    flag, exit 2 with a line naming the setting (or the flag); never read as 1 or as 85."""
+    section, key = setting
+    lines = problems(*check_config_file(tmp_path, toml_document({section: {key: value}})))
+    assert len(lines) == 1 and f"{section}.{key}" in lines[0], (value, lines)
+    text = str(value).lower() if isinstance(value, bool) else value
+    env_code, env_out, env_err = run_cli(
+        ["config", "--check"], {f"NODEGC_{section}__{key}".upper(): text}
+    )
+    flag = FLAG_OF.get(setting)
+    flag_run = run_cli(["config", "--check", f"{flag}={text}"]) if flag else None
+    if whole_number(text):  # the environment and flags can only give text: "85" reads as 85
+        return
+    env_lines = problems(env_code, env_out, env_err)
+    assert len(env_lines) == 1 and f"{section}.{key}" in env_lines[0], (text, env_lines)
+    if flag_run is not None:
+        flag_lines = problems(*flag_run)
+        assert len(flag_lines) == 1 and flag in flag_lines[0], (text, flag_lines)
+
+
 # -- flags --------------------------------------------------------------------------------------
 flag_names = st.sampled_from([flag for flag, *_ in cli.FLAG_SETTINGS])
 flag_values = (

@@ -81,10 +81,18 @@ def file_parent_state(base: Path) -> contextlib.AbstractContextManager[Path]:
     return contextlib.nullcontext(base / "blocker" / "state")
 
 
+def history_is_a_directory(base: Path) -> contextlib.AbstractContextManager[Path]:
+    """A writable state directory with a directory where history.json belongs."""
+    state = base / "dir-history"
+    (state / "history.json").mkdir(parents=True)
+    return contextlib.nullcontext(state)
+
+
 TROUBLES: dict[str, tuple[Callable[[Path], contextlib.AbstractContextManager[Path]], str]] = {
     "read-only": (read_only_state, "read-only filesystem"),
     "full": (full_state, "No space left on device"),
     "parent-is-a-file": (file_parent_state, "Not a directory"),
+    "history-is-a-directory": (history_is_a_directory, "history.json is not a regular file"),
 }
 
 
@@ -149,9 +157,9 @@ def test_report_works_without_writable_history_and_says_so(
     make, cause = TROUBLES[trouble]
     with make(base) as state:
         history = state / "history.json"
-        before = history.read_bytes() if history.exists() else None
+        before = history.read_bytes() if history.is_file() else None
         proc = nodegc(shared_engine, state, "report", "--log-format", "text")
-        after = history.read_bytes() if history.exists() else None
+        after = history.read_bytes() if history.is_file() else None
     assert proc.returncode == 0, proc.stderr
     assert "IMAGES" in proc.stdout.upper()
     warnings = [line for line in proc.stderr.splitlines() if "read-only" in line]

@@ -486,3 +486,30 @@ def test_property_to_toml_loads_back_to_equal_settings(tmp_path_factory, overrid
     path = tmp_path_factory.mktemp("cfg") / "config.toml"
     path.write_text(to_toml(s), encoding="utf-8")
     assert load(path) == s
+
+
+@pytest.mark.parametrize(
+    ("text", "setting"),
+    [
+        ("[images]\nhigh_threshold_percent = true\n", "images.high_threshold_percent"),
+        ("[images]\nlow_threshold_percent = false\n", "images.low_threshold_percent"),
+        ('[images]\nhigh_threshold_percent = "90"\n', "images.high_threshold_percent"),
+        ('[containers]\nmax_dead_containers = "5"\n', "containers.max_dead_containers"),
+        ("[runtime]\nmax_concurrent_removals = true\n", "runtime.max_concurrent_removals"),
+    ],
+)
+def test_a_boolean_or_a_quoted_number_in_the_file_is_refused(toml, text, setting):
+    """TOML's `true` is not 1 and "90" is not 90: one line naming the setting."""
+    message = error_of(toml(text))
+    assert message.startswith(setting), message
+    assert len(message.splitlines()) == 1, message
+
+
+def test_a_number_in_the_environment_is_text_and_reads_as_a_number():
+    """NODEGC_IMAGES__HIGH_THRESHOLD_PERCENT=90 is 90; =true is refused naming the setting."""
+    assert (
+        load(environ={"NODEGC_IMAGES__HIGH_THRESHOLD_PERCENT": "90"}).images.high_threshold_percent
+        == 90
+    )
+    message = error_of(environ={"NODEGC_IMAGES__HIGH_THRESHOLD_PERCENT": "true"})
+    assert "images.high_threshold_percent" in message

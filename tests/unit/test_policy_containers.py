@@ -189,8 +189,47 @@ def test_evict_unit_from_kubelet_labels():
 
 
 def test_evict_unit_from_compose_labels():
-    """Compose (project, service) when there are no kubelet labels."""
+    """Compose (project, service) when there are no kubelet labels (nor a replica number)."""
     assert evict_unit(container("c", labels=COMPOSE, name="shop-web-1")) == "compose:shop/web"
+
+
+def replica(n: int, created: int, **labels: str):
+    at = ago(days=1) + timedelta(minutes=created)
+    return container(
+        f"web-{n}-{created}",
+        labels={**COMPOSE, "com.docker.compose.container-number": str(n), **labels},
+        name=f"shop-web-{n}",
+        created=at,
+        finished_at=at + timedelta(seconds=30),
+    )
+
+
+def test_compose_replicas_are_units_of_their_own():
+    """A service scaled to 3 and stopped keeps one dead container per replica, not one in all:
+    `compose start` brings every replica back (with a (project, service) unit, 1 and 2 went)."""
+    p = plan([replica(1, 1), replica(2, 2), replica(3, 3)], max_per_pod_container=1)
+    assert removed_ids(p) == set()
+    assert {d.evict_unit for d in p.decisions} == {
+        "compose:shop/web/1",
+        "compose:shop/web/2",
+        "compose:shop/web/3",
+    }
+
+
+def test_a_replica_s_older_dead_containers_still_go():
+    """Within a replica's unit the cap holds: its older dead container goes, the other
+    replica's stays."""
+    p = plan([replica(1, 1), replica(1, 5), replica(2, 2)], max_per_pod_container=1)
+    assert removed_ids(p) == {"web-1-1"}
+
+
+def test_compose_run_containers_are_one_unit_apart_from_the_replicas():
+    """`compose run` containers (oneoff=True, numbered too) are one (project, service, one-off)
+    unit: the newest is kept, the older ones go, and replica 1 is not capped with them."""
+    runs = [replica(1, n, **{"com.docker.compose.oneoff": "True"}) for n in (10, 11, 12)]
+    p = plan([replica(1, 1), *runs], max_per_pod_container=1)
+    assert {d.evict_unit for d in p.decisions} == {"compose:shop/web/1", "compose:shop/web/run"}
+    assert removed_ids(p) == {"web-1-10", "web-1-11"}
 
 
 def test_evict_unit_falls_back_to_the_name():
