@@ -507,18 +507,19 @@ def _launch(res: _Resources) -> None:
     res.pid = res.process.pid
 
 
-def _wait_ready(res: _Resources, timeout: float) -> None:
-    """Poll `/_ping` until it answers; raise with the log tail if dockerd dies or times out."""
+def _wait_ready(res: _Resources, timeout: float, what: str = "dockerd") -> None:
+    """Poll `/_ping` until it answers; raise with the log tail if the daemon (`what`) dies or
+    times out."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if _ping(res.socket_path):
             return
         if res.process is not None and res.process.poll() is not None:
             raise EngineError(
-                f"dockerd exited with {res.process.returncode}:\n{_log_tail(res.log_path)}"
+                f"{what} exited with {res.process.returncode}:\n{_log_tail(res.log_path)}"
             )
         time.sleep(POLL_INTERVAL)
-    raise EngineError(f"dockerd not ready after {timeout:.0f} s:\n{_log_tail(res.log_path)}")
+    raise EngineError(f"{what} not ready after {timeout:.0f} s:\n{_log_tail(res.log_path)}")
 
 
 def _ping(socket_path: Path) -> bool:

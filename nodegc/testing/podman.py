@@ -28,7 +28,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,7 +37,6 @@ from typing import Any
 from nodegc.testing.engine import (
     DEFAULT_SIZE_MB,
     KILL_TIMEOUT,
-    POLL_INTERVAL,
     START_TIMEOUT,
     STOP_TIMEOUT,
     EngineError,
@@ -46,9 +44,7 @@ from nodegc.testing.engine import (
     _alive,
     _cgroup_dirs,
     _detach_loops,
-    _log_tail,
     _new_resources,
-    _ping,
     _prepare_filesystem,
     _remove_root,
     _Resources,
@@ -58,6 +54,7 @@ from nodegc.testing.engine import (
     _try_rmdir,
     _unmount_under,
     _wait_gone,
+    _wait_ready,
 )
 
 __all__ = ["IsolatedPodman", "missing_podman_requirements"]
@@ -166,7 +163,7 @@ class IsolatedPodman(IsolatedEngine):
             _prepare_filesystem(res)
             _write_configs(res)
         _launch(res)
-        _wait_ready(res, self.start_timeout)
+        _wait_ready(res, self.start_timeout, "podman service")
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
         """Stop the service (SIGTERM, SIGKILL after `timeout`), keeping the data for `start()`."""
@@ -276,19 +273,6 @@ def _launch(res: _PodmanResources) -> None:
             env=_podman_env(res), start_new_session=True,
         )  # fmt: skip
     res.pid = res.process.pid
-
-
-def _wait_ready(res: _PodmanResources, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if _ping(res.socket_path):
-            return
-        if res.process is not None and res.process.poll() is not None:
-            raise EngineError(
-                f"podman service exited with {res.process.returncode}:\n{_log_tail(res.log_path)}"
-            )
-        time.sleep(POLL_INTERVAL)
-    raise EngineError(f"podman service not ready after {timeout:.0f} s:\n{_log_tail(res.log_path)}")
 
 
 # -- processes --------------------------------------------------------------------------------
