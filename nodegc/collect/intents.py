@@ -75,9 +75,11 @@ class Walks:
 
     Every intent of the batch is written in one go before the first removal starts; an entry is
     cleared when its outcome is final (an image gone or whole again; a container's removal
-    answered either way), in one write when the batch is over (`close`). A kill in between
-    leaves entries of objects removed (replay finds them gone and records them) or not yet
-    touched (replay finds nothing owed): either clears at no cost.
+    answered either way), in one write when the batch is over (`close`), together with the
+    entries of objects never started (a closed loop stops at its target before the candidates
+    it did not need). A kill in between leaves entries of objects removed (replay finds them
+    gone and records them) or not yet touched (replay finds nothing owed): either clears at no
+    cost.
     """
 
     def __init__(self, runtime: Runtime, journal: Journal | None, batch: Sequence[Intent]) -> None:
@@ -85,6 +87,7 @@ class Walks:
         self.journal = journal
         self.error: str | None = None
         self._final: set[str] = set()
+        self._started: set[str] = set()
         self._lock = threading.Lock()
         self._intents: dict[str, Intent] = {}
         if journal is None or not batch:
@@ -96,7 +99,9 @@ class Walks:
 
     def check(self, what: str, object_id: str) -> None:
         """Raise RuntimeError_ (a failure, nothing touched) when `object_id`'s intent could not
-        be written: nothing is removed without its record."""
+        be written: nothing is removed without its record. Marks `object_id` started."""
+        with self._lock:
+            self._started.add(object_id)
         if self.journal is not None and object_id not in self._intents:
             raise RuntimeError_(
                 f"{what}: not attempted, the intent journal could not be written "
@@ -126,9 +131,14 @@ class Walks:
             self._final.add(object_id)
 
     def close(self) -> None:
-        """Clear the entries whose outcome is final (one write); the rest stay for replay."""
-        if self.journal is not None and self._final:
-            _clear(self.journal, self._final)
+        """Clear the entries whose outcome is final and those never started (one write); the
+        rest (started, outcome unknown) stay for replay."""
+        if self.journal is None:
+            return
+        with self._lock:
+            done = self._final | (set(self._intents) - self._started)
+        if done:
+            _clear(self.journal, done)
 
 
 def settle(runtime: Runtime, intent: Intent, holder: Holder) -> bool:

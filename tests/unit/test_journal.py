@@ -175,6 +175,25 @@ def test_report_says_a_removal_is_pending_and_changes_nothing(tmp_path):
     assert not [c for c in fake.calls if c.startswith(("tag_image", "remove_"))]
 
 
+def test_candidates_the_loop_did_not_need_leave_no_pending_entry(tmp_path):
+    """A closed loop that stops at its target: the candidates it never started are not pending."""
+    fake = FakeRuntime()
+    for n, letter in enumerate("abc"):
+        fake.add_image(image(letter * 64, 100, tags=[f"{letter}:1"]), tagged_at=ago(days=5 - n))
+    state = StateDir(tmp_path / "state")
+    available = {"bytes": 50}
+
+    def disk(path):
+        return fs(1000, available["bytes"] + 100 * (3 - len(fake.images)), path)
+
+    gc = Collector(make_settings(state.path, "/fake"), fake, state, clock=lambda: NOW, measure=disk)
+    report = gc.cycle()  # 95% used, wants 150 bytes: two of the three images go
+    assert len([r for r in report.image_results if r.outcome is Outcome.REMOVED]) == 2
+    assert len(fake.images) == 1
+    assert on_disk(tmp_path) == []
+    assert intents.pending(gc.journal, gc.observe()) == []
+
+
 # -- refusals and failures part-way ---------------------------------------------------------------
 
 
