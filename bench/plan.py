@@ -116,7 +116,7 @@ def synthetic(n_images: int, n_containers: int, seed: int = 1) -> tuple[Any, Any
         )
     capacity = 4 * 1024**4
     fs = FilesystemStats("/var/lib/docker", capacity, capacity // 10, 10**8, 9 * 10**7)
-    snapshot = Snapshot(NOW, fs, tuple(images), tuple(containers), layers)
+    snapshot = Snapshot(NOW, fs, tuple(images), tuple(containers), layers=layers)
     history = History(since=NOW - timedelta(days=120), images=records)
     image_settings = ImageSettings(maximum_age=timedelta(days=60))
     container_settings = ContainerSettings(max_dead_containers=n_containers // 10)
