@@ -604,13 +604,7 @@ def _teardown(res: _Resources) -> list[str]:
         lambda: _engine._detach_loops(res.image),
         lambda: _engine._remove_root(res.root),
     ]
-    for step in steps:
-        try:
-            problems += step()
-        except Exception as exc:  # keep going: later steps may still release something
-            problems.append(f"{type(exc).__name__}: {exc}")
-    res.mounted = False
-    return problems
+    return problems + _engine._run_teardown(res, steps)
 
 
 def _teardown_at_exit(res: _Resources) -> None:

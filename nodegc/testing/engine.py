@@ -630,10 +630,18 @@ def _teardown(res: _Resources) -> list[str]:
         lambda: _detach_loops(res.image),
         lambda: _remove_root(res.root),
     ]
+    return problems + _run_teardown(res, steps)
+
+
+def _run_teardown(res: _Resources, steps: Sequence[Callable[[], list[str]]]) -> list[str]:
+    """Run every teardown step in order, whatever an earlier one raised (later steps may still
+    release something); the problems, one line each. Shared by the dockerd, Podman and
+    containerd harnesses."""
+    problems: list[str] = []
     for step in steps:
         try:
             problems += step()
-        except Exception as exc:  # keep going: later steps may still release something
+        except Exception as exc:
             problems.append(f"{type(exc).__name__}: {exc}")
     res.mounted = False
     return problems

@@ -49,6 +49,7 @@ from nodegc.testing.engine import (
     _remove_root,
     _Resources,
     _retry,
+    _run_teardown,
     _signal,
     _tool_path,
     _try_rmdir,
@@ -403,13 +404,7 @@ def _teardown(res: _PodmanResources) -> list[str]:
         lambda: _detach_loops(res.image),
         lambda: _remove_root(res.root),
     ]
-    for step in steps:
-        try:
-            problems += step()
-        except Exception as exc:  # keep going: later steps may still release something
-            problems.append(f"{type(exc).__name__}: {exc}")
-    res.mounted = False
-    return problems
+    return problems + _run_teardown(res, steps)
 
 
 def _teardown_at_exit(res: _PodmanResources) -> None:
