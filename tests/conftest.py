@@ -4,9 +4,9 @@
 `@pytest.mark.parametrize("node", matrix_params("docker28-overlay2", ...), indirect=True)`) and
 `make_node` (start any matrix engine by id, inside the test).
 
-`NODEGC_TEST_ENGINE_ROOT=SUITE` (e.g. `trixie`, `forky`) runs the default `engine` (and the CRI and
+`NGC_TEST_ENGINE_ROOT=SUITE` (e.g. `trixie`, `forky`) runs the default `engine` (and the CRI and
 Podman fixtures) from that Debian root's engines instead of the host's; with it,
-`NODEGC_TEST_DOCKER_STORE=containerd` gives `engine` the containerd image store.
+`NGC_TEST_DOCKER_STORE=containerd` gives `engine` the containerd image store.
 
 A test that uses `engine` is marked `engine` automatically. Marked tests are skipped, with the
 reason, when this machine cannot run an engine (not root, dockerd missing...), except under CI
@@ -30,7 +30,7 @@ from nodegc.testing.rooted import RootedEngine
 from tests.engine.helpers import Daemon
 
 ENGINE_SIZE_MB = 512
-ENV_STORE = "NODEGC_TEST_DOCKER_STORE"
+ENV_STORE = "NGC_TEST_DOCKER_STORE"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -74,7 +74,7 @@ def _engine_gate(request: pytest.FixtureRequest) -> None:
 @pytest.fixture
 def engine() -> Iterator[IsolatedEngine]:
     """A started private dockerd on a 512 MB filesystem, removed after the test, pass or fail
-    (the dockerd of the root `$NODEGC_TEST_ENGINE_ROOT` names, if set)."""
+    (the dockerd of the root `$NGC_TEST_ENGINE_ROOT` names, if set)."""
     root = _root_from_env()
     if root is None:
         require_engine()

@@ -21,7 +21,7 @@ from pathlib import Path
 from nodegc.testing.engine import IsolatedEngine
 from nodegc.testing.rooted import RootedEngine
 
-__all__ = ["build", "buildkit_cli", "cli_env"]
+__all__ = ["build", "build_command", "buildkit_cli", "cli_env"]
 
 CANDIDATES = ("/usr/bin/docker", "/usr/local/bin/docker")
 BUILD_TIMEOUT = 300.0
@@ -67,20 +67,32 @@ def build_argv(tag: str, context: Path, extra: Sequence[str] = ()) -> list[str]:
     return ["build", "--network", "none", "-q", "-t", tag, *extra, str(context)]
 
 
-def build(
-    engine: IsolatedEngine, context: Path, tag: str, *, timeout: float = BUILD_TIMEOUT
-) -> subprocess.CompletedProcess[str]:
-    """Build `context` (a directory under the engine's temp dir `engine.root` with its
-    Dockerfile) as `tag` with BuildKit; raise AssertionError with the output if it fails."""
+def build_command(
+    engine: IsolatedEngine, tag: str, context: Path
+) -> tuple[list[str], dict[str, str]]:
+    """argv and environment of a BuildKit `docker build` of `context` (a directory under the
+    engine's temp dir `engine.root`, with its Dockerfile) as `tag`, against `engine`; raise
+    AssertionError when no CLI here can build."""
     args = build_argv(tag, context)
     if isinstance(engine, RootedEngine):
-        return engine.docker(*args, timeout=timeout)
+        root = engine.engine_root
+        argv = root.wrap(["docker", "-H", engine.endpoint, *args], binds=[engine.root])
+        return argv, root.env({"DOCKER_BUILDKIT": "1", "DOCKER_CLI_HINTS": "false"})
     cli = buildkit_cli()
     if cli is None:
         raise AssertionError("no docker CLI here builds with BuildKit (install docker-buildx)")
+    return [cli, "-H", engine.endpoint, *args], cli_env()
+
+
+def build(
+    engine: IsolatedEngine, context: Path, tag: str, *, timeout: float = BUILD_TIMEOUT
+) -> subprocess.CompletedProcess[str]:
+    """Build `context` as `tag` with BuildKit (see `build_command`); raise AssertionError with
+    the output if it fails."""
+    argv, env = build_command(engine, tag, context)
     done = subprocess.run(
-        [cli, "-H", engine.endpoint, *args], capture_output=True, text=True, env=cli_env(),
-        timeout=timeout, check=False,
+        argv, capture_output=True, text=True, env=env, timeout=timeout, check=False,
+        stdin=subprocess.DEVNULL,
     )  # fmt: skip
     if done.returncode != 0:
         raise AssertionError(f"build of {tag} failed ({done.returncode}): {done.stderr[-3000:]}")

@@ -39,7 +39,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture
 def engine() -> Iterator[IsolatedPodman]:
     """A started private Podman service on a 512 MB filesystem, removed after the test (the
-    Podman of the root `$NODEGC_TEST_ENGINE_ROOT` names, if set)."""
+    Podman of the root `$NGC_TEST_ENGINE_ROOT` names, if set)."""
     try:
         root = root_from_env()
     except EngineRootError as exc:
