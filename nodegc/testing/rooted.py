@@ -6,9 +6,12 @@ the same path inside (see `nodegc.testing.engine_root`). It can use either image
 
 - `store="overlay2"`: the graph driver, image and container bytes under the data-root;
 - `store="containerd"` (`features.containerd-snapshotter`, the default from Docker 29): image and
-  container bytes under the managed containerd's root, DATA_ROOT/containerd. With
-  `containerd_size_mb=N` that directory is a loop ext4 of its own (N MB), as on a node whose
-  /var/lib/containerd is a separate disk; `containerd_fs` then fills and measures it.
+  container bytes under containerd's root: the managed containerd's, DATA_ROOT/containerd, or,
+  with `containerd_size_mb=N`, a containerd of its own (as a node's system containerd, whose
+  /var/lib/containerd is a separate disk) started beside dockerd (`--containerd=SOCKET`) with
+  its root on a loop ext4 of N MB; `containerd_fs` then fills and measures it. (A loop fs
+  mounted at DATA_ROOT/containerd would not do: dockerd bind-mounts its data-root onto itself,
+  non-recursively, and its containerd would write under the mount, on the data-root's fs.)
 
 `RootedPodman` is an `IsolatedPodman` whose `podman system service` (and `cli()`) come from the
 root, with runc as the OCI runtime (crun refuses this machine kind's hybrid cgroups).
@@ -63,8 +66,16 @@ class _RootedResources(_engine._Resources):
 
     @property
     def containerd_root(self) -> Path:
-        """dockerd's managed containerd keeps its root here (content store, snapshots)."""
+        """containerd's root (content store, snapshots): the managed containerd's under the
+        data-root, or our own containerd's on its own filesystem."""
+        if self.containerd_size_mb:
+            return self.root / "containerd-fs"
         return self.data_root / "containerd"
+
+    @property
+    def containerd_socket(self) -> Path:
+        """Our own containerd's socket (`containerd_size_mb`)."""
+        return self.root / "ctrd.sock"
 
     @property
     def images(self) -> tuple[Path, ...]:
@@ -153,7 +164,26 @@ class RootedEngine(IsolatedEngine):
         argv[0] = "dockerd"
         if self.store == "containerd":
             argv.remove("--storage-driver=overlay2")
+        if res.containerd_size_mb:
+            argv = [*self._own_containerd(), *argv, f"--containerd={res.containerd_socket}"]
         _engine._launch(res, self.engine_root.wrap(argv, binds=[res.root]))
+
+    def _own_containerd(self) -> list[str]:
+        """A command prefix that starts our own containerd in the background, then execs the
+        rest (dockerd, which waits for the socket); its config and log under the temp dir."""
+        res = self._res
+        config = res.root / "containerd.toml"
+        version = 3 if self.engine_root.version("containerd") >= (2,) else 2
+        config.write_text(
+            f'version = {version}\nroot = "{res.containerd_root}"\n'
+            f'state = "{res.root}/ctrd-state"\n'
+            f'disabled_plugins = ["io.containerd.grpc.v1.cri"]\n'
+            f'[grpc]\n  address = "{res.containerd_socket}"\n'
+            f'[ttrpc]\n  address = "{res.containerd_socket}.ttrpc"\n'
+            f'[debug]\n  address = ""\n[metrics]\n  address = ""\n'
+        )
+        script = 'containerd --config "$1" >>"$2" 2>&1 & shift 2; exec "$@"'
+        return ["sh", "-c", script, "sh", str(config), str(res.root / "containerd.log")]
 
 
 def _mount_loop(image: Path, mountpoint: Path, size_mb: int) -> None:
