@@ -126,6 +126,13 @@ def pause_image_tar(tag: str = PAUSE_TAG) -> bytes:
     return out.getvalue()
 
 
+def _repo_tags(tar_bytes: bytes) -> list[list[str]]:
+    """The RepoTags of each image of a `docker save` tarball, in its manifest's order."""
+    with tarfile.open(fileobj=io.BytesIO(tar_bytes), mode="r:") as archive:
+        manifest = json.loads(_member(archive, "manifest.json"))
+    return [list(entry.get("RepoTags") or []) for entry in manifest]
+
+
 def _member(archive: tarfile.TarFile, name: str) -> bytes:
     reader = archive.extractfile(name)
     if reader is None:
@@ -388,13 +395,30 @@ class IsolatedContainerd(_engine.FillableFilesystem):
             tmp.write(merged)
             tmp.flush()
             self.ctr("images", "import", tmp.name)
-        # containerd 2.x lists an imported image in CRI a moment after `ctr import` returns.
+        # containerd 2.x lists an imported image in CRI, and each of its names, a moment after
+        # `ctr import` returns: wait until every id has every name of the tarball.
+        wanted = dict(zip(ids, _repo_tags(merged), strict=True))
         deadline = time.monotonic() + IMPORT_TIMEOUT
-        while missing := [i for i in ids if i not in self.image_ids()]:
+        while missing := self._missing_names(wanted):
             if time.monotonic() >= deadline:
-                raise ContainerdError(f"images {missing} missing from CRI after import")
+                raise ContainerdError(f"images or names {missing} missing from CRI after import")
             time.sleep(POLL_INTERVAL)
         return ids
+
+    def _missing_names(self, wanted: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
+        """Per image id, which of `wanted`'s names CRI does not list (yet); the id itself when
+        the image is not listed at all."""
+        rows = self.img.ListImages(pb.ListImagesRequest(), timeout=RPC_TIMEOUT).images
+        listed = {i.id: set(i.repo_tags) for i in rows}
+        missing = {}
+        for image_id, tags in wanted.items():
+            if image_id not in listed:
+                missing[image_id] = [image_id]
+            elif lacking := [
+                t for t in map(normalize_reference, tags) if t not in listed[image_id]
+            ]:
+                missing[image_id] = lacking
+        return missing
 
     def import_image(self, tar_bytes: bytes) -> str:
         """Import one tarball; returns its image id."""
