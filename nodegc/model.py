@@ -139,6 +139,40 @@ class Container:
         return f"{namespace}/{name}" if namespace else name
 
 
+class FilesystemRole(enum.StrEnum):
+    """What of the runtime's a filesystem holds. The values are part of the JSON contract."""
+
+    IMAGES = "images"  # image layers: graph driver layers, or containerd's content and snapshots
+    CONTAINERS = "containers"  # containers' writable layers
+    LOGS = "logs"  # container logs (json-file)
+    VOLUMES = "volumes"  # named and anonymous volumes
+
+
+ALL_ROLES = tuple(FilesystemRole)
+
+
+class LayerStore(enum.StrEnum):
+    """How a runtime keeps an image layer on the disk, which decides what removing it frees
+    (`policy.space.store_costs`). The adapter declares it; the rule lives in the policy."""
+
+    # overlay2, Podman's graph driver: a layer is its unpacked files, once (`/history` sizes).
+    ONE_COPY = "one-copy"
+    # Docker's containerd image store: the layer's content blob and its unpacked snapshot, both.
+    CONTENT_AND_SNAPSHOT = "content+snapshot"
+    # CRI: only the listed (compressed) size per image is told; the real cost is estimated.
+    LISTED = "listed"
+
+
+@dataclass(frozen=True, slots=True)
+class StorePath:
+    """A directory where the runtime keeps some of its data, with what it holds there and how
+    the adapter found it (the report names it)."""
+
+    path: str
+    roles: tuple[FilesystemRole, ...]
+    source: str = ""
+
+
 @dataclass(frozen=True, slots=True)
 class FilesystemStats:
     """Bytes and inodes of the filesystem that holds the runtime's images and containers."""
@@ -148,6 +182,10 @@ class FilesystemStats:
     available_bytes: int
     inodes_total: int
     inodes_free: int
+    # What the runtime keeps on it (empty: not said, e.g. a measurement by path alone) and the
+    # device (st_dev; 0: unknown) that tells two paths on one filesystem apart from two.
+    roles: tuple[FilesystemRole, ...] = ()
+    device: int = 0
 
     @property
     def used_bytes(self) -> int:
@@ -226,6 +264,16 @@ class Snapshot:
     # Image id -> its layers, bottom first, where known (learnt once per image id and kept).
     # An image missing here counts as one layer of its listed size that nothing shares.
     layers: Mapping[str, tuple[Layer, ...]] = field(default_factory=dict)
+    # Every filesystem measured, once each (by device), with its roles; `filesystem` (the image
+    # filesystem) is among them. Empty: only `filesystem` was measured.
+    filesystems: tuple[FilesystemStats, ...] = ()
+    # How the runtime stores a layer (what removing one frees): see LayerStore.
+    store: LayerStore = LayerStore.ONE_COPY
+
+    @property
+    def measured(self) -> tuple[FilesystemStats, ...]:
+        """Every filesystem measured (at least the image filesystem)."""
+        return self.filesystems or (self.filesystem,)
 
 
 @dataclass(frozen=True, slots=True)

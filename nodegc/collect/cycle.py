@@ -48,7 +48,7 @@ from nodegc.policy.images import (
     under_disk_pressure,
     under_inode_pressure,
 )
-from nodegc.policy.space import Ledger
+from nodegc.policy.space import Ledger, store_costs
 from nodegc.runtime import Runtime, RuntimeError_, RuntimeUnavailable, connect
 from nodegc.state.audit import audit_path, read_audit
 from nodegc.state.journal import Intent
@@ -281,7 +281,8 @@ class Collector:
         if len(self.layers) > len(listed):
             self.layers = {k: v for k, v in self.layers.items() if k in listed}
             self._layers_dirty = True
-        return replace(snapshot, layers=dict(self.layers))
+        # What each layer costs on the disk is the policy's rule for the runtime's store.
+        return replace(snapshot, layers=store_costs(snapshot.store, snapshot.images, self.layers))
 
     def _resolve_finish_times(self, snapshot: Snapshot) -> Snapshot:
         """Ask the runtime for the exact finish times the plan and history depend on, and only
