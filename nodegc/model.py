@@ -469,6 +469,33 @@ class BuildCachePlan:
 
 
 @dataclass(frozen=True, slots=True)
+class FilesystemPlan:
+    """One measured filesystem: its thresholds, what they ask for, what frees space there
+    (`frees`: the kinds of removal whose bytes live on it) and, for a filesystem without
+    images, the dead containers planned for it (longest stopped first; the image filesystem's
+    removals are the image plan's)."""
+
+    filesystem: FilesystemStats
+    high_threshold_percent: int
+    low_threshold_percent: int
+    inode_high_threshold_percent: int
+    inode_low_threshold_percent: int
+    bytes_to_free: int
+    inodes_to_free: int
+    frees: tuple[str, ...]
+    containers: tuple[ContainerDecision, ...] = ()
+
+    @property
+    def under_pressure(self) -> bool:
+        return bool(self.bytes_to_free or self.inodes_to_free)
+
+    @property
+    def images(self) -> bool:
+        """Whether it is the (an) image filesystem."""
+        return FilesystemRole.IMAGES in self.filesystem.roles
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
     """What one full cycle would do, and why, for every object on the node."""
 
@@ -477,6 +504,8 @@ class Plan:
     containers: ContainerPlan
     images: ImagePlan
     build_cache: BuildCachePlan = field(default_factory=lambda: BuildCachePlan(observed=False))
+    # Every measured filesystem (the image filesystem first) and what its thresholds ask for.
+    filesystems: tuple[FilesystemPlan, ...] = ()
 
 
 class Outcome(enum.StrEnum):

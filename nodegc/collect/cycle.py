@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import partial
 
 from nodegc import policy
 from nodegc.clock import Clock, utcnow
 from nodegc.collect import intents
 from nodegc.collect.build_cache import collect_build_cache
-from nodegc.collect.observe import Measure, measure, take_snapshot
+from nodegc.collect.observe import Measure, measure, remeasure, take_snapshot
 from nodegc.collect.relief import Candidate, relieve
 from nodegc.collect.removal import ResultListener, carry_out, log_result, tell
 from nodegc.collect.sandboxes import collect_sandboxes
@@ -40,6 +41,8 @@ from nodegc.model import (
     short_id,
 )
 from nodegc.policy.build_cache import needs_listing, shared_layers
+from nodegc.policy.filesystems import filesystem_target_met as met_for
+from nodegc.policy.filesystems import pressured_elsewhere
 from nodegc.policy.finish_times import finish_times_needed, with_finish_times
 from nodegc.policy.history import observe, record_events
 from nodegc.policy.images import (
@@ -89,6 +92,8 @@ class CycleReport:
     # The image filesystem as measured when image GC was planned and when its loop stopped.
     images_before: FilesystemStats | None = None
     images_after: FilesystemStats | None = None
+    # Every filesystem measured after the cycle (roles kept); empty: not measured (dry run).
+    filesystems_after: tuple[FilesystemStats, ...] = ()
     # Planned removals left out because the measured disk had reached the target.
     images_not_needed: set[str] = field(default_factory=set)
     # Planned removals never started because the engine was lost first (not in the audit).
@@ -407,9 +412,36 @@ class Collector:
                 )
             if images:
                 self._free_disk(report, snapshot if not containers else None)
+                if containers:
+                    self._relieve_other_filesystems(report)
             report.filesystem_after = self.measure(snapshot.filesystem.path)
+            if len(snapshot.measured) > 1:
+                report.filesystems_after = remeasure(snapshot.measured, self.measure)
             self.save_history()
             return report
+
+    def _relieve_other_filesystems(self, report: CycleReport) -> None:
+        """Filesystems without images under pressure (e.g. `DockerRootDir` holding logs and
+        volumes beside the containerd image store): dead containers go there, longest stopped
+        first, until its low threshold (`policy.filesystems`). Images are never removed for it."""
+        if not pressured_elsewhere(report.plan.filesystems):
+            return
+        snapshot = self.observe()
+        for fp in pressured_elsewhere(self.plan(snapshot).filesystems):
+            log.info(
+                "filesystem without images above its high threshold: removing dead containers",
+                extra={"path": fp.filesystem.path, "usage_percent": fp.filesystem.usage_percent},
+            )
+            done = {r.id for r in report.container_results}
+            decisions = [d for d in fp.containers if d.container.id not in done]
+            results = self._containers_under_pressure(
+                snapshot,
+                decisions,
+                partial(met_for, plan=fp),
+                fp.filesystem.path,
+            )
+            report.container_results.extend(results)
+            self._stop_if_engine_lost(report)
 
     # -- under pressure: build cache, then images, then dead containers ---------------------
     def _at_target(self, path: str, plan: ImagePlan) -> bool:
@@ -458,7 +490,9 @@ class Collector:
         pressure = [
             d for d in self.plan(snapshot).containers.removals if d.reason is Reason.DISK_PRESSURE
         ]
-        results = self._containers_under_pressure(snapshot, pressure, wanted, path)
+        results = self._containers_under_pressure(
+            snapshot, pressure, lambda fs: target_met(fs, wanted), path
+        )
         report.container_results.extend(results)
         self._stop_if_engine_lost(report)
         if not any(r.outcome is Outcome.REMOVED for r in results) or reached():
@@ -473,7 +507,7 @@ class Collector:
         self,
         snapshot: Snapshot,
         decisions: Sequence[ContainerDecision],
-        wanted: ImagePlan,
+        met: Callable[[FilesystemStats], bool],
         path: str,
     ) -> list[RemovalResult]:
         """Dead containers for disk pressure, longest stopped first, through the closed loop:
@@ -501,7 +535,7 @@ class Collector:
                 ledger=ledger,
                 measured=self.measure(path),
                 measure=lambda: self.measure(path),
-                target_met=lambda fs: target_met(fs, wanted),
+                target_met=met,
                 under_pressure=True,
                 remove=remove,
                 skip=remove,  # no prerequisites: never called
