@@ -11,6 +11,9 @@ in a private mount namespace of its own:
     mount --rbind /proc, /sys, /dev into ROOT; a tmpfs on ROOT/run and ROOT/tmp (private: no
     shim socket or lock is shared with another engine, nothing is left in the cached root)
     mount --rbind TEMP ROOT/TEMP for each bind                (engine paths are host paths)
+    mount --make-rshared /      (peers inside this namespace only: dockerd, finding its data root
+                                 on a private mount, binds it onto itself without its submounts,
+                                 which hid a filesystem mounted at DATA_ROOT/containerd)
     exec chroot ROOT ARGV
 
 No fork happens (`unshare` and `sh` exec), so the pid the caller gets is the engine's own and the
@@ -65,6 +68,7 @@ while [ "$1" != "--" ]; do
   shift
 done
 shift
+mount --make-rshared /
 exec chroot "$R" "$@"
 """
 
