@@ -11,7 +11,7 @@ in a private mount namespace of its own:
     mount --rbind /proc, /sys, /dev into ROOT; a tmpfs on ROOT/run and ROOT/tmp (private: no
     shim socket or lock is shared with another engine, nothing is left in the cached root)
     mount --rbind TEMP ROOT/TEMP for each bind                (engine paths are host paths)
-    mount --make-rshared /      (peers inside this namespace only: dockerd, finding its data root
+    mount --make-rshared ROOT/TEMP  (peers in this namespace only: dockerd, finding its data root
                                  on a private mount, binds it onto itself without its submounts,
                                  which hid a filesystem mounted at DATA_ROOT/containerd)
     exec chroot ROOT ARGV
@@ -65,10 +65,10 @@ mount -t tmpfs -o mode=1777 nodegc-tmp "$R/tmp"
 while [ "$1" != "--" ]; do
   mkdir -p "$R$1"
   mount --rbind "$1" "$R$1"
+  mount --make-rshared "$R$1"
   shift
 done
 shift
-mount --make-rshared /
 exec chroot "$R" "$@"
 """
 
