@@ -1,0 +1,194 @@
+"""The right filesystem, found without configuration, and a plan that is what frees, per store.
+
+Real engines: Debian forky's dockerd 28.5 from the engine root (`nodegc.testing.rooted`) with
+overlay2, with the containerd image store (containerd's root on the data root's filesystem, and
+on a loop ext4 of its own), and the host's dockerd (Debian 12: 20.10, overlay2). The figures are
+checked against the disk (statvfs of the filesystem the bytes really live on), never against
+nodegc's own arithmetic.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from nodegc.testing.engine import IsolatedEngine
+from nodegc.testing.engine_root import EngineRootError, engine_root
+from nodegc.testing.images import build_layer, build_layered_image_tar
+from nodegc.testing.rooted import MountedFilesystem, RootedEngine
+from tests.conftest import require_engine
+from tests.engine.helpers import MiB, nodegc_json
+
+THRESHOLDS = (
+    "--image-gc-high-threshold=85",
+    "--image-gc-low-threshold=75",
+    "--minimum-image-ttl-duration=0s",
+)
+SIZE_MB = 256
+SETUPS = ("host-overlay2", "overlay2", "containerd", "containerd-own-fs")
+
+
+@dataclass
+class Setup:
+    """An engine, the filesystem its image bytes live on and the one of its data root."""
+
+    name: str
+    engine: IsolatedEngine
+    images_fs: MountedFilesystem
+    data_fs: MountedFilesystem
+
+    @property
+    def split(self) -> bool:
+        return _device(self.images_fs.mountpoint) != _device(self.data_fs.mountpoint)
+
+
+def _device(path: Path | str) -> int:
+    return os.stat(path).st_dev
+
+
+def _root_or_fail():  # type: ignore[no-untyped-def]
+    try:
+        return engine_root("forky")
+    except EngineRootError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"no forky engine root: {exc}", pytrace=False)
+        pytest.skip(f"no forky engine root: {exc}")
+
+
+@pytest.fixture(params=SETUPS)
+def setup(request: pytest.FixtureRequest) -> Iterator[Setup]:
+    require_engine()
+    name = request.param
+    if name == "host-overlay2":
+        with IsolatedEngine(size_mb=SIZE_MB) as engine:
+            fs = MountedFilesystem(engine.mountpoint)
+            yield Setup(name, engine, fs, fs)
+        return
+    root = _root_or_fail()
+    store = "overlay2" if name == "overlay2" else "containerd"
+    own = SIZE_MB if name == "containerd-own-fs" else 0
+    with RootedEngine(SIZE_MB, root=root, store=store, containerd_size_mb=own) as engine:
+        yield Setup(name, engine, engine.images_fs, MountedFilesystem(engine.mountpoint))
+
+
+def _images_on_one_base(engine: IsolatedEngine, count: int = 12) -> list[str]:
+    """`count` images on one 16 MiB base layer with 4 MiB of their own each."""
+    base = build_layer(16 * MiB, name="base")
+    tars = [
+        build_layered_image_tar([f"app/{n}:1"], [base, build_layer(4 * MiB, name=f"own{n}")])
+        for n in range(count)
+    ]
+    return engine.load_many(tars)
+
+
+def _named(report: dict, fs: MountedFilesystem) -> dict:  # type: ignore[type-arg]
+    """The entry of `report["filesystems"]` that is on `fs` (by device)."""
+    found = [f for f in report["filesystems"] if _device(f["path"]) == _device(fs.mountpoint)]
+    assert len(found) == 1, (fs.mountpoint, report["filesystems"])
+    return found[0]
+
+
+def test_once_from_92_percent_frees_on_the_image_filesystem_what_it_planned(
+    setup: Setup, tmp_path: Path
+) -> None:
+    """Images are a few percent each; the filesystem holding their bytes is at 92%, 85/75:
+    report names that filesystem (found without configuration) and every other one measured;
+    `once` ends between 69% and 75% with exit 0; the per-image `freed_bytes` add up to what
+    statvfs shows came back on that filesystem within 15%.
+    Mutations caught: measuring DockerRootDir with the containerd store (the image filesystem
+    would be the wrong device, and at 1% nothing would be freed); one copy per layer as the
+    containerd store's cost (freed_bytes add up to half the measured figure, and the loop
+    overshoots below 69%)."""
+    engine, images_fs = setup.engine, setup.images_fs
+    ids = _images_on_one_base(engine)
+    images_fs.fill_to_percent(92)
+    assert images_fs.usage_percent() == 92
+    state = tmp_path / "state"
+
+    code, report = nodegc_json(engine, state, "report", *THRESHOLDS)
+    assert code == 0
+    assert _device(report["filesystem"]["path"]) == _device(images_fs.mountpoint)
+    image_entry = _named(report, images_fs)
+    assert "images" in image_entry["roles"] and image_entry["under_pressure"] is True
+    data_entry = _named(report, setup.data_fs)
+    assert {"logs", "volumes"} <= set(data_entry["roles"])
+    assert len(report["filesystems"]) == (2 if setup.split else 1)
+    assert report["images"]["usage_percent"] == 92
+
+    before = os.statvfs(images_fs.mountpoint)
+    code, out = nodegc_json(engine, state, "once", *THRESHOLDS)
+    after = os.statvfs(images_fs.mountpoint)
+    assert code == 0, out
+    usage = images_fs.usage_percent()
+    assert 69 <= usage <= 75, (setup.name, usage)
+    measured = (after.f_bavail - before.f_bavail) * after.f_frsize
+    images = out["images"]
+    assert images["target_reached"] is True
+    assert abs(images["bytes_freed"] - measured) <= MiB
+    freed = sum(d.get("freed_bytes") or 0 for d in images["decisions"])
+    freed += sum(d.get("size_bytes") or 0 for d in images["extra_removals"])
+    print(f"{setup.name}: 92% -> {usage}%, freed_bytes {freed}, statvfs {measured}")
+    assert abs(freed - measured) <= measured * 15 // 100, (setup.name, freed, measured)
+    removed = [d for d in images["decisions"] if d.get("outcome") == "removed"]
+    assert 0 < len(removed) < len(ids)
+    assert _named(out, images_fs)["after"]["usage_percent"] == usage
+
+
+@pytest.fixture
+def own_fs() -> Iterator[Setup]:
+    """Docker 28 with the containerd image store, containerd's root on a filesystem of its own."""
+    require_engine()
+    root = _root_or_fail()
+    with RootedEngine(SIZE_MB, root=root, store="containerd", containerd_size_mb=SIZE_MB) as e:
+        yield Setup("containerd-own-fs", e, e.images_fs, MountedFilesystem(e.mountpoint))
+
+
+def test_a_full_data_root_beside_the_containerd_store_is_freed_of_dead_containers_not_images(
+    own_fs: Setup, tmp_path: Path
+) -> None:
+    """The data root (logs, volumes) at 92% while containerd's filesystem is nearly empty:
+    report shows the pressure there and plans no image for it; `once` removes the dead
+    containers (their logs go with them) down to the low threshold there and no image.
+    Mutation caught: thresholds on the image filesystem only (nothing would be said or freed),
+    or images removed for a filesystem they are not on."""
+    engine, data_fs = own_fs.engine, own_fs.data_fs
+    ids = _images_on_one_base(engine, count=3)
+    busybox = engine.load(_busybox())
+    # Two dead containers whose logs (json-file, under the data root) are ~20 MiB each.
+    dead = [
+        engine.run_container(
+            busybox, ["sh", "-c", "yes 0123456789abcdef0123456789 | head -c 9000000"]
+        )
+        for _ in range(2)
+    ]
+    data_fs.fill_to_percent(92)
+    assert data_fs.usage_percent() == 92
+    state = tmp_path / "state"
+    env = {"NODEGC_CONTAINERS__MINIMUM_AGE": "0s"}
+
+    code, report = nodegc_json(engine, state, "report", *THRESHOLDS, env=env)
+    assert code == 0
+    entry = _named(report, data_fs)
+    assert entry["under_pressure"] is True and entry["usage_percent"] == 92
+    assert entry["frees"] == ["container"] and entry["containers_planned"] == 2
+    assert _named(report, own_fs.images_fs)["under_pressure"] is False
+    assert not [d for d in report["images"]["decisions"] if d["action"] == "remove"]
+
+    code, out = nodegc_json(engine, state, "once", *THRESHOLDS, env=env)
+    assert code == 0, out
+    with engine.api() as api:
+        assert {i["Id"] for i in api.images()} >= set(ids)
+        left = {c["Id"] for c in api.containers(all=True)}
+    assert not left & set(dead)
+    assert data_fs.usage_percent() <= 75
+    assert _named(out, data_fs)["after"]["usage_percent"] == data_fs.usage_percent()
+
+
+def _busybox() -> bytes:
+    from nodegc.testing.images import busybox_image_tar
+
+    return busybox_image_tar()
