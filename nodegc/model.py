@@ -97,6 +97,14 @@ class Layer:
     key: str
     size_bytes: int | None
     inodes: int | None = None
+    # The layer's unpacked size as the runtime told it, where `size_bytes` is its cost in a
+    # store keeping more than one copy (`policy.space.store_costs`); None: the same.
+    unpacked_bytes: int | None = None
+
+    @property
+    def told_bytes(self) -> int | None:
+        """The size the runtime told (a build cache record backing it has this size)."""
+        return self.unpacked_bytes if self.unpacked_bytes is not None else self.size_bytes
 
 
 @dataclass(frozen=True, slots=True)

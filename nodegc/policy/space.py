@@ -215,7 +215,8 @@ def store_costs(
             cost[layer.key] = own + extra if known is None else min(known, own + extra)
     return {
         image_id: tuple(
-            Layer(layer.key, cost.get(layer.key, layer.size_bytes), layer.inodes) for layer in stack
+            Layer(layer.key, cost.get(layer.key, layer.size_bytes), layer.inodes, layer.size_bytes)
+            for layer in stack
         )
         for image_id, stack in layers.items()
     }
