@@ -302,3 +302,23 @@ def test_a_snapshot_without_filesystems_measured_the_image_filesystem_alone() ->
     snap = snapshot()
     assert snap.measured == (snap.filesystem,)
     assert snap.store is LayerStore.ONE_COPY
+
+
+# -- metrics ------------------------------------------------------------------------------------
+def test_each_filesystem_has_its_own_series() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from nodegc.daemon.metrics import Metrics
+
+    registry = CollectorRegistry()
+    metrics = Metrics(registry, node="n")
+    fss = _two_filesystems(100, 920)
+    metrics.observe_snapshot(replace(snapshot(fss[0]), filesystems=fss))
+    data = {"filesystem": "/docker", "roles": "logs,volumes"}
+    assert registry.get_sample_value("nodegc_filesystems_usage_ratio", data) == 0.92
+    assert registry.get_sample_value("nodegc_filesystems_available_bytes", data) == 80
+    image = {"filesystem": "/containerd", "roles": "images,containers"}
+    assert registry.get_sample_value("nodegc_filesystems_capacity_bytes", image) == 1000
+    # A later look with one filesystem drops the other's series.
+    metrics.observe_snapshot(snapshot(fss[0]))
+    assert registry.get_sample_value("nodegc_filesystems_usage_ratio", data) is None
