@@ -412,8 +412,7 @@ class Collector:
                 )
             if images:
                 self._free_disk(report, snapshot if not containers else None)
-                if containers:
-                    self._relieve_other_filesystems(report)
+                self._relieve_other_filesystems(report)
             report.filesystem_after = self.measure(snapshot.filesystem.path)
             if len(snapshot.measured) > 1:
                 report.filesystems_after = remeasure(snapshot.measured, self.measure)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -211,7 +212,10 @@ class TwoDisks:
         return stats(path, self.other + logs, device=2)
 
 
-def test_once_frees_a_full_data_root_of_dead_containers_and_no_image(tmp_path, caplog) -> None:
+@pytest.mark.parametrize("containers", [True, False])  # once; the daemon's image GC
+def test_once_frees_a_full_data_root_of_dead_containers_and_no_image(
+    tmp_path, caplog, containers: bool
+) -> None:
     fake = FakeRuntime()
     fake.paths = [
         StorePath("/containerd", (IMAGES, CONTAINERS)),
@@ -229,7 +233,7 @@ def test_once_frees_a_full_data_root_of_dead_containers_and_no_image(tmp_path, c
     )  # fmt: skip
     collector = Collector(settings, fake, state, clock=Clock(), measure=disk)
     with caplog.at_level(logging.INFO):
-        report = collector.cycle()
+        report = collector.cycle(containers=containers)
     removed = [r.id for r in report.container_results if r.outcome is Outcome.REMOVED]
     assert removed == ["c3", "c2"]  # longest stopped first, down to 74%
     assert set(fake.images) == {"img", "unused"}
