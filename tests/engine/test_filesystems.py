@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -192,3 +193,28 @@ def _busybox() -> bytes:
     from nodegc.testing.images import busybox_image_tar
 
     return busybox_image_tar()
+
+
+@pytest.mark.parametrize("suite", ["host", "forky"])
+def test_cri_names_its_image_filesystem_from_image_fs_info(suite: str) -> None:
+    """containerd 1.6 (host) and 2.1 (forky root) via CRI: ImageFsInfo names the image
+    filesystem (no separate container filesystem: writable layers live there too), on the
+    runtime's own loop filesystem; the layer store is the listed (compressed) one."""
+    from nodegc.model import FilesystemRole, LayerStore
+    from nodegc.runtime.cri import CriRuntime
+    from nodegc.testing.containerd import IsolatedContainerd
+    from nodegc.testing.containerd import missing_requirements as containerd_missing
+
+    if problems := containerd_missing():
+        pytest.skip("; ".join(problems))
+    root = _root_or_fail() if suite == "forky" else None
+    with IsolatedContainerd(size_mb=SIZE_MB, root=root) as ctrd:
+        cri = CriRuntime(ctrd.endpoint, timedelta(seconds=30))
+        try:
+            (only,) = cri.filesystems()
+            assert only.roles == (FilesystemRole.IMAGES, FilesystemRole.CONTAINERS)
+            assert _device(only.path) == _device(ctrd.mountpoint)
+            assert cri.data_root() == only.path
+            assert cri.layer_store is LayerStore.LISTED
+        finally:
+            cri.close()
