@@ -22,7 +22,7 @@ def measure(path: str) -> FilesystemStats:
         device = os.stat(path).st_dev
     except OSError as exc:
         raise FilesystemError(
-            f"cannot measure the image filesystem at {path}: {exc.strerror}; when nodegc sees "
+            f"cannot measure the filesystem at {path}: {exc.strerror}; when nodegc sees "
             "the host under another path, set images.filesystem_path"
         ) from exc
     if st.f_blocks == 0:
