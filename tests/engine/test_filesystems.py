@@ -2,7 +2,8 @@
 
 Real engines: Debian forky's dockerd 28.5 from the engine root (`nodegc.testing.rooted`) with
 overlay2, with the containerd image store (containerd's root on the data root's filesystem, and
-on a loop ext4 of its own), and the host's dockerd (Debian 12: 20.10, overlay2). The figures are
+on a loop ext4 of its own), forky's Podman 5.8 (its graphroot), the host's dockerd (Debian 12:
+20.10, overlay2), and containerd via CRI (the host's 1.6, forky's 2.1). The figures are
 checked against the disk (statvfs of the filesystem the bytes really live on), never against
 nodegc's own arithmetic.
 """
@@ -20,7 +21,7 @@ import pytest
 from nodegc.testing.engine import IsolatedEngine
 from nodegc.testing.engine_root import EngineRootError, engine_root
 from nodegc.testing.images import build_layer, build_layered_image_tar
-from nodegc.testing.rooted import MountedFilesystem, RootedEngine
+from nodegc.testing.rooted import MountedFilesystem, RootedEngine, RootedPodman
 from tests.conftest import require_engine
 from tests.engine.helpers import MiB, nodegc_json
 
@@ -30,7 +31,7 @@ THRESHOLDS = (
     "--minimum-image-ttl-duration=0s",
 )
 SIZE_MB = 256
-SETUPS = ("host-overlay2", "overlay2", "containerd", "containerd-own-fs")
+SETUPS = ("host-overlay2", "overlay2", "containerd", "containerd-own-fs", "podman-5")
 
 
 @dataclass
@@ -70,6 +71,11 @@ def setup(request: pytest.FixtureRequest) -> Iterator[Setup]:
             yield Setup(name, engine, fs, fs)
         return
     root = _root_or_fail()
+    if name == "podman-5":  # forky's Podman 5.8: everything in its graphroot
+        with RootedPodman(SIZE_MB, root=root) as podman:
+            fs = MountedFilesystem(podman.mountpoint)
+            yield Setup(name, podman, fs, fs)
+        return
     store = "overlay2" if name == "overlay2" else "containerd"
     own = SIZE_MB if name == "containerd-own-fs" else 0
     with RootedEngine(SIZE_MB, root=root, store=store, containerd_size_mb=own) as engine:
