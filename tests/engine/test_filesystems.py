@@ -10,6 +10,7 @@ nodegc's own arithmetic.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from nodegc.testing import engine as _engine
 from nodegc.testing.engine import IsolatedEngine
 from nodegc.testing.engine_root import EngineRootError, engine_root
 from nodegc.testing.images import build_layer, build_layered_image_tar
@@ -224,3 +226,67 @@ def test_cri_names_its_image_filesystem_from_image_fs_info(suite: str) -> None:
             assert cri.layer_store is LayerStore.LISTED
         finally:
             cri.close()
+
+
+class SystemContainerdEngine(RootedEngine):
+    """dockerd 28 with the containerd image store using a containerd it does not manage
+    (`--containerd`), as Docker 29 does with the system's containerd: that containerd's root is
+    wherever its configuration says (here DATA_ROOT/containerd, its own loop filesystem: not
+    the managed layout DATA_ROOT/containerd/daemon, which a guess would measure)."""
+
+    def _start_daemon(self) -> None:
+        res = self._res
+        sock, conf = res.root / "ctrd.sock", res.root / "ctrd.toml"
+        conf.write_text(
+            "version = 3\n"
+            f'root = "{res.containerd_root}"\n'
+            f'state = "{res.exec_root}/ctrd-state"\n'
+            'disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.cri.v1.images", '
+            '"io.containerd.cri.v1.runtime"]\n'
+            f'[grpc]\n  address = "{sock}"\n'
+        )
+        argv = _engine._dockerd_argv(res)
+        argv[0] = "dockerd"
+        argv.remove("--storage-driver=overlay2")
+        argv.append(f"--containerd={sock}")
+        features = {"features": {"containerd-snapshotter": True}}
+        (res.root / "daemon.json").write_text(json.dumps(features) + "\n")
+        script = (
+            f'containerd --config "{conf}" >"{res.root}/ctrd.log" 2>&1 &\n'
+            f'for i in $(seq 600); do [ -S "{sock}" ] && break; sleep 0.1; done\n'
+            'exec "$@"\n'
+        )
+        _engine._launch(
+            res, self.engine_root.wrap(["sh", "-c", script, "sh", *argv], binds=[res.root])
+        )
+
+
+def test_a_containerd_docker_does_not_manage_is_asked_where_its_root_is(tmp_path: Path) -> None:
+    """Docker 29's layout (dockerd on the system's containerd, whose root is not under the data
+    root): containerd's introspection names its root, the report measures it, and `once` from
+    92% ends between 69 and 75% with the per-image figures adding up to the disk's.
+    Mutation caught: the managed layout assumed instead of asking (that path does not exist:
+    report fails)."""
+    require_engine()
+    root = _root_or_fail()
+    with SystemContainerdEngine(
+        SIZE_MB, root=root, store="containerd", containerd_size_mb=SIZE_MB
+    ) as engine:
+        images_fs = engine.containerd_fs
+        assert not (engine.containerd_root / "daemon").exists()
+        _images_on_one_base(engine)
+        images_fs.fill_to_percent(92)
+        state = tmp_path / "state"
+        code, report = nodegc_json(engine, state, "report", *THRESHOLDS)
+        assert code == 0, report
+        assert report["filesystem"]["path"].startswith(f"{engine.containerd_root}/io.containerd.")
+        assert _device(report["filesystem"]["path"]) == _device(images_fs.mountpoint)
+        before = os.statvfs(images_fs.mountpoint)
+        code, out = nodegc_json(engine, state, "once", *THRESHOLDS)
+        after = os.statvfs(images_fs.mountpoint)
+        assert code == 0, out
+        assert 69 <= images_fs.usage_percent() <= 75
+        measured = (after.f_bavail - before.f_bavail) * after.f_frsize
+        freed = sum(d.get("freed_bytes") or 0 for d in out["images"]["decisions"])
+        print(f"system containerd: 92% -> {images_fs.usage_percent()}%, {freed} vs {measured}")
+        assert abs(freed - measured) <= measured * 15 // 100
