@@ -66,6 +66,7 @@ DEFAULT_SIZE_MB = 256
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 RPC_TIMEOUT = 30.0
+IMPORT_TIMEOUT = 30.0
 POLL_INTERVAL = 0.02
 NAME_PREFIX = "ngcc-"
 PAUSE_TAG = "nodegc-test/pause:1"
@@ -387,12 +388,12 @@ class IsolatedContainerd(_engine.FillableFilesystem):
             tmp.write(merged)
             tmp.flush()
             self.ctr("images", "import", tmp.name)
-        listed = {
-            i.id for i in self.img.ListImages(pb.ListImagesRequest(), timeout=RPC_TIMEOUT).images
-        }
-        missing = [i for i in ids if i not in listed]
-        if missing:
-            raise ContainerdError(f"images {missing} missing from CRI after import")
+        # containerd 2.x lists an imported image in CRI a moment after `ctr import` returns.
+        deadline = time.monotonic() + IMPORT_TIMEOUT
+        while missing := [i for i in ids if i not in self.image_ids()]:
+            if time.monotonic() >= deadline:
+                raise ContainerdError(f"images {missing} missing from CRI after import")
+            time.sleep(POLL_INTERVAL)
         return ids
 
     def import_image(self, tar_bytes: bytes) -> str:

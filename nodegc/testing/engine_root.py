@@ -2,7 +2,7 @@
 
 Debian 12 ships dockerd 20.10, containerd 1.6 and Podman 4.3; nodes run Docker 28, containerd 2.x
 and Podman 5. `scripts/engine-root SUITE` builds a Debian root of a later release with those
-engines (`debootstrap --variant=minbase`, cached under `$NODEGC_ENGINE_CACHE`, by default
+engines (`debootstrap --variant=minbase`, cached under `$NGC_ENGINE_CACHE`, by default
 `~/.cache/nodegc/engines/SUITE`, outside the clone so that later runs on the machine reuse it).
 `EngineRoot.wrap(argv, binds=[temp_dir])` turns a command line into one that runs inside the root,
 in a private mount namespace of its own:
@@ -22,9 +22,10 @@ the namespace, so teardown is: kill our processes (by pid, pidfile and temp dir)
 host what the harness mounted there, detach the loops. Loop filesystems must be mounted under the
 temp dir BEFORE the engine starts (the namespace takes a copy of the mounts at start).
 
-`NODEGC_TEST_ENGINE_ROOT=SUITE` makes the suite's default fixtures (`engine`, `ctrd`, Podman's
+`NGC_TEST_ENGINE_ROOT=SUITE` makes the suite's default fixtures (`engine`, `ctrd`, Podman's
 `engine`) run their engines from that root (e.g. `trixie`: Debian 13's docker.io 26.1,
-containerd 1.7, Podman 5.4) instead of the host's.
+containerd 1.7, Podman 5.4) instead of the host's. (Not `NODEGC_*`: nodegc reads those as
+settings, and refuses the ones it does not know.)
 """
 
 from __future__ import annotations
@@ -48,8 +49,8 @@ __all__ = [
 ]
 
 DEFAULT_SUITE = "forky"
-ENV_ROOT = "NODEGC_TEST_ENGINE_ROOT"
-ENV_CACHE = "NODEGC_ENGINE_CACHE"
+ENV_ROOT = "NGC_TEST_ENGINE_ROOT"
+ENV_CACHE = "NGC_ENGINE_CACHE"
 ROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 BUILD_TIMEOUT = 3600.0
 # Runs as `sh -c SCRIPT sh ROOT BIND... -- ARGV...` inside `unshare --mount`.
@@ -158,7 +159,7 @@ class EngineRoot:
 
 
 def cache_dir() -> Path:
-    """Where built roots are kept: `$NODEGC_ENGINE_CACHE` or `~/.cache/nodegc/engines`."""
+    """Where built roots are kept: `$NGC_ENGINE_CACHE` or `~/.cache/nodegc/engines`."""
     configured = os.environ.get(ENV_CACHE)
     if configured:
         return Path(configured)
@@ -188,6 +189,6 @@ def engine_root(suite: str = DEFAULT_SUITE, *, build: bool = True) -> EngineRoot
 
 
 def root_from_env() -> EngineRoot | None:
-    """The root `$NODEGC_TEST_ENGINE_ROOT` names (built if needed), None when it is unset."""
+    """The root `$NGC_TEST_ENGINE_ROOT` names (built if needed), None when it is unset."""
     suite = os.environ.get(ENV_ROOT, "").strip()
     return engine_root(suite) if suite else None

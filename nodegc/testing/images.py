@@ -33,6 +33,7 @@ __all__ = [
     "build_layer",
     "build_layered_image_tar",
     "busybox_image_tar",
+    "busybox_layer",
     "image_id_of",
     "image_ids_of",
     "load_image",
@@ -138,6 +139,19 @@ def busybox_image_tar(
     Without `extra_size_bytes` the image (hence its id) is the same on every call with the same
     labels; with it, a random filler file makes every call a new image.
     """
+    entries = _busybox_entries()
+    if extra_size_bytes:
+        entries.append(_Entry(FILLER_NAME, _random_bytes(extra_size_bytes, None)))
+    return _image_tar(tags, entries, labels=labels, created=None, cmd=("/bin/sh",))
+
+
+def busybox_layer() -> bytes:
+    """The layer of `busybox_image_tar` (the host's static busybox, /bin applet links, /tmp), to
+    put under `build_layered_image_tar` images that must run commands."""
+    return _layer_tar(_busybox_entries(), int(DEFAULT_CREATED.timestamp()))
+
+
+def _busybox_entries() -> list[_Entry]:
     entries = [
         _Entry("bin", mode=0o755, kind=tarfile.DIRTYPE),
         _Entry("bin/busybox", _busybox_bytes(), mode=0o755),
@@ -147,9 +161,7 @@ def busybox_image_tar(
         _Entry(f"bin/{applet}", mode=0o777, kind=tarfile.SYMTYPE, linkname="busybox")
         for applet in BUSYBOX_APPLETS
     ]
-    if extra_size_bytes:
-        entries.append(_Entry(FILLER_NAME, _random_bytes(extra_size_bytes, None)))
-    return _image_tar(tags, entries, labels=labels, created=None, cmd=("/bin/sh",))
+    return entries
 
 
 def merge_image_tars(tars: Iterable[bytes]) -> bytes:

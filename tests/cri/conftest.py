@@ -48,7 +48,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture
 def ctrd() -> Iterator[IsolatedContainerd]:
     """A started private containerd on a 256 MB filesystem, removed after the test, pass or fail
-    (the containerd of the root `$NODEGC_TEST_ENGINE_ROOT` names, if set)."""
+    (the containerd of the root `$NGC_TEST_ENGINE_ROOT` names, if set)."""
     require_containerd()
     with IsolatedContainerd(size_mb=CONTAINERD_SIZE_MB, root=root_from_env()) as isolated:
         yield isolated

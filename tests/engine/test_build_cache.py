@@ -1,8 +1,11 @@
 """Build cache and dead containers' writable layers on a real, isolated dockerd.
 
-Builds go through Debian's docker 20.10 CLI with BuildKit (`DOCKER_BUILDKIT=1 /usr/bin/docker
-build --network none`: the test engines run with `--bridge=none`). Every figure is checked
-against statvfs of the engine's own loop-mounted ext4.
+Builds go through a docker CLI that builds with BuildKit (`docker build --network none`: the test
+engines run with `--bridge=none`): one with the buildx plugin (Debian 13: `docker-cli` and
+`docker-buildx`), or a client from before Docker 23 (Debian 12's 20.10 `/usr/bin/docker`), or
+the engine root's CLI for an engine run from one (`nodegc.testing.buildkit`). Where no CLI can
+build, the tests are skipped, and fail under CI. Every figure is checked against statvfs of the
+engine's own loop-mounted ext4.
 """
 
 from __future__ import annotations
@@ -19,10 +22,12 @@ import docker
 import pytest
 
 from nodegc.runtime.docker import DockerRuntime
+from nodegc.testing.buildkit import build_command, buildkit_cli
 from nodegc.testing.engine import IsolatedEngine
+from nodegc.testing.rooted import RootedEngine
+from tests.conftest import unavailable
 from tests.engine.helpers import MiB, nodegc
 
-DOCKER_CLI = "/usr/bin/docker"  # Debian's 20.10 CLI: BuildKit without buildx
 BASE = "nodegc-test/busybox:latest"
 # Records used a moment ago count: the tests' builds are seconds old.
 SETTINGS = [
@@ -35,10 +40,12 @@ SETTINGS = [
 ]
 ENV = {"NODEGC_BUILD_CACHE__MINIMUM_AGE": "0s"}
 
-pytestmark = pytest.mark.skipif(
-    not os.path.exists(DOCKER_CLI),
-    reason=f"BuildKit builds need Debian's docker CLI at {DOCKER_CLI}",
-)
+
+@pytest.fixture(autouse=True)
+def _buildkit_cli(engine: IsolatedEngine) -> None:
+    """The tests need a CLI that builds with BuildKit (never skipped silently under CI)."""
+    if not isinstance(engine, RootedEngine) and buildkit_cli() is None:
+        unavailable("BuildKit builds need a docker CLI with buildx (or one older than 23.0)")
 
 
 def build(
@@ -47,18 +54,17 @@ def build(
     """Start a BuildKit build of `tag`: one RUN step writing `mib` MiB of random data (then
     sleeping `sleep` seconds inside the step). The caller waits for it."""
     name = tag.replace(":", "-").replace("/", "-")
-    context = tmp_path / f"ctx-{name}"
+    context = engine.root / f"ctx-{name}"  # the one host dir an engine root's CLI sees too
     context.mkdir()
     step = f"dd if=/dev/urandom of=/blob-{name} bs=1M count={mib}"
     if sleep:
         step += f" && sleep {sleep}"
     (context / "Dockerfile").write_text(f"FROM {BASE}\nRUN {step}\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
-    env["DOCKER_BUILDKIT"] = "1"
-    argv = [DOCKER_CLI, "-H", engine.endpoint, "build", "--network", "none", "-q", "-t", tag]
+    argv, env = build_command(engine, tag, context)
     return subprocess.Popen(
-        [*argv, str(context)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
 
 
 def built(engine: IsolatedEngine, tmp_path: Path, tag: str, mib: int) -> None:
