@@ -97,6 +97,14 @@ class Layer:
     key: str
     size_bytes: int | None
     inodes: int | None = None
+    # The layer's unpacked size as the runtime told it, where `size_bytes` is its cost in a
+    # store keeping more than one copy (`policy.space.store_costs`); None: the same.
+    unpacked_bytes: int | None = None
+
+    @property
+    def told_bytes(self) -> int | None:
+        """The size the runtime told (a build cache record backing it has this size)."""
+        return self.unpacked_bytes if self.unpacked_bytes is not None else self.size_bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +147,40 @@ class Container:
         return f"{namespace}/{name}" if namespace else name
 
 
+class FilesystemRole(enum.StrEnum):
+    """What of the runtime's a filesystem holds. The values are part of the JSON contract."""
+
+    IMAGES = "images"  # image layers: graph driver layers, or containerd's content and snapshots
+    CONTAINERS = "containers"  # containers' writable layers
+    LOGS = "logs"  # container logs (json-file)
+    VOLUMES = "volumes"  # named and anonymous volumes
+
+
+ALL_ROLES = tuple(FilesystemRole)
+
+
+class LayerStore(enum.StrEnum):
+    """How a runtime keeps an image layer on the disk, which decides what removing it frees
+    (`policy.space.store_costs`). The adapter declares it; the rule lives in the policy."""
+
+    # overlay2, Podman's graph driver: a layer is its unpacked files, once (`/history` sizes).
+    ONE_COPY = "one-copy"
+    # Docker's containerd image store: the layer's content blob and its unpacked snapshot, both.
+    CONTENT_AND_SNAPSHOT = "content+snapshot"
+    # CRI: only the listed (compressed) size per image is told; the real cost is estimated.
+    LISTED = "listed"
+
+
+@dataclass(frozen=True, slots=True)
+class StorePath:
+    """A directory where the runtime keeps some of its data, with what it holds there and how
+    the adapter found it (the report names it)."""
+
+    path: str
+    roles: tuple[FilesystemRole, ...]
+    source: str = ""
+
+
 @dataclass(frozen=True, slots=True)
 class FilesystemStats:
     """Bytes and inodes of the filesystem that holds the runtime's images and containers."""
@@ -148,6 +190,10 @@ class FilesystemStats:
     available_bytes: int
     inodes_total: int
     inodes_free: int
+    # What the runtime keeps on it (empty: not said, e.g. a measurement by path alone) and the
+    # device (st_dev; 0: unknown) that tells two paths on one filesystem apart from two.
+    roles: tuple[FilesystemRole, ...] = ()
+    device: int = 0
 
     @property
     def used_bytes(self) -> int:
@@ -226,6 +272,16 @@ class Snapshot:
     # Image id -> its layers, bottom first, where known (learnt once per image id and kept).
     # An image missing here counts as one layer of its listed size that nothing shares.
     layers: Mapping[str, tuple[Layer, ...]] = field(default_factory=dict)
+    # Every filesystem measured, once each (by device), with its roles; `filesystem` (the image
+    # filesystem) is among them. Empty: only `filesystem` was measured.
+    filesystems: tuple[FilesystemStats, ...] = ()
+    # How the runtime stores a layer (what removing one frees): see LayerStore.
+    store: LayerStore = LayerStore.ONE_COPY
+
+    @property
+    def measured(self) -> tuple[FilesystemStats, ...]:
+        """Every filesystem measured (at least the image filesystem)."""
+        return self.filesystems or (self.filesystem,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -421,6 +477,33 @@ class BuildCachePlan:
 
 
 @dataclass(frozen=True, slots=True)
+class FilesystemPlan:
+    """One measured filesystem: its thresholds, what they ask for, what frees space there
+    (`frees`: the kinds of removal whose bytes live on it) and, for a filesystem without
+    images, the dead containers planned for it (longest stopped first; the image filesystem's
+    removals are the image plan's)."""
+
+    filesystem: FilesystemStats
+    high_threshold_percent: int
+    low_threshold_percent: int
+    inode_high_threshold_percent: int
+    inode_low_threshold_percent: int
+    bytes_to_free: int
+    inodes_to_free: int
+    frees: tuple[str, ...]
+    containers: tuple[ContainerDecision, ...] = ()
+
+    @property
+    def under_pressure(self) -> bool:
+        return bool(self.bytes_to_free or self.inodes_to_free)
+
+    @property
+    def images(self) -> bool:
+        """Whether it is the (an) image filesystem."""
+        return FilesystemRole.IMAGES in self.filesystem.roles
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
     """What one full cycle would do, and why, for every object on the node."""
 
@@ -429,6 +512,8 @@ class Plan:
     containers: ContainerPlan
     images: ImagePlan
     build_cache: BuildCachePlan = field(default_factory=lambda: BuildCachePlan(observed=False))
+    # Every measured filesystem (the image filesystem first) and what its thresholds ask for.
+    filesystems: tuple[FilesystemPlan, ...] = ()
 
 
 class Outcome(enum.StrEnum):

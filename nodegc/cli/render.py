@@ -6,6 +6,12 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from nodegc.cli.filesystems import (
+    filesystem_json,
+    filesystem_line,
+    filesystem_lines,
+    filesystems_json,
+)
 from nodegc.collect.cycle import CycleReport
 from nodegc.collect.intents import Pending
 from nodegc.durations import humanize_age
@@ -26,17 +32,6 @@ from nodegc.units import human_bytes, iso
 
 
 # -- JSON ---------------------------------------------------------------------------------------
-def filesystem_json(fs: FilesystemStats) -> dict[str, Any]:
-    return {
-        "path": fs.path,
-        "capacity_bytes": fs.capacity_bytes,
-        "available_bytes": fs.available_bytes,
-        "usage_percent": fs.usage_percent,
-        "inodes_total": fs.inodes_total,
-        "inodes_free": fs.inodes_free,
-    }
-
-
 def image_decision_json(d: ImageDecision) -> dict[str, Any]:
     return {
         "id": d.image.id,
@@ -136,6 +131,7 @@ def plan_json(plan: Plan) -> dict[str, Any]:
             "decisions": [container_decision_json(d) for d in plan.containers.decisions]
         },
         "build_cache": build_cache_json(plan.build_cache),
+        "filesystems": filesystems_json(plan),
     }
 
 
@@ -206,6 +202,11 @@ def cycle_json(report: CycleReport) -> dict[str, Any]:
         "filesystem_after": filesystem_json(report.filesystem_after)
         if report.filesystem_after
         else None,
+        "filesystems": filesystems_json(
+            report.plan,
+            report.filesystems_after
+            or ((report.filesystem_after,) if report.filesystem_after else ()),
+        ),
         "containers": {"decisions": _with_outcomes(containers, by_id, report.dry_run)},
         "images": images,
         "sandboxes": [_result_json(r) for r in report.container_results if r.kind == "sandbox"],
@@ -327,15 +328,6 @@ def _ago(now: datetime, when: datetime | None) -> str:
 def _stopped(now: datetime, c: Container) -> str:
     """How long ago a dead container stopped; "≥" while only a window is known (its end)."""
     return _ago(now, c.stopped_at) if c.finish_known else f"≥ {_ago(now, c.stopped_at)}"
-
-
-def filesystem_line(fs: FilesystemStats) -> str:
-    return (
-        f"Filesystem {fs.path}: {fs.usage_percent}% used "
-        f"({human_bytes(fs.used_bytes)} of {human_bytes(fs.capacity_bytes)}, "
-        f"{human_bytes(fs.available_bytes)} free; {fs.inodes_free:,} of {fs.inodes_total:,} "
-        "inodes free)"
-    )
 
 
 def image_summary(p: ImagePlan, fs: FilesystemStats) -> str:
@@ -497,7 +489,7 @@ def plan_table(plan: Plan, kubelet_line: str | None = None) -> str:
     now = plan.now
     parts = [
         "nodegc report — a dry run: nothing is changed",
-        filesystem_line(plan.filesystem),
+        *filesystem_lines(plan),
         image_summary(plan.images, plan.filesystem),
         *([line] if (line := build_cache_summary(plan.build_cache)) else []),
         *([kubelet_line] if kubelet_line else []),
@@ -536,7 +528,8 @@ def cycle_table(report: CycleReport) -> str:
         for c in report.build_cache_plan.removals:
             outcomes[c.record.id] = "would remove"
     title = "nodegc once --dry-run — nothing is changed" if report.dry_run else "nodegc once"
-    parts = [title, "before: " + filesystem_line(report.filesystem_before)]
+    first, *others = filesystem_lines(report.plan)
+    parts = [title, "before: " + first, *others]
     parts.append(image_summary(report.image_plan, report.filesystem_before))
     if line := build_cache_summary(report.build_cache_plan):
         parts.append(line)
@@ -566,7 +559,10 @@ def cycle_table(report: CycleReport) -> str:
     if extra:
         parts.append("Images removed past the plan:")
         parts += [f"  {short_id(r.id)} {r.name} {_outcome_text(r)}" for r in extra]
-    if report.filesystem_after is not None:
+    if report.filesystems_after:
+        first, *others = filesystem_lines(report.plan, report.filesystems_after)
+        parts += ["", "after:  " + first, *others]
+    elif report.filesystem_after is not None:
         parts += ["", "after:  " + filesystem_line(report.filesystem_after)]
     removed = [r for r in report.results if str(r.outcome) == "removed"]
     skipped = [r for r in report.results if str(r.outcome) == "skipped"]

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import partial
 
 from nodegc import policy
 from nodegc.clock import Clock, utcnow
 from nodegc.collect import intents
 from nodegc.collect.build_cache import collect_build_cache
-from nodegc.collect.observe import Measure, measure, take_snapshot
+from nodegc.collect.observe import Measure, measure, remeasure, take_snapshot
 from nodegc.collect.relief import Candidate, relieve
 from nodegc.collect.removal import ResultListener, carry_out, log_result, tell
 from nodegc.collect.sandboxes import collect_sandboxes
@@ -40,6 +41,8 @@ from nodegc.model import (
     short_id,
 )
 from nodegc.policy.build_cache import needs_listing, shared_layers
+from nodegc.policy.filesystems import filesystem_target_met as met_for
+from nodegc.policy.filesystems import pressured_elsewhere
 from nodegc.policy.finish_times import finish_times_needed, with_finish_times
 from nodegc.policy.history import observe, record_events
 from nodegc.policy.images import (
@@ -48,7 +51,7 @@ from nodegc.policy.images import (
     under_disk_pressure,
     under_inode_pressure,
 )
-from nodegc.policy.space import Ledger
+from nodegc.policy.space import Ledger, store_costs
 from nodegc.runtime import Runtime, RuntimeError_, RuntimeUnavailable, connect
 from nodegc.state.audit import audit_path, read_audit
 from nodegc.state.journal import Intent
@@ -89,6 +92,8 @@ class CycleReport:
     # The image filesystem as measured when image GC was planned and when its loop stopped.
     images_before: FilesystemStats | None = None
     images_after: FilesystemStats | None = None
+    # Every filesystem measured after the cycle (roles kept); empty: not measured (dry run).
+    filesystems_after: tuple[FilesystemStats, ...] = ()
     # Planned removals left out because the measured disk had reached the target.
     images_not_needed: set[str] = field(default_factory=set)
     # Planned removals never started because the engine was lost first (not in the audit).
@@ -281,7 +286,8 @@ class Collector:
         if len(self.layers) > len(listed):
             self.layers = {k: v for k, v in self.layers.items() if k in listed}
             self._layers_dirty = True
-        return replace(snapshot, layers=dict(self.layers))
+        # What each layer costs on the disk is the policy's rule for the runtime's store.
+        return replace(snapshot, layers=store_costs(snapshot.store, snapshot.images, self.layers))
 
     def _resolve_finish_times(self, snapshot: Snapshot) -> Snapshot:
         """Ask the runtime for the exact finish times the plan and history depend on, and only
@@ -406,9 +412,35 @@ class Collector:
                 )
             if images:
                 self._free_disk(report, snapshot if not containers else None)
+                self._relieve_other_filesystems(report)
             report.filesystem_after = self.measure(snapshot.filesystem.path)
+            if len(snapshot.measured) > 1:
+                report.filesystems_after = remeasure(snapshot.measured, self.measure)
             self.save_history()
             return report
+
+    def _relieve_other_filesystems(self, report: CycleReport) -> None:
+        """Filesystems without images under pressure (e.g. `DockerRootDir` holding logs and
+        volumes beside the containerd image store): dead containers go there, longest stopped
+        first, until its low threshold (`policy.filesystems`). Images are never removed for it."""
+        if not pressured_elsewhere(report.plan.filesystems):
+            return
+        snapshot = self.observe()
+        for fp in pressured_elsewhere(self.plan(snapshot).filesystems):
+            log.info(
+                "filesystem without images above its high threshold: removing dead containers",
+                extra={"path": fp.filesystem.path, "usage_percent": fp.filesystem.usage_percent},
+            )
+            done = {r.id for r in report.container_results}
+            decisions = [d for d in fp.containers if d.container.id not in done]
+            results = self._containers_under_pressure(
+                snapshot,
+                decisions,
+                partial(met_for, plan=fp),
+                fp.filesystem.path,
+            )
+            report.container_results.extend(results)
+            self._stop_if_engine_lost(report)
 
     # -- under pressure: build cache, then images, then dead containers ---------------------
     def _at_target(self, path: str, plan: ImagePlan) -> bool:
@@ -457,7 +489,9 @@ class Collector:
         pressure = [
             d for d in self.plan(snapshot).containers.removals if d.reason is Reason.DISK_PRESSURE
         ]
-        results = self._containers_under_pressure(snapshot, pressure, wanted, path)
+        results = self._containers_under_pressure(
+            snapshot, pressure, lambda fs: target_met(fs, wanted), path
+        )
         report.container_results.extend(results)
         self._stop_if_engine_lost(report)
         if not any(r.outcome is Outcome.REMOVED for r in results) or reached():
@@ -472,7 +506,7 @@ class Collector:
         self,
         snapshot: Snapshot,
         decisions: Sequence[ContainerDecision],
-        wanted: ImagePlan,
+        met: Callable[[FilesystemStats], bool],
         path: str,
     ) -> list[RemovalResult]:
         """Dead containers for disk pressure, longest stopped first, through the closed loop:
@@ -500,7 +534,7 @@ class Collector:
                 ledger=ledger,
                 measured=self.measure(path),
                 measure=lambda: self.measure(path),
-                target_met=lambda fs: target_met(fs, wanted),
+                target_met=met,
                 under_pressure=True,
                 remove=remove,
                 skip=remove,  # no prerequisites: never called

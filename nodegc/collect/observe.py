@@ -1,12 +1,13 @@
-"""Observation: one complete snapshot of the node (listings and the filesystem), never partial."""
+"""Observation: one complete snapshot of the node (listings and the filesystems), never partial."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
 
-from nodegc.model import FilesystemStats, Snapshot
+from nodegc.model import ALL_ROLES, FilesystemRole, FilesystemStats, Snapshot, StorePath
 from nodegc.runtime import Runtime
 
 
@@ -18,9 +19,10 @@ def measure(path: str) -> FilesystemStats:
     """Bytes and inodes of the filesystem holding `path` (statvfs; available = for unprivileged)."""
     try:
         st = os.statvfs(path)
+        device = os.stat(path).st_dev
     except OSError as exc:
         raise FilesystemError(
-            f"cannot measure the image filesystem at {path}: {exc.strerror}; when nodegc sees "
+            f"cannot measure the filesystem at {path}: {exc.strerror}; when nodegc sees "
             "the host under another path, set images.filesystem_path"
         ) from exc
     if st.f_blocks == 0:
@@ -31,6 +33,7 @@ def measure(path: str) -> FilesystemStats:
         available_bytes=st.f_bavail * st.f_frsize,
         inodes_total=st.f_files,
         inodes_free=st.f_favail,
+        device=device,
     )
 
 
@@ -38,11 +41,56 @@ Measure = Callable[[str], FilesystemStats]
 """How a filesystem is measured: `measure` (statvfs) on a node, a model of the disk in tests."""
 
 
+def store_paths(runtime: Runtime, filesystem_path: str) -> list[StorePath]:
+    """Where to measure: `images.filesystem_path` when set (the one filesystem nodegc measures,
+    holding everything: it is set where nodegc cannot see the runtime's own paths), else where
+    the runtime says it keeps what (`Runtime.filesystems`)."""
+    if filesystem_path:
+        return [StorePath(filesystem_path, ALL_ROLES, "images.filesystem_path")]
+    return list(runtime.filesystems())
+
+
+def measure_all(
+    paths: Sequence[StorePath], measure: Measure = measure
+) -> tuple[FilesystemStats, ...]:
+    """Each filesystem once, in the order the paths name them: paths on one device (st_dev;
+    the path where a measurement does not say) are one filesystem with the roles of them all,
+    measured at the first of them. The image filesystem comes first."""
+    found: dict[object, FilesystemStats] = {}
+    for store in paths:
+        fs = measure(store.path)
+        key: object = fs.device or fs.path
+        if key in found:
+            known = found[key]
+            roles = known.roles + tuple(r for r in store.roles if r not in known.roles)
+            found[key] = replace(known, roles=roles)
+        else:
+            found[key] = replace(fs, roles=tuple(dict.fromkeys(store.roles)))
+    measured = list(found.values())
+    measured.sort(key=lambda fs: FilesystemRole.IMAGES not in fs.roles)  # stable
+    return tuple(measured)
+
+
+def remeasure(
+    filesystems: Sequence[FilesystemStats], measure: Measure = measure
+) -> tuple[FilesystemStats, ...]:
+    """The same filesystems measured again, keeping their roles."""
+    return tuple(replace(measure(fs.path), roles=fs.roles) for fs in filesystems)
+
+
 def take_snapshot(
     runtime: Runtime, filesystem_path: str, now: datetime, *, measure: Measure = measure
 ) -> Snapshot:
-    """List images, then containers (both in full or an error), then measure the filesystem."""
-    path = filesystem_path or runtime.data_root()
+    """List images, then containers (both in full or an error), then measure the filesystems."""
+    paths = store_paths(runtime, filesystem_path)
     images = tuple(runtime.list_images())
     containers = tuple(runtime.list_containers())
-    return Snapshot(taken_at=now, filesystem=measure(path), images=images, containers=containers)
+    filesystems = measure_all(paths, measure)
+    return Snapshot(
+        taken_at=now,
+        filesystem=filesystems[0],
+        images=images,
+        containers=containers,
+        filesystems=filesystems,
+        store=runtime.layer_store,
+    )

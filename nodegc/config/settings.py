@@ -150,7 +150,10 @@ class ImageSettings(_Section):
     )
     filesystem_path: str = Field(
         "",
-        description="Where to measure the image filesystem. Empty: the engine's data root.",
+        description=(
+            "Where to measure the image filesystem (then the one filesystem measured). Empty: "
+            "ask the engine where it keeps images, writable layers, logs and volumes."
+        ),
     )
     gc_period: Duration = Field(
         timedelta(minutes=5), description="`nodegc run`: period of image GC."

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -103,6 +104,33 @@ class Metrics:
         self.fs_inodes_free = Gauge(
             "nodegc_filesystem_inodes_free",
             "Free inodes of the image filesystem (available to unprivileged users).",
+            registry=r,
+        )
+        # Every filesystem the runtime uses (the image filesystem among them), per series.
+        labels = ("filesystem", "roles")
+        self.each_fs_capacity = Gauge(
+            "nodegc_filesystems_capacity_bytes",
+            "Capacity of each filesystem the runtime uses (roles: images, containers, logs, "
+            "volumes), at the last look.",
+            labels,
+            registry=r,
+        )
+        self.each_fs_available = Gauge(
+            "nodegc_filesystems_available_bytes",
+            "Bytes of each filesystem the runtime uses available to unprivileged users.",
+            labels,
+            registry=r,
+        )
+        self.each_fs_usage_ratio = Gauge(
+            "nodegc_filesystems_usage_ratio",
+            "Used fraction of each filesystem the runtime uses, 0..1.",
+            labels,
+            registry=r,
+        )
+        self.each_fs_inodes_free = Gauge(
+            "nodegc_filesystems_inodes_free",
+            "Free inodes of each filesystem the runtime uses.",
+            labels,
             registry=r,
         )
         self.images = Gauge("nodegc_images", "Images on the node at the last look.", registry=r)
@@ -221,6 +249,25 @@ class Metrics:
         self.image_bytes.set(sum(i.size_bytes for i in snapshot.images))
         self.containers.set(len(snapshot.containers))
         self.dead_containers.set(sum(1 for c in snapshot.containers if c.state.is_dead))
+        self.observe_filesystems(snapshot.measured)
+
+    def observe_filesystems(self, filesystems: Sequence[FilesystemStats]) -> None:
+        """Replace the per-filesystem series with these measurements."""
+        gauges = (
+            self.each_fs_capacity,
+            self.each_fs_available,
+            self.each_fs_usage_ratio,
+            self.each_fs_inodes_free,
+        )
+        for gauge in gauges:
+            gauge.clear()
+        for fs in filesystems:
+            key = {"filesystem": fs.path, "roles": ",".join(str(r) for r in fs.roles)}
+            self.each_fs_capacity.labels(**key).set(fs.capacity_bytes)
+            self.each_fs_available.labels(**key).set(fs.available_bytes)
+            ratio = fs.used_bytes / fs.capacity_bytes if fs.capacity_bytes > 0 else math.nan
+            self.each_fs_usage_ratio.labels(**key).set(ratio)
+            self.each_fs_inodes_free.labels(**key).set(fs.inodes_free)
 
     def runtime_up(self, up: bool) -> None:
         """Record whether the last request to the runtime succeeded."""

@@ -34,6 +34,7 @@ from nodegc.policy.containers import (
     plan_containers,
     under_pressure_order,
 )
+from nodegc.policy.filesystems import plan_filesystems
 from nodegc.policy.images import (
     bytes_to_free,
     inodes_to_free,
@@ -70,6 +71,7 @@ def plan(
     """
     with _cycle_collector_paused():
         container_plan = plan_containers(snapshot.containers, containers, now)
+        filesystems = plan_filesystems(snapshot.measured, container_plan, images, containers)
         leaving = {d.container.id for d in container_plan.removals} if dependents_first else set()
         fs = snapshot.filesystem
         wanted = bytes_to_free(fs, images.high_threshold_percent, images.low_threshold_percent)
@@ -132,6 +134,7 @@ def plan(
         containers=container_plan,
         images=image_plan,
         build_cache=cache_plan,
+        filesystems=filesystems,
     )
 
 

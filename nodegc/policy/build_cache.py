@@ -197,8 +197,8 @@ def shared_layers(
     known: dict[str, Layer] = {}
     for stack in layers.values():
         for layer in stack:
-            if layer.size_bytes:
-                by_size[layer.size_bytes].add(layer.key)
+            if layer.told_bytes:  # a record's size is the layer's unpacked size
+                by_size[layer.told_bytes].add(layer.key)
                 known[layer.key] = layer
     out: dict[str, tuple[Layer, ...]] = {}
     for r in records:

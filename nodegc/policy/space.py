@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from nodegc.model import Layer
+from nodegc.model import Image, Layer, LayerStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,3 +180,43 @@ def estimate_sizes(
             below = upto
         out[holder] = tuple(filled)
     return out
+
+
+def store_costs(
+    store: LayerStore, images: Iterable[Image], layers: Mapping[str, Sequence[Layer]]
+) -> dict[str, tuple[Layer, ...]]:
+    """Each image's layers with what they cost on the disk in `store` (the runtime declares it).
+
+    - `ONE_COPY` (overlay2, Podman): a layer is its unpacked files: the sizes as told.
+    - `CONTENT_AND_SNAPSHOT` (Docker's containerd image store): a layer is its content blob
+      and its unpacked snapshot. The engine tells the snapshot sizes (`/history`) and, per
+      image, the listed size = content + snapshots, so the image's content bytes are its listed
+      size less its snapshots; they are spread over its layers in proportion to their snapshot
+      sizes (exact for uncompressed layers; for compressed ones each layer gets the image's
+      average ratio). A layer several images share costs the least any of them gives it, so a
+      removal's figure is never overstated by one image's ratio.
+    - `LISTED` (CRI): sizes as told (None: `image_holdings` estimates them from the listed,
+      compressed sizes; what a removal really frees is learnt by measuring).
+    """
+    if store is not LayerStore.CONTENT_AND_SNAPSHOT:
+        return dict(layers)  # type: ignore[arg-type]
+    cost: dict[str, int] = {}
+    for image in images:
+        stack = layers.get(image.id, ())
+        if not stack or any(layer.size_bytes is None for layer in stack):
+            continue
+        unpacked = sum(layer.size_bytes or 0 for layer in stack)
+        content = max(0, image.size_bytes - unpacked)
+        for layer in stack:
+            own = layer.size_bytes or 0
+            # No snapshot sizes told (every /history step 0): spread evenly.
+            extra = content * own // unpacked if unpacked > 0 else content // len(stack)
+            known = cost.get(layer.key)
+            cost[layer.key] = own + extra if known is None else min(known, own + extra)
+    return {
+        image_id: tuple(
+            Layer(layer.key, cost.get(layer.key, layer.size_bytes), layer.inodes, layer.size_bytes)
+            for layer in stack
+        )
+        for image_id, stack in layers.items()
+    }

@@ -10,7 +10,16 @@ from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from nodegc.model import BuildCacheRecord, Container, DiskUsage, Image, Layer, RuntimeEvent
+from nodegc.model import (
+    BuildCacheRecord,
+    Container,
+    DiskUsage,
+    Image,
+    Layer,
+    LayerStore,
+    RuntimeEvent,
+    StorePath,
+)
 
 
 class RuntimeError_(Exception):
@@ -43,6 +52,17 @@ class Runtime(Protocol):
 
     def data_root(self) -> str:
         """The directory holding the runtime's images and containers (for statvfs)."""
+        ...
+
+    def filesystems(self) -> Sequence[StorePath]:
+        """Where the runtime keeps its images, containers' writable layers, logs and volumes,
+        with the role of each directory (statvfs is taken there; one filesystem holding several
+        is measured once). The first with the images role is the image filesystem."""
+        ...
+
+    @property
+    def layer_store(self) -> LayerStore:
+        """How the runtime keeps a layer on the disk (what removing it frees)."""
         ...
 
     def list_images(self) -> Sequence[Image]:

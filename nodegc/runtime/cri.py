@@ -51,10 +51,13 @@ from nodegc.model import (
     Container,
     ContainerState,
     DiskUsage,
+    FilesystemRole,
     Image,
     Layer,
+    LayerStore,
     RuntimeEvent,
     Sandbox,
+    StorePath,
     short_id,
 )
 from nodegc.runtime import Conflict, NotFound, RuntimeError_, RuntimeUnavailable
@@ -204,7 +207,7 @@ class CriRuntime:
         self._runtime_stub: pb_grpc.RuntimeServiceStub | None = None
         self._image_stub: pb_grpc.ImageServiceStub | None = None
         self._lock = threading.Lock()
-        self._data_root: str | None = None
+        self._paths: list[StorePath] | None = None
         # The sandbox image: the setting when given, else what the runtime says (None: not asked).
         self._sandbox_setting = sandbox_image.strip()
         self._sandbox_discovered: str | None = None
@@ -287,18 +290,40 @@ class CriRuntime:
     def data_root(self) -> str:
         """The image filesystem's mountpoint (ImageFsInfo): statvfs there gives bytes and inodes
         as of now (the runtime's own figures are refreshed only every ~10 s)."""
-        if self._data_root is None:
+        return self.filesystems()[0].path
+
+    layer_store = LayerStore.LISTED  # CRI lists compressed sizes per image only
+
+    def filesystems(self) -> Sequence[StorePath]:
+        """ImageFsInfo's image filesystems (images) and, where the runtime reports them apart
+        (KEP-4191, split image filesystem), its container filesystems (writable layers). Asked
+        once. Raises RuntimeError_ when it names no image filesystem."""
+        if self._paths is None:
             info = self._call(
                 "image filesystem info", self.img.ImageFsInfo, pb.ImageFsInfoRequest()
             )
-            mounts = [fs.fs_id.mountpoint for fs in info.image_filesystems if fs.fs_id.mountpoint]
-            if not mounts:
+            images = [fs.fs_id.mountpoint for fs in info.image_filesystems if fs.fs_id.mountpoint]
+            if not images:
                 raise RuntimeError_(
                     "image filesystem info: the runtime names no image filesystem; set "
                     "images.filesystem_path"
                 )
-            self._data_root = mounts[0]
-        return self._data_root
+            containers = [
+                fs.fs_id.mountpoint for fs in info.container_filesystems if fs.fs_id.mountpoint
+            ]
+            source = "CRI ImageFsInfo"
+            roles = (
+                (FilesystemRole.IMAGES,)
+                if containers
+                else (FilesystemRole.IMAGES, FilesystemRole.CONTAINERS)
+            )
+            paths = [StorePath(path, roles, source) for path in dict.fromkeys(images)]
+            paths += [
+                StorePath(path, (FilesystemRole.CONTAINERS,), source)
+                for path in dict.fromkeys(containers)
+            ]
+            self._paths = paths
+        return self._paths
 
     def sandbox_image(self) -> str | None:
         """The runtime's sandbox (pause) image reference: the setting, else what the runtime says

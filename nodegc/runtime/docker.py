@@ -36,16 +36,25 @@ import requests.exceptions
 from docker.transport import UnixHTTPAdapter
 
 from nodegc.model import (
+    ALL_ROLES,
     BuildCacheRecord,
     Container,
     ContainerState,
     DiskUsage,
     Image,
     Layer,
+    LayerStore,
     RuntimeEvent,
+    StorePath,
     short_id,
 )
 from nodegc.runtime import Conflict, NotFound, RuntimeError_, RuntimeUnavailable
+from nodegc.runtime.containerd_store import (
+    containerd_address,
+    containerd_store_paths,
+    is_containerd_store,
+    store_roots,
+)
 from nodegc.runtime.layers import chain_ids
 
 log = logging.getLogger(__name__)
@@ -235,6 +244,11 @@ class DockerRuntime:
         self.timeout = timeout
         self._client: docker.APIClient | None = None
         self._data_root: str | None = None
+        # From `/info`: the containerd image store, containerd's address and the snapshotter;
+        # and where the engine keeps what (`filesystems`).
+        self._containerd_store = False
+        self._store_info = ("", "overlayfs")
+        self._paths: list[StorePath] | None = None
         self._clock = clock
         # Container id -> finish time, for containers seen dead; shared with the caller to persist.
         self.finish_cache: MutableMapping[str, datetime] = (
@@ -343,7 +357,31 @@ class DockerRuntime:
         if self._data_root is None:
             info = self._call("info", lambda: self.api.info())
             self._data_root = str(info.get("DockerRootDir") or "/var/lib/docker")
+            self._containerd_store = is_containerd_store(info)
+            self._store_info = (containerd_address(info), str(info.get("Driver") or "overlayfs"))
         return self._data_root
+
+    @property
+    def layer_store(self) -> LayerStore:
+        """overlay2 (and Podman): one copy per layer; the containerd image store: blob and
+        snapshot (learnt from `/info`, asked once)."""
+        self.data_root()
+        return LayerStore.CONTENT_AND_SNAPSHOT if self._containerd_store else LayerStore.ONE_COPY
+
+    def filesystems(self) -> Sequence[StorePath]:
+        """Where the engine keeps what: everything under `DockerRootDir` (overlay2, Podman's
+        graphroot); with the containerd image store, containerd's snapshotter and content roots
+        (asked of containerd, `containerd_store`) and `DockerRootDir` for logs and volumes.
+        Asked once (the answer does not change while the engine runs)."""
+        if self._paths is None:
+            root = self.data_root()
+            if not self._containerd_store:
+                self._paths = [StorePath(root, ALL_ROLES, "/info DockerRootDir")]
+            else:
+                address, snapshotter = self._store_info
+                roots = store_roots(address, snapshotter, root)
+                self._paths = containerd_store_paths(roots, root)
+        return self._paths
 
     def list_images(self) -> Sequence[Image]:
         self._inspected.clear()

@@ -11,6 +11,9 @@ in a private mount namespace of its own:
     mount --rbind /proc, /sys, /dev into ROOT; a tmpfs on ROOT/run and ROOT/tmp (private: no
     shim socket or lock is shared with another engine, nothing is left in the cached root)
     mount --rbind TEMP ROOT/TEMP for each bind                (engine paths are host paths)
+    mount --make-rshared ROOT/TEMP  (peers in this namespace only: dockerd, finding its data root
+                                 on a private mount, binds it onto itself without its submounts,
+                                 which hid a filesystem mounted at DATA_ROOT/containerd)
     exec chroot ROOT ARGV
 
 No fork happens (`unshare` and `sh` exec), so the pid the caller gets is the engine's own and the
@@ -63,6 +66,7 @@ mount -t tmpfs -o mode=1777 nodegc-tmp "$R/tmp"
 while [ "$1" != "--" ]; do
   mkdir -p "$R$1"
   mount --rbind "$1" "$R$1"
+  mount --make-rshared "$R$1"
   shift
 done
 shift

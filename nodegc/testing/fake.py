@@ -17,6 +17,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from nodegc.model import (
+    ALL_ROLES,
     BuildCacheRecord,
     Container,
     ContainerState,
@@ -24,7 +25,9 @@ from nodegc.model import (
     FilesystemStats,
     Image,
     Layer,
+    LayerStore,
     RuntimeEvent,
+    StorePath,
 )
 from nodegc.runtime import Conflict, NotFound, RuntimeUnavailable
 
@@ -55,6 +58,10 @@ class FakeRuntime:
         self.tagged_at: dict[str, datetime] = {}
         self.finish_cache: dict[str, datetime] = {}
         self._data_root = data_root
+        # Where the runtime says it keeps what (None: all under the data root), and how it
+        # keeps a layer.
+        self.paths: list[StorePath] | None = None
+        self.layer_store = LayerStore.ONE_COPY
         self.calls: list[str] = []
         # Set to make the next calls fail (fault injection); a callable runs before each removal.
         self.unavailable = False
@@ -158,6 +165,11 @@ class FakeRuntime:
     def data_root(self) -> str:
         self._call("data_root")
         return self._data_root
+
+    def filesystems(self) -> Sequence[StorePath]:
+        """`paths` when a test sets them, else everything under the data root."""
+        self._call("filesystems")
+        return self.paths or [StorePath(self._data_root, ALL_ROLES, "fake")]
 
     def list_images(self) -> Sequence[Image]:
         self._call("list_images")

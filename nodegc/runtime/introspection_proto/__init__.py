@@ -1,0 +1,1 @@
+"""Generated stubs of containerd's introspection service (a subset); see generate.sh."""
