@@ -422,6 +422,13 @@ class Collector:
             self._until_low = None
             if report.images_before is not None:
                 report.images_after = self.measure(report.images_before.path)
+            if self._engine_lost is None and not self.stopping.is_set():
+                # The shown plan counted on dead containers going under pressure; an image it
+                # planned that the later passes never needed was left out, not lost.
+                tried = {r.id for r in report.image_results}
+                report.images_not_needed |= {
+                    d.image.id for d in report.image_plan.removals if d.image.id not in tried
+                }
 
     def _free_disk_in_order(self, report: CycleReport, current: Snapshot | None) -> None:
         """Image GC, in the order of what fills a disk: build cache records (least recently used
