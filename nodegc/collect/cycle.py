@@ -17,8 +17,9 @@ from nodegc import policy
 from nodegc.clock import Clock, utcnow
 from nodegc.collect import intents
 from nodegc.collect.build_cache import collect_build_cache
+from nodegc.collect.cost import LayerCost
 from nodegc.collect.observe import Measure, measure, take_snapshot
-from nodegc.collect.relief import Candidate, relieve
+from nodegc.collect.relief import Candidate, Settle, relieve, settled
 from nodegc.collect.removal import ResultListener, carry_out, log_result, tell
 from nodegc.collect.sandboxes import collect_sandboxes
 from nodegc.config import ImageSettings, Settings
@@ -187,6 +188,8 @@ class Collector:
         # directory, so a cycle asks the engine only about images it has not seen.
         self.layers: dict[str, tuple[Layer, ...]] = state.load_layers()
         self._layers_dirty = False
+        # What a listed byte costs on the disk, where the runtime says listed sizes are not it.
+        self.cost = LayerCost(getattr(runtime, "listed_size_cost", None), state, persist=persist)
         self.lock = threading.RLock()
         self.history_save_error: str | None = None
         self.last_snapshot: Snapshot | None = None
@@ -281,7 +284,7 @@ class Collector:
         if len(self.layers) > len(listed):
             self.layers = {k: v for k, v in self.layers.items() if k in listed}
             self._layers_dirty = True
-        return replace(snapshot, layers=dict(self.layers))
+        return self.cost.apply(replace(snapshot, layers=dict(self.layers)))
 
     def _resolve_finish_times(self, snapshot: Snapshot) -> Snapshot:
         """Ask the runtime for the exact finish times the plan and history depend on, and only
@@ -611,6 +614,7 @@ class Collector:
                 workers=self.settings.runtime.max_concurrent_removals,
                 stopping=_Either(self.stopping, self._lost),
                 listeners=self.listeners,
+                settle=self._settle(path),
             )
         finally:
             self._walks.close()
@@ -620,8 +624,10 @@ class Collector:
             done = {r.id for r in relief.results}
             self._not_attempted += sum(1 for c in candidates if c.planned and c.key not in done)
             self._stop_if_engine_lost(report)
-        report.images_after = self.measure(path)
+        settle = self._settle(path) if relief.results else None
+        report.images_after = settle(lambda _: False) if settle else self.measure(path)
         came_back = report.images_after.available_bytes - snapshot.filesystem.available_bytes
+        self.cost.learn(relief.results, came_back)
         report.images_freed = (report.images_freed or 0) + max(0, came_back)
         if plan.under_pressure and not target_met(report.images_after, plan):
             log.info(
@@ -634,6 +640,13 @@ class Collector:
             )
         report.image_plan = shown
         report.images_before = shown_before or snapshot.filesystem
+
+    def _settle(self, path: str) -> Settle | None:
+        """Where the runtime frees after its removals return (its data, `frees_asynchronously`):
+        measuring `path` until the disk is steady."""
+        if not getattr(self.runtime, "frees_asynchronously", False):
+            return None
+        return lambda done: settled(lambda: self.measure(path), done)
 
     def _child_stays(self, d: ImageDecision, child_id: str) -> RemovalResult:
         """A parent whose child this cycle could not remove: the engine would refuse it."""

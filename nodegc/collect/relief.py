@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -19,9 +20,12 @@ from typing import Any
 
 from nodegc.collect.removal import ResultListener, tell
 from nodegc.model import FilesystemStats, Outcome, RemovalResult
-from nodegc.policy.space import Freed, Ledger
+from nodegc.policy.space import NOTHING, Freed, Ledger
 
 log = logging.getLogger(__name__)
+
+# Measure until the disk is steady or the predicate says it is where it should be.
+Settle = Callable[[Callable[[FilesystemStats], bool]], FilesystemStats]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +36,9 @@ class Candidate:
     it is taken only while the measured disk is still short, past the plan). `unconditional`: it
     goes whatever the disk (age). `after`: keys of candidates that must be removed first (an
     image's children); if one of them stays, this one is skipped without asking the engine.
-    `item`: what the removal step takes (a decision).
+    `item`: what the removal step takes (a decision). `retry`: if the engine refuses it
+    (`skipped`), it is tried again after the others, once more for each removal that happened
+    since (the engine did not say what holds it: a child it could not name may go first).
     """
 
     key: str
@@ -40,6 +46,7 @@ class Candidate:
     planned: bool = True
     unconditional: bool = False
     after: tuple[str, ...] = ()
+    retry: bool = False
 
 
 @dataclass
@@ -65,11 +72,19 @@ def relieve(
     workers: int,
     stopping: threading.Event,
     listeners: Sequence[ResultListener] = (),
+    settle: Settle | None = None,
 ) -> Relief:
     """Remove `candidates` in order, at most `workers` at once, measuring after each completion,
     until `target_met` (unconditional ones whatever the disk). What removals in flight will free
     (by the ledger) counts as coming: nothing more starts while they would reach the target, and
     whether they did is measured when they are done, so at most the removals in flight go past it.
+    Near the target (the next candidate alone would reach it, the removals in flight counted as
+    done) nothing more starts while one is in flight, so the last removal cannot overshoot by
+    more than itself.
+
+    `settle(done)`: the runtime gives space back after a removal returns (containerd's GC):
+    called before deciding that more is needed, it measures until the disk is steady (or `done`
+    says the target is met) and returns that measurement.
 
     `remove(candidate, measured)` carries one out (the measurement it was started on tells a
     past-the-plan one why it goes); `skip(candidate, key)` records one whose prerequisite `key`
@@ -81,15 +96,23 @@ def relieve(
     pending = deque(candidates)
     outcomes: dict[str, Outcome] = {}
     in_flight: dict[Future[RemovalResult], tuple[Candidate, Freed]] = {}
+    # Refused candidates to try again, with how many removals had happened when they were.
+    refused: dict[str, tuple[Candidate, RemovalResult, int]] = {}
+    removals = 0
+    ledger_done = 0  # bytes the ledger said the finished removals free
 
-    def coming() -> FilesystemStats:
-        """The disk once the removals in flight are done, as the ledger has it."""
-        freed = sum((f for _, f in in_flight.values()), Freed(0, 0))
+    def coming(extra: Freed = NOTHING) -> FilesystemStats:
+        """The disk once the removals in flight (and `extra`) are done, as the ledger has it,
+        scaled up by what the finished ones really gave back against the ledger (when more:
+        listed sizes that understate the disk must not let the last batch overshoot)."""
+        freed = sum((f for _, f in in_flight.values()), extra)
         now = relief.measured
         assert now is not None
+        came_back = now.available_bytes - measured.available_bytes
+        ratio = max(1.0, came_back / ledger_done) if ledger_done > 0 else 1.0
         return replace(
             now,
-            available_bytes=min(now.capacity_bytes, now.available_bytes + freed.bytes),
+            available_bytes=min(now.capacity_bytes, now.available_bytes + int(freed.bytes * ratio)),
             inodes_free=min(now.inodes_total, now.inodes_free + (freed.inodes or 0)),
         )
 
@@ -98,9 +121,22 @@ def relieve(
         relief.results.append(result)
         tell(listeners, [result])
 
+    def again() -> bool:
+        """Put back the refused candidates worth another try (a removal happened since, and the
+        disk still needs them)."""
+        if stopping.is_set():
+            return False
+        short = relief.measured is None or not target_met(coming())
+        retry = [c for c, _, at in refused.values() if at < removals and (short or c.unconditional)]
+        for c in retry:
+            del refused[c.key]
+            outcomes.pop(c.key, None)
+        pending.extend(retry)
+        return bool(retry)
+
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="remove")
     try:
-        while pending or in_flight:
+        while pending or in_flight or again():
             while pending and len(in_flight) < workers and not stopping.is_set():
                 c = pending[0]
                 if not c.unconditional and target_met(coming()):
@@ -110,6 +146,8 @@ def relieve(
                     if c.planned:
                         relief.not_needed.add(c.key)
                     continue
+                if in_flight and not c.unconditional and target_met(coming(ledger.frees(c.key))):
+                    break  # near the target: one at a time
                 first = [k for k in c.after if k in keys]
                 if any(k not in outcomes and k not in relief.not_needed for k in first):
                     break  # its prerequisites first: wait for them
@@ -122,6 +160,8 @@ def relieve(
                 assert relief.measured is not None
                 in_flight[pool.submit(remove, c, relief.measured)] = (c, freed)
             if not in_flight:
+                if again():
+                    continue
                 break
             done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
             for future in done:
@@ -129,11 +169,56 @@ def relieve(
                 result = future.result()
                 if result.outcome is Outcome.REMOVED:
                     result = replace(result, size_bytes=freed.bytes)
+                    removals += 1
+                    ledger_done += freed.bytes
                 else:
                     ledger.restore(c.key)
+                if c.retry and result.outcome is Outcome.SKIPPED:
+                    outcomes[c.key] = result.outcome
+                    refused[c.key] = (c, result, removals)
+                    continue
                 finish(result, c.key)
             if under_pressure:
                 relief.measured = measure()
+                if settle is not None and not target_met(relief.measured):
+                    relief.measured = settle(target_met)
     finally:
         pool.shutdown(wait=True)
+    for key, (_, result, _) in refused.items():  # refused for good: said once, at the end
+        finish(result, key)
     return relief
+
+
+# How long the disk must stay unchanged to count as settled, and the longest wait for it.
+SETTLE_QUIET_SECONDS = 0.5
+SETTLE_LIMIT_SECONDS = 15.0
+_SETTLE_POLL_SECONDS = 0.05
+
+
+def settled(
+    measure: Callable[[], FilesystemStats],
+    done: Callable[[FilesystemStats], bool],
+    *,
+    quiet: float = SETTLE_QUIET_SECONDS,
+    limit: float = SETTLE_LIMIT_SECONDS,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> FilesystemStats:
+    """Measure until the disk stops changing (the same free bytes and inodes for `quiet`
+    seconds) or `done` says it is where it should be, for at most `limit` seconds: what a
+    runtime that frees after its removal returns (containerd's GC) has given back by then."""
+    last = measure()
+    start = since = clock()
+    while not done(last) and clock() - start < limit:
+        sleep(_SETTLE_POLL_SECONDS)
+        now = measure()
+        if (now.available_bytes, now.inodes_free) != (last.available_bytes, last.inodes_free):
+            since = clock()
+        elif clock() - since >= quiet:
+            return now
+        last = now
+    log.debug(
+        "waited for the disk to settle",
+        extra={"path": last.path, "seconds": round(clock() - start, 3)},
+    )
+    return last
