@@ -18,7 +18,9 @@ itself (the window left between that check and the removal is the size of one lo
 
 The runtime's sandbox (pause) image is reported as runtime-pinned even when the runtime says
 `pinned=false` (containerd 1.6 does): it is discovered from `Status(verbose=true)` →
-`info["config"]` → `sandboxImage` (containerd), or given by the `runtime.sandbox_image` setting.
+`info["config"]` → `sandboxImage` (containerd 1.6/1.7), or given by the `runtime.sandbox_image`
+setting. containerd 2.x (config version 3) no longer shows it in Status but lists it `pinned`:
+an image the runtime pins is never removed, and then nothing needs saying.
 
 Containers carry the kubelet's labels (pod uid/name/namespace, container name, sandbox id); where
 absent they are filled in from CRI metadata, so the policy needs no CRI-specific code.
@@ -212,6 +214,7 @@ class CriRuntime:
         # The sandbox image: the setting when given, else what the runtime says (None: not asked).
         self._sandbox_setting = sandbox_image.strip()
         self._sandbox_discovered: str | None = None
+        self._sandbox_warned = False
         self._image_labels: dict[str, dict[str, str]] = {}
         self._image_diff_ids: dict[str, list[str]] = {}
         # Every name (id, tag, digest) of every listed image -> its id, from the last listing.
@@ -324,17 +327,27 @@ class CriRuntime:
         if self._sandbox_discovered is None:
             status = self._call("status", self.rt.Status, pb.StatusRequest(verbose=True))
             self._sandbox_discovered = sandbox_image_from_status(status.info)
-            if not self._sandbox_discovered:
-                log.warning(
-                    "the runtime does not name its sandbox (pause) image; set "
-                    "runtime.sandbox_image so that it is never removed",
-                    extra={"endpoint": self.endpoint},
-                )
         return self._sandbox_discovered or None
+
+    def _check_sandbox_known(self, rows: Sequence[pb.Image], sandbox: str | None) -> None:
+        """Warn (once) when nothing says which image is the sandbox image: neither the setting,
+        nor Status (containerd 1.6/1.7 config `sandboxImage`), nor the runtime's own `pinned`
+        flag (containerd 1.7 and 2.x pin it: a version 3 config keeps it under
+        `[plugins."io.containerd.cri.v1.images".pinned_images] sandbox`, which 2.x's Status no
+        longer shows)."""
+        if sandbox or self._sandbox_warned or any(row.pinned for row in rows):
+            return
+        self._sandbox_warned = True
+        log.warning(
+            "the runtime does not name its sandbox (pause) image nor pins any image; set "
+            "runtime.sandbox_image so that it is never removed",
+            extra={"endpoint": self.endpoint},
+        )
 
     def list_images(self) -> Sequence[Image]:
         rows = self._call("list images", self.img.ListImages, pb.ListImagesRequest()).images
         sandbox = self.sandbox_image()
+        self._check_sandbox_known(rows, sandbox)
         labels = self._labels_of([row.id for row in rows])
         self._image_ids = {
             name: row.id
@@ -669,6 +682,8 @@ class CriRuntime:
             raise NotFound(f"{what}: no such image")
         if _names(current, self.sandbox_image()):
             raise Conflict(f"{what}: it is the runtime's sandbox (pause) image")
+        if current.pinned:
+            raise Conflict(f"{what}: the runtime pins it")
         names = {current.id, *current.repo_tags, *current.repo_digests}
         rows = self._call(what, self.rt.ListContainers, pb.ListContainersRequest()).containers
         users = [r for r in rows if _uses(r, names) or self._image_id_of(r) == current.id]
