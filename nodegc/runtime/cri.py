@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -211,6 +212,7 @@ class CriRuntime:
         self._lock = threading.Lock()
         self._data_root: str | None = None
         self._runtime_name: str | None = None
+        self._runtime_numbers: tuple[int, ...] = ()
         # The sandbox image: the setting when given, else what the runtime says (None: not asked).
         self._sandbox_setting = sandbox_image.strip()
         self._sandbox_discovered: str | None = None
@@ -223,6 +225,8 @@ class CriRuntime:
         self._pods: dict[str, pb.PodSandbox] = {}
         # Container id -> image id, from listings, for events that do not carry it.
         self._container_image: dict[str, str] = {}
+        # Container id -> references of the images mounted into it as volumes.
+        self._mounts: dict[str, tuple[str, ...]] = {}
         # Events: whether the runtime has GetContainerEvents (None: not known yet).
         self.events_supported: bool | None = None
         self._eventless_ping = eventless_ping_seconds
@@ -290,17 +294,32 @@ class CriRuntime:
         """The runtime's name and version and its CRI API version."""
         return self._call("version", self.rt.Version, pb.VersionRequest(version=CRI_API_VERSION))
 
+    def _runtime_version(self) -> tuple[str, tuple[int, ...]]:
+        """The runtime's name and version numbers (asked once; ("", ()) if it does not answer)."""
+        if self._runtime_name is None:
+            try:
+                answer = self.version()
+            except RuntimeError_:
+                return "", ()
+            self._runtime_name = answer.runtime_name
+            self._runtime_numbers = tuple(
+                int(n) for n in re.findall(r"\d+", answer.runtime_version.split("+")[0])[:3]
+            )
+        return self._runtime_name, self._runtime_numbers
+
+    def _image_volumes_possible(self) -> bool:
+        """Whether the runtime can mount an image into a container (KEP-4639): containerd from
+        2.1, and any other CRI runtime (CRI-O from 1.31; asked, as nodegc cannot tell)."""
+        name, numbers = self._runtime_version()
+        return name != "containerd" or numbers >= (2, 1)
+
     @property
     def listed_size_cost(self) -> float:
         """What a listed image byte costs on the disk, as a first guess (`collect.cost` learns
         the real one): containerd lists the compressed size and keeps the compressed blob and
         the unpacked snapshot (at least twice it); other runtimes (CRI-O) list what unpacks."""
-        if self._runtime_name is None:
-            try:
-                self._runtime_name = self.version().runtime_name
-            except RuntimeError_:
-                return 1.0
-        return 2.0 if self._runtime_name == "containerd" else 1.0
+        name, _ = self._runtime_version()
+        return 2.0 if name == "containerd" else 1.0
 
     # -- observation ------------------------------------------------------------------------
     def data_root(self) -> str:
@@ -443,9 +462,39 @@ class CriRuntime:
                 self.finish_cache.pop(row.id, None)
         for gone in set(self.finish_cache) - live_ids:
             del self.finish_cache[gone]
-        containers = [self._container(row, pods.get(row.pod_sandbox_id), now) for row in rows]
+        mounts = self._mounts_of(rows)
+        containers = [
+            self._container(row, pods.get(row.pod_sandbox_id), now, mounts.get(row.id, ()))
+            for row in rows
+        ]
         self._container_image = {c.id: c.image_id for c in containers}
         return containers
+
+    def _mounts_of(self, rows: Sequence[pb.Container]) -> Mapping[str, tuple[str, ...]]:
+        """Container id -> the images mounted into it as volumes (Kubernetes image volumes:
+        `Mount.image` in ContainerStatus), asked once per container (its mounts never change);
+        not asked of a runtime that cannot mount images (containerd before 2.1)."""
+        if not self._image_volumes_possible():
+            return {}
+        unknown = [row.id for row in rows if row.id not in self._mounts]
+        for container_id, refs in self._map(self._mounted_images, unknown):
+            self._mounts[container_id] = refs
+        listed = {row.id for row in rows}
+        for gone in set(self._mounts) - listed:
+            del self._mounts[gone]
+        return self._mounts
+
+    def _mounted_images(self, container_id: str) -> tuple[str, tuple[str, ...]]:
+        try:
+            status = self._container_status(container_id)
+        except NotFound:
+            return container_id, ()
+        return container_id, tuple(m.image.image for m in status.mounts if m.image.image)
+
+    def _image_id_named(self, reference: str) -> str:
+        """An image reference resolved to its id through the last listing (as is if unknown)."""
+        ids = self._image_ids
+        return ids.get(reference) or ids.get(normalize_reference(reference)) or reference
 
     def finish_times(self, container_ids: Sequence[str]) -> dict[str, datetime | None]:
         """ContainerStatus of each (in parallel), cached: an exited CRI container never runs
@@ -484,7 +533,11 @@ class CriRuntime:
         return response.status
 
     def _container(
-        self, row: pb.Container, pod: pb.PodSandbox | None, listed_at: datetime
+        self,
+        row: pb.Container,
+        pod: pb.PodSandbox | None,
+        listed_at: datetime,
+        mounted: Sequence[str] = (),
     ) -> Container:
         created = from_nanos(row.created_at) or datetime.fromtimestamp(0, UTC)
         finished = self.finish_cache.get(row.id)
@@ -499,6 +552,7 @@ class CriRuntime:
             labels=pod_labels(row, pod),
             finished_after=created if window else None,
             finished_before=max(created, listed_at) if window else None,
+            mounted_images=tuple(dict.fromkeys(self._image_id_named(r) for r in mounted)),
         )
 
     def _image_id_of(self, row: pb.Container | pb.ContainerStatus) -> str:
@@ -686,7 +740,14 @@ class CriRuntime:
             raise Conflict(f"{what}: the runtime pins it")
         names = {current.id, *current.repo_tags, *current.repo_digests}
         rows = self._call(what, self.rt.ListContainers, pb.ListContainersRequest()).containers
-        users = [r for r in rows if _uses(r, names) or self._image_id_of(r) == current.id]
+        mounts = self._mounts_of(rows)
+        users = [
+            r
+            for r in rows
+            if _uses(r, names)
+            or self._image_id_of(r) == current.id
+            or any(self._image_id_named(m) == current.id for m in mounts.get(r.id, ()))
+        ]
         if users:
             first = users[0]
             raise Conflict(
