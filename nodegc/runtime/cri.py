@@ -61,6 +61,7 @@ from nodegc.model import (
     short_id,
 )
 from nodegc.runtime import Conflict, NotFound, RuntimeError_, RuntimeUnavailable
+from nodegc.runtime.containerd_config import sandbox_image_of_endpoint
 from nodegc.runtime.cri_proto import api_pb2 as pb
 from nodegc.runtime.cri_proto import api_pb2_grpc as pb_grpc
 from nodegc.runtime.layers import chain_ids
@@ -346,6 +347,10 @@ class CriRuntime:
         if self._sandbox_discovered is None:
             status = self._call("status", self.rt.Status, pb.StatusRequest(verbose=True))
             self._sandbox_discovered = sandbox_image_from_status(status.info)
+            if not self._sandbox_discovered and self.endpoint.startswith("unix://"):
+                # containerd 2.x: its config version 3 names it, Status no longer does.
+                socket = self.endpoint.removeprefix("unix://")
+                self._sandbox_discovered = sandbox_image_of_endpoint(socket)
         return self._sandbox_discovered or None
 
     def _check_sandbox_known(self, rows: Sequence[pb.Image], sandbox: str | None) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from nodegc.runtime.cri import CriRuntime, normalize_reference
 from nodegc.testing.containerd import ContainerdError, IsolatedContainerd
 from nodegc.testing.engine_root import engine_root
 from nodegc.testing.images import busybox_image_tar, image_ids_of, merge_image_tars
@@ -92,8 +93,16 @@ def test_once_ends_between_low_minus_six_and_low_and_learns_the_cost(
 def test_a_version_3_config_names_the_sandbox_image_without_a_warning(
     engine: IsolatedContainerd, tmp_path: Path
 ) -> None:
-    """containerd 2.x no longer names its sandbox image in Status(verbose); it pins it itself.
-    `report` says nothing about an unnamed sandbox image, and the pause image is kept."""
+    """containerd 2.x no longer names its sandbox image in Status(verbose); it pins it itself,
+    and its config (version 3) names it. The adapter finds it (1.6: from Status; 2.1: from the
+    config of the process serving the socket); `report` says nothing about an unnamed sandbox
+    image, and the pause image is kept. Mutation caught: the config not read (2.1: None)."""
+    runtime = CriRuntime(engine.endpoint)
+    try:
+        found = runtime.sandbox_image()
+    finally:
+        runtime.close()
+    assert found and normalize_reference(found) == normalize_reference(engine.sandbox_image)
     proc = nodegc_cri(engine, tmp_path / "state", "report", "--output", "json")
     assert proc.returncode == 0, proc.stderr
     assert "sandbox" not in proc.stderr.lower(), proc.stderr
