@@ -517,6 +517,7 @@ class Collector:
                 workers=self.settings.runtime.max_concurrent_removals,
                 stopping=_Either(self.stopping, self._lost),
                 listeners=self.listeners,
+                settle=self._settle(path),
             )
         finally:
             self._walks.close()
