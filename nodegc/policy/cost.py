@@ -11,6 +11,7 @@ really gave back against what the scaled sizes said (the cycle keeps it in the s
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from nodegc.model import Layer
 
@@ -29,7 +30,7 @@ def scaled(layers: Mapping[str, Sequence[Layer]], factor: float) -> dict[str, tu
         holder: tuple(
             layer
             if layer.size_bytes is None
-            else Layer(layer.key, round(layer.size_bytes * factor), layer.inodes)
+            else replace(layer, size_bytes=round(layer.size_bytes * factor))
             for layer in stack
         )
         for holder, stack in layers.items()
