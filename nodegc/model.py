@@ -124,6 +124,9 @@ class Container:
     # finished_before]. The policy asks for the exact time only where a decision depends on it.
     finished_after: datetime | None = None
     finished_before: datetime | None = None
+    # Images mounted into it as volumes (Kubernetes image volumes, CRI `Mount.image`): in use
+    # by it as its own image is.
+    mounted_images: tuple[str, ...] = ()
 
     @property
     def stopped_at(self) -> datetime:

@@ -6,7 +6,9 @@ first, children before their parents), one at a time: BuildKit prunes under one 
 between two removals `statvfs` says whether the disk is back at its target, so the walk stops
 there (`age` removals go whatever the disk). When the plan's records were not enough (the disk
 came back less than their listed sizes), the walk goes on with the records it kept as
-`target-reached`, in the same order, before any image is touched.
+`target-reached`, in the same order, before any image is touched. Where the engine names no
+parents (Docker 26/28), a record it refuses is tried again after the others
+(`policy.build_cache.retry_refused`): its child may have gone meanwhile.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from nodegc.model import (
     Reason,
     RemovalResult,
 )
-from nodegc.policy.build_cache import holder
+from nodegc.policy.build_cache import holder, retry_refused
 from nodegc.policy.space import Ledger
 from nodegc.runtime import Runtime
 
@@ -67,6 +69,7 @@ def collect_build_cache(
     if not decisions:
         return []
     planned = {d.record.id for d in plan.removals}
+    retry = retry_refused([d.record for d in plan.decisions])
     children: dict[str, list[str]] = {}
     for d in decisions:
         if d.record.parent:
@@ -78,6 +81,7 @@ def collect_build_cache(
             planned=d.record.id in planned,
             unconditional=d.reason is Reason.AGE,
             after=tuple(children.get(d.record.id, ())),
+            retry=retry,
         )
         for d in decisions
     ]

@@ -18,8 +18,9 @@ from nodegc import policy
 from nodegc.clock import Clock, utcnow
 from nodegc.collect import intents
 from nodegc.collect.build_cache import collect_build_cache
+from nodegc.collect.cost import LayerCost
 from nodegc.collect.observe import Measure, measure, remeasure, take_snapshot
-from nodegc.collect.relief import Candidate, relieve
+from nodegc.collect.relief import Candidate, Settle, relieve, settled
 from nodegc.collect.removal import ResultListener, carry_out, log_result, tell
 from nodegc.collect.sandboxes import collect_sandboxes
 from nodegc.config import ImageSettings, Settings
@@ -192,6 +193,8 @@ class Collector:
         # directory, so a cycle asks the engine only about images it has not seen.
         self.layers: dict[str, tuple[Layer, ...]] = state.load_layers()
         self._layers_dirty = False
+        # What a listed byte costs on the disk, where the runtime says listed sizes are not it.
+        self.cost = LayerCost(getattr(runtime, "listed_size_cost", None), state, persist=persist)
         self.lock = threading.RLock()
         self.history_save_error: str | None = None
         self.last_snapshot: Snapshot | None = None
@@ -286,8 +289,10 @@ class Collector:
         if len(self.layers) > len(listed):
             self.layers = {k: v for k, v in self.layers.items() if k in listed}
             self._layers_dirty = True
-        # What each layer costs on the disk is the policy's rule for the runtime's store.
-        return replace(snapshot, layers=store_costs(snapshot.store, snapshot.images, self.layers))
+        # What each layer costs on the disk is the policy's rule for the runtime's store; where
+        # the runtime's listed sizes are not the disk's (CRI), the learnt factor sizes them.
+        costs = store_costs(snapshot.store, snapshot.images, self.layers)
+        return self.cost.apply(replace(snapshot, layers=costs))
 
     def _resolve_finish_times(self, snapshot: Snapshot) -> Snapshot:
         """Ask the runtime for the exact finish times the plan and history depend on, and only
@@ -454,6 +459,13 @@ class Collector:
             self._until_low = None
             if report.images_before is not None:
                 report.images_after = self.measure(report.images_before.path)
+            if self._engine_lost is None and not self.stopping.is_set():
+                # The shown plan counted on dead containers going under pressure; an image it
+                # planned that the later passes never needed was left out, not lost.
+                tried = {r.id for r in report.image_results}
+                report.images_not_needed |= {
+                    d.image.id for d in report.image_plan.removals if d.image.id not in tried
+                }
 
     def _free_disk_in_order(self, report: CycleReport, current: Snapshot | None) -> None:
         """Image GC, in the order of what fills a disk: build cache records (least recently used
@@ -541,6 +553,7 @@ class Collector:
                 workers=self.settings.runtime.max_concurrent_removals,
                 stopping=_Either(self.stopping, self._lost),
                 listeners=self.listeners,
+                settle=self._settle(path),
             )
         finally:
             self._walks.close()
@@ -638,6 +651,7 @@ class Collector:
                 workers=self.settings.runtime.max_concurrent_removals,
                 stopping=_Either(self.stopping, self._lost),
                 listeners=self.listeners,
+                settle=self._settle(path),
             )
         finally:
             self._walks.close()
@@ -647,8 +661,10 @@ class Collector:
             done = {r.id for r in relief.results}
             self._not_attempted += sum(1 for c in candidates if c.planned and c.key not in done)
             self._stop_if_engine_lost(report)
-        report.images_after = self.measure(path)
+        settle = self._settle(path) if relief.results else None
+        report.images_after = settle(lambda _: False) if settle else self.measure(path)
         came_back = report.images_after.available_bytes - snapshot.filesystem.available_bytes
+        self.cost.learn(relief.results, came_back)
         report.images_freed = (report.images_freed or 0) + max(0, came_back)
         if plan.under_pressure and not target_met(report.images_after, plan):
             log.info(
@@ -661,6 +677,13 @@ class Collector:
             )
         report.image_plan = shown
         report.images_before = shown_before or snapshot.filesystem
+
+    def _settle(self, path: str) -> Settle | None:
+        """Where the runtime frees after its removals return (its data, `frees_asynchronously`):
+        measuring `path` until the disk is steady."""
+        if not getattr(self.runtime, "frees_asynchronously", False):
+            return None
+        return lambda done: settled(lambda: self.measure(path), done)
 
     def _child_stays(self, d: ImageDecision, child_id: str) -> RemovalResult:
         """A parent whose child this cycle could not remove: the engine would refuse it."""

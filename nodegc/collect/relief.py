@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -19,9 +20,12 @@ from typing import Any
 
 from nodegc.collect.removal import ResultListener, tell
 from nodegc.model import FilesystemStats, Outcome, RemovalResult
-from nodegc.policy.space import Freed, Ledger
+from nodegc.policy.space import NOTHING, Freed, Ledger
 
 log = logging.getLogger(__name__)
+
+# Measure until the disk is steady or the predicate says it is where it should be.
+Settle = Callable[[Callable[[FilesystemStats], bool]], FilesystemStats]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +36,9 @@ class Candidate:
     it is taken only while the measured disk is still short, past the plan). `unconditional`: it
     goes whatever the disk (age). `after`: keys of candidates that must be removed first (an
     image's children); if one of them stays, this one is skipped without asking the engine.
-    `item`: what the removal step takes (a decision).
+    `item`: what the removal step takes (a decision). `retry`: if the engine refuses it
+    (`skipped`), it is tried again after the others, once more for each removal that happened
+    since (the engine did not say what holds it: a child it could not name may go first).
     """
 
     key: str
@@ -40,6 +46,7 @@ class Candidate:
     planned: bool = True
     unconditional: bool = False
     after: tuple[str, ...] = ()
+    retry: bool = False
 
 
 @dataclass
@@ -65,75 +72,196 @@ def relieve(
     workers: int,
     stopping: threading.Event,
     listeners: Sequence[ResultListener] = (),
+    settle: Settle | None = None,
 ) -> Relief:
     """Remove `candidates` in order, at most `workers` at once, measuring after each completion,
     until `target_met` (unconditional ones whatever the disk). What removals in flight will free
     (by the ledger) counts as coming: nothing more starts while they would reach the target, and
     whether they did is measured when they are done, so at most the removals in flight go past it.
+    Near the target (the next candidate alone would reach it, the removals in flight counted as
+    done) nothing more starts while one is in flight, so the last removal cannot overshoot by
+    more than itself.
+
+    `settle(done)`: the runtime gives space back after a removal returns (containerd's GC):
+    called before deciding that more is needed, it measures until the disk is steady (or `done`
+    says the target is met) and returns that measurement.
 
     `remove(candidate, measured)` carries one out (the measurement it was started on tells a
     past-the-plan one why it goes); `skip(candidate, key)` records one whose prerequisite `key`
     stays. A removed candidate's result carries what the ledger says it let go of (attributed
     in the order they started; undone in the ledger when a removal does not happen).
     """
-    relief = Relief(measured=measured)
-    keys = {c.key for c in candidates}
-    pending = deque(candidates)
-    outcomes: dict[str, Outcome] = {}
-    in_flight: dict[Future[RemovalResult], tuple[Candidate, Freed]] = {}
+    walk = _Walk(candidates, ledger, measured, target_met, stopping, listeners)
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="remove")
+    try:
+        while walk.pending or walk.in_flight or walk.again():
+            walk.start(pool, workers, remove, skip)
+            if not walk.in_flight:
+                if walk.again():
+                    continue
+                break
+            done, _ = wait(walk.in_flight, return_when=FIRST_COMPLETED)
+            for future in done:
+                walk.done(future)
+            if under_pressure:
+                walk.relief.measured = measure()
+                if settle is not None and not target_met(walk.relief.measured):
+                    walk.relief.measured = settle(target_met)
+    finally:
+        pool.shutdown(wait=True)
+    for key, (_, result, _) in walk.refused.items():  # refused for good: said once, at the end
+        walk.finish(result, key)
+    return walk.relief
 
-    def coming() -> FilesystemStats:
-        """The disk once the removals in flight are done, as the ledger has it."""
-        freed = sum((f for _, f in in_flight.values()), Freed(0, 0))
-        now = relief.measured
+
+class _Walk:
+    """The state of one `relieve`: what is pending, in flight, refused, and what came of it."""
+
+    def __init__(
+        self,
+        candidates: Sequence[Candidate],
+        ledger: Ledger,
+        measured: FilesystemStats,
+        target_met: Callable[[FilesystemStats], bool],
+        stopping: threading.Event,
+        listeners: Sequence[ResultListener],
+    ) -> None:
+        self.relief = Relief(measured=measured)
+        self.start_measured = measured
+        self.keys = {c.key for c in candidates}
+        self.pending = deque(candidates)
+        self.ledger = ledger
+        self.target_met = target_met
+        self.stopping = stopping
+        self.listeners = listeners
+        self.outcomes: dict[str, Outcome] = {}
+        self.in_flight: dict[Future[RemovalResult], tuple[Candidate, Freed]] = {}
+        # Refused candidates to try again, with how many removals had happened when they were.
+        self.refused: dict[str, tuple[Candidate, RemovalResult, int]] = {}
+        self.removals = 0
+        self.ledger_done = 0  # bytes the ledger said the finished removals free
+
+    def coming(self, extra: Freed = NOTHING) -> FilesystemStats:
+        """The disk once the removals in flight (and `extra`) are done, as the ledger has it,
+        scaled up by what the finished ones really gave back against the ledger (when more:
+        listed sizes that understate the disk must not let the last batch overshoot)."""
+        freed = sum((f for _, f in self.in_flight.values()), extra)
+        now = self.relief.measured
         assert now is not None
+        came_back = now.available_bytes - self.start_measured.available_bytes
+        ratio = max(1.0, came_back / self.ledger_done) if self.ledger_done > 0 else 1.0
         return replace(
             now,
-            available_bytes=min(now.capacity_bytes, now.available_bytes + freed.bytes),
+            available_bytes=min(now.capacity_bytes, now.available_bytes + int(freed.bytes * ratio)),
             inodes_free=min(now.inodes_total, now.inodes_free + (freed.inodes or 0)),
         )
 
-    def finish(result: RemovalResult, key: str) -> None:
-        outcomes[key] = result.outcome
-        relief.results.append(result)
-        tell(listeners, [result])
+    def finish(self, result: RemovalResult, key: str) -> None:
+        self.outcomes[key] = result.outcome
+        self.relief.results.append(result)
+        tell(self.listeners, [result])
 
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="remove")
-    try:
-        while pending or in_flight:
-            while pending and len(in_flight) < workers and not stopping.is_set():
-                c = pending[0]
-                if not c.unconditional and target_met(coming()):
-                    if in_flight:
-                        break  # measure what they really free before going on
-                    pending.popleft()
-                    if c.planned:
-                        relief.not_needed.add(c.key)
-                    continue
-                first = [k for k in c.after if k in keys]
-                if any(k not in outcomes and k not in relief.not_needed for k in first):
-                    break  # its prerequisites first: wait for them
+    def again(self) -> bool:
+        """Put back the refused candidates worth another try (a removal happened since, and the
+        disk still needs them)."""
+        if self.stopping.is_set():
+            return False
+        short = not self.target_met(self.coming())
+        retry = [
+            c
+            for c, _, at in self.refused.values()
+            if at < self.removals and (short or c.unconditional)
+        ]
+        for c in retry:
+            del self.refused[c.key]
+            self.outcomes.pop(c.key, None)
+        self.pending.extend(retry)
+        return bool(retry)
+
+    def start(
+        self,
+        pool: ThreadPoolExecutor,
+        workers: int,
+        remove: Callable[[Candidate, FilesystemStats], RemovalResult],
+        skip: Callable[[Candidate, str], RemovalResult],
+    ) -> None:
+        """Start what may start now, in order, while workers are free."""
+        pending, in_flight, relief = self.pending, self.in_flight, self.relief
+        while pending and len(in_flight) < workers and not self.stopping.is_set():
+            c = pending[0]
+            if not c.unconditional and self.target_met(self.coming()):
+                if in_flight:
+                    break  # measure what they really free before going on
                 pending.popleft()
-                staying = [k for k in first if outcomes.get(k) is not Outcome.REMOVED]
-                if staying:
-                    finish(skip(c, staying[0]), c.key)
-                    continue
-                freed = ledger.remove(c.key)
-                assert relief.measured is not None
-                in_flight[pool.submit(remove, c, relief.measured)] = (c, freed)
-            if not in_flight:
-                break
-            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-            for future in done:
-                c, freed = in_flight.pop(future)
-                result = future.result()
-                if result.outcome is Outcome.REMOVED:
-                    result = replace(result, size_bytes=freed.bytes)
-                else:
-                    ledger.restore(c.key)
-                finish(result, c.key)
-            if under_pressure:
-                relief.measured = measure()
-    finally:
-        pool.shutdown(wait=True)
-    return relief
+                if c.planned:
+                    relief.not_needed.add(c.key)
+                continue
+            if (
+                in_flight
+                and not c.unconditional
+                and self.target_met(self.coming(self.ledger.frees(c.key)))
+            ):
+                break  # near the target: one at a time
+            first = [k for k in c.after if k in self.keys]
+            if any(k not in self.outcomes and k not in relief.not_needed for k in first):
+                break  # its prerequisites first: wait for them
+            pending.popleft()
+            staying = [k for k in first if self.outcomes.get(k) is not Outcome.REMOVED]
+            if staying:
+                self.finish(skip(c, staying[0]), c.key)
+                continue
+            freed = self.ledger.remove(c.key)
+            assert relief.measured is not None
+            in_flight[pool.submit(remove, c, relief.measured)] = (c, freed)
+
+    def done(self, future: Future[RemovalResult]) -> None:
+        """One removal finished: its result (with what the ledger says it freed), or, refused
+        where a retry may help, kept aside for another try."""
+        c, freed = self.in_flight.pop(future)
+        result = future.result()
+        if result.outcome is Outcome.REMOVED:
+            result = replace(result, size_bytes=freed.bytes)
+            self.removals += 1
+            self.ledger_done += freed.bytes
+        else:
+            self.ledger.restore(c.key)
+        if c.retry and result.outcome is Outcome.SKIPPED:
+            self.outcomes[c.key] = result.outcome
+            self.refused[c.key] = (c, result, self.removals)
+            return
+        self.finish(result, c.key)
+
+
+# How long the disk must stay unchanged to count as settled, and the longest wait for it.
+SETTLE_QUIET_SECONDS = 0.5
+SETTLE_LIMIT_SECONDS = 15.0
+_SETTLE_POLL_SECONDS = 0.05
+
+
+def settled(
+    measure: Callable[[], FilesystemStats],
+    done: Callable[[FilesystemStats], bool],
+    *,
+    quiet: float = SETTLE_QUIET_SECONDS,
+    limit: float = SETTLE_LIMIT_SECONDS,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> FilesystemStats:
+    """Measure until the disk stops changing (the same free bytes and inodes for `quiet`
+    seconds) or `done` says it is where it should be, for at most `limit` seconds: what a
+    runtime that frees after its removal returns (containerd's GC) has given back by then."""
+    last = measure()
+    start = since = clock()
+    while not done(last) and clock() - start < limit:
+        sleep(_SETTLE_POLL_SECONDS)
+        now = measure()
+        if (now.available_bytes, now.inodes_free) != (last.available_bytes, last.inodes_free):
+            since = clock()
+        elif clock() - since >= quiet:
+            return now
+        last = now
+    log.debug(
+        "waited for the disk to settle",
+        extra={"path": last.path, "seconds": round(clock() - start, 3)},
+    )
+    return last

@@ -169,6 +169,14 @@ def plan_build_cache(
     )
 
 
+def retry_refused(records: Sequence[BuildCacheRecord]) -> bool:
+    """Whether a record the engine refuses is tried again after the others in the same walk:
+    where the engine names no record's parent (BuildKit on Docker 26 and 28 gives `Parent` and
+    `Parents` null for every record), children cannot be put before their parents, and a
+    parent is refused while a child stays; once the child is gone it goes."""
+    return len(records) > 1 and not any(r.parent for r in records)
+
+
 def needs_listing(settings: BuildCacheSettings, *, under_pressure: bool, report: bool) -> bool:
     """Whether a cycle must ask the engine for its build cache: under disk (or inode) pressure,
     for `report`, or every cycle when `maximum_age` is set; never with build cache GC off."""

@@ -115,11 +115,15 @@ def lru_key(image: Image, record: ImageRecord) -> tuple[bool, datetime, datetime
 
 
 def users_of(containers: Iterable[Container], leaving: Collection[str]) -> Mapping[str, list[str]]:
-    """Image id -> ids of the containers (any state) that reference it, except those `leaving`."""
+    """Image id -> ids of the containers (any state) that reference it (as their image or
+    mounted as a volume), except those `leaving`."""
     users: dict[str, list[str]] = defaultdict(list)
     for c in containers:
         if c.id not in leaving:
             users[c.image_id].append(c.id)
+            for mounted in c.mounted_images:
+                if mounted != c.image_id:
+                    users[mounted].append(c.id)
     return users
 
 
