@@ -10,6 +10,7 @@ from typing import Any
 
 from nodegc.cli.exits import EXIT_OK, EXIT_USAGE
 from nodegc.cli.render import table
+from nodegc.cli.safe import visible, visible_lines
 from nodegc.clock import Clock, utcnow
 from nodegc.config import Settings
 from nodegc.durations import format_duration, humanize_age
@@ -28,7 +29,8 @@ def _int(value: Any) -> int:
 
 
 def _cell(value: Any, limit: int = 80) -> str:
-    text = " ".join(str(value if value is not None else "").split()) or "-"
+    """A cell: control characters shown as escapes (a newline in a label forges no row)."""
+    text = visible(value if value is not None else "").strip() or "-"
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -68,7 +70,7 @@ def render_table(entries: Iterable[Mapping[str, Any]], now: datetime) -> str:
         f"{len(rows)} attempt{'s' * (len(rows) != 1)}: {removed} removed "
         f"({human_bytes(freed)} of images and build cache), {skipped} skipped, {failed} failed"
     )
-    return table(HEADERS, rows) + "\n" + summary
+    return visible_lines(table(HEADERS, rows) + "\n" + summary)
 
 
 def history_command(
