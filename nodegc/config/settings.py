@@ -285,6 +285,12 @@ class MetricsSettings(_Section):
 
     enabled: bool = Field(True, description="Serve /metrics, /healthz, /readyz and /status.")
     address: str = Field("127.0.0.1:9797", description="host:port to listen on.")
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names answered in the Host header besides loopback names and IP "
+        "addresses (e.g. a Kubernetes Service name); any other is refused with 421 (DNS "
+        "rebinding). Empty: loopback and IP addresses only.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> MetricsSettings:
@@ -293,6 +299,12 @@ class MetricsSettings(_Section):
             raise ValueError(
                 f"metrics.address = {self.address!r}: must be host:port, e.g. 127.0.0.1:9797"
             )
+        for name in self.allowed_hosts:
+            if not name.strip() or any(c in name for c in " \t/:@[]*") or len(name) > 253:
+                raise ValueError(
+                    f"metrics.allowed_hosts: {name!r} is not a host name; write names only "
+                    '(no scheme, port or wildcard), e.g. ["nodegc.kube-system.svc"]'
+                )
         return self
 
 
