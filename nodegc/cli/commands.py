@@ -22,7 +22,7 @@ from nodegc.policy.kubelet import kubelet_json, kubelet_would
 from nodegc.runtime import RuntimeError_, RuntimeUnavailable
 from nodegc.state.audit import AuditLog, audit_path
 from nodegc.state.lock import AlreadyRunning, StateLock
-from nodegc.state.store import StateDir, StateError
+from nodegc.state.store import StateDir, StateError, UnsafeState
 
 log = logging.getLogger("nodegc")
 
@@ -45,6 +45,8 @@ def collector(
     try:
         state.check_writable()
         writable = True
+    except UnsafeState:
+        raise  # never worked around, not even read-only: exit 2 (`_run`)
     except StateError as exc:
         if need_writable_state:
             raise CommandFailed(
@@ -122,6 +124,9 @@ def _run(body: Callable[[], int]) -> int:
     except CommandFailed as exc:
         print(f"nodegc: {exc}", file=sys.stderr)
         return exc.code
+    except UnsafeState as exc:  # a hostile state directory or file: `state.files`
+        print(f"nodegc: {exc}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 def report(settings: Settings, args: argparse.Namespace) -> int:

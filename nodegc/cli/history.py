@@ -16,6 +16,7 @@ from nodegc.config import Settings
 from nodegc.durations import format_duration, humanize_age
 from nodegc.model import short_id
 from nodegc.state.audit import audit_path, read_audit
+from nodegc.state.files import StateError
 from nodegc.units import human_bytes, iso
 
 HEADERS = ["TIME", "AGO", "KIND", "OUTCOME", "REASON", "ID", "NAME", "SIZE", "DETAIL"]
@@ -86,10 +87,9 @@ def history_command(
     cutoff = now - since if since is not None else None
     try:
         entries, skipped = read_audit(path, cutoff)
-    except OSError as exc:
-        print(
-            f"nodegc: cannot read the audit record {path}: {exc.strerror or exc}", file=sys.stderr
-        )
+    except (OSError, StateError) as exc:
+        reason = getattr(exc, "strerror", None) or exc
+        print(f"nodegc: cannot read the audit record {path}: {reason}", file=sys.stderr)
         return EXIT_USAGE
     if skipped:
         print(

@@ -279,6 +279,15 @@ class StateSettings(_Section):
 
     directory: str = Field("/var/lib/nodegc", description="State directory (0700).")
 
+    @model_validator(mode="after")
+    def _check(self) -> StateSettings:
+        if not self.directory.strip():
+            raise ValueError(
+                f"state.directory = {self.directory!r}: must not be empty (the state files would "
+                "land in the current directory); give a path such as /var/lib/nodegc"
+            )
+        return self
+
 
 class MetricsSettings(_Section):
     """[metrics]: the one read-only HTTP listener of `nodegc run`."""

@@ -20,6 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from nodegc.model import History, ImageRecord, Layer
+from nodegc.state.files import (
+    StateError,
+    UnsafeState,
+    check_directory,
+    check_file,
+    ensure_directory,
+    read_file,
+    state_path,
+)
 
 log = logging.getLogger(__name__)
 
@@ -28,15 +37,21 @@ FINISH_TIMES_FILE = "finish-times.json"
 LAYERS_FILE = "layers.json"
 PROBE_FILE = ".write-probe"
 # Files a cycle writes in the state directory (the audit record's name is audit.AUDIT_FILE).
-STATE_FILES = (HISTORY_FILE, FINISH_TIMES_FILE, "audit.jsonl", "nodegc.state.lock", "intents.json")
+STATE_FILES = (
+    HISTORY_FILE,
+    FINISH_TIMES_FILE,
+    LAYERS_FILE,
+    "audit.jsonl",
+    "nodegc.state.lock",
+    "intents.json",
+)
 PROBE_MARGIN = 64 * 1024
 # A temp file of ours older than this belongs to a write that never finished (kill -9).
 STALE_TEMP_SECONDS = 600
 FORMAT_VERSION = 1
 
 
-class StateError(Exception):
-    """The state directory cannot be used; the message says which path and why."""
+__all__ = ["StateDir", "StateError", "UnsafeState", "write_atomically"]
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -84,20 +99,16 @@ class StateDir:
     """The state directory (0700) and the files in it (0600)."""
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
-        self.path = Path(directory)
+        self.path = state_path(directory)
 
     @property
     def history_path(self) -> Path:
         return self.path / HISTORY_FILE
 
     def ensure(self) -> None:
-        """Create the directory (0700) if needed and prove it is writable; raise StateError."""
-        try:
-            self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StateError(
-                f"state directory {self.path}: cannot create ({exc.strerror})"
-            ) from exc
+        """Create the directory (0700 whatever the umask) if needed, refuse one that is not safe
+        (`files.UnsafeState`) and prove it is writable; raise StateError."""
+        ensure_directory(self.path)
         if not os.access(self.path, os.W_OK | os.X_OK):
             if _read_only(self.path):
                 raise StateError(
@@ -113,13 +124,7 @@ class StateDir:
         """ensure(), then prove it by writing a small file (a full disk passes the permission
         check but loses every save). Raises StateError naming the path and the cause."""
         self.ensure()
-        for name in STATE_FILES:
-            path = self.path / name
-            if (path.exists() or path.is_symlink()) and not path.is_file():
-                raise StateError(
-                    f"state directory {self.path}: {name} is not a regular file (a directory or "
-                    f"a broken link is in its place), so {name} cannot be saved; move it away"
-                )
+        self.check_files()
         probe = self.path / PROBE_FILE
         try:
             # As big as the history it must hold (a full disk may still take a few bytes).
@@ -127,6 +132,14 @@ class StateDir:
         finally:
             with contextlib.suppress(OSError):
                 probe.unlink()
+
+    def check_files(self) -> None:
+        """Refuse a hostile directory or file in it (UnsafeState: a link, FIFO, device, too big,
+        not private); a directory in place of a file is a StateError. Read-only: for `report`."""
+        if self.path.exists() or self.path.is_symlink():
+            check_directory(self.path)
+            for name in STATE_FILES:
+                check_file(self.path / name)
 
     def _history_size(self) -> int:
         try:
@@ -146,15 +159,17 @@ class StateDir:
         self.remove_stale_temp_files()
         path = self.history_path
         try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
-            log.info("no history yet: starting fresh", extra={"path": str(path)})
-            return History.empty(now)
-        except OSError as exc:
+            raw = read_file(path)
+        except UnsafeState:
+            raise
+        except (OSError, StateError) as exc:
             log.warning(
                 "history unreadable: starting fresh, images count as just seen",
-                extra={"path": str(path), "error": exc.strerror},
+                extra={"path": str(path), "error": getattr(exc, "strerror", None) or str(exc)},
             )
+            return History.empty(now)
+        if raw is None:
+            log.info("no history yet: starting fresh", extra={"path": str(path)})
             return History.empty(now)
         try:
             return decode(json.loads(raw))
@@ -188,17 +203,22 @@ class StateDir:
     def load_finish_times(self) -> dict[str, datetime]:
         """Cached finish times of dead containers; empty when missing or unreadable (a cache)."""
         try:
-            data = json.loads((self.path / FINISH_TIMES_FILE).read_bytes())
+            data = json.loads(read_file(self.path / FINISH_TIMES_FILE) or b"{}")
             return {str(k): v for k, v in ((k, _parse(v)) for k, v in data.items()) if v}
-        except (OSError, ValueError, TypeError, AttributeError):
+        except UnsafeState:
+            raise
+        except (OSError, StateError, ValueError, TypeError, AttributeError):
             return {}
 
     def load_layers(self) -> dict[str, tuple[Layer, ...]]:
         """The layers learnt of each image id (they never change); empty when missing or
         unreadable: a cache, learnt again at the cost of two requests per image."""
         try:
-            return decode_layers(json.loads((self.path / LAYERS_FILE).read_bytes()))
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            raw = read_file(self.path / LAYERS_FILE)
+            return decode_layers(json.loads(raw)) if raw is not None else {}
+        except UnsafeState:
+            raise
+        except (OSError, StateError, ValueError, KeyError, TypeError, AttributeError):
             return {}
 
     def save_layers(self, layers: Mapping[str, tuple[Layer, ...]]) -> None:
