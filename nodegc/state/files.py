@@ -148,17 +148,15 @@ def _check_stat(path: Path, st: os.stat_result) -> None:
 
 def open_file(path: Path, flags: int, mode: int = 0o600) -> int:
     """os.open without following a link or blocking on a FIFO; the descriptor is checked to be
-    a regular, sane file before it is returned (then blocking as usual). Raises
-    FileNotFoundError (without O_CREAT), UnsafeState, or StateError naming the path."""
+    a regular, sane file before it is returned (then blocking as usual). Raises UnsafeState,
+    StateError (a directory in the way) or OSError (FileNotFoundError without O_CREAT)."""
     flags |= os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     try:
         fd = os.open(path, flags, mode)
-    except FileNotFoundError:
-        raise
     except OSError as exc:
         if exc.errno in (errno.ELOOP, errno.ENXIO, errno.EISDIR):
             check_file(path)  # says what is in the way
-        raise StateError(f"state file {path}: cannot open ({exc.strerror})") from exc
+        raise
     try:
         _check_stat(path, os.fstat(fd))
         fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)

@@ -148,7 +148,7 @@ class Journal:
             raise
         except (OSError, StateError) as exc:
             # Not knowing what is owed is not the same as owing nothing: keep the file, say so.
-            self.unreadable = f"cannot read {self.path}: {exc.strerror or exc}"
+            self.unreadable = f"cannot read {self.path}: {getattr(exc, 'strerror', None) or exc}"
             log.error(
                 "intent journal unreadable", extra={"path": str(self.path), "error": str(exc)}
             )

@@ -100,6 +100,9 @@ class StateDir:
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.path = state_path(directory)
+        # What was wrong with history at the last load ("missing", "empty", "truncated ..."),
+        # None when it loaded whole.
+        self.history_lost: str | None = None
 
     @property
     def history_path(self) -> Path:
@@ -155,33 +158,41 @@ class StateDir:
         return True
 
     def load_history(self, now: datetime) -> History:
-        """The saved history; a fresh one (with a warning) when it is missing or corrupt."""
+        """The saved history; a fresh one when it is missing or unusable, and then
+        `history_lost` says what was wrong (for the log line of the rebuild that follows)."""
         self.remove_stale_temp_files()
         path = self.history_path
+        self.history_lost = None
         try:
             raw = read_file(path)
         except UnsafeState:
             raise
         except (OSError, StateError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            self.history_lost = f"unreadable ({reason})"
             log.warning(
-                "history unreadable: starting fresh, images count as just seen",
-                extra={"path": str(path), "error": getattr(exc, "strerror", None) or str(exc)},
+                "history unreadable: rebuilding it from what the engine shows",
+                extra={"path": str(path), "error": reason},
             )
             return History.empty(now)
         if raw is None:
-            log.info("no history yet: starting fresh", extra={"path": str(path)})
+            self.history_lost = "missing"
+            log.info(
+                "no history yet: building it from what the engine shows", extra={"path": str(path)}
+            )
             return History.empty(now)
         try:
             return decode(json.loads(raw))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            self.history_lost = what_is_wrong(raw, exc)
             aside = path.with_name(f"{HISTORY_FILE}.corrupt-{now.strftime('%Y%m%dT%H%M%SZ')}")
             try:
                 path.replace(aside)
             except OSError:
                 aside = path
             log.warning(
-                "history corrupt: starting fresh, images count as just seen",
-                extra={"path": str(path), "kept_as": str(aside), "error": str(exc)},
+                "history corrupt: set aside, rebuilding it from what the engine shows",
+                extra={"path": str(path), "kept_as": str(aside), "problem": self.history_lost},
             )
             return History.empty(now)
 
@@ -230,6 +241,20 @@ class StateDir:
         self.ensure()
         data = {k: _iso(v) for k, v in sorted(times.items())}
         write_atomically(self.path / FINISH_TIMES_FILE, json.dumps(data).encode())
+
+
+def what_is_wrong(raw: bytes, exc: Exception) -> str:
+    """What a history file that does not decode looks like, in a few words."""
+    if not raw.strip():
+        return "empty"
+    if isinstance(exc, UnicodeDecodeError):
+        return "garbage (not UTF-8 text)"
+    if isinstance(exc, json.JSONDecodeError):
+        text = raw.strip()
+        if text[:1] == b"{" and text[-1:] != b"}":
+            return f"truncated (the JSON ends early, after {len(raw)} bytes)"
+        return f"garbage (not JSON: {exc.msg} at byte {exc.pos})"
+    return f"the wrong shape (not a nodegc history: {exc})"
 
 
 def _read_only(path: Path) -> bool:
