@@ -735,3 +735,17 @@ def test_once_with_an_age_of_20000000h_exits_2_naming_the_setting(
     name = setting.removeprefix("NODEGC_").lower().replace("__", ".")
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr
     assert name in lines[0] and "at most 876000h" in lines[0], lines
+
+
+@settings(PROPERTY, max_examples=60)
+@given(value=durations | st.text(max_size=20))
+def test_history_since_of_any_size_exits_0_or_2_never_a_traceback(
+    tmp_path: Path, value: str
+) -> None:
+    """`history --since 20000000h` overflowed `now - since` (a traceback): now a range."""
+    state = tmp_path / "s"
+    state.mkdir(mode=0o700, exist_ok=True)
+    code, out, err = run_cli(["history", "--since", value, "--state-dir", str(state)])
+    lines = problems(code, out, err)
+    if code == 2:
+        assert "--since" in lines[0], lines
