@@ -12,6 +12,7 @@ from typing import Any
 
 from nodegc.cli import render
 from nodegc.cli.exits import EXIT_INCOMPLETE, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
+from nodegc.cli.safe import visible
 from nodegc.collect import intents
 from nodegc.collect.cycle import Collector, CycleReport, open_runtime
 from nodegc.collect.observe import FilesystemError
@@ -121,11 +122,11 @@ def _so_far(attempts: list[RemovalResult], report: CycleReport | None) -> str:
 def _run(body: Callable[[], int]) -> int:
     try:
         return body()
-    except CommandFailed as exc:
-        print(f"nodegc: {exc}", file=sys.stderr)
+    except CommandFailed as exc:  # (engine messages quote names: shown escaped, `safe`)
+        print(f"nodegc: {visible(exc)}", file=sys.stderr)
         return exc.code
     except UnsafeState as exc:  # a hostile state directory or file: `state.files`
-        print(f"nodegc: {exc}", file=sys.stderr)
+        print(f"nodegc: {visible(exc)}", file=sys.stderr)
         return EXIT_USAGE
 
 
