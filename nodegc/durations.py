@@ -40,14 +40,19 @@ def parse_duration(text: str) -> timedelta:
         pos = match.end()
     if pos != len(s) or pos == 0:
         raise ValueError(
-            f"{text!r} is not a duration; use a Go duration such as '90s', '2m' or '1h30m'"
+            f"{_shown(text)} is not a duration; use a Go duration such as '90s', '2m' or '1h30m'"
         )
     try:
         return timedelta(seconds=sign * seconds)
     except OverflowError:
         raise ValueError(
-            f"{text!r} is out of range; a duration is at most {timedelta.max.days} days"
+            f"{_shown(text)} is out of range; a duration is at most {timedelta.max.days} days"
         ) from None
+
+
+def _shown(text: str, limit: int = 40) -> str:
+    """The text as an error message quotes it: repr, cut short when long."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + "..."
 
 
 def format_duration(value: timedelta) -> str:

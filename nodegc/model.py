@@ -550,6 +550,9 @@ class RuntimeEvent:
     image_id: str | None  # the image a container event concerns / the image id of an image event
     time: datetime
     name: str = ""  # container name or image reference, for logs
+    # A container event's image as the container was created from it (a reference or an id),
+    # for events whose container is gone (`Runtime.past_events`); "" where not told.
+    image_ref: str = ""
 
 
 def short_id(object_id: str) -> str:

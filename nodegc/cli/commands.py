@@ -12,6 +12,7 @@ from typing import Any
 
 from nodegc.cli import render
 from nodegc.cli.exits import EXIT_INCOMPLETE, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
+from nodegc.cli.safe import visible
 from nodegc.collect import intents
 from nodegc.collect.cycle import Collector, CycleReport, open_runtime
 from nodegc.collect.observe import FilesystemError
@@ -22,7 +23,7 @@ from nodegc.policy.kubelet import kubelet_json, kubelet_would
 from nodegc.runtime import RuntimeError_, RuntimeUnavailable
 from nodegc.state.audit import AuditLog, audit_path
 from nodegc.state.lock import AlreadyRunning, StateLock
-from nodegc.state.store import StateDir, StateError
+from nodegc.state.store import StateDir, StateError, UnsafeState
 
 log = logging.getLogger("nodegc")
 
@@ -45,6 +46,8 @@ def collector(
     try:
         state.check_writable()
         writable = True
+    except UnsafeState:
+        raise  # never worked around, not even read-only: exit 2 (`_run`)
     except StateError as exc:
         if need_writable_state:
             raise CommandFailed(
@@ -119,9 +122,12 @@ def _so_far(attempts: list[RemovalResult], report: CycleReport | None) -> str:
 def _run(body: Callable[[], int]) -> int:
     try:
         return body()
-    except CommandFailed as exc:
-        print(f"nodegc: {exc}", file=sys.stderr)
+    except CommandFailed as exc:  # (engine messages quote names: shown escaped, `safe`)
+        print(f"nodegc: {visible(exc)}", file=sys.stderr)
         return exc.code
+    except UnsafeState as exc:  # a hostile state directory or file: `state.files`
+        print(f"nodegc: {visible(exc)}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 def report(settings: Settings, args: argparse.Namespace) -> int:

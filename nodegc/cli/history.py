@@ -10,11 +10,13 @@ from typing import Any
 
 from nodegc.cli.exits import EXIT_OK, EXIT_USAGE
 from nodegc.cli.render import table
+from nodegc.cli.safe import visible, visible_lines
 from nodegc.clock import Clock, utcnow
 from nodegc.config import Settings
 from nodegc.durations import format_duration, humanize_age
 from nodegc.model import short_id
 from nodegc.state.audit import audit_path, read_audit
+from nodegc.state.files import StateError
 from nodegc.units import human_bytes, iso
 
 HEADERS = ["TIME", "AGO", "KIND", "OUTCOME", "REASON", "ID", "NAME", "SIZE", "DETAIL"]
@@ -28,7 +30,8 @@ def _int(value: Any) -> int:
 
 
 def _cell(value: Any, limit: int = 80) -> str:
-    text = " ".join(str(value if value is not None else "").split()) or "-"
+    """A cell: control characters shown as escapes (a newline in a label forges no row)."""
+    text = visible(value if value is not None else "").strip() or "-"
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -68,7 +71,7 @@ def render_table(entries: Iterable[Mapping[str, Any]], now: datetime) -> str:
         f"{len(rows)} attempt{'s' * (len(rows) != 1)}: {removed} removed "
         f"({human_bytes(freed)} of images and build cache), {skipped} skipped, {failed} failed"
     )
-    return table(HEADERS, rows) + "\n" + summary
+    return visible_lines(table(HEADERS, rows) + "\n" + summary)
 
 
 def history_command(
@@ -84,10 +87,9 @@ def history_command(
     cutoff = now - since if since is not None else None
     try:
         entries, skipped = read_audit(path, cutoff)
-    except OSError as exc:
-        print(
-            f"nodegc: cannot read the audit record {path}: {exc.strerror or exc}", file=sys.stderr
-        )
+    except (OSError, StateError) as exc:
+        reason = getattr(exc, "strerror", None) or exc
+        print(f"nodegc: cannot read the audit record {path}: {reason}", file=sys.stderr)
         return EXIT_USAGE
     if skipped:
         print(

@@ -12,6 +12,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from nodegc.cli.safe import visible, visible_lines
+
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
 
@@ -34,22 +36,26 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
+    """One line per record, whatever the message and the fields hold: the formatted message and
+    every field pass through `safe.visible` here, so no log call can forget it (a label with a
+    newline forges no line, an ESC sequence reaches no terminal). A traceback keeps its lines."""
+
     def format(self, record: logging.LogRecord) -> str:
         when = datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
-        extras = " ".join(f"{k}={_text(v)}" for k, v in _fields(record).items())
-        line = f"{when} {record.levelname.lower():<7} {record.getMessage()}"
+        extras = " ".join(f"{visible(k)}={_text(v)}" for k, v in _fields(record).items())
+        line = f"{when} {record.levelname.lower():<7} {visible(record.getMessage())}"
         if extras:
             line += f"  {extras}"
         if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
+            line += "\n" + visible_lines(self.formatException(record.exc_info))
         return line
 
 
 def _text(value: Any) -> str:
     if isinstance(value, list | tuple):
-        return ",".join(map(str, value)) or "-"
-    text = str(value)
-    return json.dumps(text) if (" " in text or not text) else text
+        return visible(",".join(map(str, value))) or "-"
+    text = visible(value)
+    return json.dumps(text) if (" " in text or "=" in text or not text) else text
 
 
 def setup(fmt: str = "auto", level: str = "info", stream: TextIO | None = None) -> None:

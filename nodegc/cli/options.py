@@ -15,7 +15,8 @@ from typing import Any, NoReturn
 
 from nodegc import __version__
 from nodegc.config import Settings, load_settings
-from nodegc.durations import parse_duration
+from nodegc.config.settings import MAX_AGE
+from nodegc.durations import format_duration, parse_duration
 
 log = logging.getLogger("nodegc.cli")
 
@@ -214,6 +215,11 @@ def _duration_arg(text: str) -> timedelta:
         raise argparse.ArgumentTypeError(str(exc)) from None
     if value < timedelta(0):
         raise argparse.ArgumentTypeError(f"{text!r}: must not be negative")
+    if value > MAX_AGE:  # `now - since` would overflow
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: out of range; must be at most {format_duration(MAX_AGE)} "
+            f"({MAX_AGE.days} days)"
+        )
     return value
 
 

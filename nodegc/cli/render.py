@@ -12,6 +12,7 @@ from nodegc.cli.filesystems import (
     filesystem_lines,
     filesystems_json,
 )
+from nodegc.cli.safe import visible, visible_lines
 from nodegc.collect.cycle import CycleReport
 from nodegc.collect.intents import Pending
 from nodegc.durations import humanize_age
@@ -275,7 +276,7 @@ def pending_lines(pending: Sequence[Pending]) -> list[str]:
             else "interrupted removal pending"
         )
         head = f"{what}: {p.intent.kind} {short_id(p.intent.object_id)}"
-        head += f" ({tags_text(p.intent.tags) if p.intent.tags else p.intent.name})"
+        head += f" ({visible(tags_text(p.intent.tags) if p.intent.tags else p.intent.name)})"
         if p.present is False:
             state = f"the {p.intent.kind} is gone (the removal had finished)"
         elif p.intent.kind != "image":
@@ -311,7 +312,8 @@ def _result_json(r: RemovalResult) -> dict[str, Any]:
 
 # -- tables -------------------------------------------------------------------------------------
 def table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
-    rows = [list(r) for r in rows]
+    """Aligned columns; every cell shown with its control characters escaped (`safe.visible`)."""
+    rows = [[visible(c) for c in r] for r in rows]
     widths = [len(h) for h in headers]
     for row in rows:
         widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
@@ -509,7 +511,7 @@ def plan_table(plan: Plan, kubelet_line: str | None = None) -> str:
             _image_rows(plan.images.decisions, now, None),
         ),
     ]
-    return "\n".join(parts)
+    return visible_lines("\n".join(parts))
 
 
 def _outcome_text(r: RemovalResult) -> str:
@@ -553,12 +555,17 @@ def cycle_table(report: CycleReport) -> str:
     sandboxes = [r for r in report.container_results if r.kind == "sandbox"]
     if sandboxes:
         parts.append("Pod sandboxes (after their containers):")
-        parts += [f"  {short_id(r.id)} {r.name} {r.reason} {_outcome_text(r)}" for r in sandboxes]
+        parts += [
+            f"  {short_id(r.id)} {visible(r.name)} {r.reason} {visible(_outcome_text(r))}"
+            for r in sandboxes
+        ]
     listed = {d.image.id for d in report.image_plan.decisions}
     extra = [r for r in report.image_results if r.id not in listed]
     if extra:
         parts.append("Images removed past the plan:")
-        parts += [f"  {short_id(r.id)} {r.name} {_outcome_text(r)}" for r in extra]
+        parts += [
+            f"  {short_id(r.id)} {visible(r.name)} {visible(_outcome_text(r))}" for r in extra
+        ]
     if report.filesystems_after:
         first, *others = filesystem_lines(report.plan, report.filesystems_after)
         parts += ["", "after:  " + first, *others]
@@ -577,7 +584,7 @@ def cycle_table(report: CycleReport) -> str:
         )
     if report.ran_images and not report.target_reached:
         parts.append(free_disk_space_failed(report))
-    return "\n".join(parts)
+    return visible_lines("\n".join(parts))
 
 
 def free_disk_space_failed(report: CycleReport) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 
 from nodegc.cli.exits import EXIT_OK, EXIT_UNREACHABLE
 from nodegc.cli.render import table
+from nodegc.cli.safe import visible, visible_lines
 from nodegc.clock import Clock, utcnow
 from nodegc.config import Settings
 from nodegc.daemon.server import split_address, url_host
@@ -58,16 +59,16 @@ def render_conditions(data: Mapping[str, Any], now: datetime) -> str:
                 str(c.get("status", "-")),
                 str(c.get("reason", "-")),
                 _age(c.get("lastTransitionTime"), now),
-                " ".join(str(c.get("message", "")).split()) or "-",
+                visible(c.get("message", "")).strip() or "-",
             ]
         )
-    node = data.get("node") or "this node"
-    parts = [f"nodegc {data.get('version', '?')} on {node}", table(HEADERS, rows)]
+    node = visible(data.get("node") or "this node")
+    parts = [f"nodegc {visible(data.get('version', '?'))} on {node}", table(HEADERS, rows)]
     details = data.get("details")
     if isinstance(details, Mapping) and details:
         parts.append("")
-        parts += [f"{key}: {_detail(value)}" for key, value in details.items()]
-    return "\n".join(parts)
+        parts += [f"{visible(key)}: {visible(_detail(value))}" for key, value in details.items()]
+    return visible_lines("\n".join(parts))
 
 
 def _age(value: Any, now: datetime) -> str:

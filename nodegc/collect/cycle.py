@@ -20,6 +20,7 @@ from nodegc.collect import intents
 from nodegc.collect.build_cache import collect_build_cache
 from nodegc.collect.cost import LayerCost
 from nodegc.collect.observe import Measure, measure, remeasure, take_snapshot
+from nodegc.collect.rebuild import rebuild_history
 from nodegc.collect.relief import Candidate, Settle, relieve, settled
 from nodegc.collect.removal import ResultListener, carry_out, log_result, tell
 from nodegc.collect.sandboxes import collect_sandboxes
@@ -189,6 +190,8 @@ class Collector:
         self.listeners = list(listeners)
         self.persist = persist
         self.history: History = state.load_history(clock())
+        # What was wrong with history when it was loaded: rebuilt at the first observation.
+        self._history_lost: str | None = state.history_lost
         # Image id -> layers, learnt once per image id (they never change) and kept in the state
         # directory, so a cycle asks the engine only about images it has not seen.
         self.layers: dict[str, tuple[Layer, ...]] = state.load_layers()
@@ -233,6 +236,10 @@ class Collector:
             new_ids = [i.id for i in snapshot.images if i.id not in self.history.images]
             tagged_at = self.runtime.image_tagged_at(new_ids) if new_ids else {}
             self.history = observe(self.history, snapshot, now, tagged_at)
+            if (lost := self._history_lost) is not None:
+                path = self.state.history_path
+                self.history = rebuild_history(self.runtime, self.history, snapshot, lost, path)
+                self._history_lost = None
             self.last_snapshot = snapshot
             self.save_history()
             return snapshot

@@ -36,6 +36,8 @@ ENV_NESTED_DELIMITER = "__"
 MAX_PERIOD = timedelta(days=365)
 MAX_TIMEOUT = timedelta(days=1)
 MAX_AGE = timedelta(days=100 * 365)
+# A count beyond this is a typo, not a node (a cap of -1 means "no limit").
+MAX_COUNT = 1_000_000_000
 
 
 def _to_duration(value: Any) -> Any:
@@ -67,6 +69,7 @@ def _to_number(value: Any) -> Any:
 
 
 Count = Annotated[int, BeforeValidator(_to_number)]
+Cap = Annotated[int, BeforeValidator(_to_number), Field(ge=-1, le=MAX_COUNT)]
 Percent = Annotated[int, BeforeValidator(_to_number), Field(ge=0, le=100)]
 
 
@@ -179,6 +182,8 @@ class ImageSettings(_Section):
             )
         for name in ("minimum_age", "maximum_age", "pressure_check_period"):
             _check_non_negative(f"images.{name}", getattr(self, name))
+        for name in ("minimum_age", "maximum_age"):
+            _check_at_most(f"images.{name}", getattr(self, name), MAX_AGE)
         _check_positive("images.gc_period", self.gc_period)
         for name in ("gc_period", "pressure_check_period"):
             _check_at_most(f"images.{name}", getattr(self, name), MAX_PERIOD)
@@ -200,12 +205,12 @@ class ContainerSettings(_Section):
         timedelta(0),
         description="A dead container that finished less than this long ago is kept.",
     )
-    max_per_pod_container: Count = Field(
+    max_per_pod_container: Cap = Field(
         1,
         description="Dead containers kept per (pod, container) or compose service or name. "
         "-1 = no limit, 0 = keep none.",
     )
-    max_dead_containers: Count = Field(
+    max_dead_containers: Cap = Field(
         -1, description="Dead containers kept on the node in all. -1 = no limit."
     )
     maximum_age: Duration = Field(
@@ -227,6 +232,7 @@ class ContainerSettings(_Section):
     def _check(self) -> ContainerSettings:
         for name in ("minimum_age", "maximum_age"):
             _check_non_negative(f"containers.{name}", getattr(self, name))
+            _check_at_most(f"containers.{name}", getattr(self, name), MAX_AGE)
         _check_positive("containers.gc_period", self.gc_period)
         _check_at_most("containers.gc_period", self.gc_period, MAX_PERIOD)
         if self.maximum_age and self.maximum_age <= self.minimum_age:
@@ -276,12 +282,27 @@ class StateSettings(_Section):
 
     directory: str = Field("/var/lib/nodegc", description="State directory (0700).")
 
+    @model_validator(mode="after")
+    def _check(self) -> StateSettings:
+        if not self.directory.strip():
+            raise ValueError(
+                f"state.directory = {self.directory!r}: must not be empty (the state files would "
+                "land in the current directory); give a path such as /var/lib/nodegc"
+            )
+        return self
+
 
 class MetricsSettings(_Section):
     """[metrics]: the one read-only HTTP listener of `nodegc run`."""
 
     enabled: bool = Field(True, description="Serve /metrics, /healthz, /readyz and /status.")
     address: str = Field("127.0.0.1:9797", description="host:port to listen on.")
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names answered in the Host header besides loopback names and IP "
+        "addresses (e.g. a Kubernetes Service name); any other is refused with 421 (DNS "
+        "rebinding). Empty: loopback and IP addresses only.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> MetricsSettings:
@@ -290,6 +311,12 @@ class MetricsSettings(_Section):
             raise ValueError(
                 f"metrics.address = {self.address!r}: must be host:port, e.g. 127.0.0.1:9797"
             )
+        for name in self.allowed_hosts:
+            if not name.strip() or any(c in name for c in " \t/:@[]*") or len(name) > 253:
+                raise ValueError(
+                    f"metrics.allowed_hosts: {name!r} is not a host name; write names only "
+                    '(no scheme, port or wildcard), e.g. ["nodegc.kube-system.svc"]'
+                )
         return self
 
 
@@ -313,10 +340,12 @@ def _check_positive(name: str, value: timedelta) -> None:
 
 
 def _check_at_most(name: str, value: timedelta, limit: timedelta) -> None:
-    # Beyond these the scheduler's dates and the socket timeouts overflow.
+    # Beyond these the scheduler's dates, the socket timeouts and `now - age` overflow.
     if value > limit:
+        days = limit.days
         raise ValueError(
-            f"{name} = {format_duration(value)}: must be at most {format_duration(limit)}"
+            f"{name} = {format_duration(value)}: out of range; must be at most "
+            f"{format_duration(limit)} ({days} days)"
         )
 
 
@@ -513,8 +542,21 @@ def format_validation_error(exc: ValidationError) -> str:
         else:
             value = err.get("input")
             shown = f" = {value!r}" if not isinstance(value, dict) else ""
-            lines.append(f"{loc}{shown}: {_lower_first(msg)}")
+            lines.append(f"{loc}{shown}: {_lower_first(msg)}{_range_note(err['loc'])}")
     return "\n".join(lines)
+
+
+def _range_note(loc: tuple[Any, ...]) -> str:
+    """'; the range is LOW to HIGH' for a number setting that has one, else ''."""
+    if len(loc) != 2 or loc[0] not in Settings.model_fields:
+        return ""
+    section = Settings.model_fields[str(loc[0])].annotation
+    field = getattr(section, "model_fields", {}).get(str(loc[1]))
+    if field is None:
+        return ""
+    low = next((m.ge for m in field.metadata if getattr(m, "ge", None) is not None), None)
+    high = next((m.le for m in field.metadata if getattr(m, "le", None) is not None), None)
+    return f" (the range is {low} to {high})" if low is not None and high is not None else ""
 
 
 def _lower_first(text: str) -> str:

@@ -126,6 +126,7 @@ class Daemon:
                 healthy=self.healthy,
                 ready=self.readiness,
                 status=self.status,
+                allowed_hosts=self.settings.metrics.allowed_hosts,
             )
             try:
                 self.server.start()

@@ -1,8 +1,10 @@
 """The daemon's one HTTP listener: /metrics, /healthz, /readyz and /status, read-only.
 
 Built on the standard library's ThreadingHTTPServer in a daemon thread. Only GET and HEAD are
-served (anything else is 405): nothing about the collector can be changed over HTTP. Requests are
-logged at debug level through `logging`, never as an access log on stderr.
+served (anything else is 405): nothing about the collector can be changed over HTTP. Only
+loopback names, IP literals and `metrics.allowed_hosts` are answered in `Host` (anything else
+is 421: DNS rebinding, `daemon/hosts.py`). Requests are logged at debug level through `logging`,
+never as an access log on stderr.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import logging
 import socket
 import socketserver
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -21,6 +23,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from nodegc import __version__
+from nodegc.daemon.hosts import WILDCARD_HOSTS, host_allowed, normalise
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +67,14 @@ class StatusServer:
         ready: Callable[[], tuple[bool, str]],
         status: Callable[[], Mapping[str, Any]],
         poll_interval: float = 0.5,
+        allowed_hosts: Sequence[str] = (),
     ) -> None:
         self.address = address
         self.poll_interval = poll_interval
         self.host, self.requested_port = split_address(address)
+        # Names answered in `Host` besides loopback and IP literals: the configured ones and the
+        # name the listener was given (an IP literal or a wildcard adds nothing).
+        self.allowed_hosts = normalise([*allowed_hosts, self.host])
         self.registry = registry
         self.healthy = healthy
         self.ready = ready
@@ -102,6 +109,13 @@ class StatusServer:
         )
         self._thread.start()
         log.info("serving /metrics, /healthz, /readyz and /status", extra={"address": self.url})
+        if self.host in WILDCARD_HOSTS:
+            log.warning(
+                "listening on all interfaces: anyone who can reach this node on port "
+                f"{self.port} can read /metrics and /status; set metrics.address to "
+                "127.0.0.1:PORT unless a probe or a scraper from elsewhere needs it",
+                extra={"address": self.url},
+            )
 
     def stop(self) -> None:
         """Stop serving and close the socket; safe to call twice or before start."""
@@ -189,12 +203,30 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer(self, *, head: bool) -> None:
         owner = cast(_Server, self.server).owner
+        host = self.headers.get("Host")
+        if not host_allowed(host, owner.allowed_hosts):
+            self._misdirected(host or "", head=head)
+            return
         try:
             code, body, content_type = owner.route(urlsplit(self.path).path)
         except Exception:
             log.warning("HTTP handler failed", exc_info=True, extra={"path": self.path})
             code, body, content_type = 500, b"internal error\n", TEXT
         self._send(code, body, content_type, head=head)
+
+    def _misdirected(self, host: str, *, head: bool) -> None:
+        """421 for a `Host` nodegc does not answer (a rebound name, say), logged once a request."""
+        shown = host.encode("ascii", "backslashreplace").decode()[:200]
+        log.warning(
+            "HTTP request refused: Host is not loopback, an IP address or metrics.allowed_hosts",
+            extra={"host": shown, "client": self.address_string(), "path": self.path[:200]},
+        )
+        body = (
+            f"421 misdirected request: nodegc answers Host names that are loopback, IP "
+            f"addresses or listed in metrics.allowed_hosts, not {shown!r}\n"
+        ).encode()
+        self.close_connection = True
+        self._send(421, body, TEXT, head=head)
 
     def _send(
         self,

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
-from nodegc.model import History, ImageRecord, Snapshot
+from nodegc.model import History, Image, ImageRecord, RuntimeEvent, Snapshot
+from nodegc.policy.images import familiar_forms
+
+# Container actions that mean "its image was in use at that moment" (a destroy may come long
+# after: clean-up, not use).
+USE_ACTIONS = frozenset({"create", "start", "die"})
 
 
 def observe(
@@ -72,3 +77,49 @@ def record_events(
             old = ImageRecord(first_seen=min(old.first_seen, when), last_used=when)
         images[image_id] = old
     return History(since=history.since, images=images)
+
+
+def rebuild(history: History, snapshot: Snapshot, past: Iterable[RuntimeEvent]) -> History:
+    """History after it was lost: `observe` has taken what the listing shows (containers'
+    creation and finish times, live containers, tag times); this adds the use the engine's
+    remembered events show of containers that are gone (`uses_from_events`), so an image used
+    recently is not taken for one never used (which go first)."""
+    used = uses_from_events(past, snapshot.images)
+    used = {i: min(t, snapshot.taken_at) for i, t in used.items()}
+    return record_events(history, used)
+
+
+def uses_from_events(
+    events: Iterable[RuntimeEvent], images: Sequence[Image]
+) -> dict[str, datetime]:
+    """Image id -> the latest container create, start or die of it among `events`. A container
+    event names its image by id when the container was listed, else as it was created from it
+    (`image_ref`: a reference, resolved through the images' references in every form, or an id
+    or its prefix). An event naming no listed image is left out."""
+    ids = {i.id for i in images}
+    by_reference = {
+        form: i.id for i in images for ref in i.references for form in familiar_forms(ref)
+    }
+    used: dict[str, datetime] = {}
+    for event in events:
+        if event.kind != "container" or event.action not in USE_ACTIONS:
+            continue
+        image_id = event.image_id if event.image_id in ids else None
+        image_id = image_id or _resolve(event.image_ref, by_reference, ids)
+        if image_id is not None and (image_id not in used or event.time > used[image_id]):
+            used[image_id] = event.time
+    return used
+
+
+def _resolve(reference: str, by_reference: Mapping[str, str], ids: set[str]) -> str | None:
+    if not reference:
+        return None
+    hex_part = reference.removeprefix("sha256:")
+    if len(hex_part) >= 12 and all(c in "0123456789abcdef" for c in hex_part):
+        matches = [i for i in ids if i.removeprefix("sha256:").startswith(hex_part)]
+        if len(matches) == 1:
+            return matches[0]
+    last = reference.rsplit("/", 1)[-1]
+    if "@" not in reference and ":" not in last:
+        reference += ":latest"  # as the engine read it at create
+    return next((by_reference[f] for f in familiar_forms(reference) if f in by_reference), None)

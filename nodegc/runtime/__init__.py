@@ -144,6 +144,11 @@ class Runtime(Protocol):
         """Make a blocked `events()` return, from another thread."""
         ...
 
+    def past_events(self, until: datetime) -> Sequence[RuntimeEvent]:
+        """What the engine still remembers of events up to `until` (one bounded request; empty
+        where it keeps none): evidence of use when history was lost."""
+        ...
+
     def close(self) -> None: ...
 
 

@@ -640,6 +640,10 @@ class CriRuntime:
         self._pods.pop(sandbox.id, None)
 
     # -- events -----------------------------------------------------------------------------
+    def past_events(self, until: datetime) -> list[RuntimeEvent]:
+        """None: CRI keeps no event history (the containers' own times are the evidence)."""
+        return []
+
     def events(self, since: datetime | None = None) -> Iterator[RuntimeEvent]:
         """Container events as they happen (`since` is ignored: CRI keeps no event history).
 

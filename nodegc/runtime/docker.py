@@ -451,8 +451,35 @@ class DockerRuntime:
         wanted = set(image_ids)
         filters = json.dumps({"type": ["image"], "event": list(_PODMAN_TAG_EVENTS)})
         # stream=false: the log so far, then the answer ends (Podman 4.3's `until` loses events).
-        query = urllib.parse.urlencode({"since": "0", "stream": "false", "filters": filters})
-        what = "read the image events"
+        query = {"since": "0", "stream": "false", "filters": filters}
+        found: dict[str, datetime] = {}
+        for raw in self._event_log("read the image events", query):
+            event = self._event(raw)
+            if event is None or event.image_id not in wanted:
+                continue
+            if event.image_id not in found or event.time > found[event.image_id]:
+                found[event.image_id] = event.time
+        return found
+
+    def past_events(self, until: datetime) -> list[RuntimeEvent]:
+        """What the engine still remembers of container and image events up to `until`, in one
+        request (Docker keeps its last 256 events in memory; Podman its event log). Container
+        events carry the image as the container was created from it (`image_ref`), resolved by
+        the caller: the containers are mostly gone, so none is inspected here."""
+        names = _PODMAN_FILTER if self.podman else (*_CONTAINER_ACTIONS, *_IMAGE_ACTIONS)
+        filters = json.dumps({"type": ["container", "image"], "event": list(names)})
+        query = {"since": "0", "filters": filters}
+        query.update({"stream": "false"} if self.podman else {"until": f"{until.timestamp():.9f}"})
+        events = []
+        for raw in self._event_log("read the engine's past events", query):
+            event = self._event(raw, lookup=False)
+            if event is not None:
+                events.append(event)
+        return events
+
+    def _event_log(self, what: str, params: dict[str, str]) -> list[dict[str, Any]]:
+        """GET /events that ends by itself (`until`, or Podman's stream=false): its objects."""
+        query = urllib.parse.urlencode(params)
         if self._plain is not None:
             body = self._plain_request(what, "GET", f"/events?{query}")
         else:
@@ -463,17 +490,14 @@ class DockerRuntime:
                 return bytes(response.content)
 
             body = self._call(what, read)
-        found: dict[str, datetime] = {}
+        found = []
         for line in body.splitlines():
             try:
                 raw = json.loads(line)
             except ValueError:
                 continue
-            event = self._event(raw) if isinstance(raw, dict) else None
-            if event is None or event.image_id not in wanted:
-                continue
-            if event.image_id not in found or event.time > found[event.image_id]:
-                found[event.image_id] = event.time
+            if isinstance(raw, dict):
+                found.append(raw)
         return found
 
     def list_containers(self) -> Sequence[Container]:
@@ -574,7 +598,9 @@ class DockerRuntime:
             except Exception:  # closing a broken stream may raise anything
                 log.debug("closing the event stream failed", exc_info=True)
 
-    def _event(self, raw: dict[str, Any]) -> RuntimeEvent | None:
+    def _event(self, raw: dict[str, Any], *, lookup: bool = True) -> RuntimeEvent | None:
+        """One event of the engine's; `lookup`: ask the engine what image an unknown container
+        or reference names (the live stream; never for the past, whose objects are gone)."""
         kind, action = raw.get("Type"), str(raw.get("Action") or "").split(":", 1)[0]
         actor = raw.get("Actor") or {}
         attrs = actor.get("Attributes") or {}
@@ -591,17 +617,18 @@ class DockerRuntime:
         )
         if kind == "container" and action in _CONTAINER_ACTIONS:
             image_id = self._container_image.get(object_id)
-            if image_id is None and action != "destroy":
+            if image_id is None and action != "destroy" and lookup:
                 image_id = self._image_id_of_container(object_id)
-            if action == "destroy":
+            if action == "destroy" and lookup:
                 self._container_image.pop(object_id, None)
             return RuntimeEvent(
-                "container", action, object_id, image_id, when, attrs.get("name", "")
-            )
+                "container", action, object_id, image_id, when, attrs.get("name", ""),
+                image_ref=str(attrs.get("image") or ""),
+            )  # fmt: skip
         if kind == "image" and action in _IMAGE_ACTIONS:
             image_id = object_id if object_id.startswith("sha256:") else None
             # A Podman load names a temp file, not the image: nothing to look up.
-            if image_id is None and action in ("pull", "tag", "load") and object_id:
+            if image_id is None and action in ("pull", "tag", "load") and object_id and lookup:
                 image_id = self._image_id_of(object_id)
             return RuntimeEvent("image", action, object_id, image_id, when, attrs.get("name", ""))
         return None

@@ -24,6 +24,7 @@ from typing import Any
 from nodegc.clock import Clock, utcnow
 from nodegc.config import Settings
 from nodegc.model import RemovalResult
+from nodegc.state.files import StateError, ensure_directory, open_file, read_file
 from nodegc.units import iso
 
 log = logging.getLogger(__name__)
@@ -81,9 +82,9 @@ class AuditLog:
         with self._lock:
             try:
                 self._write(data)
-            except OSError as exc:
+            except (OSError, StateError) as exc:
                 self.write_errors += 1
-                message = f"{exc.strerror or exc}"
+                message = f"{getattr(exc, 'strerror', None) or exc}"
                 if message != self.last_error:
                     log.warning(
                         "audit record not written",
@@ -133,9 +134,9 @@ class AuditLog:
             if _same_file(self._fd, self.path):
                 return self._fd
             self._close()
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
-        fd = os.open(self.path, flags, 0o600)
+        ensure_directory(self.path.parent)
+        # No link followed, no FIFO waited on, only a private regular file (`state.files`).
+        fd = open_file(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT)
         size = os.fstat(fd).st_size
         # A previous writer died mid-line (or the disk filled): start on a fresh line.
         self._needs_newline = size > 0 and os.pread(fd, 1, size - 1) != b"\n"
@@ -246,9 +247,8 @@ def read_audit(path: Path, since: datetime | None = None) -> tuple[list[dict[str
     entries: list[dict[str, Any]] = []
     skipped = 0
     for file in audit_files(path):
-        try:
-            data = file.read_bytes()
-        except FileNotFoundError:
+        data = read_file(file)  # no link followed, no FIFO waited on (`state.files`)
+        if data is None:
             continue
         lines = data.split(b"\n")
         if lines.pop():  # text after the last newline: a torn (or in-flight) line

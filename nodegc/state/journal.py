@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from nodegc.state.files import UnsafeState, read_file
 from nodegc.state.store import StateError, write_atomically
 
 log = logging.getLogger(__name__)
@@ -142,17 +143,19 @@ class Journal:
         if self._entries is not None:
             return self._entries
         try:
-            raw = self.path.read_bytes()
-        except FileNotFoundError:
-            self._entries = {}
-            return self._entries
-        except OSError as exc:
+            raw = read_file(self.path)  # no link followed, no FIFO waited on (`state.files`)
+        except UnsafeState:
+            raise
+        except (OSError, StateError) as exc:
             # Not knowing what is owed is not the same as owing nothing: keep the file, say so.
-            self.unreadable = f"cannot read {self.path}: {exc.strerror or exc}"
+            self.unreadable = f"cannot read {self.path}: {getattr(exc, 'strerror', None) or exc}"
             log.error(
                 "intent journal unreadable", extra={"path": str(self.path), "error": str(exc)}
             )
             return {}
+        if raw is None:
+            self._entries = {}
+            return self._entries
         try:
             data = json.loads(raw)
             if not isinstance(data, dict) or data.get("version") != FORMAT_VERSION:

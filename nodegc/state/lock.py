@@ -9,6 +9,8 @@ import fcntl
 import os
 from pathlib import Path
 
+from nodegc.state.files import open_file
+
 LOCK_FILE = "nodegc.state.lock"
 
 
@@ -22,7 +24,9 @@ class StateLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        """Take the lock or raise AlreadyRunning; UnsafeState when the lock file is a link (to a
+        file root's truncation would destroy), a FIFO or device, or not private."""
+        fd = open_file(self.path, os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -20,6 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from nodegc.model import History, ImageRecord, Layer
+from nodegc.state.files import (
+    StateError,
+    UnsafeState,
+    check_directory,
+    check_file,
+    ensure_directory,
+    read_file,
+    state_path,
+)
 
 log = logging.getLogger(__name__)
 
@@ -28,15 +37,21 @@ FINISH_TIMES_FILE = "finish-times.json"
 LAYERS_FILE = "layers.json"
 PROBE_FILE = ".write-probe"
 # Files a cycle writes in the state directory (the audit record's name is audit.AUDIT_FILE).
-STATE_FILES = (HISTORY_FILE, FINISH_TIMES_FILE, "audit.jsonl", "nodegc.state.lock", "intents.json")
+STATE_FILES = (
+    HISTORY_FILE,
+    FINISH_TIMES_FILE,
+    LAYERS_FILE,
+    "audit.jsonl",
+    "nodegc.state.lock",
+    "intents.json",
+)
 PROBE_MARGIN = 64 * 1024
 # A temp file of ours older than this belongs to a write that never finished (kill -9).
 STALE_TEMP_SECONDS = 600
 FORMAT_VERSION = 1
 
 
-class StateError(Exception):
-    """The state directory cannot be used; the message says which path and why."""
+__all__ = ["StateDir", "StateError", "UnsafeState", "write_atomically"]
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -84,20 +99,19 @@ class StateDir:
     """The state directory (0700) and the files in it (0600)."""
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
-        self.path = Path(directory)
+        self.path = state_path(directory)
+        # What was wrong with history at the last load ("missing", "empty", "truncated ..."),
+        # None when it loaded whole.
+        self.history_lost: str | None = None
 
     @property
     def history_path(self) -> Path:
         return self.path / HISTORY_FILE
 
     def ensure(self) -> None:
-        """Create the directory (0700) if needed and prove it is writable; raise StateError."""
-        try:
-            self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StateError(
-                f"state directory {self.path}: cannot create ({exc.strerror})"
-            ) from exc
+        """Create the directory (0700 whatever the umask) if needed, refuse one that is not safe
+        (`files.UnsafeState`) and prove it is writable; raise StateError."""
+        ensure_directory(self.path)
         if not os.access(self.path, os.W_OK | os.X_OK):
             if _read_only(self.path):
                 raise StateError(
@@ -113,13 +127,7 @@ class StateDir:
         """ensure(), then prove it by writing a small file (a full disk passes the permission
         check but loses every save). Raises StateError naming the path and the cause."""
         self.ensure()
-        for name in STATE_FILES:
-            path = self.path / name
-            if (path.exists() or path.is_symlink()) and not path.is_file():
-                raise StateError(
-                    f"state directory {self.path}: {name} is not a regular file (a directory or "
-                    f"a broken link is in its place), so {name} cannot be saved; move it away"
-                )
+        self.check_files()
         probe = self.path / PROBE_FILE
         try:
             # As big as the history it must hold (a full disk may still take a few bytes).
@@ -127,6 +135,14 @@ class StateDir:
         finally:
             with contextlib.suppress(OSError):
                 probe.unlink()
+
+    def check_files(self) -> None:
+        """Refuse a hostile directory or file in it (UnsafeState: a link, FIFO, device, too big,
+        not private); a directory in place of a file is a StateError. Read-only: for `report`."""
+        if self.path.exists() or self.path.is_symlink():
+            check_directory(self.path)
+            for name in STATE_FILES:
+                check_file(self.path / name)
 
     def _history_size(self) -> int:
         try:
@@ -142,31 +158,41 @@ class StateDir:
         return True
 
     def load_history(self, now: datetime) -> History:
-        """The saved history; a fresh one (with a warning) when it is missing or corrupt."""
+        """The saved history; a fresh one when it is missing or unusable, and then
+        `history_lost` says what was wrong (for the log line of the rebuild that follows)."""
         self.remove_stale_temp_files()
         path = self.history_path
+        self.history_lost = None
         try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
-            log.info("no history yet: starting fresh", extra={"path": str(path)})
-            return History.empty(now)
-        except OSError as exc:
+            raw = read_file(path)
+        except UnsafeState:
+            raise
+        except (OSError, StateError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            self.history_lost = f"unreadable ({reason})"
             log.warning(
-                "history unreadable: starting fresh, images count as just seen",
-                extra={"path": str(path), "error": exc.strerror},
+                "history unreadable: rebuilding it from what the engine shows",
+                extra={"path": str(path), "error": reason},
+            )
+            return History.empty(now)
+        if raw is None:
+            self.history_lost = "missing"
+            log.info(
+                "no history yet: building it from what the engine shows", extra={"path": str(path)}
             )
             return History.empty(now)
         try:
             return decode(json.loads(raw))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            self.history_lost = what_is_wrong(raw, exc)
             aside = path.with_name(f"{HISTORY_FILE}.corrupt-{now.strftime('%Y%m%dT%H%M%SZ')}")
             try:
                 path.replace(aside)
             except OSError:
                 aside = path
             log.warning(
-                "history corrupt: starting fresh, images count as just seen",
-                extra={"path": str(path), "kept_as": str(aside), "error": str(exc)},
+                "history corrupt: set aside, rebuilding it from what the engine shows",
+                extra={"path": str(path), "kept_as": str(aside), "problem": self.history_lost},
             )
             return History.empty(now)
 
@@ -188,17 +214,22 @@ class StateDir:
     def load_finish_times(self) -> dict[str, datetime]:
         """Cached finish times of dead containers; empty when missing or unreadable (a cache)."""
         try:
-            data = json.loads((self.path / FINISH_TIMES_FILE).read_bytes())
+            data = json.loads(read_file(self.path / FINISH_TIMES_FILE) or b"{}")
             return {str(k): v for k, v in ((k, _parse(v)) for k, v in data.items()) if v}
-        except (OSError, ValueError, TypeError, AttributeError):
+        except UnsafeState:
+            raise
+        except (OSError, StateError, ValueError, TypeError, AttributeError):
             return {}
 
     def load_layers(self) -> dict[str, tuple[Layer, ...]]:
         """The layers learnt of each image id (they never change); empty when missing or
         unreadable: a cache, learnt again at the cost of two requests per image."""
         try:
-            return decode_layers(json.loads((self.path / LAYERS_FILE).read_bytes()))
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            raw = read_file(self.path / LAYERS_FILE)
+            return decode_layers(json.loads(raw)) if raw is not None else {}
+        except UnsafeState:
+            raise
+        except (OSError, StateError, ValueError, KeyError, TypeError, AttributeError):
             return {}
 
     def save_layers(self, layers: Mapping[str, tuple[Layer, ...]]) -> None:
@@ -210,6 +241,20 @@ class StateDir:
         self.ensure()
         data = {k: _iso(v) for k, v in sorted(times.items())}
         write_atomically(self.path / FINISH_TIMES_FILE, json.dumps(data).encode())
+
+
+def what_is_wrong(raw: bytes, exc: Exception) -> str:
+    """What a history file that does not decode looks like, in a few words."""
+    if not raw.strip():
+        return "empty"
+    if isinstance(exc, UnicodeDecodeError):
+        return "garbage (not UTF-8 text)"
+    if isinstance(exc, json.JSONDecodeError):
+        text = raw.strip()
+        if text[:1] == b"{" and text[-1:] != b"}":
+            return f"truncated (the JSON ends early, after {len(raw)} bytes)"
+        return f"garbage (not JSON: {exc.msg} at byte {exc.pos})"
+    return f"the wrong shape (not a nodegc history: {exc})"
 
 
 def _read_only(path: Path) -> bool:

@@ -70,6 +70,7 @@ class FakeRuntime:
         # Runs before each tag is taken off an image (a tag walk, as Docker's); may raise.
         self.before_untag: Callable[[str, str], None] | None = None
         self.event_queue: queue.Queue[RuntimeEvent | None] = queue.Queue()
+        self.past: list[RuntimeEvent] = []  # what `past_events` answers
         # Set to list dead containers as the engines do, with a window around their finish time
         # ([finish - window, finish + window], never before creation) instead of the exact time,
         # which `finish_times` then gives (and counts, in `finish_times_asked`).
@@ -326,6 +327,11 @@ class FakeRuntime:
 
     def stop_events(self) -> None:
         self.event_queue.put(None)
+
+    def past_events(self, until: datetime) -> list[RuntimeEvent]:
+        """What tests put in `past` (the engine's memory of events), up to `until`."""
+        self._call("past_events")
+        return [e for e in self.past if e.time <= until]
 
     def close(self) -> None:
         self.calls.append("close")

@@ -641,3 +641,111 @@ def test_untagged_and_longest_tag_images_are_listed_and_removed(
     proc = nodegc(engine, tmp_path / "s", "once", *EVERYTHING)
     assert "Traceback" not in proc.stderr
     assert not {untagged, long} & {i["Id"] for i in api.images(all=True)}
+
+
+# -- every number and duration has a range: at and past its edges, from each source -------------
+FLAG_OF = {(section, key): flag for flag, section, key, *_ in cli.FLAG_SETTINGS}
+RANGED = [(s, k) for s, k in KNOWN if SETTINGS[s][k].annotation in (int, timedelta)]
+units = st.sampled_from(["ns", "us", "ms", "s", "m", "h"])
+durations = st.tuples(
+    st.sampled_from(["", "-"]),
+    st.integers(0, 10**13) | st.sampled_from([0, 1, 876_000, 876_001, 20_000_000, 8760 * 10**6]),
+    units,
+).map(lambda t: f"{t[0]}{t[1]}{t[2]}")
+counts = st.integers(-(10**15), 10**15) | st.sampled_from(
+    [-2, -1, 0, 1, 64, 65, 100, 101, 10**9, 10**9 + 1]
+)
+
+
+def ranged_value(section: str, key: str) -> st.SearchStrategy[Any]:
+    return durations if SETTINGS[section][key].annotation is timedelta else counts
+
+
+def source_args(
+    tmp_path: Path, source: str, section: str, key: str, value: Any
+) -> tuple[list[str], dict[str, str]]:
+    """`config --check` arguments and environment giving `section.key = value` by `source`."""
+    if source == "toml":
+        path = tmp_path / "ranged.toml"
+        path.write_text(toml_document({section: {key: value}}))
+        return ["--config", str(path)], {}
+    if source == "env":
+        return [], {f"NODEGC_{section}__{key}".upper(): str(value)}
+    return [f"{FLAG_OF[(section, key)]}={value}"], {}
+
+
+def plan_over_fake(settings_: Settings, state: Path) -> None:
+    """Accepted settings are usable: a dry-run cycle over a small node completes."""
+    state.mkdir(exist_ok=True)
+    runtime = FakeRuntime(data_root=str(state))
+    now = datetime.now(UTC)
+    for n in range(3):
+        runtime.add_image(Image(f"sha256:{n:064x}", (f"app/{n}:1",), size_bytes=100))
+        runtime.add_container(
+            Container(f"{n:064x}", f"c{n}", f"sha256:{n:064x}", ContainerState.EXITED,
+                      now - timedelta(hours=n), labels={})
+        )  # fmt: skip
+    collector = Collector(settings_, runtime, StateDir(state), persist=False)
+    render.plan_table(collector.report())
+
+
+@pytest.mark.parametrize("setting", RANGED, ids=[f"{s}.{k}" for s, k in RANGED])
+@settings(PROPERTY, max_examples=30)
+@given(data=st.data(), source=st.sampled_from(["toml", "env", "flag"]))
+def test_every_number_and_duration_out_of_range_exits_2_naming_it_else_plans(
+    tmp_path: Path, data: st.DataObject, setting: tuple[str, str], source: str
+) -> None:
+    """Each number and duration, from each source, near and past its edges: exit 2 with a line
+    naming the setting (or its flag), or accepted — and then a cycle over a node plans with it
+    without a traceback (20000000h as an age was accepted, then overflowed `now - age`)."""
+    section, key = setting
+    if source == "flag" and setting not in FLAG_OF:
+        source = "env"
+    value = data.draw(ranged_value(section, key))
+    args, env = source_args(tmp_path, source, section, key, value)
+    code, out, err = run_cli(["config", "--check", *args], env)
+    lines = problems(code, out, err)
+    if code == 2:
+        names = (f"{section}.{key}", FLAG_OF.get(setting, f"{section}.{key}"))
+        assert any(n in line for line in lines for n in names), (setting, value, lines)
+        return
+    with mock.patch.dict(os.environ, env):
+        loaded = load_settings(
+            Path(args[1]) if source == "toml" else None,
+            {section: {key: str(value)}} if source == "flag" else None,
+        )
+    loaded = loaded.model_copy(update={"state": loaded.state.model_copy(
+        update={"directory": str(tmp_path / "s")})})  # fmt: skip
+    plan_over_fake(loaded, tmp_path / "s")
+
+
+@pytest.mark.parametrize(
+    "setting",
+    ["NODEGC_CONTAINERS__MINIMUM_AGE", "NODEGC_CONTAINERS__MAXIMUM_AGE",
+     "NODEGC_IMAGES__MINIMUM_AGE", "NODEGC_IMAGES__MAXIMUM_AGE"],
+)  # fmt: skip
+def test_once_with_an_age_of_20000000h_exits_2_naming_the_setting(
+    tmp_path: Path, setting: str
+) -> None:
+    """The issue's case as a user ran it (`once`, a real process): exit 2 naming the field and
+    its limit, no traceback — refused before any engine is asked."""
+    proc = nodegc(None, tmp_path / "s", "once", env={setting: "20000000h"},
+                  endpoint="unix:///nonexistent.sock", timeout=30)  # fmt: skip
+    lines = problems(proc.returncode, proc.stdout, proc.stderr)
+    name = setting.removeprefix("NODEGC_").lower().replace("__", ".")
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert name in lines[0] and "at most 876000h" in lines[0], lines
+
+
+@settings(PROPERTY, max_examples=60)
+@given(value=durations | st.text(max_size=20))
+def test_history_since_of_any_size_exits_0_or_2_never_a_traceback(
+    tmp_path: Path, value: str
+) -> None:
+    """`history --since 20000000h` overflowed `now - since` (a traceback): now a range."""
+    state = tmp_path / "s"
+    state.mkdir(mode=0o700, exist_ok=True)
+    code, out, err = run_cli(["history", "--since", value, "--state-dir", str(state)])
+    lines = problems(code, out, err)
+    if code == 2:
+        assert "--since" in lines[0], lines

@@ -473,7 +473,7 @@ def settings_overrides(draw):
             ),
             "gc_period": timedelta(seconds=draw(st.integers(1, 10**6))),
         },
-        "state": {"directory": draw(TEXT)},
+        "state": {"directory": draw(TEXT.filter(lambda t: t.strip()))},  # empty: refused
         "metrics": {"enabled": draw(st.booleans())},
         "log": {"format": draw(st.sampled_from(["auto", "json", "text"]))},
     }
