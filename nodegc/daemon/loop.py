@@ -404,7 +404,7 @@ class Daemon:
         if failed:
             reason = "RemovalsFailed"
             message += f"; {len(failed)} removals failed"
-        self._finished(kind, condition, started, ok, reason, message)
+        self._finished(kind, condition, started, ok, reason, message, report)
         if removed or failed or not ok:
             log.log(
                 logging.INFO if ok else logging.WARNING,
@@ -415,11 +415,19 @@ class Daemon:
         self.notifier.status(f"{kind} GC: {message}")
 
     def _finished(
-        self, kind: str, condition: str, started: float, ok: bool, reason: str, message: str
+        self,
+        kind: str,
+        condition: str,
+        started: float,
+        ok: bool,
+        reason: str,
+        message: str,
+        report: CycleReport | None = None,
     ) -> None:
         if kind == "image":
             self._last_short_image_cycle = None if ok else datetime.now(UTC)
-        self.metrics.cycle_finished(kind, time.monotonic() - started, ok, time.time())
+        seconds = time.monotonic() - started
+        self.metrics.cycle_finished(kind, seconds, ok, time.time(), report)
         self.board.set(condition, ok, reason, message)
 
     # -- engine connectivity ------------------------------------------------------------------
