@@ -77,6 +77,14 @@ FLAG_SETTINGS: list[tuple[str, str, str, Callable[[str], Any], str]] = [
         "remove images unused for this long, 0s = off (images.maximum_age)",
     ),
     (
+        "--image-keep-per-repository",
+        "images",
+        "keep_per_repository",
+        int,
+        "keep the newest N images of each repository, older unused ones go (superseded), "
+        "0 = off (images.keep_per_repository)",
+    ),
+    (
         "--minimum-container-ttl-duration",
         "containers",
         "minimum_age",
