@@ -165,18 +165,15 @@ def plan_images(
     for ids in `avoid`; `too-young` when first seen less than `minimum_age` ago;
     `parent-of-in-use` when an image built on it (classic builder: `parent_id`) is kept for one of
     those reasons. Removed for `age`: not used for longer than `maximum_age`, once history covers
-    that long (with every image built on it). Removed for `superseded`: older than the newest
-    `keep_per_repository` images of every repository it is tagged in, whatever the disk
-    (policy/superseded.py). Removed for `space` (or `inodes` once the bytes
+    that long (with every image built on it). Removed for `space` (or `inodes` once the bytes
     are covered and only inodes are still wanted): least recently used first, an image's children
     just before it, until what the removals really free (the layers they leave without a holder,
     `layers`) covers `bytes_to_free` and `inodes_to_free`; the other candidates are kept as
     `target-reached` (or `below-threshold` when the disk asks for nothing).
 
-    The decisions come in the order the removals are to be carried out: age removals, superseded
-    ones, space and inode removals, then the candidates a closed loop may still take in that
-    order when the disk has not come down as planned (`target-reached`), then the images that
-    must stay.
+    The decisions come in the order the removals are to be carried out: age removals, space and
+    inode removals, then the candidates a closed loop may still take in that order when the disk
+    has not come down as planned (`target-reached`), then the images that must stay.
 
     `freed_before`: what this plan frees before images (the build cache, and dead containers
     removed under pressure), counted towards `bytes_to_free`. `other_holders`: holders of layers
@@ -235,7 +232,8 @@ def plan_images(
             if parent.id not in keeps:
                 keeps[parent.id] = (Reason.PARENT_OF_IN_USE, ())
             parent = by_id.get(parent.parent_id)
-    # Superseded releases (images.keep_per_repository): policy/superseded.py.
+    # Superseded releases (images.keep_per_repository), whatever the disk, right after the age
+    # removals: policy/superseded.py.
     gone = superseded(ordered, records, settings.keep_per_repository, keeps, familiar_forms)
     # For age, an old parent goes only when everything built on it is old too.
     old_tree: dict[str, bool] = {}
