@@ -317,6 +317,7 @@ class Daemon:
         images = self.settings.images
         high, inode_high = images.high_threshold_percent, images.inode_high_threshold_percent
         self.metrics.observe_filesystem(fs, high, inode_high)
+        self.metrics.set_thresholds(images)
         kinds = pressure_kinds(fs, images)
         pressure = bool(kinds)
         before = self.board.get(DISK_PRESSURE)

@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from nodegc import __version__
 from nodegc.collect.cycle import CycleReport
+from nodegc.config import ImageSettings
 from nodegc.daemon.image_gc_metrics import ImageGCMetrics
 from nodegc.model import REMOVAL_REASONS, FilesystemStats, Outcome, RemovalResult, Snapshot
 from nodegc.policy.images import under_disk_pressure, under_inode_pressure
@@ -136,6 +137,14 @@ class Metrics:
             "1 when the last request to the container runtime succeeded, else 0.",
             registry=r,
         )
+        self.thresholds = Gauge(
+            "nodegc_image_gc_threshold_percent",
+            "The image GC thresholds in effect (settings, or derived from the kubelet's "
+            "configuration), percent: resource bytes or inodes, level high or low (a high "
+            "threshold of 100 turns that rule off).",
+            ["resource", "level"],
+            registry=r,
+        )
         self.disk_pressure = Gauge(
             "nodegc_disk_pressure",
             "1 when image filesystem usage, or its inode usage, is at or above the image GC high "
@@ -241,6 +250,15 @@ class Metrics:
             fs, inode_high_threshold_percent
         )
         self.disk_pressure.set(1 if pressure else 0)
+
+    def set_thresholds(self, images: ImageSettings) -> None:
+        """The thresholds in effect (they change on a reload)."""
+        for resource, high, low in (
+            ("bytes", images.high_threshold_percent, images.low_threshold_percent),
+            ("inodes", images.inode_high_threshold_percent, images.inode_low_threshold_percent),
+        ):
+            self.thresholds.labels(resource=resource, level="high").set(high)
+            self.thresholds.labels(resource=resource, level="low").set(low)
 
     def observe_snapshot(self, snapshot: Snapshot) -> None:
         """Set the image and container counts from one complete snapshot."""

@@ -2,12 +2,14 @@
 disk pressure: promtool (Prometheus' own linter) accepts it, and the kubelet-named image GC
 families (KEP-6053) are on it with values the filesystem shows.
 
-The scrape is taken once per module (`scrape`) and shared with the dashboard's check
-(tests/engine/test_dashboard.py reads it through `scrape_text`).
+The same scrape checks the chart's Grafana dashboard: every query it holds names only metrics
+the daemon really exports, and Prometheus' own parser (promtool check rules) accepts it.
 """
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +21,7 @@ from nodegc.testing.engine import IsolatedEngine
 from nodegc.testing.images import build_image_tar, busybox_image_tar
 from tests.conftest import ENGINE_SIZE_MB, require_engine
 from tests.engine.helpers import Daemon, MiB, wait_for
+from tests.helm.dashboard import DASHBOARD_FILE, dashboard_queries
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMTOOL = ROOT / ".cache/promtool/usr/bin/promtool"
@@ -31,6 +34,7 @@ gc_period = "1h"
 pressure_check_period = "1s"
 minimum_age = "0s"
 """
+METRIC_NAME = re.compile(r"\bnodegc_[A-Za-z0-9_]+")
 KEP_FAMILIES = {
     "nodegc_image_gc_attempts_total": "counter",
     "nodegc_image_gc_duration_seconds": "histogram",
@@ -121,3 +125,36 @@ def test_the_scrape_counts_what_the_daemon_did(scrape: str) -> None:
     target = sample(scrape, "nodegc_image_gc_target_bytes_sum")
     assert freed is not None and target is not None and freed >= target > 0
     assert (sample(scrape, "nodegc_skipped_images_total", reason="in_use") or 0) >= 1
+
+
+def test_every_dashboard_query_names_metrics_the_scrape_holds(scrape: str) -> None:
+    """The chart's dashboard: valid JSON, and each query's metric names are on the scrape (a
+    renamed or misspelt metric would draw an empty panel)."""
+    dashboard = json.loads(DASHBOARD_FILE.read_text(encoding="utf-8"))
+    exported = {s.name for f in text_string_to_metric_families(scrape) for s in f.samples}
+    queries = dashboard_queries(dashboard)
+    assert len(queries) >= 9
+    for expr in queries:
+        names = set(METRIC_NAME.findall(expr))
+        assert names and names <= exported, (expr, names - exported)
+
+
+def test_every_dashboard_query_is_promql_to_promtool(tmp_path: Path) -> None:
+    """Prometheus' own parser: the queries as recording rules pass `promtool check rules`."""
+    queries = dashboard_queries(json.loads(DASHBOARD_FILE.read_text(encoding="utf-8")))
+    rules = {
+        "groups": [
+            {
+                "name": "dashboard",
+                "rules": [
+                    {"record": f"dashboard:query{n}", "expr": q} for n, q in enumerate(queries)
+                ],
+            }
+        ]
+    }
+    path = tmp_path / "rules.json"  # JSON is YAML
+    path.write_text(json.dumps(rules))
+    done = subprocess.run(
+        [str(PROMTOOL), "check", "rules", str(path)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -280,3 +280,23 @@ def test_removed_bytes_add_each_removals_accounted_size_by_kind_and_reason(
     name = "nodegc_removed_bytes_total"
     assert registry.get_sample_value(name, {"kind": "image", "reason": "space"}) == 300
     assert registry.get_sample_value(name, {"kind": "build-cache", "reason": "age"}) == 50
+
+
+def test_thresholds_in_effect_are_exported_for_the_dashboard(registry: CollectorRegistry) -> None:
+    """The dashboard draws the thresholds each node really uses (a reload changes them)."""
+    from nodegc.config import ImageSettings
+
+    metrics = Metrics(registry)
+    metrics.set_thresholds(ImageSettings(high_threshold_percent=75, low_threshold_percent=60))
+    name = "nodegc_image_gc_threshold_percent"
+    got = {
+        (resource, level): registry.get_sample_value(name, {"resource": resource, "level": level})
+        for resource in ("bytes", "inodes")
+        for level in ("high", "low")
+    }
+    assert got == {
+        ("bytes", "high"): 75,
+        ("bytes", "low"): 60,
+        ("inodes", "high"): 95,
+        ("inodes", "low"): 90,
+    }
