@@ -5,9 +5,12 @@ On CI hosts and dev machines one repository piles up tags (`app:1.41`, `app:1.42
 repository is removed, reason `superseded`, whatever the disk. Pure: images, their records and
 the images that must stay in; the ids that go out.
 
-- Newest by when the image was first seen (the tag time where the engine tells it), ties by id.
-  Every image of the repository counts towards the N, those that must stay included: with N = 2
-  and the newest in use, one more stays.
+- Newest by when the image was first seen (the tag time where the engine tells it). Every image
+  of the repository counts towards the N, those that must stay included: with N = 2 and the
+  newest in use, one more stays. Images first seen at the same instant rank together, and a tie
+  at the N-th place keeps them all: an image goes only when N images of its repository were
+  strictly later. (Images nodegc found already there without a tag time — `docker load` sets
+  none — share their first sighting, so none of them goes until newer ones arrive.)
 - An image tagged in several repositories must be superseded in each: it is among the newest of
   a repository as long as one of its tags says so. Untagged images (dangling, digest only) belong
   to no repository and are never superseded.
@@ -67,8 +70,13 @@ def superseded(
             members[repo].append(image)
     newest: set[str] = set()
     for repo_images in members.values():
-        ranked = sorted(repo_images, key=lambda i: (records[i.id].first_seen, i.id), reverse=True)
-        newest.update(i.id for i in ranked[:keep_per_repository])
+        seen = sorted((records[i.id].first_seen for i in repo_images), reverse=True)
+        if len(seen) <= keep_per_repository:
+            newest.update(i.id for i in repo_images)
+            continue
+        # The N-th newest sighting: an image seen then or later is among the newest N (ties kept).
+        cut = seen[keep_per_repository - 1]
+        newest.update(i.id for i in repo_images if records[i.id].first_seen >= cut)
     parents = {i.parent_id for i in listed if i.parent_id and i.parent_id != i.id}
     return {
         i.id

@@ -176,3 +176,18 @@ def test_keep_per_repository_reads_from_the_environment():
     """NODEGC_IMAGES__KEEP_PER_REPOSITORY=5."""
     env = {"NODEGC_IMAGES__KEEP_PER_REPOSITORY": "5"}
     assert load_settings(None, None, environ=env).images.keep_per_repository == 5
+
+
+def test_releases_first_seen_at_one_instant_rank_together_and_a_tie_keeps_them(rig):
+    """Five releases found at one instant (no tag time: `docker load`), N = 2: none goes — the
+    order between them is unknown; two newer ones arriving later supersede all five."""
+    for n in range(1, 6):
+        rig.fake.add_image(image(f"id-app:{n}", 100, tags=[f"app:{n}"]))
+    assert SUPERSEDED not in rig.decided(2).values()
+    rig.clock.advance(hours=1)
+    for n in (6, 7):
+        rig.fake.add_image(image(f"id-app:{n}", 100, tags=[f"app:{n}"]))
+    decided = rig.decided(2)
+    assert sorted(tag for tag, d in decided.items() if d == SUPERSEDED) == [
+        f"app:{n}" for n in range(1, 6)
+    ]
