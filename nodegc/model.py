@@ -346,14 +346,15 @@ class Reason(enum.StrEnum):
     KEEP_LABEL = "keep-label"
     WITHIN_CAP = "within-cap"
     # Pod sandboxes (CRI): removed when superseded; kept when ready or the newest of their pod
-    # (they also use IN_USE, TOO_YOUNG and KEEP_LABEL).
+    # (they also use IN_USE, TOO_YOUNG and KEEP_LABEL). Images: removed when older than the
+    # newest images.keep_per_repository of their repository (policy/superseded.py).
     SUPERSEDED = "superseded"
     READY = "ready"
     NEWEST_OF_POD = "newest-of-pod"
 
 
 REMOVAL_REASONS: Mapping[str, tuple[Reason, ...]] = {
-    "image": (Reason.SPACE, Reason.INODES, Reason.AGE),
+    "image": (Reason.SPACE, Reason.INODES, Reason.AGE, Reason.SUPERSEDED),
     "container": (Reason.AGE, Reason.PER_UNIT_CAP, Reason.GLOBAL_CAP, Reason.DISK_PRESSURE),
     "sandbox": (Reason.SUPERSEDED,),
     "build-cache": (Reason.SPACE, Reason.INODES, Reason.AGE),

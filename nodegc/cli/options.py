@@ -30,6 +30,19 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
 
 
+def _bool_arg(text: str) -> bool:
+    """A boolean flag as the kubelet writes one: `--flag` (true) or `--flag=true|false`."""
+    value = text.strip().lower()
+    if value not in ("true", "false"):
+        raise argparse.ArgumentTypeError(f"{text!r}: must be true or false")
+    return value == "true"
+
+
+def _list_arg(text: str) -> list[str]:
+    """A list flag as the kubelet writes one: comma-separated; '' is the empty list."""
+    return [item.strip() for item in text.split(",")] if text.strip() else []
+
+
 # (flag, section, key, type, help) — the kubelet's flag names where they exist.
 FLAG_SETTINGS: list[tuple[str, str, str, Callable[[str], Any], str]] = [
     ("--runtime-endpoint", "runtime", "endpoint", str, "engine address (runtime.endpoint)"),
@@ -78,6 +91,14 @@ FLAG_SETTINGS: list[tuple[str, str, str, Callable[[str], Any], str]] = [
         "remove images unused for this long, 0s = off (images.maximum_age)",
     ),
     (
+        "--image-keep-per-repository",
+        "images",
+        "keep_per_repository",
+        int,
+        "keep the newest N images of each repository, older unused ones go (superseded), "
+        "0 = off (images.keep_per_repository)",
+    ),
+    (
         "--minimum-container-ttl-duration",
         "containers",
         "minimum_age",
@@ -98,7 +119,135 @@ FLAG_SETTINGS: list[tuple[str, str, str, Callable[[str], Any], str]] = [
         int,
         "dead containers kept on the node, <0 = no limit (-1)",
     ),
+    # Every other key of config.example.toml (issue 23): the kubelet's name where it has one.
+    *[
+        ("--runtime-type", "runtime", "type", str, "docker or cri (runtime.type)"),
+        (
+            "--pod-infra-container-image",
+            "runtime",
+            "sandbox_image",
+            str,
+            "cri: the sandbox (pause) image, never removed (runtime.sandbox_image)",
+        ),
+        (
+            "--runtime-request-timeout",
+            "runtime",
+            "timeout",
+            str,
+            "time limit of one engine request (runtime.timeout, 30s)",
+        ),
+        (
+            "--max-concurrent-removals",
+            "runtime",
+            "max_concurrent_removals",
+            int,
+            "removals in flight at once (runtime.max_concurrent_removals, 4)",
+        ),
+        (
+            "--pinned-images",
+            "images",
+            "pinned",
+            _list_arg,
+            "comma-separated globs on tags and digests that always stay, '' = none (images.pinned)",
+        ),
+        (
+            "--image-filesystem-path",
+            "images",
+            "filesystem_path",
+            str,
+            "where to measure the image filesystem (images.filesystem_path)",
+        ),
+        (
+            "--image-gc-period",
+            "images",
+            "gc_period",
+            str,
+            "run: period of image GC (images.gc_period, 5m)",
+        ),
+        (
+            "--image-pressure-check-period",
+            "images",
+            "pressure_check_period",
+            str,
+            "run: how often the disk is measured, 0s = off (images.pressure_check_period, 10s)",
+        ),
+        (
+            "--maximum-dead-container-age",
+            "containers",
+            "maximum_age",
+            str,
+            "remove dead containers stopped this long ago, 0s = off (containers.maximum_age)",
+        ),
+        (
+            "--container-gc-period",
+            "containers",
+            "gc_period",
+            str,
+            "run: period of container GC (containers.gc_period, 1m)",
+        ),
+        (
+            "--remove-containers-under-disk-pressure",
+            "containers",
+            "remove_under_disk_pressure",
+            _bool_arg,
+            "dead containers the caps keep go too under disk pressure "
+            "(containers.remove_under_disk_pressure, true)",
+        ),
+        (
+            "--build-cache-enabled",
+            "build_cache",
+            "enabled",
+            _bool_arg,
+            "BuildKit build cache GC (build_cache.enabled, true)",
+        ),
+        (
+            "--build-cache-minimum-age",
+            "build_cache",
+            "minimum_age",
+            str,
+            "a record used less than this long ago stays (build_cache.minimum_age, 10m)",
+        ),
+        (
+            "--build-cache-maximum-age",
+            "build_cache",
+            "maximum_age",
+            str,
+            "remove records unused this long, 0s = off (build_cache.maximum_age)",
+        ),
+        (
+            "--metrics-enabled",
+            "metrics",
+            "enabled",
+            _bool_arg,
+            "run: the HTTP listener (metrics.enabled, true)",
+        ),
+        (
+            "--metrics-bind-address",
+            "metrics",
+            "address",
+            str,
+            "run: host:port of the HTTP listener (metrics.address, 127.0.0.1:9797)",
+        ),
+        (
+            "--metrics-allowed-hosts",
+            "metrics",
+            "allowed_hosts",
+            _list_arg,
+            "run: comma-separated Host names answered besides loopback names and IP addresses "
+            "(metrics.allowed_hosts)",
+        ),
+    ],
 ]
+# Other names of a flag: the kubelet's, where nodegc had its own first.
+FLAG_ALIASES = {"--runtime-endpoint": ("--container-runtime-endpoint",)}
+# The flags of the settings FLAG_SETTINGS does not hold (they have choices): section, key -> flag.
+CHOICE_FLAGS = {("log", "format"): "--log-format", ("log", "level"): "--log-level"}
+
+
+def setting_flags() -> dict[tuple[str, str], str]:
+    """(section, key) -> the flag that sets it, for every setting that has one."""
+    flags = {(section, key): flag for flag, section, key, *_ in FLAG_SETTINGS}
+    return flags | CHOICE_FLAGS
 
 
 def _shared_options() -> argparse.ArgumentParser:
@@ -111,7 +260,16 @@ def _shared_options() -> argparse.ArgumentParser:
         help="TOML config file (default: /etc/nodegc/config.toml when it exists)",
     )
     for flag, _section, key, kind, text in FLAG_SETTINGS:
-        group.add_argument(flag, dest=f"set_{key}_{_section}", type=kind, help=text)
+        extra: dict[str, Any] = {"nargs": "?", "const": True} if kind is _bool_arg else {}
+        group.add_argument(
+            flag,
+            *FLAG_ALIASES.get(flag, ()),
+            dest=f"set_{key}_{_section}",
+            type=kind,
+            metavar=_metavar(_section, key, kind),
+            help=text,
+            **extra,
+        )
     group.add_argument(
         "--kubelet-config",
         type=Path,
@@ -128,6 +286,27 @@ def _shared_options() -> argparse.ArgumentParser:
     group.add_argument("--log-format", choices=["auto", "json", "text"], help="log format")
     group.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     return shared
+
+
+def _metavar(section: str, key: str, kind: Callable[[str], Any]) -> str:
+    """What a flag's value is, for --help: N, PERCENT, DURATION, true|false, GLOBS or VALUE."""
+    if kind is _bool_arg:
+        return "true|false"
+    if kind is _list_arg:
+        return "GLOBS"
+    if kind is int:
+        return "PERCENT" if key.endswith("_percent") else "N"
+    field = getattr(Settings.model_fields[section].annotation, "model_fields", {}).get(key)
+    if field is not None and field.annotation is timedelta:
+        return "DURATION"
+    return {
+        "endpoint": "URL",
+        "directory": "DIR",
+        "address": "HOST:PORT",
+        "type": "docker|cri",
+        "sandbox_image": "IMAGE",
+        "filesystem_path": "PATH",
+    }.get(key, "VALUE")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -616,7 +616,7 @@ class Collector:
                 key=d.image.id,
                 item=d,
                 planned=d.action is Action.REMOVE,
-                unconditional=d.reason is Reason.AGE,
+                unconditional=d.reason in (Reason.AGE, Reason.SUPERSEDED),  # whatever the disk
                 after=tuple(children.get(d.image.id, ())),
             )
             for d in plan.decisions

@@ -147,6 +147,14 @@ class ImageSettings(_Section):
         timedelta(0),
         description="Remove an unused image not used for this long, whatever the disk. 0s = off.",
     )
+    keep_per_repository: Count = Field(
+        0,
+        ge=0,
+        le=10000,
+        description="Keep the newest N images of each repository (by when first seen or "
+        "tagged); an unused older one goes whatever the disk, reason superseded (never one a "
+        "container uses, pinned or younger than minimum_age). 0 = off.",
+    )
     pinned: list[str] = Field(
         default_factory=lambda: ["registry.k8s.io/pause:*", "k8s.gcr.io/pause:*"],
         description="Glob patterns matched against every tag and digest: matching images stay.",

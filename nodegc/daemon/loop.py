@@ -318,6 +318,7 @@ class Daemon:
         images = self.settings.images
         high, inode_high = images.high_threshold_percent, images.inode_high_threshold_percent
         self.metrics.observe_filesystem(fs, high, inode_high)
+        self.metrics.set_thresholds(images)
         kinds = pressure_kinds(fs, images)
         pressure = bool(kinds)
         before = self.board.get(DISK_PRESSURE)
@@ -405,7 +406,7 @@ class Daemon:
         if failed:
             reason = "RemovalsFailed"
             message += f"; {len(failed)} removals failed"
-        self._finished(kind, condition, started, ok, reason, message)
+        self._finished(kind, condition, started, ok, reason, message, report)
         if removed or failed or not ok:
             log.log(
                 logging.INFO if ok else logging.WARNING,
@@ -416,11 +417,19 @@ class Daemon:
         self.notifier.status(f"{kind} GC: {message}")
 
     def _finished(
-        self, kind: str, condition: str, started: float, ok: bool, reason: str, message: str
+        self,
+        kind: str,
+        condition: str,
+        started: float,
+        ok: bool,
+        reason: str,
+        message: str,
+        report: CycleReport | None = None,
     ) -> None:
         if kind == "image":
             self._last_short_image_cycle = None if ok else datetime.now(UTC)
-        self.metrics.cycle_finished(kind, time.monotonic() - started, ok, time.time())
+        seconds = time.monotonic() - started
+        self.metrics.cycle_finished(kind, seconds, ok, time.time(), report)
         self.board.set(condition, ok, reason, message)
 
     # -- engine connectivity ------------------------------------------------------------------

@@ -15,6 +15,9 @@ from datetime import datetime
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from nodegc import __version__
+from nodegc.collect.cycle import CycleReport
+from nodegc.config import ImageSettings
+from nodegc.daemon.image_gc_metrics import ImageGCMetrics
 from nodegc.model import REMOVAL_REASONS, FilesystemStats, Outcome, RemovalResult, Snapshot
 from nodegc.policy.images import under_disk_pressure, under_inode_pressure
 
@@ -30,7 +33,8 @@ class Metrics:
     """Every nodegc metric, registered on `registry` (a new, private registry by default).
 
     `record_removal` has the Collector listener signature: pass `metrics.record_removal` in the
-    collector's `listeners` and removal counters move where the removal happens.
+    collector's `listeners` and removal counters move where the removal happens. The image GC
+    families with the kubelet's names (KEP-6053) are `image_gc` (daemon/image_gc_metrics.py).
     """
 
     def __init__(self, registry: CollectorRegistry | None = None, node: str = "") -> None:
@@ -60,6 +64,15 @@ class Metrics:
         self.removed = Counter(
             "nodegc_removed_total",
             "Objects removed, by kind and the policy's reason.",
+            ["kind", "reason"],
+            registry=r,
+        )
+        self.removed_bytes = Counter(
+            "nodegc_removed_bytes",
+            "Bytes removals let go, by kind and the policy's reason, as nodegc accounts each one "
+            "(estimated: an image's layers no other image holds, from the layer ledger; a build "
+            "cache record's or a container's size as the engine lists it). The measured total "
+            "is nodegc_bytes_freed_total.",
             ["kind", "reason"],
             registry=r,
         )
@@ -97,7 +110,7 @@ class Metrics:
             registry=r,
         )
         self.fs_inodes_total = Gauge(
-            "nodegc_filesystem_inodes_total",
+            "nodegc_filesystem_inodes",
             "Inodes of the image filesystem.",
             registry=r,
         )
@@ -152,6 +165,14 @@ class Metrics:
             "1 when the last request to the container runtime succeeded, else 0.",
             registry=r,
         )
+        self.thresholds = Gauge(
+            "nodegc_image_gc_threshold_percent",
+            "The image GC thresholds in effect (settings, or derived from the kubelet's "
+            "configuration), percent: resource bytes or inodes, level high or low (a high "
+            "threshold of 100 turns that rule off).",
+            ["resource", "level"],
+            registry=r,
+        )
         self.disk_pressure = Gauge(
             "nodegc_disk_pressure",
             "1 when image filesystem usage, or its inode usage, is at or above the image GC high "
@@ -165,6 +186,11 @@ class Metrics:
             registry=r,
         )
 
+        self.image_gc = ImageGCMetrics(r)
+        self._create_children()
+        self.set_info("")
+
+    def _create_children(self) -> None:
         for kind in KINDS:
             self.cycle_duration.labels(kind=kind)
             self.last_success.labels(kind=kind)
@@ -172,26 +198,32 @@ class Metrics:
             self.removal_skips.labels(kind=kind)
             for result in RESULTS:
                 self.cycles.labels(kind=kind, result=result)
+        for kind in (*KINDS, "build-cache"):
             for reason in REMOVAL_REASONS[kind]:
                 self.removed.labels(kind=kind, reason=str(reason))
-        for reason in REMOVAL_REASONS["build-cache"]:
-            self.removed.labels(kind="build-cache", reason=str(reason))
-        for kind in ("build-cache",):
-            self.removal_failures.labels(kind=kind)
-            self.removal_skips.labels(kind=kind)
-        self.set_info("")
+                self.removed_bytes.labels(kind=kind, reason=str(reason))
+        self.removal_failures.labels(kind="build-cache")
+        self.removal_skips.labels(kind="build-cache")
 
     # -- cycles -----------------------------------------------------------------------------
     def cycle_finished(
-        self, kind: str, seconds: float, succeeded: bool, at_timestamp: float | datetime
+        self,
+        kind: str,
+        seconds: float,
+        succeeded: bool,
+        at_timestamp: float | datetime,
+        report: CycleReport | None = None,
     ) -> None:
         """Count one finished cycle of `kind` and observe its duration.
 
         `at_timestamp` (Unix seconds or an aware datetime) becomes the last-success time when the
-        cycle succeeded. Raises ValueError for a kind other than "image" or "container".
+        cycle succeeded. An image cycle is also one image GC attempt (`report` None: it failed
+        before it could plan). Raises ValueError for a kind other than "image" or "container".
         """
         if kind not in KINDS:
             raise ValueError(f"cycle kind {kind!r}: must be one of {', '.join(KINDS)}")
+        if kind == "image":
+            self.image_gc.attempt_finished(report, seconds)
         self.cycle_duration.labels(kind=kind).observe(max(0.0, seconds))
         self.cycles.labels(kind=kind, result="success" if succeeded else "failure").inc()
         if succeeded:
@@ -202,8 +234,11 @@ class Metrics:
     def record_removal(self, result: RemovalResult) -> None:
         """Count one removal attempt by its outcome (a Collector listener; never raises)."""
         kind = result.kind
+        self.image_gc.deletion(result)
         if result.outcome is Outcome.REMOVED:
-            self.removed.labels(kind=kind, reason=str(result.reason)).inc()
+            reason = str(result.reason)
+            self.removed.labels(kind=kind, reason=reason).inc()
+            self.removed_bytes.labels(kind=kind, reason=reason).inc(max(0, result.size_bytes))
         elif result.outcome is Outcome.FAILED:
             self.removal_failures.labels(kind=kind).inc()
         elif result.outcome is Outcome.SKIPPED:
@@ -233,6 +268,7 @@ class Metrics:
         self.fs_available.set(fs.available_bytes)
         self.fs_inodes_total.set(fs.inodes_total)
         self.fs_inodes_free.set(fs.inodes_free)
+        self.image_gc.filesystem(fs)
         if fs.capacity_bytes <= 0:
             self.fs_usage_ratio.set(math.nan)
             return
@@ -242,6 +278,15 @@ class Metrics:
             fs, inode_high_threshold_percent
         )
         self.disk_pressure.set(1 if pressure else 0)
+
+    def set_thresholds(self, images: ImageSettings) -> None:
+        """The thresholds in effect (they change on a reload)."""
+        for resource, high, low in (
+            ("bytes", images.high_threshold_percent, images.low_threshold_percent),
+            ("inodes", images.inode_high_threshold_percent, images.inode_low_threshold_percent),
+        ):
+            self.thresholds.labels(resource=resource, level="high").set(high)
+            self.thresholds.labels(resource=resource, level="low").set(low)
 
     def observe_snapshot(self, snapshot: Snapshot) -> None:
         """Set the image and container counts from one complete snapshot."""

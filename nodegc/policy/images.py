@@ -25,6 +25,7 @@ from nodegc.model import (
     Reason,
 )
 from nodegc.policy.space import Freed, Ledger, estimate_sizes, private_layer
+from nodegc.policy.superseded import superseded
 
 # Kept for a reason no removal this cycle can change: their parents must stay too.
 _HARD_KEEPS = frozenset({Reason.PINNED, Reason.IN_USE, Reason.FAILED_THIS_CYCLE, Reason.TOO_YOUNG})
@@ -235,6 +236,9 @@ def plan_images(
             if parent.id not in keeps:
                 keeps[parent.id] = (Reason.PARENT_OF_IN_USE, ())
             parent = by_id.get(parent.parent_id)
+    # Superseded releases (images.keep_per_repository), whatever the disk, right after the age
+    # removals: policy/superseded.py.
+    gone = superseded(ordered, records, settings.keep_per_repository, keeps, familiar_forms)
     # For age, an old parent goes only when everything built on it is old too.
     old_tree: dict[str, bool] = {}
 
@@ -279,6 +283,9 @@ def plan_images(
     for image in ordered:
         if image.id not in taken and image.id not in keeps and all_old(image.id):
             take(image, Reason.AGE, True)
+    for image in ordered:
+        if image.id in gone and image.id not in taken:
+            take(image, Reason.SUPERSEDED, True)
     for image in ordered:
         if image.id in taken or image.id in keeps:
             continue

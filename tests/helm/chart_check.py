@@ -11,7 +11,9 @@ kubernetes-validate brings, and promql-parser):
         kubernetes-validate), the ConfigMap's config.toml to OUTDIR/config.toml, the nodegc
         container's args to OUTDIR/args (one per line); validate the Prometheus Operator
         documents (ServiceMonitor, PrometheusRule) against the parts of their CRD schemas the
-        chart uses, and parse every alert expression as PromQL. Prints the kinds found.
+        chart uses, and parse every alert expression as PromQL; the Grafana dashboard
+        ConfigMap holds helm/nodegc/dashboards/nodegc.json as is, and every panel query parses
+        as PromQL. Prints the kinds found.
 
 Exit status 0 when every check passes, 1 with one line per problem on stderr otherwise.
 """
@@ -27,6 +29,7 @@ from typing import Any
 import jsonschema
 import promql_parser
 import yaml
+from dashboard import DASHBOARD_FILE, dashboard_queries  # tests/helm/dashboard.py, beside this
 
 CRD_GROUP = "monitoring.coreos.com/"
 CONFIG_KEY = "config.toml"
@@ -218,6 +221,28 @@ def _problems_in_crd(doc: dict[str, Any]) -> Iterator[str]:
                 yield f"PrometheusRule: rule {name}: expr is not valid PromQL: {exc}"
 
 
+def _problems_in_dashboard(doc: dict[str, Any]) -> Iterator[str]:
+    """A dashboard ConfigMap: labelled for the sidecar, the chart's file as is, valid JSON, every
+    query valid PromQL."""
+    name = doc.get("metadata", {}).get("name", "?")
+    for key, text in doc.get("data", {}).items():
+        try:
+            dashboard = json.loads(text)
+        except ValueError as exc:
+            yield f"ConfigMap {name}: {key} is not JSON: {exc}"
+            continue
+        if dashboard != json.loads(DASHBOARD_FILE.read_text(encoding="utf-8")):
+            yield f"ConfigMap {name}: {key} is not {DASHBOARD_FILE.name} as the chart holds it"
+        queries = dashboard_queries(dashboard)
+        if not queries:
+            yield f"ConfigMap {name}: {key} has no panel query"
+        for expr in queries:
+            try:
+                promql_parser.parse(expr)
+            except ValueError as exc:
+                yield f"ConfigMap {name}: {key}: {expr!r} is not valid PromQL: {exc}"
+
+
 def inspect(rendered: Path, outdir: Path) -> list[str]:
     """Split a rendering into OUTDIR and check its CRD documents; return the problems."""
     problems: list[str] = []
@@ -247,6 +272,9 @@ def inspect(rendered: Path, outdir: Path) -> list[str]:
         (outdir / "args").write_text("".join(f"{a}\n" for a in args), encoding="utf-8")
     for doc in crds:
         problems.extend(_problems_in_crd(doc))
+    for doc in core:
+        if doc.get("kind") == "ConfigMap" and doc["metadata"]["name"].endswith("-dashboard"):
+            problems.extend(_problems_in_dashboard(doc))
     print(" ".join(sorted(str(d.get("kind")) for d in docs)))
     return problems
 

@@ -100,7 +100,7 @@ def test_exposition_parses_and_names_every_contract_metric(
         "nodegc_filesystem_capacity_bytes",
         "nodegc_filesystem_available_bytes",
         "nodegc_filesystem_usage_ratio",
-        "nodegc_filesystem_inodes_total",
+        "nodegc_filesystem_inodes",
         "nodegc_filesystem_inodes_free",
         "nodegc_images",
         "nodegc_image_bytes",
@@ -200,7 +200,7 @@ def test_filesystem_gauges(metrics: Metrics, registry: CollectorRegistry) -> Non
     assert value(registry, "nodegc_filesystem_capacity_bytes") == 1000
     assert value(registry, "nodegc_filesystem_available_bytes") == 400
     assert value(registry, "nodegc_filesystem_usage_ratio") == pytest.approx(0.6)
-    assert value(registry, "nodegc_filesystem_inodes_total") == 500
+    assert value(registry, "nodegc_filesystem_inodes") == 500
     assert value(registry, "nodegc_filesystem_inodes_free") == 123
 
 
