@@ -27,7 +27,7 @@ ENV = {"NODEGC_BUILD_CACHE__MINIMUM_AGE": "0s"}
 SIZE_MB = 256
 
 
-@pytest.fixture(params=["host", "forky"])
+@pytest.fixture(params=["host", "forky", "forky-containerd-store"])
 def engine(request: pytest.FixtureRequest) -> Iterator[IsolatedEngine]:
     require_engine()
     if request.param == "host":
@@ -36,7 +36,8 @@ def engine(request: pytest.FixtureRequest) -> Iterator[IsolatedEngine]:
         with IsolatedEngine(size_mb=SIZE_MB) as isolated:
             yield isolated
     else:
-        with RootedEngine(size_mb=SIZE_MB, root=engine_root("forky")) as rooted:
+        store = "containerd" if request.param.endswith("containerd-store") else "overlay2"
+        with RootedEngine(size_mb=SIZE_MB, root=engine_root("forky"), store=store) as rooted:
             yield rooted
 
 
@@ -80,8 +81,10 @@ def test_chains_without_parent_links_come_back_to_low_in_one_once(
 ) -> None:
     """Three images on one shared stage, built then removed by the job (their records are
     unshared now), the disk at 92%: one `once` removes the chains down to between 69% and 75%,
-    exit 0, no record `skipped` (a parent refused first goes once its child has). Mutation
-    caught: no retry of refused records (Docker 28: records skipped, exit 1, above 75%)."""
+    exit 0 (a parent refused first goes once its child has, while the disk still needs it).
+    Mutation caught: no retry of refused records (Docker 28 overlay2: records skipped, exit 1,
+    above 75%; with the containerd image store the children happened to go first here, so that
+    variant checks the store, not the retry)."""
     engine.load(busybox_image_tar())
     for app in range(3):
         build(engine, app)
@@ -100,7 +103,16 @@ def test_chains_without_parent_links_come_back_to_low_in_one_once(
 
     out = json.loads(proc.stdout)
     results = out["build_cache"]["decisions"]
-    outcomes = {d["id"]: d.get("outcome") for d in results if d["action"] == "remove"}
+    outcomes = {
+        d["id"]: (d.get("outcome"), d.get("detail"), d.get("description"))
+        for d in results
+        if d["action"] == "remove"
+    }
     assert proc.returncode == 0, (proc.stderr[-3000:], outcomes)
-    assert "skipped" not in outcomes.values(), outcomes
+    # A parent still refused when the disk reached the target is not tried again (not needed):
+    # it stays `skipped`, its child having gone after it. Nothing else may stay.
+    assert all(
+        o == "removed" or (o == "skipped" and "kept it" in detail)
+        for o, detail, _ in outcomes.values()
+    ), outcomes
     assert 69 <= engine.usage_percent() <= 75, (engine.usage_percent(), outcomes)
