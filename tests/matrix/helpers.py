@@ -85,12 +85,26 @@ def filesystem_entry(report: dict[str, Any], mountpoint: Path) -> dict[str, Any]
     )
 
 
+def record(node: Node, scenario: str, **data: Any) -> None:
+    """With MATRIX_STATS=FILE set, append what a scenario measured on `node` (one JSON line:
+    for the closing note and docs/testing.md)."""
+    path = os.environ.get("MATRIX_STATS")
+    if path:
+        with open(path, "a") as fh:
+            fh.write(json.dumps({"engine": node.spec.id, "scenario": scenario, **data}) + "\n")
+
+
 def check_closed_loop(
     node: Node, code: int, out: dict[str, Any], before: int, after: int, *, freed: int
 ) -> None:
     """The contract of one `once` on a reachable target: `before`/`after` are the free bytes
     the test read around it; `freed` what nodegc says the removals freed."""
     spec = node.spec.id
+    record(
+        node, os.environ.get("PYTEST_CURRENT_TEST", "").split("::")[-1].split("[")[0],
+        exit=code, usage_before=usage_of(node, before), usage_after=usage_of(node, after),
+        planned=out.get("images", {}).get("bytes_planned"), said=freed, measured=after - before,
+    )  # fmt: skip
     assert code == 0, f"{spec}: exit {code}: {json.dumps(out)[:3000]}"
     used = usage_of(node, after)
     assert LOW - 6 <= used <= LOW, f"{spec}: {used}% after once (low {LOW})"

@@ -73,6 +73,10 @@ def test_lru_to_low_with_shared_layers(node: Node, tmp_path: Path) -> None:
     assert any(decided[i]["reason"] == "target-reached" for i in spared), [
         (decided[i]["reason"], decided[i].get("outcome")) for i in spared
     ]
+    # A planned removal the disk no longer needed says so (not `not-attempted`: engine lost).
+    for d in images["decisions"]:
+        if d["action"] == "remove" and d["id"] in left:
+            assert d.get("outcome") == "not-needed", (d["id"], d.get("outcome"))
     # Per image: what each removal let go; together, what the disk got back (within 15%).
     per_image = sum(d.get("freed_bytes") or 0 for d in images["decisions"])
     assert abs(per_image - (after - before)) <= (after - before) * 15 // 100, per_image
