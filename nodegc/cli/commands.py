@@ -87,7 +87,8 @@ def _collector(
         yield gc
     except RuntimeUnavailable as exc:
         done = _so_far(attempts, gc.last_report if gc is not None else None)
-        raise CommandFailed(EXIT_UNREACHABLE, f"engine unreachable{done}: {exc}") from None
+        lost = "engine flaky" if exc.flaky else "engine unreachable"
+        raise CommandFailed(EXIT_UNREACHABLE, f"{lost}{done}: {exc}") from None
     except RuntimeError_ as exc:
         done = _so_far(attempts, gc.last_report if gc is not None else None)
         done = done or ", nothing removed"

@@ -47,6 +47,7 @@ from nodegc.model import (
 )
 from nodegc.runtime import Conflict, NotFound, RuntimeError_, RuntimeUnavailable
 from nodegc.runtime.layers import chain_ids
+from nodegc.runtime.retry import TransportStats, retried
 
 log = logging.getLogger(__name__)
 
@@ -240,7 +241,8 @@ class DockerRuntime:
         self.finish_cache: MutableMapping[str, datetime] = (
             finish_cache if finish_cache is not None else {}
         )
-        self.requests = 0  # engine requests made, for benchmarks and tests
+        self.requests = 0  # engine requests made (retries included), for benchmarks and tests
+        self.transport = TransportStats()  # connection faults: a flaky engine or a lost one
         # Per-object requests on a unix socket skip the SDK's HTTP stack (see _PlainHTTP).
         self._plain = (
             _PlainHTTP(endpoint.removeprefix("unix://"), self.timeout.total_seconds())
@@ -265,7 +267,7 @@ class DockerRuntime:
         unix socket, else asked once (`/version`)."""
         self.api  # noqa: B018  (connecting pings, where that says)
         if self._podman is None:
-            version = self._call("version", lambda: self.api.version())
+            version = self._call("version", lambda: self.api.version(), read=True)
             self._podman = is_podman(version)
             if self._podman:
                 log.info("the engine is Podman", extra={"endpoint": self.endpoint})
@@ -294,14 +296,12 @@ class DockerRuntime:
     def _ping_version(self) -> str:
         """The engine's API version from `GET /_ping` on the plain path ("auto" when it does not
         say); learns whether it is Podman on the way."""
-        assert self._plain is not None
-        self.requests += 1
+        plain = self._plain
+        assert plain is not None
         try:
-            status, headers = self._plain.head_of("GET", "/_ping")
+            status, headers = self._read(lambda: plain.head_of("GET", "/_ping"))
         except (OSError, http.client.HTTPException) as exc:
-            raise RuntimeUnavailable(
-                f"connect: engine at {self.endpoint} unreachable or too slow: {_root_cause(exc)}"
-            ) from None
+            raise self._unavailable("connect", exc) from None
         if status >= 400:
             raise RuntimeUnavailable(f"connect: engine at {self.endpoint} answered {status}")
         self._podman = "libpod-api-version" in headers
@@ -318,18 +318,40 @@ class DockerRuntime:
         except docker.errors.APIError as exc:
             raise engine_error(what, exc.status_code or 0, _explanation(exc)) from None
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
-            raise RuntimeUnavailable(
-                f"{what}: engine at {self.endpoint} unreachable or too slow: {_root_cause(exc)}"
-            ) from None
+            raise self._unavailable(what, exc) from None
         except docker.errors.DockerException as exc:
             raise RuntimeUnavailable(f"{what}: engine at {self.endpoint}: {exc}") from None
         except requests.exceptions.RequestException as exc:
             raise RuntimeUnavailable(f"{what}: engine at {self.endpoint}: {exc}") from None
 
-    def _call(self, what: str, fn: Callable[[], T]) -> T:
+    def _call(self, what: str, fn: Callable[[], T], *, read: bool = False) -> T:
+        """`fn()` (one request through the SDK); a `read` (idempotent) is retried briefly when
+        its connection fails (`runtime.retry`), never a change."""
         with self._errors(what):
-            self.requests += 1
-            return fn()
+            return self._read(fn) if read else self._counted(fn)
+
+    def _counted(self, fn: Callable[[], T]) -> T:
+        self.requests += 1
+        return fn()
+
+    def _read(self, fn: Callable[[], T]) -> T:
+        return retried(lambda: self._counted(fn), self.transport)
+
+    def _unavailable(self, what: str, exc: BaseException) -> RuntimeUnavailable:
+        """The engine did not answer `what` (after the retries a read gets): the message says
+        whether its other requests answered (a flaky engine) or not (a lost one)."""
+        cause = _root_cause(exc)
+        stats = self.transport
+        if stats.flaky:
+            error = RuntimeUnavailable(
+                f"{what}: engine at {self.endpoint} flaky, this request failed: {cause} "
+                f"({stats.describe(self.requests)})"
+            )
+            error.flaky = True
+            return error
+        return RuntimeUnavailable(
+            f"{what}: engine at {self.endpoint} unreachable or too slow: {cause}"
+        )
 
     def close(self) -> None:
         if self._client is not None:
@@ -341,13 +363,13 @@ class DockerRuntime:
     # -- observation ------------------------------------------------------------------------
     def data_root(self) -> str:
         if self._data_root is None:
-            info = self._call("info", lambda: self.api.info())
+            info = self._call("info", lambda: self.api.info(), read=True)
             self._data_root = str(info.get("DockerRootDir") or "/var/lib/docker")
         return self._data_root
 
     def list_images(self) -> Sequence[Image]:
         self._inspected.clear()
-        rows = self._call("list images", lambda: self.api.images())
+        rows = self._call("list images", lambda: self.api.images(), read=True)
         images = [_image(row) for row in rows]
         if self.podman:
             images = [replace(i, aliases=podman_aliases(i.references)) for i in images]
@@ -424,7 +446,7 @@ class DockerRuntime:
                 self.api._raise_for_status(response)
                 return bytes(response.content)
 
-            body = self._call(what, read)
+            body = self._call(what, read, read=True)
         found: dict[str, datetime] = {}
         for line in body.splitlines():
             try:
@@ -441,7 +463,7 @@ class DockerRuntime:
     def list_containers(self) -> Sequence[Container]:
         """One listing. A dead container's finish time comes from the cache, else as the window
         its Status text gives; `finish_times` asks for the exact ones a decision needs."""
-        rows = self._call("list containers", lambda: self.api.containers(all=True))
+        rows = self._call("list containers", lambda: self.api.containers(all=True), read=True)
         now = self._clock()
         containers: list[Container] = []
         for row in rows:
@@ -499,7 +521,7 @@ class DockerRuntime:
 
     def _inspect_any(self, what: str, path: str, sdk: Callable[[], Any]) -> Any:
         if self._plain is None:
-            return self._call(what, sdk)
+            return self._call(what, sdk, read=True)
         return self._plain_json(what, "GET", path)
 
     def _map(self, fn: Callable[[str], T], items: Sequence[str]) -> list[T]:
@@ -509,14 +531,13 @@ class DockerRuntime:
             return list(pool.map(fn, items))
 
     def ping(self) -> None:
-        self._call("ping", lambda: self.api.ping())
+        self._call("ping", lambda: self.api.ping(), read=True)
 
     def events(self, since: datetime | None = None) -> Iterator[RuntimeEvent]:
         names = _PODMAN_FILTER if self.podman else (*_CONTAINER_ACTIONS, *_IMAGE_ACTIONS)
         filters = {"type": ["container", "image"], "event": list(names)}
         with self._errors("watch events"):
-            self.requests += 1
-            stream = self.api.events(since=since, filters=filters, decode=True)
+            stream = self._read(lambda: self.api.events(since=since, filters=filters, decode=True))
             self._event_stream = stream
         try:
             with self._errors("watch events"):
@@ -573,6 +594,7 @@ class DockerRuntime:
             data = self._call(
                 f"inspect container {short_id(container_id)}",
                 lambda: self.api.inspect_container(container_id),
+                read=True,
             )
         except RuntimeError_:
             return None
@@ -584,7 +606,7 @@ class DockerRuntime:
     def _image_id_of(self, reference: str) -> str | None:
         try:
             data = self._call(
-                f"inspect image {reference}", lambda: self.api.inspect_image(reference)
+                f"inspect image {reference}", lambda: self.api.inspect_image(reference), read=True
             )
         except RuntimeError_:
             return None
@@ -637,6 +659,7 @@ class DockerRuntime:
         return self._call(
             what,
             lambda: self.api._result(self.api._get(self.api._url(sdk_path), params=params), True),
+            read=True,
         )
 
     def remove_build_cache(self, record: BuildCacheRecord) -> int:
@@ -691,15 +714,16 @@ class DockerRuntime:
     def _plain_request(self, what: str, method: str, path: str) -> bytes:
         """`method` `path` of the engine's API (the SDK's version prefix added) on the unix
         socket; the answer's body, or the errors the SDK's calls raise through `_errors`."""
-        assert self._plain is not None
-        version = self.api.api_version
-        self.requests += 1
+        plain = self._plain
+        assert plain is not None
+        target = f"/v{self.api.api_version}{path}"
         try:
-            status, body = self._plain(method, f"/v{version}{path}")
+            if method == "GET":  # a read: asked again when its connection fails
+                status, body = self._read(lambda: plain(method, target))
+            else:  # a change: never sent twice (its answer lost, it may have been carried out)
+                status, body = self._counted(lambda: plain(method, target))
         except (OSError, http.client.HTTPException) as exc:
-            raise RuntimeUnavailable(
-                f"{what}: engine at {self.endpoint} unreachable or too slow: {_root_cause(exc)}"
-            ) from None
+            raise self._unavailable(what, exc) from None
         if status < 400:
             return body
         raise engine_error(what, status, _message(body) or f"HTTP {status}")
