@@ -17,6 +17,7 @@ from nodegc import policy
 from nodegc.clock import Clock, utcnow
 from nodegc.collect import intents
 from nodegc.collect.build_cache import collect_build_cache
+from nodegc.collect.learn import learn_layers
 from nodegc.collect.observe import Measure, measure, take_snapshot
 from nodegc.collect.relief import Candidate, relieve
 from nodegc.collect.removal import ResultListener, carry_out, log_result, tell
@@ -219,11 +220,21 @@ class Collector:
             snapshot = take_snapshot(
                 self.runtime, self.settings.images.filesystem_path, now, measure=self.measure
             )
-            snapshot = self._with_disk_usage(snapshot, report=report)
-            snapshot = self._resolve_finish_times(snapshot)
-            snapshot = self._with_layers(snapshot)
             new_ids = [i.id for i in snapshot.images if i.id not in self.history.images]
-            tagged_at = self.runtime.image_tagged_at(new_ids) if new_ids else {}
+            tagged_at: dict[str, datetime] = {}
+            try:
+                snapshot = self._with_disk_usage(snapshot, report=report)
+                snapshot = self._resolve_finish_times(snapshot)
+                snapshot = self._with_layers(snapshot, tagged_at, set(new_ids))
+                rest = [i for i in new_ids if i not in tagged_at]
+                if rest:
+                    tagged_at.update(self.runtime.image_tagged_at(rest))
+            except RuntimeError_:
+                # Keep what was learnt (layers, tag times, finish times): a retry asks only
+                # about what is still unknown.
+                self.history = record_events(self.history, {}, tagged_at)
+                self.save_history()
+                raise
             self.history = observe(self.history, snapshot, now, tagged_at)
             self.last_snapshot = snapshot
             self.save_history()
@@ -270,14 +281,17 @@ class Collector:
             return snapshot
         return replace(snapshot, disk_usage=usage)
 
-    def _with_layers(self, snapshot: Snapshot) -> Snapshot:
+    def _with_layers(
+        self, snapshot: Snapshot, tagged_at: dict[str, datetime], new: set[str]
+    ) -> Snapshot:
         """The snapshot with every image's layers: from what is kept, else asked of the runtime
-        (once per image id). Images no longer listed are forgotten."""
+        (once per image id, a batch at a time, each kept as it comes, with the tag times of the
+        `new` ones into `tagged_at`). Images no longer listed are forgotten."""
         listed = {i.id for i in snapshot.images}
         missing = [i.id for i in snapshot.images if i.id not in self.layers]
         if missing:
-            self.layers.update(self.runtime.image_layers(missing))
             self._layers_dirty = True
+            learn_layers(self.runtime, missing, self.layers, tagged_at, new)
         if len(self.layers) > len(listed):
             self.layers = {k: v for k, v in self.layers.items() if k in listed}
             self._layers_dirty = True

@@ -510,6 +510,8 @@ class DockerRuntime:
         if finished is not None and started is not None and finished < started:
             # Podman: a container that exits at once can say it finished a few ms before it started.
             finished = started
+        if finished is not None:  # kept at once: a batch cut short keeps what it learnt
+            self.finish_cache[container_id] = finished
         return container_id, finished
 
     def _inspect(self, what: str, path: str, sdk: Callable[[], Any]) -> Any:
