@@ -178,8 +178,10 @@ def once(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _print_json(data: Any) -> None:
-    json.dump(data, sys.stdout, indent=2)
-    sys.stdout.write("\n")
+    """The document in one write: `json.dump` to a stream writes each token apart (667,626
+    writes for a node of 2,500 images: most of a big node's `report` time)."""
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+    sys.stdout.flush()
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:

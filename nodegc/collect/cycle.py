@@ -209,11 +209,11 @@ class Collector:
         self.last_report: CycleReport | None = None
 
     # -- observe ----------------------------------------------------------------------------
-    def observe(self, *, report: bool = False) -> Snapshot:
+    def observe(self) -> Snapshot:
         """A complete snapshot, folded into history (and saved, when this collector persists).
 
         The costly questions (the build cache, writable-layer sizes: one request) are asked only
-        where the plan needs them: under disk pressure, for `report` (`report=True`), or for the
+        where the plan needs them, for `report` as for a cycle: under disk pressure, or for the
         build cache's maximum age."""
         with self.lock:
             now = self.clock()
@@ -223,7 +223,7 @@ class Collector:
             new_ids = [i.id for i in snapshot.images if i.id not in self.history.images]
             tagged_at: dict[str, datetime] = {}
             try:
-                snapshot = self._with_disk_usage(snapshot, report=report)
+                snapshot = self._with_disk_usage(snapshot)
                 snapshot = self._resolve_finish_times(snapshot)
                 snapshot = self._with_layers(snapshot, tagged_at, set(new_ids))
                 rest = [i for i in new_ids if i not in tagged_at]
@@ -255,12 +255,12 @@ class Collector:
             update["inode_high_threshold_percent"] = images.inode_low_threshold_percent + 1
         return images.model_copy(update=update)
 
-    def _with_disk_usage(self, snapshot: Snapshot, *, report: bool) -> Snapshot:
+    def _with_disk_usage(self, snapshot: Snapshot) -> Snapshot:
         images, containers = self._image_settings(), self.settings.containers
         pressure = under_disk_pressure(
             snapshot.filesystem, images.high_threshold_percent
         ) or under_inode_pressure(snapshot.filesystem, images.inode_high_threshold_percent)
-        cache = needs_listing(self.settings.build_cache, under_pressure=pressure, report=report)
+        cache = needs_listing(self.settings.build_cache, under_pressure=pressure)
         sizes = (
             pressure
             and containers.remove_under_disk_pressure
@@ -378,7 +378,7 @@ class Collector:
 
     def report(self) -> Plan:
         """The dry run: the plan of one full cycle; the engine is not asked to change anything."""
-        return self.plan(self.observe(report=True))
+        return self.plan(self.observe())
 
     # -- act --------------------------------------------------------------------------------
     def cycle(
@@ -394,7 +394,7 @@ class Collector:
             self._lost.clear()
             if not dry_run:
                 self.recover()
-            snapshot = self.observe(report=dry_run)
+            snapshot = self.observe()
             first = self.plan(snapshot)
             report = CycleReport(
                 dry_run=dry_run,
