@@ -1,13 +1,13 @@
 """bignode: `nodegc report` on a big node, cold and warm, on a real dockerd (issue 20).
 
-The node: `images` small unused-or-used images (`docker load` of docker-save tarballs, 200 per
-request) and `containers` containers created, never started (`POST /containers/create` only: a
-created container has its writable layer and config like any dead one, at a fraction of the
-cost of running it), spread over the first half of the images, in pods of two. `nodegc report
---output json` runs as a user runs it (a new process) through the counting proxy: cold (an
-empty state directory: every image is new) once, then warm (the same state directory) `rounds`
-times. Wall time from fork to exit, the process's peak RSS (ru_maxrss from wait4), and the
-requests on the wire.
+The node: `images` images (`docker load` of docker-save tarballs, 250 per request; 50 shared
+4 KiB layers, a config each) and `containers` containers created, never started (`POST
+/containers/create` only: a created container has its writable layer and config like any dead
+one, at a fraction of the cost of running it), spread over the first half of the images, in
+pods of two. `nodegc report --output json` runs as a user runs it (a new process) through the
+counting proxy: cold (an empty state directory: every image is new) once, then warm (the same
+state directory) `rounds` times. Wall time from fork to exit, the process's peak RSS
+(ru_maxrss from wait4), and the requests on the wire.
 
 Building the node takes minutes (20,000 creates); `--bignode-keep FILE` leaves the engine
 running and writes where it is to FILE, and a later run with the same FILE reuses it.
@@ -31,7 +31,6 @@ from bench.common import (
     Section,
     base_image,
     clean_env,
-    load_small_images,
     median,
     nodegc_argv,
     require_root,
@@ -42,10 +41,28 @@ GOAL_SECONDS = 2.0
 GOAL_RSS_MB = 200.0
 
 
-def build(engine: Any, images: int, containers: int, workers: int = 4) -> None:
+def load_images(engine: Any, n: int, bases: int = 50) -> list[str]:
+    """`n` images, each one of `bases` shared 4 KiB layers and a config of its own (a label):
+    the engine extracts each layer once, so a load costs what registering an image costs."""
+    from nodegc.testing.images import build_layer, build_layered_image_tar
+
+    layers = [build_layer(4096, name=f"base{b}", seed=b) for b in range(bases)]
+    ids: list[str] = []
+    for start in range(0, n, 250):
+        ids += engine.load_many(
+            build_layered_image_tar(
+                [f"bench/big{i % 97}/img{i}:1"], [layers[i % bases]],
+                labels={**BENCH_LABELS, "bench.image": str(i)},
+            )
+            for i in range(start, min(n, start + 250))
+        )  # fmt: skip
+    return ids
+
+
+def build(engine: Any, images: int, containers: int, workers: int = 8) -> None:
     """Load `images` images and create `containers` containers over the first half of them."""
     base_image(engine)
-    ids = load_small_images(engine, images, "bench/big", size_bytes=0)
+    ids = load_images(engine, images)
     used = ids[: max(1, len(ids) // 2)]
 
     def batch(indices: range) -> int:
