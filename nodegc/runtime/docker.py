@@ -259,6 +259,9 @@ class DockerRuntime:
         # a new image costs one inspect and one history request, whatever is asked of it.
         # Only the tag time is kept (a whole inspect per image would raise the peak RSS).
         self._inspected: dict[str, datetime | None] = {}
+        # Layer (chain id) -> size, from the histories read: an image made only of layers seen
+        # already needs no history request.
+        self._layer_sizes: dict[str, int | None] = {}
         self._podman: bool | None = None  # learnt on connecting (/_ping) or from /version
 
     @property
@@ -378,7 +381,8 @@ class DockerRuntime:
     def image_layers(self, image_ids: Sequence[str]) -> dict[str, tuple[Layer, ...]]:
         """Each image's layers: identities are the chain ids of its diff ids (`RootFS.Layers`,
         bottom first: two images share the layers of their common prefix), sizes the `Size` of
-        the history steps that made a layer. Two requests per image, asked once per image id."""
+        the history steps that made a layer. Two requests per image (one when every layer was
+        seen already in this process: no history then), asked once per image id."""
 
         def one(image_id: str) -> tuple[str, tuple[Layer, ...] | None]:
             what = f"inspect image {short_id(image_id)}"
@@ -388,6 +392,15 @@ class DockerRuntime:
                     f"/images/{_quote(image_id)}/json",
                     lambda: self.api.inspect_image(image_id),
                 )
+                diff_ids = [str(d) for d in ((data.get("RootFS") or {}).get("Layers") or [])]
+                keys = chain_ids(diff_ids)
+                if keys and all(key in self._layer_sizes for key in keys):
+                    # Every layer seen already (a re-tag, a config change): no history needed.
+                    self._inspected[image_id] = parse_time(
+                        (data.get("Metadata") or {}).get("LastTagTime")
+                    )
+                    sizes = self._layer_sizes
+                    return image_id, tuple(Layer(k, sizes[k], None) for k in keys)
                 steps = self._inspect_any(
                     f"image history {short_id(image_id)}",
                     f"/images/{_quote(image_id)}/history",
@@ -396,8 +409,9 @@ class DockerRuntime:
             except NotFound:
                 return image_id, None
             self._inspected[image_id] = parse_time((data.get("Metadata") or {}).get("LastTagTime"))
-            diff_ids = [str(d) for d in ((data.get("RootFS") or {}).get("Layers") or [])]
-            return image_id, docker_layers(diff_ids, steps if isinstance(steps, list) else [])
+            layers = docker_layers(diff_ids, steps if isinstance(steps, list) else [])
+            self._layer_sizes.update((layer.key, layer.size_bytes) for layer in layers)
+            return image_id, layers
 
         found = self._map(one, image_ids)
         return {image_id: layers for image_id, layers in found if layers is not None}
