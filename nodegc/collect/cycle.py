@@ -222,11 +222,12 @@ class Collector:
             )
             new_ids = [i.id for i in snapshot.images if i.id not in self.history.images]
             tagged_at: dict[str, datetime] = {}
+            asked: set[str] = set()  # new images whose tag time was asked with their layers
             try:
                 snapshot = self._with_disk_usage(snapshot)
                 snapshot = self._resolve_finish_times(snapshot)
-                snapshot = self._with_layers(snapshot, tagged_at, set(new_ids))
-                rest = [i for i in new_ids if i not in tagged_at]
+                snapshot = self._with_layers(snapshot, tagged_at, (set(new_ids), asked))
+                rest = [i for i in new_ids if i not in asked]
                 if rest:
                     tagged_at.update(self.runtime.image_tagged_at(rest))
             except RuntimeError_:
@@ -282,16 +283,17 @@ class Collector:
         return replace(snapshot, disk_usage=usage)
 
     def _with_layers(
-        self, snapshot: Snapshot, tagged_at: dict[str, datetime], new: set[str]
+        self, snapshot: Snapshot, tagged_at: dict[str, datetime], new: tuple[set[str], set[str]]
     ) -> Snapshot:
         """The snapshot with every image's layers: from what is kept, else asked of the runtime
         (once per image id, a batch at a time, each kept as it comes, with the tag times of the
-        `new` ones into `tagged_at`). Images no longer listed are forgotten."""
+        new ones, `new[0]`, into `tagged_at` and their ids into `new[1]`). Images no longer
+        listed are forgotten."""
         listed = {i.id for i in snapshot.images}
         missing = [i.id for i in snapshot.images if i.id not in self.layers]
         if missing:
             self._layers_dirty = True
-            learn_layers(self.runtime, missing, self.layers, tagged_at, new)
+            learn_layers(self.runtime, missing, self.layers, tagged_at, *new)
         if len(self.layers) > len(listed):
             self.layers = {k: v for k, v in self.layers.items() if k in listed}
             self._layers_dirty = True

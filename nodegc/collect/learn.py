@@ -26,14 +26,17 @@ def learn_layers(
     layers: MutableMapping[str, tuple[Layer, ...]],
     tagged_at: MutableMapping[str, datetime],
     new: Collection[str],
+    asked: set[str],
 ) -> None:
     """Ask `runtime` for the layers of the `missing` image ids into `layers`, a batch at a time;
     for the ones among them history has not seen (`new`), their tag times into `tagged_at`
-    (the adapter reuses the inspect the layers took). Raises like a listing, with every
-    finished batch already in `layers` and `tagged_at`."""
+    (the adapter reuses the inspect the layers took; an image with no tag time is left out) and
+    their ids into `asked`. Raises like a listing, with every finished batch already in
+    `layers`, `tagged_at` and `asked`."""
     for start in range(0, len(missing), LAYER_BATCH):
         batch = missing[start : start + LAYER_BATCH]
         layers.update(runtime.image_layers(batch))
         fresh = [i for i in batch if i in new]
         if fresh:
             tagged_at.update(runtime.image_tagged_at(fresh))
+            asked.update(fresh)
