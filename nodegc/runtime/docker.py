@@ -263,6 +263,7 @@ class DockerRuntime:
         # already needs no history request.
         self._layer_sizes: dict[str, int | None] = {}
         self._podman: bool | None = None  # learnt on connecting (/_ping) or from /version
+        self._connecting = threading.Lock()  # one connection made, whichever thread asks first
 
     @property
     def podman(self) -> bool:
@@ -279,6 +280,12 @@ class DockerRuntime:
     # -- plumbing ---------------------------------------------------------------------------
     @property
     def api(self) -> docker.APIClient:
+        if self._client is None:
+            with self._connecting:
+                return self._connect()
+        return self._client
+
+    def _connect(self) -> docker.APIClient:
         if self._client is None:
             # On a unix socket the API version and the engine's kind come from one `/_ping` (its
             # Api-Version and Libpod-Api-Version headers) instead of the SDK's `/version`, which
@@ -372,7 +379,9 @@ class DockerRuntime:
 
     def list_images(self) -> Sequence[Image]:
         self._inspected.clear()
-        rows = self._call("list images", lambda: self.api.images(), read=True)
+        rows = self._get_json("list images", "/images/json", "/images/json", {})
+        if not isinstance(rows, list):
+            raise RuntimeError_("list images: engine answered no list")
         images = [_image(row) for row in rows]
         if self.podman:
             images = [replace(i, aliases=podman_aliases(i.references)) for i in images]
@@ -477,7 +486,11 @@ class DockerRuntime:
     def list_containers(self) -> Sequence[Container]:
         """One listing. A dead container's finish time comes from the cache, else as the window
         its Status text gives; `finish_times` asks for the exact ones a decision needs."""
-        rows = self._call("list containers", lambda: self.api.containers(all=True), read=True)
+        rows = self._get_json(
+            "list containers", "/containers/json?all=1", "/containers/json", {"all": 1}
+        )
+        if not isinstance(rows, list):
+            raise RuntimeError_("list containers: engine answered no list")
         now = self._clock()
         containers: list[Container] = []
         for row in rows:
