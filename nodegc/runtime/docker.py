@@ -733,12 +733,38 @@ class DockerRuntime:
     def remove_container(self, container: Container) -> None:
         what = f"remove container {short_id(container.id)} ({container.name})"
         # Never forced: the engine refuses a running container with 409, which is what we want.
-        if self._plain is not None:
-            path = f"/containers/{_quote(container.id)}?v=True&link=False&force=False"
-            self._plain_request(what, "DELETE", path)
-        else:
-            self._call(what, lambda: self.api.remove_container(container.id, v=True, force=False))
+        try:
+            if self._plain is not None:
+                path = f"/containers/{_quote(container.id)}?v=True&link=False&force=False"
+                self._plain_request(what, "DELETE", path)
+            else:
+                self._call(
+                    what, lambda: self.api.remove_container(container.id, v=True, force=False)
+                )
+        except RuntimeUnavailable:
+            # The answer was lost (a connection reset, cut short): never sent again; a look
+            # (a read, retried) says whether the engine carried it out.
+            if not self._gone(container):
+                raise
+            log.info(
+                "the answer to a container removal was lost; the container is gone",
+                extra={"container": container.id, "container_name": container.name},
+            )
         self.finish_cache.pop(container.id, None)
+
+    def _gone(self, container: Container) -> bool:
+        """Whether the engine says the container no longer exists (False when it cannot say)."""
+        try:
+            self._inspect(
+                f"inspect container {short_id(container.id)}",
+                f"/containers/{_quote(container.id)}/json",
+                lambda: self.api.inspect_container(container.id),
+            )
+        except NotFound:
+            return True
+        except RuntimeError_:
+            return False
+        return False
 
     def _plain_request(self, what: str, method: str, path: str) -> bytes:
         """`method` `path` of the engine's API (the SDK's version prefix added) on the unix
