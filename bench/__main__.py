@@ -1,6 +1,7 @@
 """`bench/run [BENCH ...] [options]`: run nodegc's benchmarks and print a table.
 
-BENCH is one or more of plan, engine, calls, footprint, relief, or all (the default).
+BENCH is one or more of plan, engine, calls, footprint, relief, or all (the default), and
+bignode (only when named: its node takes many minutes to build).
 Everything but `plan` needs root: each benchmark starts its own isolated dockerd on a
 loop-mounted ext4 (nodegc.testing.engine) and never touches /var/run/docker.sock; `engine
 --engine podman` an isolated Podman service (nodegc.testing.podman).
@@ -20,6 +21,8 @@ from pathlib import Path
 from bench.common import Row, Section, machine, render_section, render_summary, table
 
 BENCHES = ("plan", "engine", "calls", "footprint", "relief")
+# Run only when named (building its node takes many minutes): not part of `all`.
+EXTRA = ("bignode",)
 
 
 def _sizes(text: str) -> list[tuple[int, int]]:
@@ -107,6 +110,16 @@ def parser() -> argparse.ArgumentParser:
         "--periods", default="10s,1s", help="pressure_check_period values to time (10s,1s)"
     )
     g.add_argument("--repeats", type=int, default=3, help="crossings per period (3)")
+    g = p.add_argument_group("bignode (only when named)")
+    g.add_argument(
+        "--bignode-size", type=_sizes, default=[(5000, 20000)], metavar="IxC",
+        help="images x created containers (5000x20000)",
+    )  # fmt: skip
+    g.add_argument("--bignode-rounds", type=int, default=3, help="warm reports (3)")
+    g.add_argument(
+        "--bignode-keep", type=Path, metavar="FILE",
+        help="leave the engine running, described in FILE; a later run with FILE reuses it",
+    )  # fmt: skip
     return p
 
 
@@ -116,9 +129,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.from_json:
         return _reprint(args.from_json, args.markdown)
-    unknown = [b for b in args.benches if b not in (*BENCHES, "all")]
+    unknown = [b for b in args.benches if b not in (*BENCHES, *EXTRA, "all")]
     if unknown:
-        parser().error(f"unknown benchmark {unknown[0]!r}: choose from {', '.join(BENCHES)}, all")
+        names = ", ".join((*BENCHES, *EXTRA))
+        parser().error(f"unknown benchmark {unknown[0]!r}: choose from {names}, all")
     chosen = [b for b in args.benches if b != "all"] or list(BENCHES)
     if "all" in args.benches:
         chosen = list(BENCHES)
@@ -128,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         "calls": lambda: _calls(args),
         "footprint": lambda: _footprint(args),
         "relief": lambda: _relief(args),
+        "bignode": lambda: _bignode(args),
     }
     info = machine()
     print(("### Machine\n\n" if args.markdown else "== Machine ==\n\n") + table(
@@ -209,6 +224,13 @@ def _relief(args: argparse.Namespace) -> Section:
 
     periods = tuple(p.strip() for p in args.periods.split(","))
     return relief.run(periods, repeats=args.repeats)
+
+
+def _bignode(args: argparse.Namespace) -> Section:
+    from bench import bignode
+
+    ((images, containers),) = args.bignode_size
+    return bignode.run(images, containers, args.bignode_rounds, args.bignode_keep)
 
 
 if __name__ == "__main__":

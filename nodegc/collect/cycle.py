@@ -19,6 +19,7 @@ from nodegc.clock import Clock, utcnow
 from nodegc.collect import intents
 from nodegc.collect.build_cache import collect_build_cache
 from nodegc.collect.cost import LayerCost
+from nodegc.collect.learn import learn_layers
 from nodegc.collect.observe import Measure, measure, remeasure, take_snapshot
 from nodegc.collect.rebuild import rebuild_history
 from nodegc.collect.relief import Candidate, Settle, relieve, settled
@@ -219,22 +220,33 @@ class Collector:
         self.last_report: CycleReport | None = None
 
     # -- observe ----------------------------------------------------------------------------
-    def observe(self, *, report: bool = False) -> Snapshot:
+    def observe(self) -> Snapshot:
         """A complete snapshot, folded into history (and saved, when this collector persists).
 
         The costly questions (the build cache, writable-layer sizes: one request) are asked only
-        where the plan needs them: under disk pressure, for `report` (`report=True`), or for the
+        where the plan needs them, for `report` as for a cycle: under disk pressure, or for the
         build cache's maximum age."""
         with self.lock:
             now = self.clock()
             snapshot = take_snapshot(
                 self.runtime, self.settings.images.filesystem_path, now, measure=self.measure
             )
-            snapshot = self._with_disk_usage(snapshot, report=report)
-            snapshot = self._resolve_finish_times(snapshot)
-            snapshot = self._with_layers(snapshot)
             new_ids = [i.id for i in snapshot.images if i.id not in self.history.images]
-            tagged_at = self.runtime.image_tagged_at(new_ids) if new_ids else {}
+            tagged_at: dict[str, datetime] = {}
+            asked: set[str] = set()  # new images whose tag time was asked with their layers
+            try:
+                snapshot = self._with_disk_usage(snapshot)
+                snapshot = self._resolve_finish_times(snapshot)
+                snapshot = self._with_layers(snapshot, tagged_at, (set(new_ids), asked))
+                rest = [i for i in new_ids if i not in asked]
+                if rest:
+                    tagged_at.update(self.runtime.image_tagged_at(rest))
+            except RuntimeError_:
+                # Keep what was learnt (layers, tag times, finish times): a retry asks only
+                # about what is still unknown.
+                self.history = record_events(self.history, {}, tagged_at)
+                self.save_history()
+                raise
             self.history = observe(self.history, snapshot, now, tagged_at)
             if (lost := self._history_lost) is not None:
                 path = self.state.history_path
@@ -259,12 +271,12 @@ class Collector:
             update["inode_high_threshold_percent"] = images.inode_low_threshold_percent + 1
         return images.model_copy(update=update)
 
-    def _with_disk_usage(self, snapshot: Snapshot, *, report: bool) -> Snapshot:
+    def _with_disk_usage(self, snapshot: Snapshot) -> Snapshot:
         images, containers = self._image_settings(), self.settings.containers
         pressure = under_disk_pressure(
             snapshot.filesystem, images.high_threshold_percent
         ) or under_inode_pressure(snapshot.filesystem, images.inode_high_threshold_percent)
-        cache = needs_listing(self.settings.build_cache, under_pressure=pressure, report=report)
+        cache = needs_listing(self.settings.build_cache, under_pressure=pressure)
         sizes = (
             pressure
             and containers.remove_under_disk_pressure
@@ -285,14 +297,18 @@ class Collector:
             return snapshot
         return replace(snapshot, disk_usage=usage)
 
-    def _with_layers(self, snapshot: Snapshot) -> Snapshot:
+    def _with_layers(
+        self, snapshot: Snapshot, tagged_at: dict[str, datetime], new: tuple[set[str], set[str]]
+    ) -> Snapshot:
         """The snapshot with every image's layers: from what is kept, else asked of the runtime
-        (once per image id). Images no longer listed are forgotten."""
+        (once per image id, a batch at a time, each kept as it comes, with the tag times of the
+        new ones, `new[0]`, into `tagged_at` and their ids into `new[1]`). Images no longer
+        listed are forgotten."""
         listed = {i.id for i in snapshot.images}
         missing = [i.id for i in snapshot.images if i.id not in self.layers]
         if missing:
-            self.layers.update(self.runtime.image_layers(missing))
             self._layers_dirty = True
+            learn_layers(self.runtime, missing, self.layers, tagged_at, *new)
         if len(self.layers) > len(listed):
             self.layers = {k: v for k, v in self.layers.items() if k in listed}
             self._layers_dirty = True
@@ -382,7 +398,7 @@ class Collector:
 
     def report(self) -> Plan:
         """The dry run: the plan of one full cycle; the engine is not asked to change anything."""
-        return self.plan(self.observe(report=True))
+        return self.plan(self.observe())
 
     # -- act --------------------------------------------------------------------------------
     def cycle(
@@ -398,7 +414,7 @@ class Collector:
             self._lost.clear()
             if not dry_run:
                 self.recover()
-            snapshot = self.observe(report=dry_run)
+            snapshot = self.observe()
             first = self.plan(snapshot)
             report = CycleReport(
                 dry_run=dry_run,

@@ -177,10 +177,12 @@ def retry_refused(records: Sequence[BuildCacheRecord]) -> bool:
     return len(records) > 1 and not any(r.parent for r in records)
 
 
-def needs_listing(settings: BuildCacheSettings, *, under_pressure: bool, report: bool) -> bool:
-    """Whether a cycle must ask the engine for its build cache: under disk (or inode) pressure,
-    for `report`, or every cycle when `maximum_age` is set; never with build cache GC off."""
-    return settings.enabled and (under_pressure or report or bool(settings.maximum_age))
+def needs_listing(settings: BuildCacheSettings, *, under_pressure: bool) -> bool:
+    """Whether a cycle (and `report`, which shows what a cycle would do) must ask the engine for
+    its build cache: under disk (or inode) pressure, or every cycle when `maximum_age` is set;
+    never with build cache GC off. Below the thresholds no record would go, and the question is
+    costly (dockerd 20.10 sizes every container's writable layer to answer it)."""
+    return settings.enabled and (under_pressure or bool(settings.maximum_age))
 
 
 def holder(record_id: str) -> str:

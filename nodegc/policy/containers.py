@@ -6,8 +6,9 @@ Pure: a snapshot and the time in, decisions out.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
-from datetime import datetime
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from operator import attrgetter
 
 from nodegc.config import ContainerSettings
 from nodegc.model import (
@@ -21,6 +22,7 @@ from nodegc.model import (
     Container,
     ContainerDecision,
     ContainerPlan,
+    ContainerState,
     Reason,
     keep_labelled,
 )
@@ -47,10 +49,15 @@ def evict_unit(container: Container) -> str:
     return f"name:{container.name}"
 
 
+# The kubelet orders by creation time. Docker lists it to the second, so the time it stopped
+# breaks ties (a pod's restarts follow one another), then the id, so the order is total.
+_ORDER = attrgetter("created", "stopped_at", "id")
+# ContainerState.is_dead as a set: a set lookup per container instead of a property call.
+_DEAD = frozenset(state for state in ContainerState if state.is_dead)
+
+
 def _newest_first(containers: Iterable[Container]) -> list[Container]:
-    # The kubelet orders by creation time. Docker lists it to the second, so the time it stopped
-    # breaks ties (a pod's restarts follow one another), then the id, so the order is total.
-    return sorted(containers, key=lambda c: (c.created, c.stopped_at, c.id), reverse=True)
+    return sorted(containers, key=_ORDER, reverse=True)
 
 
 def plan_containers(
@@ -67,56 +74,71 @@ def plan_containers(
     """
     decisions: dict[str, ContainerDecision] = {}
     units: dict[str, list[Container]] = defaultdict(list)
-
-    def decide(c: Container, unit: str, action: Action, reason: Reason) -> None:
-        decisions[c.id] = ContainerDecision(c, unit, action, reason)
+    keep, remove, decision = Action.KEEP, Action.REMOVE, ContainerDecision
 
     ordered = _newest_first(containers)
+    # now - stopped < minimum_age, and now - stopped > maximum_age, as comparisons of times
+    # (exact: datetime arithmetic is in whole microseconds).
+    young_after = _before(now, settings.minimum_age)
+    old_before = _before(now, settings.maximum_age) if settings.maximum_age else None
     for c in ordered:
         unit = evict_unit(c)
         if keep_labelled(c.labels):
-            decide(c, unit, Action.KEEP, Reason.KEEP_LABEL)
-        elif not c.state.is_dead:
-            decide(c, unit, Action.KEEP, Reason.RUNNING)
-        elif now - c.stopped_at < settings.minimum_age:
-            decide(c, unit, Action.KEEP, Reason.TOO_YOUNG)
-        elif settings.maximum_age and now - c.stopped_at > settings.maximum_age:
-            decide(c, unit, Action.REMOVE, Reason.AGE)
+            decisions[c.id] = decision(c, unit, keep, Reason.KEEP_LABEL)
+        elif c.state not in _DEAD:
+            decisions[c.id] = decision(c, unit, keep, Reason.RUNNING)
+        elif (stopped := c.stopped_at) > young_after:
+            decisions[c.id] = decision(c, unit, keep, Reason.TOO_YOUNG)
+        elif old_before is not None and stopped < old_before:
+            decisions[c.id] = decision(c, unit, remove, Reason.AGE)
         else:
             units[unit].append(c)  # newest first, as `ordered` is
 
     if settings.max_per_pod_container >= 0:
-        _trim_units(units, settings.max_per_pod_container, Reason.PER_UNIT_CAP, decide)
+        _trim_units(units, settings.max_per_pod_container, Reason.PER_UNIT_CAP, decisions)
 
     cap = settings.max_dead_containers
     if cap >= 0 and sum(map(len, units.values())) > cap:
         live_units = sum(1 for members in units.values() if members)
-        _trim_units(units, max(1, cap // max(1, live_units)), Reason.GLOBAL_CAP, decide)
-        remaining = _newest_first(c for members in units.values() for c in members)
-        doomed = {c.id for c in remaining[cap:]}
+        _trim_units(units, max(1, cap // max(1, live_units)), Reason.GLOBAL_CAP, decisions)
+        # What is left, in `ordered`'s order (every unit's members are in it): no second sort.
+        left = {c.id for members in units.values() for c in members}
+        doomed = {c.id for c in [c for c in ordered if c.id in left][cap:]}
         for unit, members in units.items():
             for c in members:
                 if c.id in doomed:
-                    decide(c, unit, Action.REMOVE, Reason.GLOBAL_CAP)
+                    decisions[c.id] = decision(c, unit, remove, Reason.GLOBAL_CAP)
             members[:] = [c for c in members if c.id not in doomed]
 
     for unit, members in units.items():
         for c in members:
-            decide(c, unit, Action.KEEP, Reason.WITHIN_CAP)
+            decisions[c.id] = decision(c, unit, keep, Reason.WITHIN_CAP)
 
-    return ContainerPlan(tuple(decisions[c.id] for c in ordered))
+    return ContainerPlan(tuple([decisions[c.id] for c in ordered]))
 
 
-Decide = Callable[[Container, str, Action, Reason], None]
+def _before(now: datetime, age: timedelta) -> datetime:
+    """`now - age`; the earliest time there is when that is before year 1 (an age longer than
+    the calendar: every container is younger)."""
+    try:
+        return now - age
+    except OverflowError:
+        return datetime.min.replace(tzinfo=now.tzinfo)
 
 
 def _trim_units(
-    units: dict[str, list[Container]], keep: int, reason: Reason, decide: Decide
+    units: dict[str, list[Container]],
+    keep: int,
+    reason: Reason,
+    decisions: dict[str, ContainerDecision],
 ) -> None:
+    """Remove for `reason` each unit's members beyond its newest `keep`."""
+    remove = Action.REMOVE
     for unit, members in units.items():
-        for c in members[keep:]:
-            decide(c, unit, Action.REMOVE, reason)
-        del members[keep:]
+        if len(members) > keep:
+            for c in members[keep:]:
+                decisions[c.id] = ContainerDecision(c, unit, remove, reason)
+            del members[keep:]
 
 
 def under_pressure_order(plan: ContainerPlan) -> list[ContainerDecision]:

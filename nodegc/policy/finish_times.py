@@ -48,6 +48,8 @@ def finish_times_needed(
     above the high threshold (rule 5)."""
     need: set[str] = set()
     dead = [c for c in snapshot.containers if c.state.is_dead]
+    if all(c.finish_known for c in dead):
+        return []  # every rule below names only containers whose finish time is not known
     candidates: list[Container] = []  # dead containers the caps may order
     for c in dead:
         if keep_labelled(c.labels):

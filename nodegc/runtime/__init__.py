@@ -29,6 +29,10 @@ class RuntimeError_(Exception):
 class RuntimeUnavailable(RuntimeError_):
     """The engine could not be reached or did not answer in time: nothing can be decided."""
 
+    # True when other requests to the engine answered (some after a retry): a flaky engine,
+    # not a lost one; the message says how many failed.
+    flaky = False
+
 
 class Conflict(RuntimeError_):
     """The engine refused a removal: the object is in use (running, or used by a container)."""

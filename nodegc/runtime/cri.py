@@ -68,6 +68,7 @@ from nodegc.runtime.containerd_config import sandbox_image_of_endpoint
 from nodegc.runtime.cri_proto import api_pb2 as pb
 from nodegc.runtime.cri_proto import api_pb2_grpc as pb_grpc
 from nodegc.runtime.layers import chain_ids
+from nodegc.runtime.retry import TransportStats, retried
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,25 @@ _EVENT_ACTIONS = {
     pb.CONTAINER_DELETED_EVENT: "destroy",
 }
 _UNREACHABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+# Requests that only read: asked again when the connection fails (never a timeout).
+_READS = (
+    pb.VersionRequest,
+    pb.StatusRequest,
+    pb.ImageFsInfoRequest,
+    pb.ListImagesRequest,
+    pb.ImageStatusRequest,
+    pb.ListContainersRequest,
+    pb.ContainerStatusRequest,
+    pb.ListPodSandboxRequest,
+    pb.ListContainerStatsRequest,
+)
+
+
+def _transient(exc: BaseException) -> bool:
+    """A gRPC failure of the connection (UNAVAILABLE: reset, refused), not of the runtime."""
+    return isinstance(exc, grpc.Call) and exc.code() is grpc.StatusCode.UNAVAILABLE
+
+
 _POD_LABELS = (LABEL_POD_UID, LABEL_POD_NAME, LABEL_POD_NAMESPACE)
 
 
@@ -209,7 +229,8 @@ class CriRuntime:
         self.finish_cache: MutableMapping[str, datetime] = (
             finish_cache if finish_cache is not None else {}
         )
-        self.requests = 0  # RPCs made, for benchmarks and tests
+        self.requests = 0  # RPCs made (retries included), for benchmarks and tests
+        self.transport = TransportStats()  # connection faults: a flaky runtime or a lost one
         self._channel: grpc.Channel | None = None
         self._runtime_stub: pb_grpc.RuntimeServiceStub | None = None
         self._image_stub: pb_grpc.ImageServiceStub | None = None
@@ -263,10 +284,18 @@ class CriRuntime:
         return self._stubs()[1]
 
     def _call(self, what: str, method: Callable[..., T], request: Any) -> T:
-        """One unary RPC with `runtime.timeout` as its deadline; errors translated."""
-        self.requests += 1
-        try:
+        """One unary RPC with `runtime.timeout` as its deadline; errors translated. A read (a
+        listing, a status, the version) whose connection failed (UNAVAILABLE) is asked again
+        briefly (`runtime.retry`); a change (stop, remove) never."""
+
+        def once() -> T:
+            self.requests += 1
             return method(request, timeout=self.timeout.total_seconds())
+
+        try:
+            if isinstance(request, _READS):
+                return retried(once, self.transport, transient=_transient)
+            return once()
         except grpc.RpcError as exc:
             raise self._translate(what, exc) from None
         except ValueError as exc:  # grpc: "Cannot invoke RPC on closed channel!"
@@ -275,6 +304,13 @@ class CriRuntime:
     def _translate(self, what: str, exc: grpc.RpcError) -> RuntimeError_:
         code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
         details = (exc.details() if isinstance(exc, grpc.Call) else "") or str(exc)
+        if code in _UNREACHABLE and self.transport.flaky:
+            error = RuntimeUnavailable(
+                f"{what}: runtime at {self.endpoint} flaky, this request failed ({code.name}): "
+                f"{details} ({self.transport.describe(self.requests)})"
+            )
+            error.flaky = True
+            return error
         if code in _UNREACHABLE:
             return RuntimeUnavailable(
                 f"{what}: runtime at {self.endpoint} unreachable or too slow "

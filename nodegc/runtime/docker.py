@@ -56,6 +56,7 @@ from nodegc.runtime.containerd_store import (
     store_roots,
 )
 from nodegc.runtime.layers import chain_ids
+from nodegc.runtime.retry import TransportStats, retried
 
 log = logging.getLogger(__name__)
 
@@ -254,7 +255,8 @@ class DockerRuntime:
         self.finish_cache: MutableMapping[str, datetime] = (
             finish_cache if finish_cache is not None else {}
         )
-        self.requests = 0  # engine requests made, for benchmarks and tests
+        self.requests = 0  # engine requests made (retries included), for benchmarks and tests
+        self.transport = TransportStats()  # connection faults: a flaky engine or a lost one
         # Per-object requests on a unix socket skip the SDK's HTTP stack (see _PlainHTTP).
         self._plain = (
             _PlainHTTP(endpoint.removeprefix("unix://"), self.timeout.total_seconds())
@@ -271,7 +273,11 @@ class DockerRuntime:
         # a new image costs one inspect and one history request, whatever is asked of it.
         # Only the tag time is kept (a whole inspect per image would raise the peak RSS).
         self._inspected: dict[str, datetime | None] = {}
+        # Layer (chain id) -> size, from the histories read: an image made only of layers seen
+        # already needs no history request.
+        self._layer_sizes: dict[str, int | None] = {}
         self._podman: bool | None = None  # learnt on connecting (/_ping) or from /version
+        self._connecting = threading.Lock()  # one connection made, whichever thread asks first
 
     @property
     def podman(self) -> bool:
@@ -279,7 +285,7 @@ class DockerRuntime:
         unix socket, else asked once (`/version`)."""
         self.api  # noqa: B018  (connecting pings, where that says)
         if self._podman is None:
-            version = self._call("version", lambda: self.api.version())
+            version = self._call("version", lambda: self.api.version(), read=True)
             self._podman = is_podman(version)
             if self._podman:
                 log.info("the engine is Podman", extra={"endpoint": self.endpoint})
@@ -288,6 +294,12 @@ class DockerRuntime:
     # -- plumbing ---------------------------------------------------------------------------
     @property
     def api(self) -> docker.APIClient:
+        if self._client is None:
+            with self._connecting:
+                return self._connect()
+        return self._client
+
+    def _connect(self) -> docker.APIClient:
         if self._client is None:
             # On a unix socket the API version and the engine's kind come from one `/_ping` (its
             # Api-Version and Libpod-Api-Version headers) instead of the SDK's `/version`, which
@@ -308,14 +320,12 @@ class DockerRuntime:
     def _ping_version(self) -> str:
         """The engine's API version from `GET /_ping` on the plain path ("auto" when it does not
         say); learns whether it is Podman on the way."""
-        assert self._plain is not None
-        self.requests += 1
+        plain = self._plain
+        assert plain is not None
         try:
-            status, headers = self._plain.head_of("GET", "/_ping")
+            status, headers = self._read(lambda: plain.head_of("GET", "/_ping"))
         except (OSError, http.client.HTTPException) as exc:
-            raise RuntimeUnavailable(
-                f"connect: engine at {self.endpoint} unreachable or too slow: {_root_cause(exc)}"
-            ) from None
+            raise self._unavailable("connect", exc) from None
         if status >= 400:
             raise RuntimeUnavailable(f"connect: engine at {self.endpoint} answered {status}")
         self._podman = "libpod-api-version" in headers
@@ -332,18 +342,40 @@ class DockerRuntime:
         except docker.errors.APIError as exc:
             raise engine_error(what, exc.status_code or 0, _explanation(exc)) from None
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
-            raise RuntimeUnavailable(
-                f"{what}: engine at {self.endpoint} unreachable or too slow: {_root_cause(exc)}"
-            ) from None
+            raise self._unavailable(what, exc) from None
         except docker.errors.DockerException as exc:
             raise RuntimeUnavailable(f"{what}: engine at {self.endpoint}: {exc}") from None
         except requests.exceptions.RequestException as exc:
             raise RuntimeUnavailable(f"{what}: engine at {self.endpoint}: {exc}") from None
 
-    def _call(self, what: str, fn: Callable[[], T]) -> T:
+    def _call(self, what: str, fn: Callable[[], T], *, read: bool = False) -> T:
+        """`fn()` (one request through the SDK); a `read` (idempotent) is retried briefly when
+        its connection fails (`runtime.retry`), never a change."""
         with self._errors(what):
-            self.requests += 1
-            return fn()
+            return self._read(fn) if read else self._counted(fn)
+
+    def _counted(self, fn: Callable[[], T]) -> T:
+        self.requests += 1
+        return fn()
+
+    def _read(self, fn: Callable[[], T]) -> T:
+        return retried(lambda: self._counted(fn), self.transport)
+
+    def _unavailable(self, what: str, exc: BaseException) -> RuntimeUnavailable:
+        """The engine did not answer `what` (after the retries a read gets): the message says
+        whether its other requests answered (a flaky engine) or not (a lost one)."""
+        cause = _root_cause(exc)
+        stats = self.transport
+        if stats.flaky:
+            error = RuntimeUnavailable(
+                f"{what}: engine at {self.endpoint} flaky, this request failed: {cause} "
+                f"({stats.describe(self.requests)})"
+            )
+            error.flaky = True
+            return error
+        return RuntimeUnavailable(
+            f"{what}: engine at {self.endpoint} unreachable or too slow: {cause}"
+        )
 
     def close(self) -> None:
         if self._client is not None:
@@ -355,7 +387,7 @@ class DockerRuntime:
     # -- observation ------------------------------------------------------------------------
     def data_root(self) -> str:
         if self._data_root is None:
-            info = self._call("info", lambda: self.api.info())
+            info = self._call("info", lambda: self.api.info(), read=True)
             self._data_root = str(info.get("DockerRootDir") or "/var/lib/docker")
             self._containerd_store = is_containerd_store(info)
             self._store_info = (containerd_address(info), str(info.get("Driver") or "overlayfs"))
@@ -385,7 +417,9 @@ class DockerRuntime:
 
     def list_images(self) -> Sequence[Image]:
         self._inspected.clear()
-        rows = self._call("list images", lambda: self.api.images())
+        rows = self._get_json("list images", "/images/json", "/images/json", {})
+        if not isinstance(rows, list):
+            raise RuntimeError_("list images: engine answered no list")
         images = [_image(row) for row in rows]
         if self.podman:
             images = [replace(i, aliases=podman_aliases(i.references)) for i in images]
@@ -394,7 +428,8 @@ class DockerRuntime:
     def image_layers(self, image_ids: Sequence[str]) -> dict[str, tuple[Layer, ...]]:
         """Each image's layers: identities are the chain ids of its diff ids (`RootFS.Layers`,
         bottom first: two images share the layers of their common prefix), sizes the `Size` of
-        the history steps that made a layer. Two requests per image, asked once per image id."""
+        the history steps that made a layer. Two requests per image (one when every layer was
+        seen already in this process: no history then), asked once per image id."""
 
         def one(image_id: str) -> tuple[str, tuple[Layer, ...] | None]:
             what = f"inspect image {short_id(image_id)}"
@@ -404,6 +439,15 @@ class DockerRuntime:
                     f"/images/{_quote(image_id)}/json",
                     lambda: self.api.inspect_image(image_id),
                 )
+                diff_ids = [str(d) for d in ((data.get("RootFS") or {}).get("Layers") or [])]
+                keys = chain_ids(diff_ids)
+                if keys and all(key in self._layer_sizes for key in keys):
+                    # Every layer seen already (a re-tag, a config change): no history needed.
+                    self._inspected[image_id] = parse_time(
+                        (data.get("Metadata") or {}).get("LastTagTime")
+                    )
+                    sizes = self._layer_sizes
+                    return image_id, tuple(Layer(k, sizes[k], None) for k in keys)
                 steps = self._inspect_any(
                     f"image history {short_id(image_id)}",
                     f"/images/{_quote(image_id)}/history",
@@ -412,8 +456,9 @@ class DockerRuntime:
             except NotFound:
                 return image_id, None
             self._inspected[image_id] = parse_time((data.get("Metadata") or {}).get("LastTagTime"))
-            diff_ids = [str(d) for d in ((data.get("RootFS") or {}).get("Layers") or [])]
-            return image_id, docker_layers(diff_ids, steps if isinstance(steps, list) else [])
+            layers = docker_layers(diff_ids, steps if isinstance(steps, list) else [])
+            self._layer_sizes.update((layer.key, layer.size_bytes) for layer in layers)
+            return image_id, layers
 
         found = self._map(one, image_ids)
         return {image_id: layers for image_id, layers in found if layers is not None}
@@ -489,8 +534,8 @@ class DockerRuntime:
                 self.api._raise_for_status(response)
                 return bytes(response.content)
 
-            body = self._call(what, read)
-        found = []
+            body = self._call(what, read, read=True)
+        found: list[dict[str, Any]] = []
         for line in body.splitlines():
             try:
                 raw = json.loads(line)
@@ -503,7 +548,11 @@ class DockerRuntime:
     def list_containers(self) -> Sequence[Container]:
         """One listing. A dead container's finish time comes from the cache, else as the window
         its Status text gives; `finish_times` asks for the exact ones a decision needs."""
-        rows = self._call("list containers", lambda: self.api.containers(all=True))
+        rows = self._get_json(
+            "list containers", "/containers/json?all=1", "/containers/json", {"all": 1}
+        )
+        if not isinstance(rows, list):
+            raise RuntimeError_("list containers: engine answered no list")
         now = self._clock()
         containers: list[Container] = []
         for row in rows:
@@ -550,6 +599,8 @@ class DockerRuntime:
         if finished is not None and started is not None and finished < started:
             # Podman: a container that exits at once can say it finished a few ms before it started.
             finished = started
+        if finished is not None:  # kept at once: a batch cut short keeps what it learnt
+            self.finish_cache[container_id] = finished
         return container_id, finished
 
     def _inspect(self, what: str, path: str, sdk: Callable[[], Any]) -> Any:
@@ -561,7 +612,7 @@ class DockerRuntime:
 
     def _inspect_any(self, what: str, path: str, sdk: Callable[[], Any]) -> Any:
         if self._plain is None:
-            return self._call(what, sdk)
+            return self._call(what, sdk, read=True)
         return self._plain_json(what, "GET", path)
 
     def _map(self, fn: Callable[[str], T], items: Sequence[str]) -> list[T]:
@@ -571,14 +622,13 @@ class DockerRuntime:
             return list(pool.map(fn, items))
 
     def ping(self) -> None:
-        self._call("ping", lambda: self.api.ping())
+        self._call("ping", lambda: self.api.ping(), read=True)
 
     def events(self, since: datetime | None = None) -> Iterator[RuntimeEvent]:
         names = _PODMAN_FILTER if self.podman else (*_CONTAINER_ACTIONS, *_IMAGE_ACTIONS)
         filters = {"type": ["container", "image"], "event": list(names)}
         with self._errors("watch events"):
-            self.requests += 1
-            stream = self.api.events(since=since, filters=filters, decode=True)
+            stream = self._read(lambda: self.api.events(since=since, filters=filters, decode=True))
             self._event_stream = stream
         try:
             with self._errors("watch events"):
@@ -638,6 +688,7 @@ class DockerRuntime:
             data = self._call(
                 f"inspect container {short_id(container_id)}",
                 lambda: self.api.inspect_container(container_id),
+                read=True,
             )
         except RuntimeError_:
             return None
@@ -649,7 +700,7 @@ class DockerRuntime:
     def _image_id_of(self, reference: str) -> str | None:
         try:
             data = self._call(
-                f"inspect image {reference}", lambda: self.api.inspect_image(reference)
+                f"inspect image {reference}", lambda: self.api.inspect_image(reference), read=True
             )
         except RuntimeError_:
             return None
@@ -702,6 +753,7 @@ class DockerRuntime:
         return self._call(
             what,
             lambda: self.api._result(self.api._get(self.api._url(sdk_path), params=params), True),
+            read=True,
         )
 
     def remove_build_cache(self, record: BuildCacheRecord) -> int:
@@ -746,25 +798,52 @@ class DockerRuntime:
     def remove_container(self, container: Container) -> None:
         what = f"remove container {short_id(container.id)} ({container.name})"
         # Never forced: the engine refuses a running container with 409, which is what we want.
-        if self._plain is not None:
-            path = f"/containers/{_quote(container.id)}?v=True&link=False&force=False"
-            self._plain_request(what, "DELETE", path)
-        else:
-            self._call(what, lambda: self.api.remove_container(container.id, v=True, force=False))
+        try:
+            if self._plain is not None:
+                path = f"/containers/{_quote(container.id)}?v=True&link=False&force=False"
+                self._plain_request(what, "DELETE", path)
+            else:
+                self._call(
+                    what, lambda: self.api.remove_container(container.id, v=True, force=False)
+                )
+        except RuntimeUnavailable:
+            # The answer was lost (a connection reset, cut short): never sent again; a look
+            # (a read, retried) says whether the engine carried it out.
+            if not self._gone(container):
+                raise
+            log.info(
+                "the answer to a container removal was lost; the container is gone",
+                extra={"container": container.id, "container_name": container.name},
+            )
         self.finish_cache.pop(container.id, None)
+
+    def _gone(self, container: Container) -> bool:
+        """Whether the engine says the container no longer exists (False when it cannot say)."""
+        try:
+            self._inspect(
+                f"inspect container {short_id(container.id)}",
+                f"/containers/{_quote(container.id)}/json",
+                lambda: self.api.inspect_container(container.id),
+            )
+        except NotFound:
+            return True
+        except RuntimeError_:
+            return False
+        return False
 
     def _plain_request(self, what: str, method: str, path: str) -> bytes:
         """`method` `path` of the engine's API (the SDK's version prefix added) on the unix
         socket; the answer's body, or the errors the SDK's calls raise through `_errors`."""
-        assert self._plain is not None
-        version = self.api.api_version
-        self.requests += 1
+        plain = self._plain
+        assert plain is not None
+        target = f"/v{self.api.api_version}{path}"
         try:
-            status, body = self._plain(method, f"/v{version}{path}")
+            if method == "GET":  # a read: asked again when its connection fails
+                status, body = self._read(lambda: plain(method, target))
+            else:  # a change: never sent twice (its answer lost, it may have been carried out)
+                status, body = self._counted(lambda: plain(method, target))
         except (OSError, http.client.HTTPException) as exc:
-            raise RuntimeUnavailable(
-                f"{what}: engine at {self.endpoint} unreachable or too slow: {_root_cause(exc)}"
-            ) from None
+            raise self._unavailable(what, exc) from None
         if status < 400:
             return body
         raise engine_error(what, status, _message(body) or f"HTTP {status}")

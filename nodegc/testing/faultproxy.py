@@ -15,9 +15,14 @@ the query string, with the API version prefix: `/v1.47/images/sha256:...`). A ma
   closes the connection (the client sees a response cut short);
 - `Fault.stall()`: never answers (until the client gives up or the proxy stops);
 - `Fault.hook(fn)`: calls `fn()` (a test's race: start a container, create one...), then
-  forwards: the engine sees the request right after whatever `fn` did.
+  forwards: the engine sees the request right after whatever `fn` did;
+- `Fault.reset()`: resets the connection (RST) without forwarding: the engine never sees the
+  request; `Fault.reset(after=True)`: forwards, lets the engine answer in full, then resets the
+  client's connection instead of relaying it (a change carried out whose answer was lost).
 
-Rules can be limited to `times` matches after letting `skip` matches through, and added,
+Rules can be limited to `times` matches after letting `skip` matches through, applied to a
+fraction `rate` of the matching requests (drawn from a random generator seeded with `seed`, so
+a run can be repeated; a request the draw spares goes on to the next rule), and added,
 removed or cleared while requests flow. `down()` makes the proxy behave like a stopped engine
 (connections refused, open ones cut, the /events stream included); `up()` brings it back.
 Streaming responses (chunked, as /events) are relayed chunk by chunk as they arrive.
@@ -28,9 +33,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import re
 import select
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -42,7 +49,7 @@ from typing import BinaryIO, Literal, Self
 
 __all__ = ["Exchange", "Fault", "FaultProxy", "Rule"]
 
-FaultKind = Literal["latency", "error", "drop", "stall", "hook"]
+FaultKind = Literal["latency", "error", "drop", "stall", "hook", "reset"]
 MAX_HEADER_BYTES = 64 * 1024
 ACCEPT_POLL_SECONDS = 0.1
 STALL_POLL_SECONDS = 0.1
@@ -58,6 +65,7 @@ class Fault:
     status: int = 500
     message: str = "injected fault"
     action: Callable[[], object] | None = None
+    after: bool = False  # reset: after the engine answered (the answer is lost)
 
     @classmethod
     def latency(cls, seconds: float) -> Fault:
@@ -80,6 +88,10 @@ class Fault:
     def hook(cls, action: Callable[[], object]) -> Fault:
         return cls("hook", action=action)
 
+    @classmethod
+    def reset(cls, *, after: bool = False) -> Fault:
+        return cls("reset", after=after)
+
 
 @dataclass
 class Rule:
@@ -90,8 +102,14 @@ class Rule:
     path: re.Pattern[str] = field(default_factory=lambda: re.compile(""))
     times: int | None = None  # apply at most this many times (None: always)
     skip: int = 0  # let this many matching requests through first
+    rate: float = 1.0  # the fraction of matching requests it applies to
+    seed: int | None = None
     matched: int = 0
     hits: int = 0
+    _draw: random.Random = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._draw = random.Random(self.seed)
 
     def claims(self, method: str, path: str) -> bool:
         """Whether this rule applies to the request (and count it). Called under the lock."""
@@ -103,6 +121,8 @@ class Rule:
         if self.matched <= self.skip:
             return False
         if self.times is not None and self.hits >= self.times:
+            return False
+        if self.rate < 1.0 and self._draw.random() >= self.rate:
             return False
         self.hits += 1
         return True
@@ -226,9 +246,14 @@ class FaultProxy:
         path: str = "",
         times: int | None = None,
         skip: int = 0,
+        rate: float = 1.0,
+        seed: int | None = None,
     ) -> Rule:
-        """Apply `fault` to requests matching `method` (None: any) and the regex `path`."""
-        rule = Rule(fault, method.upper() if method else None, re.compile(path), times, skip)
+        """Apply `fault` to requests matching `method` (None: any) and the regex `path` (to a
+        fraction `rate` of them, drawn with `seed`)."""
+        rule = Rule(
+            fault, method.upper() if method else None, re.compile(path), times, skip, rate, seed
+        )
         with self._lock:
             self._rules.append(rule)
         return rule
@@ -315,6 +340,9 @@ class FaultProxy:
                 if fault is not None and fault.kind == "stall":
                     self._stall(client, generation)
                     return
+                if fault is not None and fault.kind == "reset" and not fault.after:
+                    _reset(client)
+                    return
                 if (
                     fault is not None
                     and fault.kind == "latency"
@@ -334,13 +362,18 @@ class FaultProxy:
                 sent = time.monotonic()
                 upstream.sendall(request.head + request.body)
                 cut = fault is not None and fault.kind == "drop"
+                lost = fault is not None and fault.kind == "reset"
                 keep = _relay_response(
-                    up_reader, client, head_only=request.method == "HEAD", cut=cut
-                )
+                    up_reader, _Sink() if lost else client, head_only=request.method == "HEAD",
+                    cut=cut,
+                )  # fmt: skip
                 with self._lock:
                     self._exchanges.append(
                         Exchange(request.method, request.path, sent, time.monotonic())
                     )
+                if lost:
+                    _reset(client)
+                    return
                 if not keep:
                     return
         except (_Closed, OSError, ValueError):
@@ -375,6 +408,21 @@ class FaultProxy:
                         return  # the client gave up (its timeout) and closed
                 except OSError:
                     return
+
+
+class _Sink:
+    """Where an answer the client must not get goes."""
+
+    def sendall(self, data: bytes) -> None:
+        pass
+
+
+def _reset(sock: socket.socket) -> None:
+    """Close with a reset (RST where the transport has one): the client's read fails at once."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    with contextlib.suppress(OSError):
+        sock.close()
 
 
 def _hard_close(sock: socket.socket) -> None:
@@ -462,7 +510,7 @@ def _error_response(fault: Fault) -> bytes:
 
 
 def _relay_response(
-    upstream: BinaryIO, client: socket.socket, *, head_only: bool, cut: bool
+    upstream: BinaryIO, client: socket.socket | _Sink, *, head_only: bool, cut: bool
 ) -> bool:
     """Copy one response from upstream to the client as it arrives; True to keep the
     connection. With `cut`, send the head and half of the body (or of the first chunk) and

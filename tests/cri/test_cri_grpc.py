@@ -40,12 +40,18 @@ class FakeCri(pb_grpc.RuntimeServiceServicer, pb_grpc.ImageServiceServicer):
     def __init__(self, *, with_events: bool = True) -> None:
         self.fail: dict[str, tuple[grpc.StatusCode, str]] = {}
         self.delay: dict[str, float] = {}
+        self.fail_times: dict[str, int] = {}  # fail only this many calls (with `fail`)
+        self.calls: dict[str, int] = {}
         self.events: queue.Queue[pb.ContainerEventResponse | None] = queue.Queue()
         self.with_events = with_events
 
     def _answer(self, method: str, context: grpc.ServicerContext, response: Any) -> Any:
         time.sleep(self.delay.get(method, 0))
-        if method in self.fail:
+        self.calls[method] = self.calls.get(method, 0) + 1
+        left = self.fail_times.get(method)
+        if method in self.fail and (left is None or left > 0):
+            if left is not None:
+                self.fail_times[method] = left - 1
             context.abort(*self.fail[method])
         return response
 
@@ -54,6 +60,9 @@ class FakeCri(pb_grpc.RuntimeServiceServicer, pb_grpc.ImageServiceServicer):
 
     def ListImages(self, request: Any, context: grpc.ServicerContext) -> Any:
         return self._answer("ListImages", context, pb.ListImagesResponse())
+
+    def RemoveContainer(self, request: Any, context: grpc.ServicerContext) -> Any:
+        return self._answer("RemoveContainer", context, pb.RemoveContainerResponse())
 
     def ContainerStatus(self, request: Any, context: grpc.ServicerContext) -> Any:
         return self._answer("ContainerStatus", context, pb.ContainerStatusResponse())
@@ -134,6 +143,27 @@ def test_unavailable_and_deadline_codes_are_runtime_unavailable(
     fake.fail["ListImages"] = (code, "busy")
     with pytest.raises(RuntimeUnavailable, match=code.name):
         cri.list_images()
+
+
+def test_a_read_whose_connection_failed_is_asked_again(fake: FakeCri, server: Server) -> None:
+    """UNAVAILABLE twice, then an answer: a listing succeeds on its third try, counted."""
+    fake.fail["ListImages"] = (grpc.StatusCode.UNAVAILABLE, "connection reset")
+    fake.fail_times["ListImages"] = 2
+    cri = CriRuntime(server.endpoint, timedelta(seconds=2), sandbox_image="pause:3.9")
+    try:
+        assert list(cri.list_images()) == []
+    finally:
+        cri.close()
+    assert fake.calls["ListImages"] == 3
+    assert cri.transport.flaky and cri.transport.faults == 2
+
+
+def test_a_removal_is_never_sent_twice(fake: FakeCri, cri: CriRuntime) -> None:
+    """A RemoveContainer answered UNAVAILABLE (it may have been carried out): one call only."""
+    fake.fail["RemoveContainer"] = (grpc.StatusCode.UNAVAILABLE, "connection reset")
+    with pytest.raises(RuntimeUnavailable):
+        cri.remove_container(dead())
+    assert fake.calls["RemoveContainer"] == 1
 
 
 def test_a_call_slower_than_runtime_timeout_is_runtime_unavailable(

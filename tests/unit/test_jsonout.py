@@ -1,0 +1,46 @@
+"""`--output json`'s encoder: the same document as json.dumps, one decision per line."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from nodegc.cli import jsonout
+
+leaf = st.none() | st.booleans() | st.integers() | st.text() | st.floats(allow_nan=False)
+documents = st.recursive(
+    leaf,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=30,
+)
+
+
+@given(documents)
+def test_parses_back_to_the_same_document(value: Any) -> None:
+    assert json.loads(jsonout.dumps(value)) == json.loads(json.dumps(value))
+
+
+def test_outline_indented_and_one_decision_per_line() -> None:
+    data = {
+        "images": {"decisions": [{"id": "a", "tags": ["x:1"]}, {"id": "b", "tags": []}]},
+        "containers": {"decisions": []},
+        "label": "\x1b[31m",
+    }
+    text = jsonout.dumps(data)
+    assert text.splitlines() == [
+        "{",
+        '  "images": {',
+        '    "decisions": [',
+        '      {"id": "a", "tags": ["x:1"]},',
+        '      {"id": "b", "tags": []}',
+        "    ]",
+        "  },",
+        '  "containers": {',
+        '    "decisions": []',
+        "  },",
+        '  "label": "\\u001b[31m"',
+        "}",
+    ]
