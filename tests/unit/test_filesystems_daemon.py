@@ -183,3 +183,25 @@ def test_an_image_cycle_that_leaves_the_data_root_full_failed(daemon, tmp_path) 
     assert condition.reason == "FreeDiskSpaceFailed"
     assert condition.message.startswith("/docker (logs, volumes) is 92% used, short of its low")
     assert daemon.board.get(DISK_PRESSURE).status == "True"  # type: ignore[union-attr]
+
+
+# -- a fresh node: containerd has not made its content store's directory yet ----------------------
+def test_a_root_not_made_yet_is_measured_at_containerd_root(tmp_path) -> None:
+    """Found on Docker 28 with a fresh containerd (nothing pulled): the daemon never became
+    ready, `.../io.containerd.content.v1.content` could not be measured. Mutation caught: the
+    root named as is (the path does not exist)."""
+    from nodegc.runtime.containerd_store import StoreRoots, containerd_store_paths
+
+    root = tmp_path / "containerd"
+    (root / "io.containerd.snapshotter.v1.overlayfs").mkdir(parents=True)
+    roots = StoreRoots(
+        content=str(root / "io.containerd.content.v1.content"),
+        snapshots=str(root / "io.containerd.snapshotter.v1.overlayfs"),
+        source="test",
+    )
+    paths = [p.path for p in containerd_store_paths(roots, "/var/lib/docker")]
+    assert paths == [roots.snapshots, str(root), "/var/lib/docker"]
+    (root / "io.containerd.content.v1.content").mkdir()
+    assert containerd_store_paths(roots, "/d")[1].path == roots.content
+    gone = StoreRoots(str(tmp_path / "none" / "content"), str(tmp_path / "none" / "snap"), "t")
+    assert containerd_store_paths(gone, "/d")[1].path == gone.content  # never above the root
