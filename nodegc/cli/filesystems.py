@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from nodegc.model import FilesystemPlan, FilesystemStats, Plan
+from nodegc.policy.filesystems import filesystem_target_met
 from nodegc.units import human_bytes
 
 
@@ -70,6 +71,8 @@ def filesystems_json(
                 "frees": list(p.frees),
                 "containers_planned": len(p.containers),
                 "after": _fs_json(then) if then is not None else None,
+                # Where its thresholds asked, as measured after (None: not measured again).
+                "target_reached": filesystem_target_met(then, plan=p) if then else None,
             }
         )
     return out

@@ -29,6 +29,7 @@ from nodegc.model import (
     RemovalResult,
     short_id,
 )
+from nodegc.policy.filesystems import short_text
 from nodegc.units import human_bytes, iso
 
 
@@ -591,9 +592,15 @@ def free_disk_space_failed(report: CycleReport) -> str:
     """The kubelet's FreeDiskSpaceFailed, in nodegc's words: what the disk shows now (measured),
     and what image GC freed of what the thresholds asked for."""
     fs = report.images_after or report.filesystem_after or report.filesystem_before
+    verb = "would free" if report.dry_run else "freed"
+    parts = [] if report.image_target_reached else _image_fs_short(report, fs, verb)
+    parts += [short_text(plan, after) for plan, after in report.filesystems_short]
+    return "FreeDiskSpaceFailed: " + "; ".join(parts)
+
+
+def _image_fs_short(report: CycleReport, fs: FilesystemStats, verb: str) -> list[str]:
     p = report.image_plan
     freed = report.disk_bytes_freed
-    verb = "would free" if report.dry_run else "freed"
     parts = []
     if p.bytes_to_free or not p.inodes_to_free:
         parts.append(
@@ -616,4 +623,4 @@ def free_disk_space_failed(report: CycleReport) -> str:
             f"{fs.inodes_total:,}); deleting unused images {verb} {inodes} inodes of the "
             f"{p.inodes_to_free:,} needed to reach {p.inode_low_threshold_percent}%"
         )
-    return "FreeDiskSpaceFailed: " + "; ".join(parts)
+    return parts

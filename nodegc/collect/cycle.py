@@ -31,6 +31,7 @@ from nodegc.model import (
     BuildCachePlan,
     ContainerDecision,
     DiskUsage,
+    FilesystemPlan,
     FilesystemStats,
     History,
     ImageDecision,
@@ -45,7 +46,7 @@ from nodegc.model import (
 )
 from nodegc.policy.build_cache import needs_listing, shared_layers
 from nodegc.policy.filesystems import filesystem_target_met as met_for
-from nodegc.policy.filesystems import pressured_elsewhere
+from nodegc.policy.filesystems import pressured_elsewhere, short_of_target
 from nodegc.policy.finish_times import finish_times_needed, with_finish_times
 from nodegc.policy.history import observe, record_events
 from nodegc.policy.images import (
@@ -147,14 +148,28 @@ class CycleReport:
 
     @property
     def target_reached(self) -> bool:
-        """Whether the disk is where image GC was asked to bring it, as last measured (a dry run:
-        whether the plan's removals would get there)."""
+        """Whether every filesystem under pressure is where its thresholds asked, as last
+        measured: the image filesystem (image GC) and any other (`filesystems_short`)."""
+        return self.image_target_reached and not self.filesystems_short
+
+    @property
+    def image_target_reached(self) -> bool:
+        """Whether the image filesystem is where image GC was asked to bring it, as last measured
+        (a dry run: whether the plan's removals would get there)."""
         if self.dry_run:
             return self.image_plan.target_reachable
         if not self.image_plan.under_pressure:
             return True
         after = self.images_after or self.filesystem_after
         return after is not None and target_met(after, self.image_plan)
+
+    @property
+    def filesystems_short(self) -> list[tuple[FilesystemPlan, FilesystemStats]]:
+        """Filesystems without images under pressure still short of their target, with their
+        last measurement (a dry run: none is said to be; the closed loop decides there)."""
+        return (
+            [] if self.dry_run else short_of_target(self.plan.filesystems, self.filesystems_after)
+        )
 
 
 def open_runtime(settings: Settings, state: StateDir) -> Runtime:

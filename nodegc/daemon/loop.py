@@ -3,10 +3,10 @@
 The loop only decides *when* to run a step; what to remove is the policy's answer and how is the
 collector's. Jobs (APScheduler, never two of a kind at once, coalesced):
 - container GC every containers.gc_period, image GC every images.gc_period (the kubelet's periods);
-- a cheap disk watch every images.pressure_check_period (statvfs only) that starts image GC at
-  once when usage crosses the high threshold;
-- a heartbeat that feeds /healthz and the systemd watchdog, and flushes event batches into history.
-An event watcher thread keeps last use live between cycles.
+- a cheap disk watch every images.pressure_check_period (statvfs only, of every filesystem the
+  last observation found) that starts image GC at once when any crosses its high threshold;
+- a heartbeat that feeds /healthz and the systemd watchdog, and flushes event batches into history
+(an event watcher thread keeps last use live between cycles).
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from prometheus_client import CollectorRegistry
 
 from nodegc import __version__
 from nodegc.collect.cycle import Collector, CycleReport, open_runtime
-from nodegc.collect.observe import FilesystemError, measure
+from nodegc.collect.observe import FilesystemError, measure, remeasure
 from nodegc.config import ConfigError, Settings
 from nodegc.daemon.conditions import (
     CONTAINER_GC_SUCCEEDED,
@@ -38,12 +39,18 @@ from nodegc.daemon.conditions import (
     RUNTIME_REACHABLE,
     StatusBoard,
 )
+from nodegc.daemon.disk import (
+    disk_pressure,
+    filesystems_detail,
+    other_filesystems_message,
+    pressure_log_fields,
+)
 from nodegc.daemon.events import EventBatch, EventWatcher
 from nodegc.daemon.metrics import Metrics
 from nodegc.daemon.notify import SystemdNotifier
 from nodegc.daemon.server import StatusServer
-from nodegc.model import FilesystemStats, Outcome, Snapshot
-from nodegc.policy.images import pressure_kinds
+from nodegc.model import ALL_ROLES, FilesystemStats, Outcome, RemovalResult, Snapshot
+from nodegc.policy.filesystems import pressure_on_each
 from nodegc.runtime import Runtime, RuntimeError_, RuntimeUnavailable
 from nodegc.state.audit import AuditLog, audit_path
 from nodegc.state.lock import StateLock
@@ -99,7 +106,8 @@ class Daemon:
         self.last_tick = time.monotonic()
         self._image_gc_running = threading.Lock()
         self._last_short_image_cycle: datetime | None = None
-        self._fs_path: str | None = settings.images.filesystem_path or None
+        # The filesystems the last complete observation measured (paths and roles): the watch's.
+        self._watched: tuple[FilesystemStats, ...] = ()
 
     # -- lifecycle ---------------------------------------------------------------------------
     def run(self) -> int:
@@ -261,7 +269,6 @@ class Daemon:
         assert self.collector is not None
         with self.collector.lock:
             self.collector.settings = new
-        self._fs_path = new.images.filesystem_path or self._fs_path
         self._schedule()
         log.info("configuration reloaded")
 
@@ -289,50 +296,52 @@ class Daemon:
             self._image_gc_running.release()
 
     def pressure_check(self) -> None:
-        """statvfs only; starts image GC at once when usage is at or above the high threshold."""
-        if self._fs_path is None:
-            return
+        """statvfs only, of every filesystem watched; starts image GC at once when any is at or
+        above its high threshold (bytes or inodes)."""
         try:
-            fs = measure(self._fs_path)
+            measured = self._measure_watched()
         except FilesystemError as exc:
             self.board.set(DISK_PRESSURE, None, "CannotMeasure", str(exc))
             return
-        pressure = self._observe_disk(fs)
-        if not pressure:
+        if not measured or not self._observe_disk(measured):
             return
         recent = self._last_short_image_cycle
         if recent is not None and datetime.now(UTC) - recent < PRESSURE_RETRY:
             return
         if self._image_gc_running.locked():
             return
+        observed = pressure_on_each(measured, self.settings.images)
         log.info(
             "usage crossed the high threshold: starting image GC now",
-            extra={"path": fs.path, "usage_percent": fs.usage_percent},
+            extra=pressure_log_fields(observed),
         )
         assert self.scheduler is not None
         self.scheduler.add_job(self.image_gc, id="image-gc-now", replace_existing=True)
 
-    def _observe_disk(self, fs: FilesystemStats) -> bool:
-        """Metrics and the DiskPressure condition from one measurement (bytes and inodes); True
-        under pressure of either."""
+    def _measure_watched(self) -> tuple[FilesystemStats, ...]:
+        """images.filesystem_path alone when set, else each filesystem the last observation
+        measured, again, keeping its roles (none before the first observation)."""
+        override = self.settings.images.filesystem_path
+        if override:
+            return (replace(measure(override), roles=ALL_ROLES),)
+        return remeasure(self._watched)
+
+    def _observe_disk(self, measured: Sequence[FilesystemStats]) -> bool:
+        """Metrics and the DiskPressure condition from one measurement of each filesystem (the
+        image filesystem first); True when any is under pressure of bytes or inodes."""
         images = self.settings.images
         high, inode_high = images.high_threshold_percent, images.inode_high_threshold_percent
-        self.metrics.observe_filesystem(fs, high, inode_high)
+        self.metrics.observe_filesystem(measured[0], high, inode_high)
+        self.metrics.observe_filesystems(measured)
         self.metrics.set_thresholds(images)
-        kinds = pressure_kinds(fs, images)
-        pressure = bool(kinds)
+        observed = pressure_on_each(measured, images)
+        pressure, reason, message = disk_pressure(observed, images)
+        self.metrics.disk_pressure.set(1 if pressure else 0)
+        self.board.set_details(filesystems=filesystems_detail(observed))
         before = self.board.get(DISK_PRESSURE)
         first = before is None or before.status == "Unknown"
-        reason = {
-            ("bytes",): "UsageAboveHighThreshold",
-            ("inodes",): "InodeUsageAboveHighThreshold",
-            ("bytes", "inodes"): "UsageAndInodeUsageAboveHighThreshold",
-        }.get(kinds, "UsageBelowHighThreshold")
-        message = (
-            f"{fs.path} is {fs.usage_percent}% used (high threshold {high}%), "
-            f"{fs.inode_usage_percent}% of inodes used (inode high threshold {inode_high}%)"
-        )
         if self.board.set(DISK_PRESSURE, pressure, reason, message):
+            kinds = sorted({k for _, ks in observed for k in ks})
             log.log(
                 logging.WARNING if pressure else logging.INFO,
                 f"disk pressure ({' and '.join(kinds)})"
@@ -341,10 +350,9 @@ class Daemon:
                 if first
                 else "disk pressure relieved",
                 extra={
-                    "path": fs.path,
-                    "usage_percent": fs.usage_percent,
+                    "filesystems": {fs.path: fs.usage_percent for fs, _ in observed},
+                    "condition": message,
                     "high": high,
-                    "inode_usage_percent": fs.inode_usage_percent,
                     "inode_high": inode_high,
                 },
             )
@@ -377,29 +385,14 @@ class Daemon:
         if snapshot is not None:
             self._mark_reachable(snapshot)
         fs = report.filesystem_after or report.filesystem_before
-        self._observe_disk(fs)
+        self._observe_disk(
+            report.filesystems_after or (replace(fs, roles=report.filesystem_before.roles),)
+        )
         removed = [r for r in report.results if r.outcome is Outcome.REMOVED]
         failed = report.failures
         ok = not failed and (kind != "image" or report.target_reached)
-        if kind == "image" and not report.image_plan.under_pressure:
-            reason = "BelowHighThreshold"
-            message = (
-                f"{fs.path} is {fs.usage_percent}% used, below the high threshold "
-                f"{report.image_plan.high_threshold_percent}%; removed {len(removed)} images"
-            )
-        elif kind == "image":
-            self.metrics.image_cycle_freed(report.disk_bytes_freed)
-            reason = "TargetReached" if report.target_reached else "FreeDiskSpaceFailed"
-            plan = report.image_plan
-            message = (
-                f"freed {human_bytes(report.disk_bytes_freed)} (measured) of "
-                f"{human_bytes(plan.bytes_to_free)} needed; {fs.path} is {fs.usage_percent}% used"
-            )
-            if plan.inodes_to_free:
-                message += (
-                    f"; freed {report.image_inodes_freed:,} inodes of {plan.inodes_to_free:,} "
-                    f"needed, {fs.inode_usage_percent}% of inodes used"
-                )
+        if kind == "image":
+            reason, message = self._image_outcome(report, fs, removed)
         else:
             reason = "Collected" if not failed else "RemovalsFailed"
             message = f"removed {len(removed)} dead containers"
@@ -415,6 +408,33 @@ class Daemon:
             )
         self.board.set_details(**{f"last_{kind}_gc": message})
         self.notifier.status(f"{kind} GC: {message}")
+
+    def _image_outcome(
+        self, report: CycleReport, fs: FilesystemStats, removed: list[RemovalResult]
+    ) -> tuple[str, str]:
+        """ImageGCSucceeded's reason and message: the image filesystem's figures, and those of
+        every other filesystem that was under pressure (`disk.other_filesystems_message`)."""
+        plan = report.image_plan
+        others = other_filesystems_message(report)
+        if not plan.under_pressure and not others:
+            return "BelowHighThreshold", (
+                f"{fs.path} is {fs.usage_percent}% used, below the high threshold "
+                f"{plan.high_threshold_percent}%; removed {len(removed)} images"
+            )
+        reason = "TargetReached" if report.target_reached else "FreeDiskSpaceFailed"
+        if not plan.under_pressure:
+            return reason, others
+        self.metrics.image_cycle_freed(report.disk_bytes_freed)
+        message = (
+            f"freed {human_bytes(report.disk_bytes_freed)} (measured) of "
+            f"{human_bytes(plan.bytes_to_free)} needed; {fs.path} is {fs.usage_percent}% used"
+        )
+        if plan.inodes_to_free:
+            message += (
+                f"; freed {report.image_inodes_freed:,} inodes of {plan.inodes_to_free:,} "
+                f"needed, {fs.inode_usage_percent}% of inodes used"
+            )
+        return reason, message + (f"; {others}" if others else "")
 
     def _finished(
         self,
@@ -442,9 +462,9 @@ class Daemon:
 
     def _mark_reachable(self, snapshot: Snapshot) -> None:
         """A complete listing just succeeded: the engine answers and the daemon is ready."""
-        self._fs_path = self._fs_path or snapshot.filesystem.path
+        self._watched = snapshot.measured
         self.metrics.observe_snapshot(snapshot)
-        self._observe_disk(snapshot.filesystem)
+        self._observe_disk(snapshot.measured)
         self.metrics.runtime_up(True)
         if self.board.set(RUNTIME_REACHABLE, True, "Answering", "listings succeed"):
             log.info("engine reachable", extra={"endpoint": self.settings.runtime.endpoint})

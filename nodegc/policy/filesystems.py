@@ -29,7 +29,8 @@ from nodegc.model import (
     Reason,
 )
 from nodegc.policy.containers import under_pressure_order
-from nodegc.policy.images import bytes_to_free, inodes_to_free
+from nodegc.policy.images import bytes_to_free, inodes_to_free, pressure_kinds
+from nodegc.units import human_bytes
 
 # The kinds of removal whose bytes live on a filesystem holding a role.
 _FREES: dict[FilesystemRole, tuple[str, ...]] = {
@@ -104,3 +105,59 @@ def filesystem_target_met(fs: FilesystemStats, *, plan: FilesystemPlan) -> bool:
 def pressured_elsewhere(plans: Sequence[FilesystemPlan]) -> list[FilesystemPlan]:
     """The filesystems without images under pressure where a removal can help."""
     return [p for p in plans if p.under_pressure and not p.images and p.containers]
+
+
+def pressure_on_each(
+    filesystems: Sequence[FilesystemStats], images: ImageSettings
+) -> tuple[tuple[FilesystemStats, tuple[str, ...]], ...]:
+    """Each filesystem with what is at or above its high threshold there ("bytes", "inodes",
+    both, or nothing): the thresholds apply to every filesystem the runtime uses."""
+    return tuple((fs, pressure_kinds(fs, images)) for fs in filesystems)
+
+
+def short_of_target(
+    plans: Sequence[FilesystemPlan], after: Sequence[FilesystemStats]
+) -> list[tuple[FilesystemPlan, FilesystemStats]]:
+    """The filesystems without images that were under pressure and, as measured `after` (by
+    path; one not measured again counts as it was), are still short of their low threshold,
+    each with its last measurement. The image filesystem's target is the image plan's."""
+    later = {fs.path: fs for fs in after}
+    short = []
+    for plan in plans:
+        if plan.images or not plan.under_pressure:
+            continue
+        fs = later.get(plan.filesystem.path, plan.filesystem)
+        if not filesystem_target_met(fs, plan=plan):
+            short.append((plan, fs))
+    return short
+
+
+def short_text(plan: FilesystemPlan, after: FilesystemStats) -> str:
+    """Why a filesystem without images is short of its target, in FreeDiskSpaceFailed's words:
+    what it holds, its usage as measured `after`, and what removing dead containers gave back
+    there (measured against the plan's measurement) of what the thresholds asked for."""
+    before = plan.filesystem
+    roles = ", ".join(str(r) for r in before.roles) or "measured"
+    freed = max(0, after.available_bytes - before.available_bytes)
+    went = (
+        f"{len(plan.containers)} dead containers planned"
+        if plan.containers
+        else ("no dead container could go")
+    )
+    parts = []
+    if plan.bytes_to_free or not plan.inodes_to_free:
+        parts.append(
+            f"filesystem {after.path} ({roles}) is {after.usage_percent}% used "
+            f"({human_bytes(after.used_bytes)} of {human_bytes(after.capacity_bytes)}); "
+            f"deleting dead containers freed {human_bytes(freed)} of the "
+            f"{human_bytes(plan.bytes_to_free)} needed to reach {plan.low_threshold_percent}% "
+            f"({went}; removing images frees nothing there)"
+        )
+    if plan.inodes_to_free:
+        inodes = max(0, after.inodes_free - before.inodes_free)
+        parts.append(
+            f"inodes of {after.path} ({roles}) are {after.inode_usage_percent}% used; deleting "
+            f"dead containers freed {inodes:,} inodes of the {plan.inodes_to_free:,} needed to "
+            f"reach {plan.inode_low_threshold_percent}% ({went})"
+        )
+    return "; ".join(parts)

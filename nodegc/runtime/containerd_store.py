@@ -138,11 +138,19 @@ def store_roots(address: str, snapshotter: str, data_root: str) -> StoreRoots:
 def containerd_store_paths(roots: StoreRoots, data_root: str) -> list[StorePath]:
     """The directories of a Docker with the containerd image store and their roles: snapshots
     (image layers unpacked, containers' writable layers), content (layer blobs), the data root
-    (logs, volumes)."""
+    (logs, volumes). A plugin's root not created yet (containerd makes the content store's at its
+    first blob: a fresh node) is measured at its parent, containerd's root, where it will be."""
     return [
         StorePath(
-            roots.snapshots, (FilesystemRole.IMAGES, FilesystemRole.CONTAINERS), roots.source
+            _made(roots.snapshots), (FilesystemRole.IMAGES, FilesystemRole.CONTAINERS), roots.source
         ),
-        StorePath(roots.content, (FilesystemRole.IMAGES,), roots.source),
+        StorePath(_made(roots.content), (FilesystemRole.IMAGES,), roots.source),
         StorePath(data_root, (FilesystemRole.LOGS, FilesystemRole.VOLUMES), "/info DockerRootDir"),
     ]
+
+
+def _made(root: str) -> str:
+    """`root`, or its parent while `root` does not exist yet and its parent does (one level
+    only: never a directory above containerd's own root)."""
+    parent = os.path.dirname(root)
+    return parent if not os.path.exists(root) and os.path.isdir(parent) else root
