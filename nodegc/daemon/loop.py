@@ -5,8 +5,7 @@ collector's. Jobs (APScheduler, never two of a kind at once, coalesced):
 - container GC every containers.gc_period, image GC every images.gc_period (the kubelet's periods);
 - a cheap disk watch every images.pressure_check_period (statvfs only, of every filesystem the
   last observation found) that starts image GC at once when any crosses its high threshold;
-- a heartbeat that feeds /healthz and the systemd watchdog, and flushes event batches into history
-(an event watcher thread keeps last use live between cycles).
+- a heartbeat for /healthz and the systemd watchdog; an event watcher thread keeps last use live.
 """
 
 from __future__ import annotations
