@@ -178,7 +178,7 @@ class Metrics:
             self.removed.labels(kind=kind, reason=str(result.reason)).inc()
         elif result.outcome is Outcome.FAILED:
             self.removal_failures.labels(kind=kind).inc()
-        elif result.outcome is Outcome.SKIPPED:
+        elif result.outcome in (Outcome.SKIPPED, Outcome.GONE):
             self.removal_skips.labels(kind=kind).inc()
         else:  # pragma: no cover - a new Outcome member must be mapped here
             log.warning("removal outcome not counted", extra={"outcome": str(result.outcome)})

@@ -15,7 +15,15 @@ the next cycle's replay.
 
 One file, `<state>/intents.json`, rewritten whole on every change: a batch of removals is
 recorded in one write before it starts and cleared in one write when it is over, so the cost is
-two fsyncs per batch, not per object. Thread-safe within a process; across
+two fsyncs per batch, not per object.
+
+Who removed it: right before the request that deletes an object, its id is appended to
+`<state>/intents-sent.jsonl` (`mark_sent`: one line, one `write` on an `O_APPEND` descriptor, no
+fsync — a killed process loses nothing it wrote; only a power cut could, and then the removal is
+under-claimed, never over-claimed). An object the next run finds gone is nodegc's removal only
+when that record says nodegc had asked for it since its intent was written; otherwise someone
+else removed it. The engine cannot say: its `delete` events carry no client, and dockerd keeps
+only its last 256 events, in memory. Thread-safe within a process; across
 processes the state directory's lock (`nodegc.state.lock`) keeps to one collector at a time.
 """
 
@@ -24,6 +32,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import stat
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -36,6 +45,7 @@ from nodegc.state.store import StateError, write_atomically
 log = logging.getLogger(__name__)
 
 JOURNAL_FILE = "intents.json"
+SENT_FILE = "intents-sent.jsonl"
 FORMAT_VERSION = 1
 ACTION_REMOVE = "remove"
 KIND_IMAGE = "image"
@@ -124,6 +134,7 @@ class Journal:
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.path = Path(directory) / JOURNAL_FILE
+        self.sent_path = Path(directory) / SENT_FILE
         self._lock = threading.Lock()
         self._entries: dict[str, Intent] | None = None
         self.unreadable: str | None = None  # why the file could not be read, if it could not
@@ -174,7 +185,47 @@ class Journal:
         self._entries = {e.object_id: e for e in entries}
         return self._entries
 
+    def sent(self) -> dict[str, datetime]:
+        """Object id -> the last time nodegc asked the engine to delete it (`mark_sent`);
+        lines that cannot be read are skipped (a torn last line)."""
+        try:
+            raw = _read_regular(self.sent_path)
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            log.warning(
+                "record of removals asked unreadable: finished removals count as someone else's",
+                extra={"path": str(self.sent_path), "error": str(exc)},
+            )
+            return {}
+        marks: dict[str, datetime] = {}
+        for line in raw.splitlines():
+            try:
+                data = json.loads(line)
+                when = datetime.fromisoformat(str(data["at"]))
+                object_id = str(data["id"])
+            except (ValueError, KeyError, TypeError):
+                continue
+            if when.tzinfo is not None:
+                marks[object_id] = max(when, marks.get(object_id, when))
+        return marks
+
     # -- writing ------------------------------------------------------------------------------
+    def mark_sent(self, object_id: str, when: datetime | None = None) -> None:
+        """Record that the request deleting `object_id` is about to be sent (nodegc's own
+        record that a removal found done later was its). Raises StateError: then do not send."""
+        when = when or datetime.now(UTC)
+        line = json.dumps({"id": object_id, "at": when.astimezone(UTC).isoformat()}) + "\n"
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+        try:
+            fd = os.open(self.sent_path, flags, 0o600)
+            try:
+                os.write(fd, line.encode())
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise StateError(f"cannot write {self.sent_path}: {exc.strerror or exc}") from None
+
     def record(self, intent: Intent) -> Intent:
         """Write `intent` durably before acting on it (merged with an earlier entry for the same
         image); returns what is recorded. Raises StateError: then do not act."""
@@ -210,6 +261,17 @@ class Journal:
             self._save(entries)
 
     def _save(self, entries: dict[str, Intent]) -> None:
+        if not entries:
+            # Nothing owed: the record of what was asked has no use any more.
+            try:
+                self.sent_path.unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                log.warning(
+                    "record of removals asked not cleared",
+                    extra={"path": str(self.sent_path), "error": str(exc)},
+                )
         if not entries and not self.path.exists():
             self._entries = entries
             return
@@ -220,6 +282,20 @@ class Journal:
         # Compact: the C encoder (an indent would take the pure-Python one, ~10x slower).
         write_atomically(self.path, json.dumps(data, separators=(",", ":")).encode())
         self._entries = entries
+
+
+def _read_regular(path: Path) -> bytes:
+    """The bytes of `path`, opened without following a symlink and only if a regular file."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path} is not a regular file")
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def _order(intent: Intent) -> tuple[datetime, str]:

@@ -1,0 +1,220 @@
+"""Removing one planned image from a Docker-API engine without touching any other image.
+
+The engines offer no conditional untag: `DELETE /images/<tag>` takes the tag off whatever image
+it names when the request arrives, and when that was the image's last name it deletes the image
+too (`noprune=1` only spares untagged parents: measured on dockerd 20.10 and 28.5). A tag that
+moved to a new release B while nodegc walked the planned image A's names would take B with it.
+So the walk here acts on A's id:
+
+- An image with one name (one tag, plus digests of that tag's repository) is deleted by id in
+  one request: the engine removes that image's own names, whatever happened to the planned tag.
+- An image with several names keeps its last tag to the end. Every other tag is checked right
+  before it goes (`GET /images/<tag>/json` must still answer A's id): a tag that names another
+  image by now (moved) or none (removed) is left alone and named in the result. A tag taken off
+  by name is never A's last name, so that request can only untag. Then `DELETE /images/<A id>`
+  removes A with the name it kept. Digests (`repo@sha256:`) are content addresses: they cannot
+  move to another image, so they go by name.
+- The last step is always by id, with `noprune=1`: only A is deleted, never an untagged parent.
+- If A gained a tag since it was planned, nothing is touched (Conflict: someone is using it).
+
+Between the check of a tag and its untag there is one request's time in which a `docker tag` of
+another image could still land; the engine's answer says so when that image was deleted with it
+(a `Deleted` row of another id), and the result names it as an error. Nothing else can.
+
+A refusal or failure part-way (a container uses A now) puts back the tags this walk took off,
+each only when no image holds that tag now: a tag that moved meanwhile is left on the image it
+names (`restore`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from nodegc.model import Image, short_id
+from nodegc.runtime import Conflict, NotFound, RuntimeError_, RuntimeUnavailable
+
+log = logging.getLogger(__name__)
+
+# inspect(reference) -> the image it names now (None: no image has that name)
+Inspect = Callable[[str], Image | None]
+# delete(reference, by_id) -> the engine's rows ({"Untagged": name} / {"Deleted": id})
+Delete = Callable[[str, bool], Any]
+# tag(image_id, reference): give the image that name (the engine moves it if another has it)
+Tag = Callable[[str, str], None]
+
+
+@dataclass
+class Walk:
+    """What one removal did to the names of the planned image."""
+
+    image: Image
+    untagged: list[str] = field(default_factory=list)  # names this walk took off A
+    moved: dict[str, str | None] = field(default_factory=dict)  # planned tag -> its holder now
+    foreign: list[str] = field(default_factory=list)  # images an untag deleted (a lost race)
+
+    def note(self) -> str:
+        """The audit detail of what happened to names that were not A's any more."""
+        parts = []
+        for tag, holder in self.moved.items():
+            where = f"now names {short_id(holder)}" if holder else "removed by someone else"
+            parts.append(f"tag {tag} {where}: left where it is")
+        if self.foreign:
+            ids = ", ".join(short_id(i) for i in self.foreign)
+            parts.append(f"a tag moved between its check and its untag: image {ids} deleted")
+        return "; ".join(parts)
+
+
+def references_to_walk(image: Image) -> list[str]:
+    """The names to remove one by one: every tag, then digests of repositories no tag names
+    (the engine drops a repository's digests with its last tag)."""
+    tag_repos = {repository(t) for t in image.tags}
+    digests = [d for d in image.digests if repository(d) not in tag_repos]
+    return [*image.tags, *digests]
+
+
+def repository(reference: str) -> str:
+    if "@" in reference:
+        return reference.split("@", 1)[0]
+    name, sep, tag = reference.rpartition(":")
+    return name if sep and "/" not in tag else reference
+
+
+def deleted_ids(rows: Any) -> list[str]:
+    return [str(r["Deleted"]) for r in rows or [] if isinstance(r, dict) and "Deleted" in r]
+
+
+def untagged_names(rows: Any) -> set[str]:
+    return {str(r["Untagged"]) for r in rows or [] if isinstance(r, dict) and "Untagged" in r}
+
+
+def remove(
+    image: Image,
+    *,
+    inspect: Inspect,
+    delete: Delete,
+    tag: Tag,
+    before_delete: Callable[[], None] | None = None,
+) -> Walk:
+    """Remove `image` by its id (see the module's text). Returns what happened to its names;
+    raises Conflict (refused: A keeps every tag it had that no other image took meanwhile),
+    NotFound (A is gone: someone else removed it), RuntimeError_ (failed, tags put back)."""
+    what = f"remove image {short_id(image.id)} ({image.describe()})"
+    walk = Walk(image)
+    try:
+        several = len(references_to_walk(image)) > 1
+        if several and _untag_all_but_one(walk, what, inspect, delete):
+            return walk  # an untag deleted A (its kept name was removed meanwhile)
+        if before_delete is not None:
+            before_delete()
+        rows = delete(image.id, True)
+    except RuntimeError_ as exc:
+        if walk.untagged and not isinstance(exc, NotFound):
+            kept = restore(image.id, [t for t in walk.untagged if "@" not in t], inspect, tag)
+            raise type(exc)(f"{exc}{_restore_text(walk, kept)}") from None
+        raise
+    gone = untagged_names(rows)
+    for name in image.tags:
+        if name not in walk.untagged and name not in gone and name not in walk.moved:
+            walk.moved[name] = _holder(inspect, name)
+    return walk
+
+
+def _untag_all_but_one(walk: Walk, what: str, inspect: Inspect, delete: Delete) -> bool:
+    """Take off every planned name of A but its last tag, each checked right before it goes.
+    True when A itself was deleted on the way."""
+    image = walk.image
+    current = inspect(image.id)
+    if current is None:
+        raise NotFound(f"{what}: no such image")
+    added = [t for t in current.tags if t not in image.tags]
+    if added:
+        raise Conflict(f"{what}: tagged {', '.join(added)} since it was planned; nothing touched")
+    tags = [t for t in image.tags if t in current.tags]
+    for name in image.tags:
+        if name not in current.tags:
+            walk.moved[name] = _holder(inspect, name)
+    kept_repo = repository(tags[-1]) if tags else None
+    digests = [d for d in current.digests if repository(d) != kept_repo]
+    if not tags and digests:  # no tag left: keep one repository's digests for the last step
+        digests = [d for d in digests if repository(d) != repository(digests[-1])]
+    for name in [*tags[:-1], *digests]:
+        if "@" not in name:
+            holder = _holder(inspect, name)
+            if holder != image.id:
+                walk.moved[name] = holder
+                continue
+        walk.untagged.append(name)  # in flight: put back if the answer is lost
+        try:
+            rows = delete(name, False)
+        except NotFound:
+            walk.untagged.pop()
+            continue  # gone meanwhile (a digest goes with its repository's last tag)
+        deleted = deleted_ids(rows)
+        if deleted and deleted[0] == image.id:
+            return True
+        if deleted:
+            walk.foreign.append(deleted[0])
+            log.error(
+                f"image {short_id(deleted[0])}: deleted by the untag of {name}, which moved to "
+                "it between nodegc's check and the untag",
+                extra={"image": deleted[0], "tag": name, "planned_image": image.id},
+            )
+    return False
+
+
+def restore(
+    image_id: str, tags: Sequence[str], inspect: Inspect, tag: Tag
+) -> dict[str, str | None]:
+    """Put each of `tags` back on `image_id` when no image holds it now. Returns the tags left
+    where they are: tag -> the image holding it (None: could not be put back)."""
+    left: dict[str, str | None] = {}
+    for name in tags:
+        try:
+            holder = _holder(inspect, name)
+            if holder is not None and holder != image_id:
+                left[name] = holder
+                log.warning(
+                    f"image {short_id(image_id)}: tag {name} not put back, it names "
+                    f"{short_id(holder)} now",
+                    extra={"image": image_id, "tag": name, "holder": holder},
+                )
+                continue
+            if holder is None:
+                tag(image_id, name)
+        except RuntimeUnavailable:
+            raise
+        except RuntimeError_ as exc:
+            left[name] = None
+            log.error(
+                "could not put a tag back after a refused or failed removal; the intent "
+                "journal has it",
+                extra={"image": image_id, "tag": name, "error": str(exc)},
+            )
+    return left
+
+
+def _holder(inspect: Inspect, name: str) -> str | None:
+    try:
+        found = inspect(name)
+    except NotFound:
+        return None
+    return found.id if found is not None else None
+
+
+def _restore_text(walk: Walk, left: dict[str, str | None]) -> str:
+    back = [t for t in walk.untagged if "@" not in t and t not in left]
+    parts = []
+    if back:
+        parts.append(f"tags put back: {', '.join(back)}")
+    for name, holder in walk.moved.items():
+        where = f"now names {short_id(holder)}" if holder else "removed by someone else"
+        parts.append(f"tag {name} {where}: left where it is")
+    for name, holder in left.items():
+        if holder:
+            parts.append(f"tag {name} now names {short_id(holder)}: not put back, left there")
+        else:
+            parts.append(f"tag {name} could not be put back: the intent journal keeps it")
+    return f" ({'; '.join(parts)})" if parts else ""
