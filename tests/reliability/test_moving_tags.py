@@ -1,0 +1,136 @@
+"""A tag that moves to a new release while `nodegc once` removes the old one, on a real engine.
+
+The old image A (`app:a`, `app:latest`, `app:zz`) is old enough to go for age; the new release B
+(loaded as `rel:2`, never listed old) is not planned. A real `docker tag B app:latest` (or
+`app:zz`) races the walk at an exact point: the fault proxy holds nodegc's request (the hook
+runs the racer's calls on the engine, then forwards it), so the engine has the moved tag before
+it answers. The walk takes A's names off in the listed order, keeping the last for the final
+`DELETE` by id (`app:a` untagged by name, `app:latest` checked, then untagged by name,
+`app:zz` removed with A by id).
+
+- The tag moves right before nodegc's first request about it (its check): it is left on B, A is
+  removed by id, B keeps every tag, the audit names the moved tag. Catches: an untag by name
+  without the "still names the planned id" check (B untagged, and deleted as it has no other
+  name: the issue's bug), and a walk that stops at the first `Deleted` row without looking whose.
+- The kept tag moves right before the final `DELETE` by id: A goes, B keeps it. Catches a last
+  step by name (it would untag B).
+- A container starts using A and `app:latest` moves to B, both right before the final DELETE:
+  refused (skipped), `app:a` is put back on A, `app:latest` stays on B (named in the detail).
+  Catches a restore without the "no other image holds it now" check (the issue's bug 2).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import docker
+import pytest
+
+from nodegc.state.audit import AUDIT_FILE
+from nodegc.testing.engine import IsolatedEngine
+from nodegc.testing.faultproxy import Fault, FaultProxy
+from nodegc.testing.images import build_image_tar
+from tests.engine.helpers import create_container, nodegc
+from tests.reliability.scene import AGE_CONFIG, outcomes, seed_history
+
+OLD_TAGS = ["app:a", "app:latest", "app:zz"]
+
+
+def releases(engine: IsolatedEngine, api: docker.APIClient, state: Path) -> tuple[str, str]:
+    """A (old, planned for age) and B (the new release, not planned)."""
+    old = engine.load(build_image_tar(OLD_TAGS, 8 * 1024))
+    new = engine.load(build_image_tar(["rel:2"], 8 * 1024))
+    seed_history(state, [old], timedelta(days=2))
+    listed = {i["Id"]: i["RepoTags"] for i in api.images()}
+    assert listed[old] == OLD_TAGS, "the walk's order is the listed order: the test assumes it"
+    return old, new
+
+
+def move(api: docker.APIClient, image: str, tag: str, seen: list[str]) -> None:
+    """`docker tag image tag`, and check the engine has it before the walk goes on."""
+    repository, name = tag.split(":")
+    api.tag(image, repository, name)
+    assert tag in api.inspect_image(image)["RepoTags"]
+    seen.append(tag)
+
+
+def once(proxy: FaultProxy, tmp_path: Path) -> tuple[dict, list[dict]]:
+    config = tmp_path / "age.toml"
+    config.write_text(AGE_CONFIG)
+    state = tmp_path / "state"
+    proc = nodegc(
+        None, state, "once", "--config", str(config), "--output", "json", endpoint=proxy.endpoint
+    )
+    assert proc.stdout, proc.stderr
+    audit = [json.loads(line) for line in (state / AUDIT_FILE).read_text().splitlines()]
+    return json.loads(proc.stdout), audit
+
+
+def tags(api: docker.APIClient) -> dict[str, list[str]]:
+    return {i["Id"]: sorted(i.get("RepoTags") or []) for i in api.images(all=True)}
+
+
+@pytest.mark.parametrize(
+    ("moved", "at"),
+    [("app:latest", r"/images/app:latest(/json)?$"), ("app:zz", None)],
+    ids=["untagged-by-name", "kept-for-the-delete-by-id"],
+)
+def test_a_tag_that_moves_mid_walk_stays_on_the_new_release(
+    engine: IsolatedEngine,
+    api: docker.APIClient,
+    proxy: FaultProxy,
+    tmp_path: Path,
+    moved: str,
+    at: str | None,
+) -> None:
+    old, new = releases(engine, api, tmp_path / "state")
+    seen: list[str] = []
+    proxy.add(
+        Fault.hook(lambda: move(api, new, moved, seen)),
+        method=None if at else "DELETE",
+        path=at or f"/images/{old}$",
+        times=1,
+    )
+    report, audit = once(proxy, tmp_path)
+    assert proxy.errors == [] and seen == [moved], "the racer's tag never landed"
+    now = tags(api)
+    assert new in now, "the new release, never planned, was deleted"
+    assert now[new] == sorted(["rel:2", moved]), "the new release lost a tag"
+    assert old not in now, "the planned image was not removed"
+    assert outcomes(report, "images")[old] == "removed"
+    (line,) = [e for e in audit if e["id"] == old]
+    assert line["outcome"] == "removed"
+    assert f"tag {moved} now names {new.split(':')[1][:12]}: left where it is" in line["detail"]
+    assert not [e for e in audit if e["id"] == new], "an audit line for an unplanned image"
+    untagged = [x.path for x in proxy.exchanges if x.method == "DELETE"]
+    assert untagged[-1].endswith(f"/images/{old}"), "the last step was not by id"
+
+
+def test_a_refused_removal_puts_back_only_tags_no_other_image_holds(
+    engine: IsolatedEngine, api: docker.APIClient, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    old, new = releases(engine, api, tmp_path / "state")
+    seen: list[str] = []
+    users: list[str] = []
+
+    def race() -> None:
+        users.append(create_container(api, old))  # in use from now on: the delete is refused
+        move(api, new, "app:latest", seen)
+
+    proxy.add(Fault.hook(race), method="DELETE", path=f"/images/{old}$", times=1)
+    report, audit = once(proxy, tmp_path)
+    assert proxy.errors == [] and seen == ["app:latest"] and users
+    now = tags(api)
+    assert now[new] == ["app:latest", "rel:2"], "the tag was moved back to the old image"
+    assert now[old] == ["app:a", "app:zz"], "a tag the walk took off was not put back"
+    assert outcomes(report, "images")[old] == "skipped"
+    (line,) = [e for e in audit if e["id"] == old]
+    assert line["outcome"] == "skipped" and line["detail"].startswith("in use now")
+    short = new.split(":")[1][:12]
+    assert f"tag app:latest now names {short}" in line["detail"], line["detail"]
+    assert "tags put back: app:a" in line["detail"], line["detail"]
+    assert not (tmp_path / "state" / "intents.json").exists() or not json.loads(
+        (tmp_path / "state" / "intents.json").read_text()
+    )["intents"], "the outcome is final: nothing owed"
