@@ -131,6 +131,7 @@ def test_a_refused_removal_puts_back_only_tags_no_other_image_holds(
     short = new.split(":")[1][:12]
     assert f"tag app:latest now names {short}" in line["detail"], line["detail"]
     assert "tags put back: app:a" in line["detail"], line["detail"]
-    assert not (tmp_path / "state" / "intents.json").exists() or not json.loads(
-        (tmp_path / "state" / "intents.json").read_text()
-    )["intents"], "the outcome is final: nothing owed"
+    assert (
+        not (tmp_path / "state" / "intents.json").exists()
+        or not json.loads((tmp_path / "state" / "intents.json").read_text())["intents"]
+    ), "the outcome is final: nothing owed"
