@@ -1,5 +1,12 @@
-"""Real-engine fixtures for every test directory: `engine` (a private dockerd), `busybox`, and
-`daemons` (the `nodegc run` processes a test starts, stopped afterwards).
+"""Real-engine fixtures for every test directory: `engine` (a private dockerd), `busybox`,
+`daemons` (the `nodegc run` processes a test starts, stopped afterwards), and the engine matrix:
+`node` (one engine of `nodegc.testing.matrix.MATRIX`, chosen by parametrisation:
+`@pytest.mark.parametrize("node", matrix_params("docker28-overlay2", ...), indirect=True)`) and
+`make_node` (start any matrix engine by id, inside the test).
+
+`NODEGC_TEST_ENGINE_ROOT=SUITE` (e.g. `trixie`, `forky`) runs the default `engine` (and the CRI and
+Podman fixtures) from that Debian root's engines instead of the host's; with it,
+`NODEGC_TEST_DOCKER_STORE=containerd` gives `engine` the containerd image store.
 
 A test that uses `engine` is marked `engine` automatically. Marked tests are skipped, with the
 reason, when this machine cannot run an engine (not root, dockerd missing...), except under CI
@@ -8,16 +15,35 @@ reason, when this machine cannot run an engine (not root, dockerd missing...), e
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
+from typing import Any
 
 import pytest
 
+from nodegc.testing import matrix
 from nodegc.testing.engine import IsolatedEngine, missing_requirements
+from nodegc.testing.engine_root import EngineRoot, EngineRootError, root_from_env
 from nodegc.testing.images import busybox_image_tar
+from nodegc.testing.rooted import RootedEngine
 from tests.engine.helpers import Daemon
 
 ENGINE_SIZE_MB = 512
+ENV_STORE = "NODEGC_TEST_DOCKER_STORE"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the `matrix` marker (the suite runs with --strict-markers)."""
+    config.addinivalue_line(
+        "markers", "matrix: a core scenario run on every engine of the matrix (-m matrix)"
+    )
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """The engine versions the matrix roots hold (those already built)."""
+    found = matrix.versions(matrix.MATRIX)
+    return [f"engine matrix: {', '.join(f'{k}={v}' for k, v in found.items()) or 'no root yet'}"]
 
 
 def require_engine() -> None:
@@ -47,10 +73,84 @@ def _engine_gate(request: pytest.FixtureRequest) -> None:
 
 @pytest.fixture
 def engine() -> Iterator[IsolatedEngine]:
-    """A started private dockerd on a 512 MB filesystem, removed after the test, pass or fail."""
-    require_engine()
-    with IsolatedEngine(size_mb=ENGINE_SIZE_MB) as isolated:
+    """A started private dockerd on a 512 MB filesystem, removed after the test, pass or fail
+    (the dockerd of the root `$NODEGC_TEST_ENGINE_ROOT` names, if set)."""
+    root = _root_from_env()
+    if root is None:
+        require_engine()
+        isolated = IsolatedEngine(size_mb=ENGINE_SIZE_MB)
+    else:
+        store = os.environ.get(ENV_STORE, "overlay2")
+        isolated = RootedEngine(ENGINE_SIZE_MB, root=root, store=store)  # type: ignore[arg-type]
+    with isolated:
         yield isolated
+
+
+def _root_from_env() -> EngineRoot | None:
+    try:
+        return root_from_env()
+    except EngineRootError as exc:
+        unavailable(str(exc))
+        return None
+
+
+def unavailable(reason: str) -> None:
+    """Skip the current test, or fail it under CI (`CI` set): CI must never skip silently."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI is set: engine tests may not be skipped)", pytrace=False)
+    pytest.skip(reason)
+
+
+# -- the engine matrix ------------------------------------------------------------------------
+
+
+def matrix_params(*ids: str, builds: bool = False, kinds: Sequence[str] = ()) -> list[Any]:
+    """pytest params for the `node` fixture: the matrix engines named (all when none is),
+    only those that build (`builds`) or of `kinds` ("docker", "podman", "cri")."""
+    specs = [
+        s for s in matrix.by_id(*ids)
+        if (not builds or s.builds) and (not kinds or s.kind in kinds)
+    ]  # fmt: skip
+    return [pytest.param(s, id=s.id) for s in specs]
+
+
+def require_matrix_engine(spec: matrix.MatrixEngine) -> None:
+    """Skip (fail under CI) when `spec` cannot run here."""
+    problems = matrix.missing(spec)
+    if problems:
+        unavailable(f"matrix engine {spec.id} needs: " + "; ".join(problems))
+
+
+@pytest.fixture
+def node(request: pytest.FixtureRequest) -> Iterator[matrix.Node]:
+    """The matrix engine the test is parametrised with (`matrix_params`), started on 256 MB
+    filesystems; removed after the test, pass or fail."""
+    spec: matrix.MatrixEngine = request.param
+    require_matrix_engine(spec)
+    try:
+        started = matrix.start_node(spec)
+        node = started.__enter__()
+    except EngineRootError as exc:
+        unavailable(f"matrix engine {spec.id}: {exc}")
+        raise
+    try:
+        yield node
+    finally:
+        started.__exit__(None, None, None)
+
+
+@pytest.fixture
+def make_node() -> Iterator[Callable[..., matrix.Node]]:
+    """`make_node(id, size_mb=256, containerd_size_mb=256)` starts a matrix engine by id; all
+    are removed after the test, pass or fail."""
+    with contextlib.ExitStack() as stack:
+
+        def make(spec_id: str, **sizes: int) -> matrix.Node:
+            (spec,) = matrix.by_id(spec_id)
+            require_matrix_engine(spec)
+            return stack.enter_context(matrix.start_node(spec, **sizes))
+
+        yield make
 
 
 @pytest.fixture
@@ -68,6 +168,9 @@ def pytest_runtest_makereport(
     isolated = getattr(item, "funcargs", {}).get("engine")
     if report.failed and call.when == "call" and isinstance(isolated, IsolatedEngine):
         report.sections.append(("dockerd log (tail)", isolated.log_tail()))
+    started = getattr(item, "funcargs", {}).get("node")
+    if report.failed and call.when == "call" and isinstance(started, matrix.Node):
+        report.sections.append((f"{started.spec.id} log (tail)", started.log_tail()))
     return report
 
 

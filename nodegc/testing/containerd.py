@@ -48,6 +48,9 @@ from nodegc.runtime.cri import normalize_reference
 from nodegc.runtime.cri_proto import api_pb2 as pb
 from nodegc.runtime.cri_proto import api_pb2_grpc as pb_grpc
 from nodegc.testing import engine as _engine
+from nodegc.testing import processes
+from nodegc.testing.containerd_config import ContainerdPaths, config_toml
+from nodegc.testing.engine_root import EngineRoot
 from nodegc.testing.images import busybox_image_tar, image_ids_of, merge_image_tars
 
 __all__ = [
@@ -63,6 +66,7 @@ DEFAULT_SIZE_MB = 256
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 RPC_TIMEOUT = 30.0
+IMPORT_TIMEOUT = 30.0
 POLL_INTERVAL = 0.02
 NAME_PREFIX = "ngcc-"
 PAUSE_TAG = "nodegc-test/pause:1"
@@ -73,15 +77,6 @@ REQUIRED_TOOLS = (
 )  # fmt: skip
 # /proc/<pid>/comm of containerd and its shims (comm is cut at 15 characters).
 CONTAINERD_COMMS = frozenset({"containerd", "containerd-shim", "runc"})
-# Plugins this harness has no use for: skipped for a faster start and a quieter log.
-DISABLED_PLUGINS = (
-    "io.containerd.snapshotter.v1.aufs",
-    "io.containerd.snapshotter.v1.btrfs",
-    "io.containerd.snapshotter.v1.devmapper",
-    "io.containerd.snapshotter.v1.zfs",
-    "io.containerd.internal.v1.tracing",
-    "io.containerd.tracing.processor.v1.otlp",
-)
 
 
 class ContainerdError(RuntimeError):
@@ -91,7 +86,7 @@ class ContainerdError(RuntimeError):
 def missing_requirements() -> list[str]:
     """Why an IsolatedContainerd cannot run here (empty when it can): not root, or missing tools."""
     problems = [] if os.geteuid() == 0 else ["needs root (loop devices, mounts, containerd)"]
-    path = _engine._tool_path()
+    path = processes.tool_path()
     problems += [
         f"{tool} not found" for tool in REQUIRED_TOOLS if not shutil.which(tool, path=path)
     ]
@@ -200,7 +195,11 @@ class IsolatedContainerd(_engine.FillableFilesystem):
         base_dir: str | os.PathLike[str] = "/tmp",
         start_timeout: float = START_TIMEOUT,
         sandbox_image_tag: str = PAUSE_TAG,
+        root: EngineRoot | None = None,
     ) -> None:
+        """`root`: run the containerd of that engine root (`nodegc.testing.engine_root`)
+        instead of the host's."""
+        self.engine_root = root
         self._res = _new_resources(Path(base_dir), size_mb)
         self._finalizer = weakref.finalize(self, _teardown_at_exit, self._res)
         self.start_timeout = start_timeout
@@ -293,19 +292,31 @@ class IsolatedContainerd(_engine.FillableFilesystem):
             res.mounted = engine_res.mounted
         for d in (res.state, res.root / "opt", res.root / "cni" / "bin", res.root / "cni" / "conf"):
             d.mkdir(parents=True, exist_ok=True)
-        res.config_path.write_text(_config_toml(res, self.sandbox_image))
+        res.config_path.write_text(
+            config_toml(_paths(res), self.sandbox_image, self.config_version)
+        )
         env = {k: v for k, v in os.environ.items() if not k.startswith(("CONTAINERD_", "DOCKER_"))}
-        env["PATH"] = _engine._tool_path()
+        env["PATH"] = processes.tool_path()
+        argv = ["containerd", "--config", str(res.config_path), "--log-level", "info"]
+        if self.engine_root is None:
+            argv[0] = shutil.which("containerd", path=env["PATH"]) or "containerd"
+        else:
+            argv = self.engine_root.wrap(argv, binds=[res.root])
         with open(res.log_path, "ab") as log:
             res.process = subprocess.Popen(
-                [shutil.which("containerd", path=env["PATH"]) or "containerd",
-                 "--config", str(res.config_path), "--log-level", "info"],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
                 start_new_session=True,
             )  # fmt: skip
         res.pids.add(res.process.pid)
         self._wait_ready()
         (self.sandbox_image_id,) = self.import_images([pause_image_tar(self.sandbox_image_tag)])
+
+    @property
+    def config_version(self) -> int:
+        """The config format the containerd run here takes: 3 from containerd 2.0, else 2."""
+        if self.engine_root is not None and self.engine_root.version("containerd") >= (2,):
+            return 3
+        return 2
 
     def close(self) -> None:
         """Kill everything, unmount, detach the loop device, remove the temp dir."""
@@ -318,7 +329,7 @@ class IsolatedContainerd(_engine.FillableFilesystem):
 
     def log_tail(self, lines: int = 40) -> str:
         """The last lines of containerd's log, for failure reports."""
-        return _engine._log_tail(self._res.log_path, lines)
+        return processes.log_tail(self._res.log_path, lines)
 
     def _wait_ready(self) -> None:
         """Poll CRI Status until the runtime is ready; raise with the log tail if it dies."""
@@ -377,12 +388,12 @@ class IsolatedContainerd(_engine.FillableFilesystem):
             tmp.write(merged)
             tmp.flush()
             self.ctr("images", "import", tmp.name)
-        listed = {
-            i.id for i in self.img.ListImages(pb.ListImagesRequest(), timeout=RPC_TIMEOUT).images
-        }
-        missing = [i for i in ids if i not in listed]
-        if missing:
-            raise ContainerdError(f"images {missing} missing from CRI after import")
+        # containerd 2.x lists an imported image in CRI a moment after `ctr import` returns.
+        deadline = time.monotonic() + IMPORT_TIMEOUT
+        while missing := [i for i in ids if i not in self.image_ids()]:
+            if time.monotonic() >= deadline:
+                raise ContainerdError(f"images {missing} missing from CRI after import")
+            time.sleep(POLL_INTERVAL)
         return ids
 
     def import_image(self, tar_bytes: bytes) -> str:
@@ -392,7 +403,9 @@ class IsolatedContainerd(_engine.FillableFilesystem):
     def ctr(self, *args: str) -> str:
         """Run `ctr` against this containerd in the CRI namespace; returns its stdout."""
         argv = ["ctr", "--address", str(self._res.socket_path), "--namespace", NAMESPACE, *args]
-        return _engine._run(argv)
+        if self.engine_root is not None:
+            return self.engine_root.run(argv, binds=[self._res.root]).stdout
+        return processes.run(argv)
 
     def image_ids(self) -> set[str]:
         return {
@@ -540,53 +553,11 @@ def _new_resources(base_dir: Path, size_mb: int) -> _Resources:
             return _Resources(root=root, name=name, size_mb=size_mb)
 
 
-def _config_toml(res: _Resources, sandbox_image: str) -> str:
-    """containerd's config: every path under `res`, CRI with a local pause image and no CNI."""
-    disabled = ", ".join(f'"{p}"' for p in DISABLED_PLUGINS)
-    cri = 'plugins."io.containerd.grpc.v1.cri"'
-    return f"""\
-version = 2
-root = "{res.containerd_root}"
-state = "{res.state}"
-disabled_plugins = [{disabled}]
-
-[grpc]
-  address = "{res.socket_path}"
-
-[ttrpc]
-  address = "{res.socket_path}.ttrpc"
-
-[debug]
-  address = ""
-
-[metrics]
-  address = ""
-
-[plugins."io.containerd.internal.v1.opt"]
-  path = "{res.root / "opt"}"
-
-[{cri}]
-  sandbox_image = "{sandbox_image}"
-  restrict_oom_score_adj = true
-  stream_server_address = "127.0.0.1"
-  stream_server_port = "0"
-  enable_selinux = false
-  disable_apparmor = true
-
-[{cri}.cni]
-  bin_dir = "{res.root / "cni" / "bin"}"
-  conf_dir = "{res.root / "cni" / "conf"}"
-
-[{cri}.containerd]
-  snapshotter = "overlayfs"
-  default_runtime_name = "runc"
-
-[{cri}.containerd.runtimes.runc]
-  runtime_type = "io.containerd.runc.v2"
-
-[{cri}.containerd.runtimes.runc.options]
-  SystemdCgroup = false
-"""
+def _paths(res: _Resources) -> ContainerdPaths:
+    return ContainerdPaths(
+        root=res.containerd_root, state=res.state, socket=res.socket_path, opt=res.root / "opt",
+        cni_bin=res.root / "cni" / "bin", cni_conf=res.root / "cni" / "conf",
+    )  # fmt: skip
 
 
 # -- teardown ---------------------------------------------------------------------------------
@@ -596,15 +567,15 @@ def _teardown(res: _Resources) -> list[str]:
     """Undo everything, carrying on past failures; returns what could not be undone."""
     problems: list[str] = []
     steps = [
-        lambda: _engine._kill_all(_engine._cgroup_pids(res.name)),  # containers, pause included
+        lambda: processes.kill_all(processes.cgroup_pids(res.name)),  # containers, pause included
         lambda: _stop_containerd(res),
         lambda: _kill_shims(res),
-        lambda: _engine._unmount_under(res.root),
-        lambda: _engine._remove_cgroups(res.name),
-        lambda: _engine._detach_loops(res.image),
-        lambda: _engine._remove_root(res.root),
+        lambda: processes.unmount_under(res.root),
+        lambda: processes.remove_cgroups(res.name),
+        lambda: processes.detach_loops(res.image),
+        lambda: processes.remove_root(res.root),
     ]
-    return problems + _engine._run_teardown(res, steps)
+    return problems + processes.run_teardown(res, steps)
 
 
 def _teardown_at_exit(res: _Resources) -> None:
@@ -617,13 +588,13 @@ def _stop_containerd(res: _Resources) -> list[str]:
     """SIGTERM our containerd by pid, SIGKILL after STOP_TIMEOUT; reap it."""
     process = res.process
     if process is not None and process.poll() is None:
-        _engine._signal(process.pid, signal.SIGTERM)
+        processes.signal_pid(process.pid, signal.SIGTERM)
         try:
             process.wait(timeout=STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
-            _engine._signal(process.pid, signal.SIGKILL)
+            processes.signal_pid(process.pid, signal.SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=_engine.KILL_TIMEOUT)
+                process.wait(timeout=processes.KILL_TIMEOUT)
     res.process = None
     return []
 
@@ -633,12 +604,12 @@ def _kill_shims(res: _Resources) -> list[str]:
     outlive containerd), and remove the sockets the shims leave in /run/containerd/s."""
     ours = {
         pid: cmdline
-        for pid, cmdline in _engine._engine_pids(res.root).items()
+        for pid, cmdline in processes.engine_pids(res.root).items()
         if _comm(pid) in CONTAINERD_COMMS
     }
-    problems = _engine._kill_all(set(ours))
+    problems = processes.kill_all(set(ours))
     for cmdline in ours.values():
-        _engine._remove_shim_socket(cmdline)
+        processes.remove_shim_socket(cmdline)
     return problems
 
 

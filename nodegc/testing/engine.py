@@ -17,11 +17,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
-import itertools
 import json
 import os
-import re
 import secrets
 import shutil
 import signal
@@ -40,25 +37,83 @@ from typing import Any, Self
 import docker
 
 from nodegc.testing.images import load_image, load_images
+from nodegc.testing.processes import (
+    KILL_TIMEOUT,
+    POLL_INTERVAL,
+    EngineError,
+)
+from nodegc.testing.processes import (
+    alive as _alive,
+)
+from nodegc.testing.processes import (
+    cgroup_pids as _cgroup_pids,
+)
+from nodegc.testing.processes import (
+    detach_loops as _detach_loops,
+)
+from nodegc.testing.processes import (
+    engine_pids as _engine_pids,
+)
+from nodegc.testing.processes import (
+    file_size as _file_size,
+)
+from nodegc.testing.processes import (
+    is_mountpoint as _is_mountpoint,
+)
+from nodegc.testing.processes import (
+    is_ours as _is_ours,
+)
+from nodegc.testing.processes import (
+    kill_all as _kill_all,
+)
+from nodegc.testing.processes import (
+    log_tail as _log_tail,
+)
+from nodegc.testing.processes import (
+    loop_devices as _loop_devices,
+)
+from nodegc.testing.processes import (
+    read_from as _read_from,
+)
+from nodegc.testing.processes import (
+    read_pidfile as _read_pidfile,
+)
+from nodegc.testing.processes import (
+    remove_cgroups as _remove_cgroups,
+)
+from nodegc.testing.processes import (
+    remove_root as _remove_root,
+)
+from nodegc.testing.processes import (
+    remove_shim_socket as _remove_shim_socket,
+)
+from nodegc.testing.processes import (
+    run as _run,
+)
+from nodegc.testing.processes import (
+    run_teardown as _run_teardown,
+)
+from nodegc.testing.processes import (
+    signal_pid as _signal,
+)
+from nodegc.testing.processes import (
+    tool_path as _tool_path,
+)
+from nodegc.testing.processes import (
+    unmount_under as _unmount_under,
+)
+from nodegc.testing.processes import (
+    wait_gone as _wait_gone,
+)
 
 __all__ = ["DEFAULT_SIZE_MB", "EngineError", "IsolatedEngine", "main", "missing_requirements"]
 
 DEFAULT_SIZE_MB = 512
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
-KILL_TIMEOUT = 5.0
-POLL_INTERVAL = 0.02
 MAX_SOCKET_PATH = 100
 REQUIRED_TOOLS = ("dockerd", "containerd", "runc", "losetup", "mkfs.ext4", "mount", "umount")
-SBIN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-# /proc/<pid>/comm of the processes an engine runs (comm is cut at 15 characters).
-ENGINE_COMMS = frozenset({"dockerd", "containerd", "containerd-shim", "runc"})
-SHIM_SOCKET_DIR = Path("/run/containerd/s")
 SHUTDOWN_COMPLETE = b"Daemon shutdown complete"
-
-
-class EngineError(RuntimeError):
-    """The private engine could not be set up, started, stopped or cleaned up."""
 
 
 def missing_requirements() -> list[str]:
@@ -87,6 +142,16 @@ class _Resources:
     @property
     def image(self) -> Path:
         return self.root / "disk.img"
+
+    @property
+    def images(self) -> tuple[Path, ...]:
+        """Every disk image behind a loop device of ours (a subclass may add some)."""
+        return (self.image,)
+
+    @property
+    def kept_mounts(self) -> tuple[Path, ...]:
+        """Our loop filesystems: kept mounted over a daemon restart."""
+        return (self.mountpoint,)
 
     @property
     def mountpoint(self) -> Path:
@@ -285,8 +350,8 @@ class IsolatedEngine(FillableFilesystem):
         if self.running:
             return
         if not self._res.mounted:
-            _prepare_filesystem(self._res)
-        _launch(self._res)
+            self._prepare_storage()
+        self._start_daemon()
         _wait_ready(self._res, self.start_timeout)
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
@@ -296,7 +361,7 @@ class IsolatedEngine(FillableFilesystem):
         """
         self._close_helper_api()
         problems = _stop_daemon(self._res, timeout)
-        problems += _unmount_under(self._res.root, keep=self._res.mountpoint)
+        problems += _unmount_under(self._res.root, keep=self._res.kept_mounts)
         if problems:
             raise EngineError(f"{self.name}: " + "; ".join(problems))
 
@@ -316,7 +381,7 @@ class IsolatedEngine(FillableFilesystem):
         problems = _kill_leftovers(self._res)
         if not problems:
             _remove_stale_pidfiles(self._res)
-        problems += _unmount_under(self._res.root, keep=self._res.mountpoint)
+        problems += _unmount_under(self._res.root, keep=self._res.kept_mounts)
         if problems:
             raise EngineError(f"{self.name}: " + "; ".join(problems))
 
@@ -430,6 +495,14 @@ class IsolatedEngine(FillableFilesystem):
 
     # -- internals ----------------------------------------------------------------------------
 
+    def _prepare_storage(self) -> None:
+        """Make and mount the loop filesystem(s), before the daemon's first start."""
+        _prepare_filesystem(self._res)
+
+    def _start_daemon(self) -> None:
+        """Start dockerd (not waiting for it)."""
+        _launch(self._res)
+
     def _api(self) -> docker.APIClient:
         """The client the helpers share (closed on stop)."""
         if self._helper_api is None:
@@ -494,11 +567,12 @@ def _dockerd_argv(res: _Resources) -> list[str]:
     ]
 
 
-def _launch(res: _Resources) -> None:
-    """Start dockerd in a session of its own, logging to `res.log_path` (appended)."""
+def _launch(res: _Resources, argv: Sequence[str] | None = None) -> None:
+    """Start dockerd (`argv`, by default `_dockerd_argv`) in a session of its own, logging to
+    `res.log_path` (appended)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
     env["PATH"] = _tool_path()
-    argv = _dockerd_argv(res)
+    argv = list(argv or _dockerd_argv(res))
     with open(res.log_path, "ab") as log:
         res.process = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
@@ -610,15 +684,6 @@ def _kill_containers(res: _Resources) -> list[str]:
     return _kill_all(_cgroup_pids(res.name))
 
 
-def _kill_all(pids: set[int]) -> list[str]:
-    """SIGKILL `pids` and wait for them to go."""
-    for pid in pids:
-        _signal(pid, signal.SIGKILL)
-    if _wait_gone(pids, KILL_TIMEOUT):
-        return []
-    return [f"processes {sorted(_alive(pids))} survived SIGKILL"]
-
-
 def _teardown(res: _Resources) -> list[str]:
     """Undo everything, carrying on past failures; returns what could not be undone."""
     problems: list[str] = []
@@ -627,24 +692,10 @@ def _teardown(res: _Resources) -> list[str]:
         lambda: _stop_daemon(res, STOP_TIMEOUT, hurry=True),
         lambda: _unmount_under(res.root),
         lambda: _remove_cgroups(res.name),
-        lambda: _detach_loops(res.image),
+        lambda: [p for image in res.images for p in _detach_loops(image)],
         lambda: _remove_root(res.root),
     ]
     return problems + _run_teardown(res, steps)
-
-
-def _run_teardown(res: _Resources, steps: Sequence[Callable[[], list[str]]]) -> list[str]:
-    """Run every teardown step in order, whatever an earlier one raised (later steps may still
-    release something); the problems, one line each. Shared by the dockerd, Podman and
-    containerd harnesses."""
-    problems: list[str] = []
-    for step in steps:
-        try:
-            problems += step()
-        except Exception as exc:
-            problems.append(f"{type(exc).__name__}: {exc}")
-    res.mounted = False
-    return problems
 
 
 def _teardown_at_exit(res: _Resources) -> None:
@@ -653,244 +704,13 @@ def _teardown_at_exit(res: _Resources) -> None:
         print(f"nodegc.testing.engine: {res.name}: {problem}", file=sys.stderr)
 
 
-def _unmount_under(root: Path, keep: Path | None = None) -> list[str]:
-    """Unmount every mount at or below `root` (latest first), except `keep` itself."""
-    problems = []
-    for point in _mounts_under(root):
-        if keep is None or point != keep:
-            problems += _unmount(point)
-    return problems
-
-
-def _unmount(point: Path) -> list[str]:
-    """`umount`, retried briefly while busy, then `umount -l`."""
-    for attempt in range(5):
-        if point not in _mounts_under(point) or _try(["umount", str(point)]):
-            return []
-        time.sleep(POLL_INTERVAL * (attempt + 1))
-    if _try(["umount", "-l", str(point)]):
-        return []
-    return [f"cannot unmount {point}"]
-
-
-def _detach_loops(image: Path) -> list[str]:
-    """Detach every loop device backed by `image`."""
-    problems = []
-    for device in _loop_devices(image):
-        if not _retry(lambda device=device: _try(["losetup", "-d", device])):
-            problems.append(f"cannot detach {device}")
-    return problems
-
-
-def _remove_root(root: Path) -> list[str]:
-    """Remove the temp tree, unless something is still mounted in it."""
-    if not root.exists():
-        return []
-    if _mounts_under(root):
-        return [f"left {root} in place: still mounted"]
-    shutil.rmtree(root)
-    return []
-
-
 # -- processes --------------------------------------------------------------------------------
-
-
-def _engine_pids(root: Path) -> dict[int, bytes]:
-    """Engine processes (by comm) whose command line mentions a path under `root`: pid -> argv."""
-    needle = f"{root}/".encode()
-    found = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            name = Path(entry.path, "comm").read_text().strip()
-            cmdline = Path(entry.path, "cmdline").read_bytes() if name in ENGINE_COMMS else b""
-        except OSError:
-            continue
-        if needle in cmdline:
-            found[int(entry.name)] = cmdline
-    return found
-
-
-def _is_ours(pid: int, root: Path, comm: str) -> bool:
-    """True when `pid` is a live `comm` process whose command line mentions `root`."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        name = Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
-        return False
-    return name == comm and f"{root}/".encode() in cmdline and bool(_alive({pid}))
-
-
-def _alive(pids: Iterable[int]) -> set[int]:
-    """The pids that exist and are not zombies."""
-    alive = set()
-    for pid in pids:
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            continue
-        if stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X"):
-            alive.add(pid)
-    return alive
-
-
-def _wait_gone(pids: set[int], timeout: float) -> bool:
-    """Poll until none of `pids` is alive; False on timeout."""
-    deadline = time.monotonic() + timeout
-    while _alive(pids):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(POLL_INTERVAL)
-    return True
-
-
-def _signal(pid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, sig)
-
-
-def _read_pidfile(path: Path) -> int | None:
-    try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def _remove_shim_socket(cmdline: bytes) -> None:
-    """Remove a killed shim's socket (/run/containerd/s/<sha256(address/ns/id)>) if left."""
-    args = cmdline.decode(errors="replace").split("\0")
-    opts = {k: v for k, v in itertools.pairwise(args) if k.startswith("-")}
-    if not {"-address", "-namespace", "-id"} <= opts.keys():
-        return
-    key = os.path.join(opts["-address"], opts["-namespace"], opts["-id"])
-    (SHIM_SOCKET_DIR / hashlib.sha256(key.encode()).hexdigest()).unlink(missing_ok=True)
 
 
 # -- cgroups, mounts, loop devices ------------------------------------------------------------
 
 
-def _cgroup_dirs(name: str) -> list[Path]:
-    """`<hierarchy>/<name>` in every mounted cgroup hierarchy where it exists."""
-    dirs = []
-    for line in Path("/proc/self/mounts").read_text().splitlines():
-        fields = line.split()
-        if fields[2] in ("cgroup", "cgroup2") and Path(fields[1], name).is_dir():
-            dirs.append(Path(fields[1], name))
-    return dirs
-
-
-def _cgroup_pids(name: str) -> set[int]:
-    """Every process in the engine's cgroup parent: the containers' processes."""
-    pids = set()
-    for top in _cgroup_dirs(name):
-        for dirpath, _, _ in os.walk(top):
-            with contextlib.suppress(OSError):
-                pids.update(int(p) for p in Path(dirpath, "cgroup.procs").read_text().split())
-    return pids
-
-
-def _remove_cgroups(name: str) -> list[str]:
-    """Remove the engine's (empty by now) cgroup parent from every hierarchy."""
-    problems = []
-    for top in _cgroup_dirs(name):
-        for dirpath, _, _ in os.walk(top, topdown=False):
-            if not _retry(lambda d=dirpath: _try_rmdir(d)):
-                problems.append(f"cannot remove cgroup {dirpath}")
-    return problems
-
-
-def _try_rmdir(path: str) -> bool:
-    try:
-        os.rmdir(path)
-    except FileNotFoundError:
-        return True
-    except OSError:
-        return False
-    return True
-
-
-def _mounts_under(root: Path) -> list[Path]:
-    """Mount points at or below `root`, most recent first (so children come before parents)."""
-    prefix = f"{root}/"
-    points = []
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        point = _unescape(line.split()[4])
-        if point == str(root) or point.startswith(prefix):
-            points.append(Path(point))
-    return points[::-1]
-
-
-def _is_mountpoint(path: Path) -> bool:
-    return path in _mounts_under(path)
-
-
-def _unescape(field: str) -> str:
-    """Undo /proc/self/mountinfo's octal escapes (\\040 for a space...)."""
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
-
-
-def _loop_devices(image: Path) -> list[str]:
-    """Loop devices backed by `image` (`losetup -j`)."""
-    if not image.exists():
-        return []
-    out = _run(["losetup", "--list", "--noheadings", "--output", "NAME", "-j", str(image)])
-    return out.split()
-
-
 # -- small helpers ----------------------------------------------------------------------------
-
-
-def _tool_path() -> str:
-    """PATH plus the sbin dirs, where Debian installs dockerd, losetup and mkfs."""
-    return f"{os.environ.get('PATH', '')}:{SBIN_PATH}"
-
-
-def _run(argv: Sequence[str]) -> str:
-    """Run a setup command; raise EngineError with its stderr on failure."""
-    env = {**os.environ, "PATH": _tool_path()}
-    done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
-    if done.returncode != 0:
-        raise EngineError(f"{' '.join(argv)} failed ({done.returncode}): {done.stderr.strip()}")
-    return done.stdout
-
-
-def _try(argv: Sequence[str]) -> bool:
-    """Run a cleanup command; True on success."""
-    env = {**os.environ, "PATH": _tool_path()}
-    return subprocess.run(argv, capture_output=True, env=env, check=False).returncode == 0
-
-
-def _retry(attempt: Callable[[], bool], tries: int = 5) -> bool:
-    """Call `attempt` until it succeeds, with short growing pauses; False if it never does."""
-    for n in range(tries):
-        if attempt():
-            return True
-        time.sleep(POLL_INTERVAL * (n + 1))
-    return False
-
-
-def _file_size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
-
-
-def _read_from(path: Path, offset: int) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            f.seek(offset)
-            return f.read()
-    except OSError:
-        return b""
-
-
-def _log_tail(path: Path, lines: int = 40) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError as exc:
-        return f"(no log: {exc})"
 
 
 def _run_container(

@@ -33,6 +33,7 @@ __all__ = [
     "build_layer",
     "build_layered_image_tar",
     "busybox_image_tar",
+    "busybox_layer",
     "image_id_of",
     "image_ids_of",
     "load_image",
@@ -138,6 +139,19 @@ def busybox_image_tar(
     Without `extra_size_bytes` the image (hence its id) is the same on every call with the same
     labels; with it, a random filler file makes every call a new image.
     """
+    entries = _busybox_entries()
+    if extra_size_bytes:
+        entries.append(_Entry(FILLER_NAME, _random_bytes(extra_size_bytes, None)))
+    return _image_tar(tags, entries, labels=labels, created=None, cmd=("/bin/sh",))
+
+
+def busybox_layer() -> bytes:
+    """The layer of `busybox_image_tar` (the host's static busybox, /bin applet links, /tmp), to
+    put under `build_layered_image_tar` images that must run commands."""
+    return _layer_tar(_busybox_entries(), int(DEFAULT_CREATED.timestamp()))
+
+
+def _busybox_entries() -> list[_Entry]:
     entries = [
         _Entry("bin", mode=0o755, kind=tarfile.DIRTYPE),
         _Entry("bin/busybox", _busybox_bytes(), mode=0o755),
@@ -147,9 +161,7 @@ def busybox_image_tar(
         _Entry(f"bin/{applet}", mode=0o777, kind=tarfile.SYMTYPE, linkname="busybox")
         for applet in BUSYBOX_APPLETS
     ]
-    if extra_size_bytes:
-        entries.append(_Entry(FILLER_NAME, _random_bytes(extra_size_bytes, None)))
-    return _image_tar(tags, entries, labels=labels, created=None, cmd=("/bin/sh",))
+    return entries
 
 
 def merge_image_tars(tars: Iterable[bytes]) -> bytes:
@@ -192,10 +204,9 @@ def image_id_of(tar_bytes: bytes) -> str:
 
 
 def load_image(api: docker.APIClient, tar_bytes: bytes) -> str:
-    """Load a one-image tarball built here; returns the full image id (`sha256:...`)."""
-    image_id = image_id_of(tar_bytes)
-    _load(api, tar_bytes, [image_id])
-    return image_id
+    """Load a one-image tarball built here; returns the full image id (`sha256:...`): the
+    config digest, or what the engine calls it (Docker's containerd store: the manifest's)."""
+    return _load(api, tar_bytes)[0]
 
 
 def load_images(api: docker.APIClient, tars: Iterable[bytes]) -> list[str]:
@@ -204,24 +215,50 @@ def load_images(api: docker.APIClient, tars: Iterable[bytes]) -> list[str]:
     About 40 ms an image instead of 70 on a small machine; returns the ids in order.
     """
     merged = merge_image_tars(tars)
-    image_ids = image_ids_of(merged)
-    if image_ids:
-        _load(api, merged, image_ids)
-    return image_ids
+    return _load(api, merged) if image_ids_of(merged) else []
 
 
-def _load(api: docker.APIClient, tar_bytes: bytes, image_ids: Sequence[str]) -> None:
-    """POST the tarball, fail on any error message, and check each image is there."""
-    import docker.errors
+def _load(api: docker.APIClient, tar_bytes: bytes) -> list[str]:
+    """POST the tarball, fail on any error message, and check each image is there; returns the
+    images' ids as the engine names them, in the tarball's order.
 
+    An engine that names images by config digest (overlay2, Podman) has each under the id known
+    in advance; Docker's containerd image store names them by the digest of the manifest it
+    writes on import: found by tag (`Loaded image: TAG`), or, untagged, by the `Loaded image
+    ID:` lines in order.
+    """
+
+    config_ids = image_ids_of(tar_bytes)
+    loaded: list[str] = []
     for message in api.load_image(tar_bytes, quiet=True):
         if "error" in message or "errorDetail" in message:
-            raise ImageLoadError(f"loading {image_ids[0]}...: {message.get('error', message)}")
-    for image_id in image_ids:
+            raise ImageLoadError(f"loading {config_ids[0]}...: {message.get('error', message)}")
+        for line in str(message.get("stream", "")).splitlines():
+            if line.startswith("Loaded image ID: "):
+                loaded.append(line.removeprefix("Loaded image ID: ").strip())
+    with tarfile.open(fileobj=io.BytesIO(tar_bytes), mode="r:") as archive:
+        member = archive.extractfile("manifest.json")
+        entries = json.load(member) if member is not None else []
+    untagged = iter(loaded)
+    ids = []
+    for config_id, entry in zip(config_ids, entries, strict=True):
+        names = [config_id, *(entry.get("RepoTags") or [])]
+        if not entry.get("RepoTags"):
+            names.append(next(untagged, config_id))
+        ids.append(_inspect_first(api, names))
+    return ids
+
+
+def _inspect_first(api: docker.APIClient, names: Sequence[str]) -> str:
+    """The id of the first of `names` the engine knows."""
+    import docker.errors
+
+    for name in names:
         try:
-            api.inspect_image(image_id)
-        except docker.errors.ImageNotFound as exc:
-            raise ImageLoadError(f"{image_id} is missing after a successful load") from exc
+            return str(api.inspect_image(name)["Id"])
+        except docker.errors.ImageNotFound:
+            continue
+    raise ImageLoadError(f"{names[0]} is missing after a successful load")
 
 
 def _image_tar(

@@ -36,27 +36,26 @@ from typing import Any
 
 from nodegc.testing.engine import (
     DEFAULT_SIZE_MB,
-    KILL_TIMEOUT,
     START_TIMEOUT,
     STOP_TIMEOUT,
-    EngineError,
     IsolatedEngine,
-    _alive,
-    _cgroup_dirs,
-    _detach_loops,
     _new_resources,
     _prepare_filesystem,
-    _remove_root,
     _Resources,
-    _retry,
-    _run_teardown,
-    _signal,
-    _tool_path,
-    _try_rmdir,
-    _unmount_under,
-    _wait_gone,
     _wait_ready,
 )
+from nodegc.testing.processes import KILL_TIMEOUT, EngineError
+from nodegc.testing.processes import alive as _alive
+from nodegc.testing.processes import cgroup_dirs as _cgroup_dirs
+from nodegc.testing.processes import detach_loops as _detach_loops
+from nodegc.testing.processes import remove_root as _remove_root
+from nodegc.testing.processes import retry as _retry
+from nodegc.testing.processes import run_teardown as _run_teardown
+from nodegc.testing.processes import signal_pid as _signal
+from nodegc.testing.processes import tool_path as _tool_path
+from nodegc.testing.processes import try_rmdir as _try_rmdir
+from nodegc.testing.processes import unmount_under as _unmount_under
+from nodegc.testing.processes import wait_gone as _wait_gone
 
 __all__ = ["IsolatedPodman", "missing_podman_requirements"]
 
@@ -162,8 +161,8 @@ class IsolatedPodman(IsolatedEngine):
         res = self._res
         if not res.mounted:
             _prepare_filesystem(res)
-            _write_configs(res)
-        _launch(res)
+            _write_configs(res, self._runtime())
+        _launch(res, self._wrap)
         _wait_ready(res, self.start_timeout, "podman service")
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
@@ -194,6 +193,14 @@ class IsolatedPodman(IsolatedEngine):
         ]
         return argv, _podman_env(res)
 
+    def _wrap(self, argv: list[str]) -> list[str]:
+        """The command line that runs `argv` (a podman command); a subclass may wrap it."""
+        return argv
+
+    def _runtime(self) -> str | None:
+        """The OCI runtime containers.conf names (None: Podman's default)."""
+        return None
+
     def detach(self) -> dict[str, Any]:
         raise NotImplementedError("IsolatedPodman cannot outlive its process")
 
@@ -205,8 +212,9 @@ class IsolatedPodman(IsolatedEngine):
 # -- setup ------------------------------------------------------------------------------------
 
 
-def _write_configs(res: _PodmanResources) -> None:
+def _write_configs(res: _PodmanResources, runtime: str | None = None) -> None:
     """containers.conf and storage.conf of our own: every path under the temp dir."""
+    runtime_line = f'runtime = "{runtime}"\n' if runtime else ""
     for directory in (res.data_root, res.runroot, res.tmp_dir, res.root / "networks"):
         directory.mkdir(parents=True, exist_ok=True)
     res.containers_conf.write_text(
@@ -219,7 +227,7 @@ log_driver = "k8s-file"
 network_config_dir = "{res.root}/networks"
 
 [engine]
-cgroup_manager = "cgroupfs"
+{runtime_line}cgroup_manager = "cgroupfs"
 events_logger = "file"
 events_logfile_path = "{res.events_log}"
 lock_type = "file"
@@ -254,7 +262,7 @@ def _podman_env(res: _PodmanResources) -> dict[str, str]:
     return env
 
 
-def _launch(res: _PodmanResources) -> None:
+def _launch(res: _PodmanResources, wrap: Callable[[list[str]], list[str]] = list) -> None:
     """`podman system service` on our socket, in a session of its own, logging to the log."""
     registries = res.root / "registries.conf"
     if not registries.exists():
@@ -270,7 +278,7 @@ def _launch(res: _PodmanResources) -> None:
     ]
     with open(res.log_path, "ab") as log:
         res.process = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            wrap(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             env=_podman_env(res), start_new_session=True,
         )  # fmt: skip
     res.pid = res.process.pid

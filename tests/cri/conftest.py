@@ -14,6 +14,7 @@ from collections.abc import Generator, Iterator
 import pytest
 
 from nodegc.testing.containerd import IsolatedContainerd, missing_requirements
+from nodegc.testing.engine_root import root_from_env
 from nodegc.testing.images import busybox_image_tar
 
 CONTAINERD_SIZE_MB = 256
@@ -46,9 +47,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture
 def ctrd() -> Iterator[IsolatedContainerd]:
-    """A started private containerd on a 256 MB filesystem, removed after the test, pass or fail."""
+    """A started private containerd on a 256 MB filesystem, removed after the test, pass or fail
+    (the containerd of the root `$NODEGC_TEST_ENGINE_ROOT` names, if set)."""
     require_containerd()
-    with IsolatedContainerd(size_mb=CONTAINERD_SIZE_MB) as isolated:
+    with IsolatedContainerd(size_mb=CONTAINERD_SIZE_MB, root=root_from_env()) as isolated:
         yield isolated
 
 
