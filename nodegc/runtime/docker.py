@@ -725,9 +725,34 @@ class DockerRuntime:
                 f"remove image {short_id(image.id)} ({image.describe()})", ref
             ),
             tag=self.tag_image,
+            untag=self._podman_untag if self._podman else None,
             before_delete=before_delete,
         )
         return walk.note() or None
+
+    def _podman_untag(self, image_id: str, reference: str) -> bool:
+        """Podman's `POST /libpod/images/{id}/untag`: takes `reference` off that image only
+        (500 "tag not known" when it is not that image's: False). Served under the compat
+        API's version prefix too (Podman 4.3 and 5.8)."""
+        repository = docker_tags.repository(reference)
+        name = reference[len(repository) + 1 :] or "latest"
+        query = urllib.parse.urlencode({"repo": repository, "tag": name})
+        what = f"untag {reference} from image {short_id(image_id)}"
+        path = f"/libpod/images/{_quote(image_id)}/untag?{query}"
+        try:
+            if self._plain is not None:
+                self._plain_request(what, "POST", path)
+            else:
+                url = self.api._url("/libpod/images/{0}/untag", image_id)
+                params = {"repo": repository, "tag": name}
+                self._call(
+                    what, lambda: self.api._raise_for_status(self.api._post(url, params=params))
+                )
+        except RuntimeError_ as exc:
+            if "tag not known" in str(exc) and not isinstance(exc, RuntimeUnavailable):
+                return False
+            raise
+        return True
 
     def _delete_image(self, what: str, reference: str) -> Any:
         """One unforced DELETE of an image reference (a tag, a digest or the id): the engine's

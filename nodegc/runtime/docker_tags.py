@@ -44,6 +44,9 @@ Inspect = Callable[[str], Image | None]
 Delete = Callable[[str, bool], Any]
 # tag(image_id, reference): give the image that name (the engine moves it if another has it)
 Tag = Callable[[str, str], None]
+# untag(image_id, tag) -> False when that tag is not the image's (Podman's libpod call, by id:
+# the check and the untag are one step in the engine)
+Untag = Callable[[str, str], bool]
 
 
 @dataclass
@@ -96,6 +99,7 @@ def remove(
     inspect: Inspect,
     delete: Delete,
     tag: Tag,
+    untag: Untag | None = None,
     before_delete: Callable[[], None] | None = None,
 ) -> Walk:
     """Remove `image` by its id (see the module's text). Returns what happened to its names;
@@ -105,7 +109,7 @@ def remove(
     walk = Walk(image)
     try:
         several = len(references_to_walk(image)) > 1
-        if several and _untag_all_but_one(walk, what, inspect, delete):
+        if several and _untag_all_but_one(walk, what, (inspect, delete, untag)):
             return walk  # an untag deleted A (its kept name was removed meanwhile)
         if before_delete is not None:
             before_delete()
@@ -122,9 +126,10 @@ def remove(
     return walk
 
 
-def _untag_all_but_one(walk: Walk, what: str, inspect: Inspect, delete: Delete) -> bool:
-    """Take off every planned name of A but its last tag, each checked right before it goes.
-    True when A itself was deleted on the way."""
+def _untag_all_but_one(walk: Walk, what: str, engine: tuple[Inspect, Delete, Untag | None]) -> bool:
+    """Take off every planned name of A but its last tag, each checked right before it goes
+    (or, where the engine can, untagged by A's id). True when A itself was deleted on the way."""
+    inspect, delete, untag = engine
     image = walk.image
     current = inspect(image.id)
     if current is None:
@@ -141,6 +146,12 @@ def _untag_all_but_one(walk: Walk, what: str, inspect: Inspect, delete: Delete) 
     if not tags and digests:  # no tag left: keep one repository's digests for the last step
         digests = [d for d in digests if repository(d) != repository(digests[-1])]
     for name in [*tags[:-1], *digests]:
+        if "@" not in name and untag is not None:
+            walk.untagged.append(name)  # in flight: put back if the answer is lost
+            if not untag(image.id, name):
+                walk.untagged.pop()
+                walk.moved[name] = _holder(inspect, name)
+            continue
         if "@" not in name:
             holder = _holder(inspect, name)
             if holder != image.id:

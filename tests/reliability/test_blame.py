@@ -27,6 +27,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import docker
+import docker.errors
 
 from nodegc.state.audit import AUDIT_FILE
 from nodegc.state.journal import JOURNAL_FILE
@@ -49,7 +50,10 @@ def wait_for_one_gone(api: docker.APIClient, images: list[str]) -> set[str]:
     kill (polled: the answer went to a dead client, nothing else says when it is done)."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        present = {i["Id"] for i in api.images()}
+        try:
+            present = {i["Id"] for i in api.images()}
+        except docker.errors.APIError:  # Podman, listing while it deletes: 500 "image not known"
+            continue
         if not present.issuperset(images):
             return present
         time.sleep(0.05)

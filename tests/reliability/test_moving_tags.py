@@ -32,25 +32,40 @@ from nodegc.state.audit import AUDIT_FILE
 from nodegc.testing.engine import IsolatedEngine
 from nodegc.testing.faultproxy import Fault, FaultProxy
 from nodegc.testing.images import build_image_tar
+from nodegc.testing.podman import IsolatedPodman
 from tests.engine.helpers import create_container, nodegc
 from tests.reliability.scene import AGE_CONFIG, outcomes, seed_history
 
 OLD_TAGS = ["app:a", "app:latest", "app:zz"]
 
 
-def releases(engine: IsolatedEngine, api: docker.APIClient, state: Path) -> tuple[str, str]:
-    """A (old, planned for age) and B (the new release, not planned)."""
+def releases(
+    engine: IsolatedEngine, api: docker.APIClient, state: Path
+) -> tuple[str, str, list[str], list[str]]:
+    """A (old, planned for age) and B (the new release, not planned), with their names as the
+    engine lists them (Podman: `localhost/app:a`..., and in another order)."""
     old = engine.load(build_image_tar(OLD_TAGS, 8 * 1024))
     new = engine.load(build_image_tar(["rel:2"], 8 * 1024))
     seed_history(state, [old], timedelta(days=2))
     listed = {i["Id"]: i["RepoTags"] for i in api.images()}
-    assert listed[old] == OLD_TAGS, "the walk's order is the listed order: the test assumes it"
-    return old, new
+    return old, new, listed[old], listed[new]
+
+
+def race_at(engine: IsolatedEngine, old: str, walked: list[str], tag: str) -> dict:
+    """The proxy rule holding nodegc's first request about `tag`: Docker's check of it
+    (`GET /images/<tag>/json`), Podman's untag of it by A's id (one step in the engine); the last
+    name listed is not walked: then the final `DELETE` by id."""
+    if tag == walked[-1]:
+        return {"method": "DELETE", "path": f"/images/{old}$"}
+    if isinstance(engine, IsolatedPodman):
+        skip = walked.index(tag)
+        return {"method": "POST", "path": r"/libpod/images/.*/untag$", "skip": skip}
+    return {"method": "GET", "path": f"/images/{tag}/json$"}
 
 
 def move(api: docker.APIClient, image: str, tag: str, seen: list[str]) -> None:
     """`docker tag image tag`, and check the engine has it before the walk goes on."""
-    repository, name = tag.split(":")
+    repository, name = tag.rsplit(":", 1)
     api.tag(image, repository, name)
     assert tag in api.inspect_image(image)["RepoTags"]
     seen.append(tag)
@@ -72,32 +87,22 @@ def tags(api: docker.APIClient) -> dict[str, list[str]]:
     return {i["Id"]: sorted(i.get("RepoTags") or []) for i in api.images(all=True)}
 
 
-@pytest.mark.parametrize(
-    ("moved", "at"),
-    [("app:latest", r"/images/app:latest(/json)?$"), ("app:zz", None)],
-    ids=["untagged-by-name", "kept-for-the-delete-by-id"],
-)
+@pytest.mark.parametrize("which", [1, 2], ids=["untagged-by-name", "kept-for-the-delete-by-id"])
 def test_a_tag_that_moves_mid_walk_stays_on_the_new_release(
-    engine: IsolatedEngine,
-    api: docker.APIClient,
-    proxy: FaultProxy,
-    tmp_path: Path,
-    moved: str,
-    at: str | None,
+    engine: IsolatedEngine, api: docker.APIClient, proxy: FaultProxy, tmp_path: Path, which: int
 ) -> None:
-    old, new = releases(engine, api, tmp_path / "state")
+    """The walk's second name (after the first untag), or its last (kept for the delete by id),
+    moves to B right before nodegc's first request about it."""
+    old, new, walked, new_tags = releases(engine, api, tmp_path / "state")
+    moved = walked[which]
     seen: list[str] = []
-    proxy.add(
-        Fault.hook(lambda: move(api, new, moved, seen)),
-        method=None if at else "DELETE",
-        path=at or f"/images/{old}$",
-        times=1,
-    )
+    rule = race_at(engine, old, walked, moved)
+    proxy.add(Fault.hook(lambda: move(api, new, moved, seen)), times=1, **rule)
     report, audit = once(proxy, tmp_path)
     assert proxy.errors == [] and seen == [moved], "the racer's tag never landed"
     now = tags(api)
     assert new in now, "the new release, never planned, was deleted"
-    assert now[new] == sorted(["rel:2", moved]), "the new release lost a tag"
+    assert now[new] == sorted([*new_tags, moved]), "the new release lost a tag"
     assert old not in now, "the planned image was not removed"
     assert outcomes(report, "images")[old] == "removed"
     (line,) = [e for e in audit if e["id"] == old]
@@ -111,26 +116,29 @@ def test_a_tag_that_moves_mid_walk_stays_on_the_new_release(
 def test_a_refused_removal_puts_back_only_tags_no_other_image_holds(
     engine: IsolatedEngine, api: docker.APIClient, proxy: FaultProxy, tmp_path: Path
 ) -> None:
-    old, new = releases(engine, api, tmp_path / "state")
+    """The walk took off the first two names; right before the final DELETE a container starts
+    using A and the second name moves to B: refused, the first name put back, the second left
+    on B."""
+    old, new, walked, new_tags = releases(engine, api, tmp_path / "state")
     seen: list[str] = []
     users: list[str] = []
 
     def race() -> None:
         users.append(create_container(api, old))  # in use from now on: the delete is refused
-        move(api, new, "app:latest", seen)
+        move(api, new, walked[1], seen)
 
     proxy.add(Fault.hook(race), method="DELETE", path=f"/images/{old}$", times=1)
     report, audit = once(proxy, tmp_path)
-    assert proxy.errors == [] and seen == ["app:latest"] and users
+    assert proxy.errors == [] and seen == [walked[1]] and users
     now = tags(api)
-    assert now[new] == ["app:latest", "rel:2"], "the tag was moved back to the old image"
-    assert now[old] == ["app:a", "app:zz"], "a tag the walk took off was not put back"
+    assert now[new] == sorted([*new_tags, walked[1]]), "the tag was moved back to the old image"
+    assert now[old] == sorted([walked[0], walked[2]]), "a tag the walk took off was not put back"
     assert outcomes(report, "images")[old] == "skipped"
     (line,) = [e for e in audit if e["id"] == old]
     assert line["outcome"] == "skipped" and line["detail"].startswith("in use now")
     short = new.split(":")[1][:12]
-    assert f"tag app:latest now names {short}" in line["detail"], line["detail"]
-    assert "tags put back: app:a" in line["detail"], line["detail"]
+    assert f"tag {walked[1]} now names {short}" in line["detail"], line["detail"]
+    assert f"tags put back: {walked[0]}" in line["detail"], line["detail"]
     assert (
         not (tmp_path / "state" / "intents.json").exists()
         or not json.loads((tmp_path / "state" / "intents.json").read_text())["intents"]
