@@ -116,10 +116,11 @@ class Walks:
         """Record, right before the request that deletes `object_id`, that nodegc asked for it
         (what tells its removals from someone else's after a kill). Raises RuntimeError_ (not
         sent) when that record cannot be written."""
-        if self.journal is None:
-            return
+        intent = self._intents.get(object_id)
+        if self.journal is None or intent is None:
+            return  # no intent (no journal): `check` refused the removal already
         try:
-            self.journal.mark_sent(object_id)
+            self.journal.mark_sent(intent)
         except StateError as exc:
             raise RuntimeError_(f"{what}: not attempted: {exc}") from None
 
@@ -265,8 +266,7 @@ def replay(runtime: Runtime, journal: Journal | None, record: Record) -> Replaye
     gone: list[Intent] = []
 
     def found_gone(intent: Intent) -> None:
-        asked = sent.get(intent.object_id)
-        mine = asked is not None and asked >= intent.started_at
+        mine = (intent.object_id, intent.started_at) in sent
         (finished if mine else gone).append(intent)
 
     final: list[str] = []

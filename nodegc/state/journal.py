@@ -18,13 +18,15 @@ recorded in one write before it starts and cleared in one write when it is over,
 two fsyncs per batch, not per object.
 
 Who removed it: right before the request that deletes an object, its id is appended to
-`<state>/intents-sent.jsonl` (`mark_sent`: one line, one `write` on an `O_APPEND` descriptor, no
-fsync — a killed process loses nothing it wrote; only a power cut could, and then the removal is
-under-claimed, never over-claimed). An object the next run finds gone is nodegc's removal only
-when that record says nodegc had asked for it since its intent was written; otherwise someone
-else removed it. The engine cannot say: its `delete` events carry no client, and dockerd keeps
-only its last 256 events, in memory. Thread-safe within a process; across
-processes the state directory's lock (`nodegc.state.lock`) keeps to one collector at a time.
+`<state>/intents-sent.jsonl` with its intent's start (`mark_sent`: one line, one `write` on an
+`O_APPEND` descriptor, no fsync — a killed process loses nothing it wrote; only a power cut
+could, and then the removal is under-claimed, never over-claimed). An object the next run finds
+gone is nodegc's removal only when that record says nodegc had asked for it under the intent
+still pending; otherwise someone else removed it. The engine cannot say: its `delete` events
+carry no client, and dockerd keeps only its last 256 events, in memory.
+
+Thread-safe within a process; across processes the state directory's lock
+(`nodegc.state.lock`) keeps to one collector at a time.
 """
 
 from __future__ import annotations
@@ -185,42 +187,45 @@ class Journal:
         self._entries = {e.object_id: e for e in entries}
         return self._entries
 
-    def sent(self) -> dict[str, datetime]:
-        """Object id -> the last time nodegc asked the engine to delete it (`mark_sent`);
-        lines that cannot be read are skipped (a torn last line)."""
+    def sent(self) -> set[tuple[str, datetime]]:
+        """(object id, its intent's `started_at`) of every removal nodegc asked the engine for
+        (`mark_sent`); lines that cannot be read are skipped (a torn last line)."""
         try:
             raw = _read_regular(self.sent_path)
         except FileNotFoundError:
-            return {}
+            return set()
         except OSError as exc:
             log.warning(
                 "record of removals asked unreadable: finished removals count as someone else's",
                 extra={"path": str(self.sent_path), "error": str(exc)},
             )
-            return {}
-        marks: dict[str, datetime] = {}
+            return set()
+        marks: set[tuple[str, datetime]] = set()
         for line in raw.splitlines():
             try:
                 data = json.loads(line)
-                when = datetime.fromisoformat(str(data["at"]))
-                object_id = str(data["id"])
+                marks.add((str(data["id"]), datetime.fromisoformat(str(data["intent"]))))
             except (ValueError, KeyError, TypeError):
                 continue
-            if when.tzinfo is not None:
-                marks[object_id] = max(when, marks.get(object_id, when))
         return marks
 
     # -- writing ------------------------------------------------------------------------------
-    def mark_sent(self, object_id: str, when: datetime | None = None) -> None:
-        """Record that the request deleting `object_id` is about to be sent (nodegc's own
-        record that a removal found done later was its). Raises StateError: then do not send."""
-        when = when or datetime.now(UTC)
-        line = json.dumps({"id": object_id, "at": when.astimezone(UTC).isoformat()}) + "\n"
+    def mark_sent(self, intent: Intent) -> None:
+        """Record that the request deleting `intent`'s object is about to be sent (nodegc's own
+        record that a removal found done later was its, tied to that intent). Raises
+        StateError: then do not send."""
+        line = json.dumps(
+            {
+                "id": intent.object_id,
+                "intent": intent.started_at.astimezone(UTC).isoformat(),
+                "at": datetime.now(UTC).isoformat(),
+            }
+        )
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
         try:
             fd = os.open(self.sent_path, flags, 0o600)
             try:
-                os.write(fd, line.encode())
+                os.write(fd, (line + "\n").encode())
             finally:
                 os.close(fd)
         except OSError as exc:
