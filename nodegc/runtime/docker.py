@@ -726,9 +726,34 @@ class DockerRuntime:
             ),
             tag=self.tag_image,
             untag=self._podman_untag if self._podman else None,
+            tagged_since=None if self._podman else self._tagged_since,
             before_delete=before_delete,
         )
         return walk.note() or None
+
+    def _tagged_since(self, reference: str, since: float) -> str | None:
+        """The image the engine's last `tag` event naming `reference` since `since` was about
+        (dockerd keeps its last 256 events in memory: a bounded `GET /events`, answered at
+        once); None when there was none, or nothing can be asked (not on a unix socket)."""
+        if self._plain is None:
+            return None
+        until = max(since, datetime.now(UTC).timestamp())
+        filters = json.dumps({"type": ["image"], "event": ["tag"]})
+        query = urllib.parse.urlencode(
+            {"since": f"{since - 1:.9f}", "until": f"{until:.9f}", "filters": filters}
+        )
+        body = self._plain_request(f"events for tag {reference}", "GET", f"/events?{query}")
+        found = None
+        for line in body.splitlines():
+            try:
+                raw = json.loads(line)
+            except ValueError:
+                continue
+            actor = raw.get("Actor") or {} if isinstance(raw, dict) else {}
+            name = str((actor.get("Attributes") or {}).get("name") or "")
+            if name == reference and actor.get("ID"):
+                found = str(actor["ID"])
+        return found
 
     def _podman_untag(self, image_id: str, reference: str) -> bool:
         """Podman's `POST /libpod/images/{id}/untag`: takes `reference` off that image only

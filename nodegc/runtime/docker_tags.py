@@ -29,6 +29,7 @@ names (`restore`).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +48,9 @@ Tag = Callable[[str, str], None]
 # untag(image_id, tag) -> False when that tag is not the image's (Podman's libpod call, by id:
 # the check and the untag are one step in the engine)
 Untag = Callable[[str, str], bool]
+# tagged_since(tag, since) -> the image the engine's last `tag` event for `tag` since `since`
+# (a time.time()) named, None when there was none (Docker: the check after an untag by name)
+TaggedSince = Callable[[str, float], str | None]
 
 
 @dataclass
@@ -57,6 +61,7 @@ class Walk:
     untagged: list[str] = field(default_factory=list)  # names this walk took off A
     moved: dict[str, str | None] = field(default_factory=dict)  # planned tag -> its holder now
     foreign: list[str] = field(default_factory=list)  # images an untag deleted (a lost race)
+    given_back: dict[str, str] = field(default_factory=dict)  # tag an untag took -> its image
 
     def note(self) -> str:
         """The audit detail of what happened to names that were not A's any more."""
@@ -64,6 +69,11 @@ class Walk:
         for tag, holder in self.moved.items():
             where = f"now names {short_id(holder)}" if holder else "removed by someone else"
             parts.append(f"tag {tag} {where}: left where it is")
+        for tag, holder in self.given_back.items():
+            parts.append(
+                f"tag {tag} moved to {short_id(holder)} between its check and its untag: "
+                "given back to it"
+            )
         if self.foreign:
             ids = ", ".join(short_id(i) for i in self.foreign)
             parts.append(f"a tag moved between its check and its untag: image {ids} deleted")
@@ -100,6 +110,7 @@ def remove(
     delete: Delete,
     tag: Tag,
     untag: Untag | None = None,
+    tagged_since: TaggedSince | None = None,
     before_delete: Callable[[], None] | None = None,
 ) -> Walk:
     """Remove `image` by its id (see the module's text). Returns what happened to its names;
@@ -109,7 +120,8 @@ def remove(
     walk = Walk(image)
     try:
         several = len(references_to_walk(image)) > 1
-        if several and _untag_all_but_one(walk, what, (inspect, delete, untag)):
+        engine = _Engine(inspect, delete, tag, untag, tagged_since)
+        if several and _untag_all_but_one(walk, what, engine):
             return walk  # an untag deleted A (its kept name was removed meanwhile)
         if before_delete is not None:
             before_delete()
@@ -126,10 +138,19 @@ def remove(
     return walk
 
 
-def _untag_all_but_one(walk: Walk, what: str, engine: tuple[Inspect, Delete, Untag | None]) -> bool:
+@dataclass(frozen=True)
+class _Engine:
+    inspect: Inspect
+    delete: Delete
+    tag: Tag
+    untag: Untag | None
+    tagged_since: TaggedSince | None
+
+
+def _untag_all_but_one(walk: Walk, what: str, engine: _Engine) -> bool:
     """Take off every planned name of A but its last tag, each checked right before it goes
     (or, where the engine can, untagged by A's id). True when A itself was deleted on the way."""
-    inspect, delete, untag = engine
+    inspect, delete, untag = engine.inspect, engine.delete, engine.untag
     image = walk.image
     current = inspect(image.id)
     if current is None:
@@ -152,6 +173,7 @@ def _untag_all_but_one(walk: Walk, what: str, engine: tuple[Inspect, Delete, Unt
                 walk.untagged.pop()
                 walk.moved[name] = _holder(inspect, name)
             continue
+        checked = time.time()
         if "@" not in name:
             holder = _holder(inspect, name)
             if holder != image.id:
@@ -173,7 +195,36 @@ def _untag_all_but_one(walk: Walk, what: str, engine: tuple[Inspect, Delete, Unt
                 "it between nodegc's check and the untag",
                 extra={"image": deleted[0], "tag": name, "planned_image": image.id},
             )
+        elif "@" not in name:
+            _give_back_if_taken(walk, name, checked, engine)
     return False
+
+
+def _give_back_if_taken(walk: Walk, name: str, checked: float, engine: _Engine) -> None:
+    """After an untag by name: if the engine tagged another image `name` since the check, the
+    untag took it from that image; it gets it back when no image holds it now."""
+    if engine.tagged_since is None:
+        return
+    try:
+        other = engine.tagged_since(name, checked)
+        if other is None or other == walk.image.id or _holder(engine.inspect, name) is not None:
+            return
+        engine.tag(other, name)
+    except RuntimeUnavailable:
+        raise
+    except RuntimeError_ as exc:
+        log.error(
+            f"tag {name}: could not check or give back after a race with its untag",
+            extra={"tag": name, "planned_image": walk.image.id, "error": str(exc)},
+        )
+        return
+    walk.given_back[name] = other
+    walk.untagged.remove(name)
+    log.warning(
+        f"image {short_id(other)}: tag {name} moved to it between nodegc's check and the "
+        "untag, which took it: given back",
+        extra={"image": other, "tag": name, "planned_image": walk.image.id},
+    )
 
 
 def restore(

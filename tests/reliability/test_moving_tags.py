@@ -15,6 +15,9 @@ it answers. The walk takes A's names off in the listed order, keeping the last f
   name: the issue's bug), and a walk that stops at the first `Deleted` row without looking whose.
 - The kept tag moves right before the final `DELETE` by id: A goes, B keeps it. Catches a last
   step by name (it would untag B).
+- Docker only: the tag moves between nodegc's check and its untag (the one-request window no
+  Docker call closes): the engine's `tag` event since the check says the untag took B's tag,
+  which B gets back; had it been B's only name, B was deleted with it, and the audit says so.
 - A container starts using A and `app:latest` moves to B, both right before the final DELETE:
   refused (skipped), `app:a` is put back on A, `app:latest` stays on B (named in the detail).
   Catches a restore without the "no other image holds it now" check (the issue's bug 2).
@@ -154,3 +157,38 @@ def test_a_refused_removal_puts_back_only_tags_no_other_image_holds(
         not (tmp_path / "state" / "intents.json").exists()
         or not json.loads((tmp_path / "state" / "intents.json").read_text())["intents"]
     ), "the outcome is final: nothing owed"
+
+
+@pytest.mark.parametrize("only_name", [False, True], ids=["given-back", "deleted-and-said"])
+def test_a_tag_moved_between_its_check_and_its_untag(
+    engine: IsolatedEngine, api: docker.APIClient, proxy: FaultProxy, tmp_path: Path,
+    only_name: bool,
+) -> None:  # fmt: skip
+    """Docker's one-request window (no conditional untag): `app:latest` moves to B after
+    nodegc's check said it names A, right before its `DELETE /images/app:latest`. The engine's
+    `tag` event since the check tells nodegc the untag took B's tag: B gets it back. When it was
+    B's only name the engine deleted B with it: nothing can bring B back; the audit and an
+    error line say so. Catches a walk that does not look after the untag (B silently untagged)."""
+    old, new, walked = releases(engine, api, tmp_path / "state")
+    seen: list[str] = []
+
+    def race() -> None:
+        if only_name:
+            move(api, new, walked[1], seen)
+        else:
+            api.tag(new, *walked[1].rsplit(":", 1))
+            seen.append(walked[1])
+
+    proxy.add(Fault.hook(race), method="DELETE", path=f"/images/{walked[1]}$", times=1)
+    report, audit = once(proxy, tmp_path)
+    assert proxy.errors == [] and seen == [walked[1]]
+    now = tags(api)
+    assert old not in now and outcomes(report, "images")[old] == "removed"
+    (line,) = [e for e in audit if e["id"] == old]
+    short = new.split(":")[1][:12]
+    if only_name:
+        assert new not in now
+        assert f"image {short} deleted" in line["detail"], line["detail"]
+    else:
+        assert now[new] == sorted(["rel:2", walked[1]]), "B lost the tag the untag took"
+        assert f"tag {walked[1]} moved to {short} between its check and its untag" in line["detail"]

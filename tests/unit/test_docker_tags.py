@@ -25,6 +25,11 @@ class Store:
         self.used: set[str] = set()
         self.before: Callable[[str, str], None] = lambda method, ref: None
         self.log: list[tuple[str, str]] = []
+        self.tag_events: list[tuple[str, str]] = []  # (tag, image id), every tag call
+
+    def tagged_since(self, ref: str, since: float) -> str | None:
+        found = [i for name, i in self.tag_events if name == ref]
+        return found[-1] if found else None
 
     def holder(self, ref: str) -> str | None:
         if ref in self.images:
@@ -64,6 +69,7 @@ class Store:
 
     def tag(self, image_id: str, ref: str) -> None:
         self.log.append(("TAG", ref))
+        self.tag_events.append((ref, image_id))
         for names in self.images.values():
             if ref in names:
                 names.remove(ref)
@@ -168,3 +174,24 @@ def test_restore_skips_a_tag_held_elsewhere() -> None:
 def test_digests_of_a_repository_with_a_tag_go_with_it() -> None:
     image = Image(id=A, tags=("app:1",), digests=("app@sha256:1", "other@sha256:2"), size_bytes=1)
     assert references_to_walk(image) == ["app:1", "other@sha256:2"]
+
+
+def test_a_tag_moved_between_check_and_untag_is_given_back() -> None:
+    """Docker's window: the untag by name took B's tag (B keeps another name); the engine's tag
+    event since the check says so and B gets it back. Catches a walk that does not look."""
+    store = Store({A: ["app:1", "app:2"], B: ["rel:2"]})
+
+    def race(method: str, ref: str) -> None:
+        if method == "DELETE" and ref == "app:1":
+            store.tag(B, "app:1")
+
+    store.before = race
+    walk = remove(
+        planned("app:1", "app:2"),
+        inspect=store.inspect,
+        delete=store.delete,
+        tag=store.tag,
+        tagged_since=store.tagged_since,
+    )
+    assert store.images == {B: ["rel:2", "app:1"]}
+    assert walk.given_back == {"app:1": B} and "given back to it" in walk.note()
