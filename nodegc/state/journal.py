@@ -223,8 +223,11 @@ class Journal:
         )
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
         try:
-            fd = os.open(self.sent_path, flags, 0o600)
+            # Never a symlink, never a FIFO or device (non-blocking open, then a regular file).
+            fd = os.open(self.sent_path, flags | os.O_NONBLOCK, 0o600)
             try:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    raise OSError(f"{self.sent_path} is not a regular file")
                 os.write(fd, (line + "\n").encode())
             finally:
                 os.close(fd)

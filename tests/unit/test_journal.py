@@ -15,7 +15,7 @@ from nodegc.collect.cycle import FINISHED_BEFORE_A_KILL, GONE_BY_SOMEONE_ELSE, C
 from nodegc.model import ContainerState, History, Outcome
 from nodegc.runtime import RuntimeUnavailable
 from nodegc.state.journal import JOURNAL_FILE, Intent, Journal
-from nodegc.state.store import StateDir
+from nodegc.state.store import StateDir, StateError
 from nodegc.testing.fake import FakeRuntime
 from tests.unit.builders import NOW, ago, container, fs, image, make_settings
 
@@ -373,3 +373,19 @@ def test_a_mark_of_an_earlier_intent_does_not_count(tmp_path):
     journal.record(later)
     pending = {i.object_id: i for i in Journal(tmp_path).pending()}
     assert (pending["sha256:x"].object_id, pending["sha256:x"].started_at) not in journal.sent()
+
+
+def test_the_record_of_removals_asked_is_never_written_through_a_symlink_or_fifo(tmp_path):
+    """Not written, not followed: the removal is then not sent (StateError)."""
+    journal = Journal(tmp_path)
+    intent = Intent("sha256:x", (), (), "remove", "age", NOW, 1)
+    target = tmp_path / "elsewhere"
+    target.write_text("")
+    journal.sent_path.symlink_to(target)
+    with pytest.raises(StateError):
+        journal.mark_sent(intent)
+    assert target.read_text() == ""
+    journal.sent_path.unlink()
+    os.mkfifo(journal.sent_path)
+    with pytest.raises(StateError):
+        journal.mark_sent(intent)
