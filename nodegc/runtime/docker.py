@@ -725,7 +725,7 @@ class DockerRuntime:
                 f"remove image {short_id(image.id)} ({image.describe()})", ref
             ),
             tag=self.tag_image,
-            untag=self._podman_untag if self._podman else None,
+            untag=self._podman_untag if self._podman and self._plain is not None else None,
             tagged_since=None if self._podman else self._tagged_since,
             before_delete=before_delete,
         )
@@ -733,46 +733,21 @@ class DockerRuntime:
 
     def _tagged_since(self, reference: str, since: float) -> str | None:
         """The image the engine's last `tag` event naming `reference` since `since` was about
-        (dockerd keeps its last 256 events in memory: a bounded `GET /events`, answered at
-        once); None when there was none, or nothing can be asked (not on a unix socket)."""
+        (a bounded `GET /events`, answered at once); None when none (or not on a unix socket)."""
         if self._plain is None:
             return None
-        until = max(since, datetime.now(UTC).timestamp())
-        filters = json.dumps({"type": ["image"], "event": ["tag"]})
-        query = urllib.parse.urlencode(
-            {"since": f"{since - 1:.9f}", "until": f"{until:.9f}", "filters": filters}
-        )
+        query = docker_tags.tag_events_query(since, datetime.now(UTC).timestamp())
         body = self._plain_request(f"events for tag {reference}", "GET", f"/events?{query}")
-        found = None
-        for line in body.splitlines():
-            try:
-                raw = json.loads(line)
-            except ValueError:
-                continue
-            actor = raw.get("Actor") or {} if isinstance(raw, dict) else {}
-            name = str((actor.get("Attributes") or {}).get("name") or "")
-            if name == reference and actor.get("ID"):
-                found = str(actor["ID"])
-        return found
+        return docker_tags.last_tagged(body, reference)
 
     def _podman_untag(self, image_id: str, reference: str) -> bool:
-        """Podman's `POST /libpod/images/{id}/untag`: takes `reference` off that image only
-        (500 "tag not known" when it is not that image's: False). Served under the compat
-        API's version prefix too (Podman 4.3 and 5.8)."""
-        repository = docker_tags.repository(reference)
-        name = reference[len(repository) + 1 :] or "latest"
-        query = urllib.parse.urlencode({"repo": repository, "tag": name})
+        """Podman's `POST /libpod/images/{id}/untag` (also under the compat version prefix, on
+        4.3 and 5.8): takes `reference` off that image only; False ("tag not known") when it is
+        not that image's."""
         what = f"untag {reference} from image {short_id(image_id)}"
-        path = f"/libpod/images/{_quote(image_id)}/untag?{query}"
+        path = f"/libpod/images/{_quote(image_id)}/untag?{docker_tags.untag_query(reference)}"
         try:
-            if self._plain is not None:
-                self._plain_request(what, "POST", path)
-            else:
-                url = self.api._url("/libpod/images/{0}/untag", image_id)
-                params = {"repo": repository, "tag": name}
-                self._call(
-                    what, lambda: self.api._raise_for_status(self.api._post(url, params=params))
-                )
+            self._plain_request(what, "POST", path)
         except RuntimeError_ as exc:
             if "tag not known" in str(exc) and not isinstance(exc, RuntimeUnavailable):
                 return False
@@ -782,7 +757,7 @@ class DockerRuntime:
     def _delete_image(self, what: str, reference: str) -> Any:
         """One unforced DELETE of an image reference (a tag, a digest or the id): the engine's
         rows of what it untagged and deleted. Docker is asked `noprune=1` (never an untagged
-        parent: only what was planned goes); Podman has no parents to prune and refuses it."""
+        parent: only what was planned goes); Podman, which has no parents to prune, as before."""
         noprune = "False" if self._podman else "True"
         if self._plain is None:
             rows = self._call(

@@ -28,8 +28,10 @@ names (`restore`).
 
 from __future__ import annotations
 
+import json
 import logging
 import time
+import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -93,6 +95,37 @@ def repository(reference: str) -> str:
         return reference.split("@", 1)[0]
     name, sep, tag = reference.rpartition(":")
     return name if sep and "/" not in tag else reference
+
+
+def tag_events_query(since: float, now: float) -> str:
+    """The query of a bounded `GET /events` for image `tag` events from a second before `since`
+    to `now` (dockerd keeps its last 256 events in memory and answers at once)."""
+    filters = json.dumps({"type": ["image"], "event": ["tag"]})
+    until = max(since, now)
+    return urllib.parse.urlencode(
+        {"since": f"{since - 1:.9f}", "until": f"{until:.9f}", "filters": filters}
+    )
+
+
+def last_tagged(body: bytes, reference: str) -> str | None:
+    """The image id of the last `tag` event naming `reference` in an events answer."""
+    found = None
+    for line in body.splitlines():
+        try:
+            raw = json.loads(line)
+        except ValueError:
+            continue
+        actor = (raw.get("Actor") or {}) if isinstance(raw, dict) else {}
+        name = str((actor.get("Attributes") or {}).get("name") or "")
+        if name == reference and actor.get("ID"):
+            found = str(actor["ID"])
+    return found
+
+
+def untag_query(reference: str) -> str:
+    """`repo=...&tag=...` of Podman's untag call for `reference`."""
+    repo = repository(reference)
+    return urllib.parse.urlencode({"repo": repo, "tag": reference[len(repo) + 1 :] or "latest"})
 
 
 def deleted_ids(rows: Any) -> list[str]:

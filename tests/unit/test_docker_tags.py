@@ -5,6 +5,7 @@ more than one tag and removes only that image's own names; tagging moves a name.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -12,7 +13,13 @@ import pytest
 
 from nodegc.model import Image
 from nodegc.runtime import Conflict, NotFound
-from nodegc.runtime.docker_tags import references_to_walk, remove, restore
+from nodegc.runtime.docker_tags import (
+    last_tagged,
+    references_to_walk,
+    remove,
+    restore,
+    untag_query,
+)
 
 A, B = "sha256:" + "a" * 64, "sha256:" + "b" * 64
 
@@ -195,3 +202,18 @@ def test_a_tag_moved_between_check_and_untag_is_given_back() -> None:
     )
     assert store.images == {B: ["rel:2", "app:1"]}
     assert walk.given_back == {"app:1": B} and "given back to it" in walk.note()
+
+
+def test_the_last_tag_event_naming_the_tag_is_the_one_that_counts() -> None:
+    body = b"\n".join(
+        json.dumps({"Type": "image", "Action": "tag", "Actor": {"ID": i, "Attributes": a}}).encode()
+        for i, a in [(B, {"name": "app:1"}), (A, {"name": "app:2"}), (A, {"name": "app:1"})]
+    )
+    assert last_tagged(body, "app:1") == A
+    assert last_tagged(body + b"\n" + b"torn{", "app:2") == A
+    assert last_tagged(body, "app:3") is None
+
+
+def test_podman_untag_query_splits_repository_and_tag() -> None:
+    assert untag_query("localhost/app:latest") == "repo=localhost%2Fapp&tag=latest"
+    assert untag_query("registry:5000/app") == "repo=registry%3A5000%2Fapp&tag=latest"
