@@ -151,6 +151,7 @@ def remove(
     NotFound (A is gone: someone else removed it), RuntimeError_ (failed, tags put back)."""
     what = f"remove image {short_id(image.id)} ({image.describe()})"
     walk = Walk(image)
+    deleting = False
     try:
         several = len(references_to_walk(image)) > 1
         engine = _Engine(inspect, delete, tag, untag, tagged_since)
@@ -158,10 +159,16 @@ def remove(
             return walk  # an untag deleted A (its kept name was removed meanwhile)
         if before_delete is not None:
             before_delete()
+        deleting = True
         rows = delete(image.id, True)
     except RuntimeError_ as exc:
-        if walk.untagged and not isinstance(exc, NotFound):
-            kept = restore(image.id, [t for t in walk.untagged if "@" not in t], inspect, tag)
+        if isinstance(exc, NotFound):
+            raise
+        owed = [t for t in walk.untagged if "@" not in t]
+        if deleting:  # the DELETE by id may have taken A's names before it failed or was refused
+            owed += [t for t in image.tags if t not in owed and t not in walk.moved]
+        if owed:
+            kept = restore(image.id, owed, inspect, tag)
             raise type(exc)(f"{exc}{_restore_text(walk, kept)}") from None
         raise
     gone = untagged_names(rows)
@@ -279,6 +286,11 @@ def restore(
                 continue
             if holder is None:
                 tag(image_id, name)
+                log.info(
+                    f"image {short_id(image_id)}: tag {name} put back after a refused or "
+                    "failed removal",
+                    extra={"image": image_id, "tag": name},
+                )
         except RuntimeUnavailable:
             raise
         except RuntimeError_ as exc:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from nodegc.model import Image
-from nodegc.runtime import Conflict, NotFound
+from nodegc.runtime import Conflict, NotFound, RuntimeError_
 from nodegc.runtime.docker_tags import (
     last_tagged,
     references_to_walk,
@@ -217,3 +217,19 @@ def test_the_last_tag_event_naming_the_tag_is_the_one_that_counts() -> None:
 def test_podman_untag_query_splits_repository_and_tag() -> None:
     assert untag_query("localhost/app:latest") == "repo=localhost%2Fapp&tag=latest"
     assert untag_query("registry:5000/app") == "repo=registry%3A5000%2Fapp&tag=latest"
+
+
+def test_a_delete_by_id_that_fails_after_untagging_gives_the_names_back() -> None:
+    """dockerd shutting down: `DELETE /images/<id>` untags, then answers 500 (error deleting
+    lease): the image stays, so it gets its name back at once (seen on dockerd 20.10)."""
+    store = Store({A: ["app:1"]})
+
+    def fail(method: str, ref: str) -> None:
+        if method == "DELETE" and ref == A:
+            store.images[A] = []
+            raise RuntimeError_("engine answered 500: error deleting lease: context canceled")
+
+    store.before = fail
+    with pytest.raises(RuntimeError_):
+        store.remove(planned("app:1"))
+    assert store.images == {A: ["app:1"]}
