@@ -524,6 +524,9 @@ class Outcome(enum.StrEnum):
     REMOVED = "removed"
     SKIPPED = "skipped"
     FAILED = "failed"
+    # Found gone when nodegc started again, with nothing to show nodegc had asked for it:
+    # someone else removed it (recorded, never counted as nodegc's removal or bytes).
+    GONE = "gone"
 
 
 @dataclass(frozen=True, slots=True)

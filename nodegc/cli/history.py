@@ -39,7 +39,7 @@ def render_table(entries: Iterable[Mapping[str, Any]], now: datetime) -> str:
     """Entries as a table (time, ago, kind, outcome, reason, short id, name, size, detail) with a
     one-line summary; "No removals recorded." when there are none."""
     rows = []
-    removed = skipped = failed = freed = 0
+    removed = skipped = failed = gone = freed = 0
     for e in entries:
         parsed = datetime.fromisoformat(str(e.get("time")))
         size = _int(e.get("size_bytes"))
@@ -52,6 +52,8 @@ def render_table(entries: Iterable[Mapping[str, Any]], now: datetime) -> str:
             skipped += 1
         elif outcome == "failed":
             failed += 1
+        elif outcome == "gone":
+            gone += 1
         rows.append(
             [
                 iso(parsed.replace(microsecond=0)) or "-",
@@ -71,6 +73,8 @@ def render_table(entries: Iterable[Mapping[str, Any]], now: datetime) -> str:
         f"{len(rows)} attempt{'s' * (len(rows) != 1)}: {removed} removed "
         f"({human_bytes(freed)} of images and build cache), {skipped} skipped, {failed} failed"
     )
+    if gone:
+        summary += f", {gone} gone (removed by someone else)"
     return visible_lines(table(HEADERS, rows) + "\n" + summary)
 
 

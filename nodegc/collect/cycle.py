@@ -69,6 +69,11 @@ FINISHED_BEFORE_A_KILL = (
     "gone when nodegc started again: an earlier run was removing it when it was interrupted, "
     "before it could record it"
 )
+# ... and for one found gone that nodegc had not asked the engine to delete (outcome `gone`).
+GONE_BY_SOMEONE_ELSE = (
+    "gone when nodegc started again: removed by someone else (an earlier run planned it but "
+    "had not asked the engine to delete it when it was interrupted)"
+)
 # Finish times asked for per image per round (the adapters' request pool), and the rounds after
 # which whatever is still wanted is asked for at once.
 FINISH_TIME_BATCH = 8
@@ -777,19 +782,20 @@ class Collector:
                 result = replace(result, size_bytes=size)
         return result
 
-    def _record_finished(self, finished: Sequence[Intent]) -> None:
+    def _record_finished(self, finished: Sequence[Intent], gone: Sequence[Intent] = ()) -> None:
         """Audit the removals an interrupted run carried out but could not record (those the
-        audit record has a line for since the intent was written were recorded already)."""
-        if not finished:
+        audit record has a line for since the intent was written were recorded already), and
+        the objects it had planned that someone else removed meanwhile (outcome `gone`)."""
+        if not finished and not gone:
             return
-        since = min(i.started_at for i in finished)
+        since = min(i.started_at for i in [*finished, *gone])
         try:
             entries, _ = read_audit(audit_path(self.settings), since)
         except OSError:
             entries = []
         recorded = {(e.get("kind"), e.get("id")) for e in entries}
         results = []
-        for intent in finished:
+        for intent, mine in [*((i, True) for i in finished), *((i, False) for i in gone)]:
             if (intent.kind, intent.object_id) in recorded:
                 continue
             try:
@@ -804,9 +810,9 @@ class Collector:
                 id=intent.object_id,
                 name=intent.name,
                 reason=reason,
-                outcome=Outcome.REMOVED,
-                detail=FINISHED_BEFORE_A_KILL,
-                size_bytes=intent.size_bytes,
+                outcome=Outcome.REMOVED if mine else Outcome.GONE,
+                detail=FINISHED_BEFORE_A_KILL if mine else GONE_BY_SOMEONE_ELSE,
+                size_bytes=intent.size_bytes if mine else 0,
                 tags=intent.tags,
                 pod=intent.pod,
             )
@@ -861,7 +867,9 @@ class Collector:
             }
 
             def remove() -> None:
-                self._walks.check(f"remove container {short_id(c.id)} ({c.name})", c.id)
+                what = f"remove container {short_id(c.id)} ({c.name})"
+                self._walks.check(what, c.id)
+                self._walks.mark_sent(what, c.id)
                 self.runtime.remove_container(c)
         else:
             i = decision.image
@@ -874,9 +882,10 @@ class Collector:
             }
 
             def remove() -> None:
-                self._walks.remove_image(i)
+                notes.append(self._walks.remove_image(i) or "")
 
         fields["reason"] = str(decision.reason)
+        notes: list[str] = []  # what happened to tags no longer the image's
 
         def attempt() -> None:
             try:
@@ -886,6 +895,7 @@ class Collector:
                 raise
 
         outcome, detail = carry_out(attempt, self.stopping)
+        detail = detail or "".join(notes)
         if kind == "container":
             self._walks.finish(obj_id)  # answered either way: final (an image settles itself)
         result = RemovalResult(

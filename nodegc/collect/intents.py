@@ -4,13 +4,17 @@ The collector removes images through `Walks` here: the intents (every tag and di
 has) are written to the journal before the runtime takes off the first name; an entry is
 cleared when the image is gone, or when it has every tag back after a refusal or a failure.
 What a kill (of nodegc or of the engine) leaves is put right by `replay`, which every non-dry
-cycle runs first: an image still there gets each missing tag back and the cycle then
+cycle runs first: an object found gone is recorded as nodegc's removal only when nodegc's own
+record (`Journal.mark_sent`, written right before the deleting request) says it had asked for
+it, else as `gone` (someone else removed it meanwhile); an image still there gets each missing
+tag back and the cycle then
 plans on the node as it was, so an image still planned is removed (finished) in that same
 cycle, and one now in use or no longer planned keeps every tag. `nodegc report` only shows
 `pending` entries.
 
 A tag that names another image by now (re-pulled, or moved by `docker tag`) is not taken back:
-it was not lost, it moved. Digests (`repo@sha256:...`) cannot be given back by a tag call; the
+it was not lost, it moved; whether a tag is free is asked right before it is put back, never
+from an earlier listing. Digests (`repo@sha256:...`) cannot be given back by a tag call; the
 engine brings a repository's digest back with its next pull.
 """
 
@@ -108,13 +112,29 @@ class Walks:
                 f"({self.error}); nothing was touched"
             )
 
-    def remove_image(self, image: Image) -> None:
-        """`runtime.remove_image(image)`, settled: on any engine error the image is given back
-        every tag it had (else its entry stays for the next replay). Raises what the runtime
-        raises; RuntimeError_ (nothing touched) when the intent could not be written."""
-        self.check(f"remove image {short_id(image.id)} ({image.describe()})", image.id)
+    def mark_sent(self, what: str, object_id: str) -> None:
+        """Record, right before the request that deletes `object_id`, that nodegc asked for it
+        (what tells its removals from someone else's after a kill). Raises RuntimeError_ (not
+        sent) when that record cannot be written."""
+        intent = self._intents.get(object_id)
+        if self.journal is None or intent is None:
+            return  # no intent (no journal): `check` refused the removal already
         try:
-            self.runtime.remove_image(image)
+            self.journal.mark_sent(intent)
+        except StateError as exc:
+            raise RuntimeError_(f"{what}: not attempted: {exc}") from None
+
+    def remove_image(self, image: Image) -> str | None:
+        """`runtime.remove_image(image)`, settled: on any engine error the image is given back
+        every tag it had that no other image holds now (else its entry stays for the next
+        replay). Returns the runtime's note for the audit. Raises what the runtime raises;
+        RuntimeError_ (nothing touched) when the intent could not be written."""
+        what = f"remove image {short_id(image.id)} ({image.describe()})"
+        self.check(what, image.id)
+        try:
+            note = self.runtime.remove_image(
+                image, before_delete=lambda: self.mark_sent(what, image.id)
+            )
         except RuntimeError_:
             # Refused, failed, gone part-way: the image keeps (or gets back) every name it had.
             intent = self._intents.get(image.id)
@@ -124,6 +144,7 @@ class Walks:
                 self.finish(image.id)
             raise
         self.finish(image.id)
+        return note
 
     def finish(self, object_id: str) -> None:
         """The outcome for `object_id` is final (and about to be recorded)."""
@@ -202,22 +223,27 @@ def put_back(runtime: Runtime, intent: Intent, current: Image, holder: Holder) -
 
 @dataclass(frozen=True)
 class Replayed:
-    """What `replay` did: objects found gone (their removal had finished: recorded now), images
-    given back their tags, tags put back, entries left (the engine refused a tag)."""
+    """What `replay` did: objects found gone, which nodegc had asked to delete (its removal had
+    finished: recorded now) or not (`gone`: someone else removed them), images given back their
+    tags, tags put back, entries left (the engine refused a tag)."""
 
     finished: tuple[Intent, ...] = ()
+    gone: tuple[Intent, ...] = ()
     restored: int = 0
     tags: int = 0
     left: int = 0
 
 
-def replay(
-    runtime: Runtime, journal: Journal | None, record: Callable[[Sequence[Intent]], None]
-) -> Replayed:
+# record(finished by nodegc, gone by someone else): their audit lines
+Record = Callable[[Sequence[Intent], Sequence[Intent]], None]
+
+
+def replay(runtime: Runtime, journal: Journal | None, record: Record) -> Replayed:
     """Put right what interrupted removals left, before anything is planned: one listing per
-    kind with entries, a tag call per missing tag. Objects found gone are passed to `record`
-    (their audit lines) before their entries are cleared. Raises RuntimeUnavailable (the
-    cycle cannot go on either)."""
+    kind with entries, an inspect and a tag call per missing tag. Objects found gone are passed
+    to `record` (their audit lines) before their entries are cleared: as nodegc's removals when
+    nodegc's record says it asked for them after their intent was written, else as someone
+    else's. Raises RuntimeUnavailable (the cycle cannot go on either)."""
     if journal is None:
         return Replayed()
     pending = journal.pending()
@@ -226,24 +252,38 @@ def replay(
     kinds = {i.kind for i in pending}
     images = {i.id: i for i in runtime.list_images()} if KIND_IMAGE in kinds else {}
     containers = {c.id for c in runtime.list_containers()} if KIND_CONTAINER in kinds else set()
-    holders = {tag: i.id for i in images.values() for tag in i.tags}
+    holders: dict[str, str | None] = {tag: i.id for i in images.values() for tag in i.tags}
+
+    def fresh(tag: str) -> str | None:
+        # Asked right before the tag call: a listing's answer may be stale by then.
+        holder = _holder_by_inspect(runtime, tag)
+        holders[tag] = holder
+        return holder
+
     restored = tags = left = 0
+    sent = journal.sent()
     finished: list[Intent] = []
+    gone: list[Intent] = []
+
+    def found_gone(intent: Intent) -> None:
+        mine = (intent.object_id, intent.started_at) in sent
+        (finished if mine else gone).append(intent)
+
     final: list[str] = []
     try:
         for intent in pending:
             if intent.kind == KIND_CONTAINER:
                 if intent.object_id not in containers:
-                    finished.append(intent)
+                    found_gone(intent)
                 final.append(intent.object_id)  # there: it is planned afresh like any other
                 continue
             current = images.get(intent.object_id)
             if current is None:
-                finished.append(intent)
+                found_gone(intent)
                 final.append(intent.object_id)
                 continue
             owed = [t for t in intent.tags if t not in current.tags]
-            if put_back(runtime, intent, current, holders.get):
+            if put_back(runtime, intent, current, fresh):
                 final.append(intent.object_id)
                 restored += 1 if owed else 0
                 tags += sum(1 for t in owed if holders.get(t) in (None, intent.object_id))
@@ -251,13 +291,16 @@ def replay(
                 left += 1
     finally:
         # Recorded before cleared: a kill between the two repeats a line, never loses one.
-        record(finished)
+        record(finished, gone)
         _clear(journal, final)
-    done = Replayed(finished=tuple(finished), restored=restored, tags=tags, left=left)
+    done = Replayed(
+        finished=tuple(finished), gone=tuple(gone), restored=restored, tags=tags, left=left
+    )
     log.info(
         "intent journal replayed",
         extra={
             "finished": len(finished),
+            "gone_by_someone_else": len(gone),
             "restored": restored,
             "tags_restored": tags,
             "left": left,

@@ -241,7 +241,7 @@ class Metrics:
             self.removed_bytes.labels(kind=kind, reason=reason).inc(max(0, result.size_bytes))
         elif result.outcome is Outcome.FAILED:
             self.removal_failures.labels(kind=kind).inc()
-        elif result.outcome is Outcome.SKIPPED:
+        elif result.outcome in (Outcome.SKIPPED, Outcome.GONE):
             self.removal_skips.labels(kind=kind).inc()
         else:  # pragma: no cover - a new Outcome member must be mapped here
             log.warning("removal outcome not counted", extra={"outcome": str(result.outcome)})

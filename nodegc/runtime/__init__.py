@@ -6,7 +6,7 @@ Adapters carry data and report what the engine said: they hold no rule about wha
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -119,11 +119,17 @@ class Runtime(Protocol):
         """
         ...
 
-    def remove_image(self, image: Image) -> None:
-        """Remove an image with every tag, never forced.
+    def remove_image(
+        self, image: Image, before_delete: Callable[[], None] | None = None
+    ) -> str | None:
+        """Remove an image by its id with every tag it still has, never forced, touching no
+        other image (a tag that names another image by now is left there).
 
-        Raises Conflict (the image keeps every tag it had) when a container uses it, NotFound when
-        it is gone.
+        `before_delete` runs right before the request that deletes the image (nodegc's own
+        record that it asked). Returns a note for the audit about names that were not the
+        image's any more (None: nothing to say). Raises Conflict (the image keeps every tag it
+        had that no other image took meanwhile) when a container uses it, NotFound when it is
+        gone.
         """
         ...
 

@@ -795,10 +795,12 @@ class CriRuntime:
         )
         self.finish_cache.pop(container.id, None)
 
-    def remove_image(self, image: Image) -> None:
+    def remove_image(
+        self, image: Image, before_delete: Callable[[], None] | None = None
+    ) -> str | None:
         """Remove an image with every name, after checking right before the call that no
         container (any state) uses it (CRI's RemoveImage would not refuse) and that it is not the
-        sandbox image."""
+        sandbox image. By id: RemoveImage takes only that image's own names."""
         what = f"remove image {short_id(image.id)} ({image.describe()})"
         spec = pb.ImageSpec(image=image.id)
         current = self._call(what, self.img.ImageStatus, pb.ImageStatusRequest(image=spec)).image
@@ -824,8 +826,11 @@ class CriRuntime:
                 f"{what}: in use by {len(users)} container(s), e.g. {short_id(first.id)} "
                 f"({first.metadata.name}, {_STATES.get(first.state, ContainerState.UNKNOWN)})"
             )
+        if before_delete is not None:
+            before_delete()
         self._call(what, self.img.RemoveImage, pb.RemoveImageRequest(image=spec))
         self._image_labels.pop(image.id, None)
+        return None
 
 
 def _uses(row: pb.Container, names: Iterable[str]) -> bool:

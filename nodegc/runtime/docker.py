@@ -48,7 +48,7 @@ from nodegc.model import (
     StorePath,
     short_id,
 )
-from nodegc.runtime import Conflict, NotFound, RuntimeError_, RuntimeUnavailable
+from nodegc.runtime import Conflict, NotFound, RuntimeError_, RuntimeUnavailable, docker_tags
 from nodegc.runtime.containerd_store import (
     containerd_address,
     containerd_store_paths,
@@ -855,86 +855,89 @@ class DockerRuntime:
         except ValueError:
             raise RuntimeError_(f"{what}: engine answered malformed JSON") from None
 
-    def remove_image(self, image: Image) -> None:
-        """Remove by id with every tag, never forced.
+    def remove_image(
+        self, image: Image, before_delete: Callable[[], None] | None = None
+    ) -> str | None:
+        """Remove the planned image by its id with every tag it still has, never forced, never
+        touching another image (`docker_tags`): a tag that moved to another image meanwhile is
+        left there. `before_delete` runs right before the request that deletes it. Returns the
+        audit's note on tags that were not the image's any more (None: nothing to say)."""
+        walk = docker_tags.remove(
+            image,
+            inspect=self._inspect_reference,
+            delete=lambda ref, by_id: self._delete_image(
+                f"remove image {short_id(image.id)} ({image.describe()})", ref
+            ),
+            tag=self.tag_image,
+            untag=self._podman_untag if self._podman and self._plain is not None else None,
+            tagged_since=None if self._podman else self._tagged_since,
+            before_delete=before_delete,
+        )
+        return walk.note() or None
 
-        The engine refuses to delete by id an image tagged in several repositories unless forced,
-        so tags are removed one by one and the last removal deletes the image. If the engine
-        refuses part-way (a container now uses the image) or fails, the removed tags are put
-        back.
-        """
-        what = f"remove image {short_id(image.id)} ({image.describe()})"
-        refs = _references_to_walk(image)
-        untagged: list[str] = []
+    def _tagged_since(self, reference: str, since: float) -> str | None:
+        """The image the engine's last `tag` event naming `reference` since `since` was about
+        (a bounded `GET /events`, answered at once); None when none (or not on a unix socket)."""
+        if self._plain is None:
+            return None
+        query = docker_tags.tag_events_query(since, datetime.now(UTC).timestamp())
+        body = self._plain_request(f"events for tag {reference}", "GET", f"/events?{query}")
+        return docker_tags.last_tagged(body, reference)
+
+    def _podman_untag(self, image_id: str, reference: str) -> bool:
+        """Podman's `POST /libpod/images/{id}/untag` (also under the compat version prefix, on
+        4.3 and 5.8): takes `reference` off that image only; False ("tag not known") when it is
+        not that image's."""
+        what = f"untag {reference} from image {short_id(image_id)}"
+        path = f"/libpod/images/{_quote(image_id)}/untag?{docker_tags.untag_query(reference)}"
         try:
-            if len(refs) <= 1:
-                self._delete_image(what, image.id)
-                return
-            for ref in refs:
-                result = self._delete_image(what, ref)
-                untagged.append(ref)
-                if any("Deleted" in row for row in result or []):
-                    return
-            # Nothing references it by name any more: delete what is left by id.
-            self._delete_image(what, image.id)
-        except NotFound:
-            if untagged:
-                return  # someone else finished the job
+            self._plain_request(what, "POST", path)
+        except RuntimeError_ as exc:
+            if "tag not known" in str(exc) and not isinstance(exc, RuntimeUnavailable):
+                return False
             raise
-        except RuntimeError_:
-            # Refused (a container uses it now) or failed part-way (an engine error, a timeout,
-            # an answer cut short): the image stays, so it keeps every tag it had. The name in
-            # flight may or may not be gone (dockerd, deleting by id, untags before it finds a
-            # container created meanwhile); putting an existing tag back changes nothing.
-            in_flight = refs[: len(untagged) + 1]
-            self._restore_tags(image, [r for r in in_flight if "@" not in r])
-            raise
+        return True
 
     def _delete_image(self, what: str, reference: str) -> Any:
         """One unforced DELETE of an image reference (a tag, a digest or the id): the engine's
-        rows of what it untagged and deleted."""
+        rows of what it untagged and deleted. Docker is asked `noprune=1` (never an untagged
+        parent: only what was planned goes); Podman, which has no parents to prune, as before."""
+        noprune = "False" if self._podman else "True"
         if self._plain is None:
             rows = self._call(
-                what, lambda: self.api.remove_image(reference, force=False, noprune=False)
+                what,
+                lambda: self.api.remove_image(reference, force=False, noprune=not self._podman),
             )
-            if self._podman and isinstance(rows, list):
-                rows = [_normalise_row(row) for row in rows]
-            return rows
-        path = f"/images/{_quote(reference)}?force=False&noprune=False"
-        rows = self._plain_json(what, "DELETE", path)
+        else:
+            path = f"/images/{_quote(reference)}?force=False&noprune={noprune}"
+            rows = self._plain_json(what, "DELETE", path)
         if self._podman and isinstance(rows, list):
             rows = [_normalise_row(row) for row in rows]
         return rows
 
     def inspect_image(self, image_id: str) -> Image | None:
         try:
-            data = self._inspect(
-                f"inspect image {short_id(image_id)}",
-                f"/images/{_quote(image_id)}/json",
-                lambda: self.api.inspect_image(image_id),
-            )
+            return self._inspect_reference(image_id)
         except NotFound:
             return None
-        return _image(data)
+
+    def _inspect_reference(self, reference: str) -> Image | None:
+        """The image `reference` (an id, a tag, a digest) names now; raises NotFound."""
+        data = self._inspect(
+            f"inspect image {short_id(reference) if _is_id(reference) else reference}",
+            f"/images/{_quote(reference)}/json",
+            lambda: self.api.inspect_image(reference),
+        )
+        image = _image(data)
+        return replace(image, id=podman_image_id(image.id)) if self._podman else image
 
     def tag_image(self, image_id: str, reference: str) -> None:
-        repository = _repository(reference)
+        repository = docker_tags.repository(reference)
         name = reference[len(repository) + 1 :] or "latest"
         self._call(
             f"restore tag {reference} on {short_id(image_id)}",
             lambda: self.api.tag(image_id, repository, name),
         )
-
-    def _restore_tags(self, image: Image, tags: Sequence[str]) -> None:
-        for tag in tags:
-            try:
-                self.tag_image(image.id, tag)
-            except RuntimeError_ as exc:
-                log.error(
-                    "could not restore a tag after a refused or failed removal; the intent "
-                    "journal has it",
-                    extra={"image": image.id, "tag": tag, "error": str(exc)},
-                )
 
 
 class _UnixConnection(http.client.HTTPConnection):
@@ -1019,6 +1022,10 @@ def _readable(sock: socket.socket) -> bool:
     return bool(poller.poll(0))
 
 
+def _is_id(reference: str) -> bool:
+    return reference.startswith("sha256:") or bool(_HEX_ID.match(reference))
+
+
 def _quote(name: str) -> str:
     """A name in an API path, quoted as the SDK quotes it."""
     return urllib.parse.quote(name, safe="/:")
@@ -1060,21 +1067,6 @@ def _tune_unix_socket_client(client: docker.APIClient) -> None:
 
     adapter.get_connection = one_pool  # type: ignore[method-assign]
     client.trust_env = False
-
-
-def _repository(reference: str) -> str:
-    if "@" in reference:
-        return reference.split("@", 1)[0]
-    name, sep, tag = reference.rpartition(":")
-    return name if sep and "/" not in tag else reference
-
-
-def _references_to_walk(image: Image) -> list[str]:
-    """The names to remove one by one: every tag, then digests of repositories no tag names
-    (the engine drops a repository's digests with its last tag). One name or none: delete by id."""
-    tag_repos = {_repository(t) for t in image.tags}
-    digests = [d for d in image.digests if _repository(d) not in tag_repos]
-    return [*image.tags, *digests]
 
 
 def _explanation(exc: docker.errors.APIError) -> str:

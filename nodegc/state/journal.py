@@ -15,8 +15,18 @@ the next cycle's replay.
 
 One file, `<state>/intents.json`, rewritten whole on every change: a batch of removals is
 recorded in one write before it starts and cleared in one write when it is over, so the cost is
-two fsyncs per batch, not per object. Thread-safe within a process; across
-processes the state directory's lock (`nodegc.state.lock`) keeps to one collector at a time.
+two fsyncs per batch, not per object.
+
+Who removed it: right before the request that deletes an object, its id is appended to
+`<state>/intents-sent.jsonl` with its intent's start (`mark_sent`: one line, one `write` on an
+`O_APPEND` descriptor, no fsync — a killed process loses nothing it wrote; only a power cut
+could, and then the removal is under-claimed, never over-claimed). An object the next run finds
+gone is nodegc's removal only when that record says nodegc had asked for it under the intent
+still pending; otherwise someone else removed it. The engine cannot say: its `delete` events
+carry no client, and dockerd keeps only its last 256 events, in memory.
+
+Thread-safe within a process; across processes the state directory's lock
+(`nodegc.state.lock`) keeps to one collector at a time.
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import stat
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -37,6 +48,7 @@ from nodegc.state.store import StateError, write_atomically
 log = logging.getLogger(__name__)
 
 JOURNAL_FILE = "intents.json"
+SENT_FILE = "intents-sent.jsonl"
 FORMAT_VERSION = 1
 ACTION_REMOVE = "remove"
 KIND_IMAGE = "image"
@@ -125,6 +137,7 @@ class Journal:
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.path = Path(directory) / JOURNAL_FILE
+        self.sent_path = Path(directory) / SENT_FILE
         self._lock = threading.Lock()
         self._entries: dict[str, Intent] | None = None
         self.unreadable: str | None = None  # why the file could not be read, if it could not
@@ -177,7 +190,53 @@ class Journal:
         self._entries = {e.object_id: e for e in entries}
         return self._entries
 
+    def sent(self) -> set[tuple[str, datetime]]:
+        """(object id, its intent's `started_at`) of every removal nodegc asked the engine for
+        (`mark_sent`); lines that cannot be read are skipped (a torn last line)."""
+        try:
+            raw = _read_regular(self.sent_path)
+        except FileNotFoundError:
+            return set()
+        except OSError as exc:
+            log.warning(
+                "record of removals asked unreadable: finished removals count as someone else's",
+                extra={"path": str(self.sent_path), "error": str(exc)},
+            )
+            return set()
+        marks: set[tuple[str, datetime]] = set()
+        for line in raw.splitlines():
+            try:
+                data = json.loads(line)
+                marks.add((str(data["id"]), datetime.fromisoformat(str(data["intent"]))))
+            except (ValueError, KeyError, TypeError):
+                continue
+        return marks
+
     # -- writing ------------------------------------------------------------------------------
+    def mark_sent(self, intent: Intent) -> None:
+        """Record that the request deleting `intent`'s object is about to be sent (nodegc's own
+        record that a removal found done later was its, tied to that intent). Raises
+        StateError: then do not send."""
+        line = json.dumps(
+            {
+                "id": intent.object_id,
+                "intent": intent.started_at.astimezone(UTC).isoformat(),
+                "at": datetime.now(UTC).isoformat(),
+            }
+        )
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+        try:
+            # Never a symlink, never a FIFO or device (non-blocking open, then a regular file).
+            fd = os.open(self.sent_path, flags | os.O_NONBLOCK, 0o600)
+            try:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    raise OSError(f"{self.sent_path} is not a regular file")
+                os.write(fd, (line + "\n").encode())
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise StateError(f"cannot write {self.sent_path}: {exc.strerror or exc}") from None
+
     def record(self, intent: Intent) -> Intent:
         """Write `intent` durably before acting on it (merged with an earlier entry for the same
         image); returns what is recorded. Raises StateError: then do not act."""
@@ -213,6 +272,17 @@ class Journal:
             self._save(entries)
 
     def _save(self, entries: dict[str, Intent]) -> None:
+        if not entries:
+            # Nothing owed: the record of what was asked has no use any more.
+            try:
+                self.sent_path.unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                log.warning(
+                    "record of removals asked not cleared",
+                    extra={"path": str(self.sent_path), "error": str(exc)},
+                )
         if not entries and not self.path.exists():
             self._entries = entries
             return
@@ -223,6 +293,20 @@ class Journal:
         # Compact: the C encoder (an indent would take the pure-Python one, ~10x slower).
         write_atomically(self.path, json.dumps(data, separators=(",", ":")).encode())
         self._entries = entries
+
+
+def _read_regular(path: Path) -> bytes:
+    """The bytes of `path`, opened without following a symlink and only if a regular file."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path} is not a regular file")
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def _order(intent: Intent) -> tuple[datetime, str]:

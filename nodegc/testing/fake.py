@@ -266,7 +266,9 @@ class FakeRuntime:
             raise Conflict(f"container {container.id} ({container.name}): it is {current.state}")
         del self.containers[container.id]
 
-    def remove_image(self, image: Image) -> None:
+    def remove_image(
+        self, image: Image, before_delete: Callable[[], None] | None = None
+    ) -> str | None:
         self._call(f"remove_image {image.id}")
         self._before(image.id)
         if image.id not in self.images:
@@ -285,8 +287,11 @@ class FakeRuntime:
             self.images[image.id] = replace(
                 current, tags=tuple(t for t in current.tags if t != tag)
             )
+        if before_delete is not None:
+            before_delete()
         del self.images[image.id]
         self._share()
+        return None
 
     def inspect_image(self, image_id: str) -> Image | None:
         self._call(f"inspect_image {image_id}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -204,10 +205,10 @@ def test_container_created_between_plan_and_removal_keeps_the_image(
     real_remove = runtime.remove_image
     raced: list[str] = []
 
-    def race_then_remove(candidate: Image) -> None:
+    def race_then_remove(candidate: Image, before_delete: Callable[[], None] | None = None) -> None:
         if candidate.id == image and not raced:  # planned already; a pod starts using it now
             raced.append(ctrd.create_container(pod, image, ["/nothing"]))
-        real_remove(candidate)
+        real_remove(candidate, before_delete)
 
     monkeypatch.setattr(runtime, "remove_image", race_then_remove)
     report = Collector(settings, runtime, StateDir(tmp_path / "s")).cycle()

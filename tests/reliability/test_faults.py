@@ -7,6 +7,7 @@ ever removed, whatever the engine does.
 from __future__ import annotations
 
 import json
+import signal
 import time
 
 import docker
@@ -330,6 +331,11 @@ def test_engine_stopped_for_real_mid_daemon_and_restarted(
     wait_for(lambda: daemon.get("/readyz")[0] == 503, timeout=15)
     engine.start()
     wait_for(lambda: daemon.get("/readyz")[0] == 200, timeout=30)
+    # Ready again, it goes on removing victims: a victim listed half-way through its walk is
+    # not a lost tag. SIGTERM: the removal in flight finishes, no other starts; then look.
+    assert daemon.proc is not None
+    daemon.proc.send_signal(signal.SIGTERM)
+    daemon.proc.wait(60)
     with engine.api() as fresh:
         # The victims a removal cut short by the stop are collected after the restart: checked
         # once they are gone, not while a tag walk may be half-way through one of them.

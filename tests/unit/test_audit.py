@@ -297,6 +297,19 @@ def test_render_table_ends_with_totals() -> None:
     )
 
 
+def test_render_table_counts_what_someone_else_removed_apart() -> None:
+    """`gone` (found gone after a kill, not nodegc's work): counted apart, no bytes freed."""
+    entries = [
+        *two_entries(),
+        json.loads(audit.encode(result(3, Outcome.GONE, size=0, detail="someone"), T0, "n")),
+    ]
+    summary = render_table(entries, T0).splitlines()[-1]
+    assert summary == (
+        "3 attempts: 1 removed (2.0 KiB of images and build cache), 0 skipped, 1 failed, "
+        "1 gone (removed by someone else)"
+    )
+
+
 def test_render_table_of_nothing_says_so() -> None:
     """An empty history renders as a sentence, not a bare header."""
     assert render_table([], T0) == "No removals recorded."

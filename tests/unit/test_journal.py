@@ -11,11 +11,11 @@ from datetime import timedelta
 import pytest
 
 from nodegc.collect import intents
-from nodegc.collect.cycle import Collector
+from nodegc.collect.cycle import FINISHED_BEFORE_A_KILL, GONE_BY_SOMEONE_ELSE, Collector
 from nodegc.model import ContainerState, History, Outcome
 from nodegc.runtime import RuntimeUnavailable
 from nodegc.state.journal import JOURNAL_FILE, Intent, Journal
-from nodegc.state.store import StateDir
+from nodegc.state.store import StateDir, StateError
 from nodegc.testing.fake import FakeRuntime
 from tests.unit.builders import NOW, ago, container, fs, image, make_settings
 
@@ -297,3 +297,95 @@ def test_one_request_cut_short_with_the_engine_up_does_not_stop_the_rest(tmp_pat
     outcomes = [r.outcome for r in report.container_results]
     assert outcomes.count(Outcome.REMOVED) == 9 and outcomes.count(Outcome.FAILED) == 1
     assert report.not_attempted == 0
+
+
+# -- who removed it: nodegc's own record of what it asked ----------------------------------------
+
+
+class Recorded:
+    """A listener keeping the results told (the audit's view)."""
+
+    def __init__(self) -> None:
+        self.results: list = []
+
+    def __call__(self, result) -> None:
+        self.results.append(result)
+
+
+def killed_after_removal(result) -> None:
+    """The process dies right after the engine answered, before the audit line is written."""
+    raise Killed()
+
+
+def test_a_removal_nodegc_asked_for_before_a_kill_is_recorded_as_its_own(tmp_path, monkeypatch):
+    fake = FakeRuntime()
+    img = old_image(fake, tags=("app:1",))
+    gc = collector(tmp_path, fake)
+    gc.listeners = [killed_after_removal]
+    with monkeypatch.context() as dying:  # a SIGKILL runs no `finally`: the batch is not closed
+        dying.setattr(intents.Walks, "close", lambda self: None)
+        with pytest.raises(Killed):
+            gc.cycle()
+    assert img.id not in fake.images
+    assert (tmp_path / "state" / "intents-sent.jsonl").exists()
+    seen = Recorded()
+    again = collector(tmp_path, fake)
+    again.listeners = [seen]
+    again.cycle()
+    ((result),) = seen.results
+    assert (result.id, result.outcome) == (img.id, Outcome.REMOVED)
+    assert result.detail == FINISHED_BEFORE_A_KILL and result.size_bytes == 100
+    assert on_disk(tmp_path) == []
+    assert not (tmp_path / "state" / "intents-sent.jsonl").exists()
+
+
+def test_an_image_someone_else_removed_after_a_kill_is_recorded_as_gone(tmp_path):
+    """Killed before the request that deletes it: a third party removes it meanwhile."""
+    fake = FakeRuntime()
+    img = old_image(fake, tags=("app:1", "app:2"))
+    fake.before_untag = die_after(0, Killed())
+    with pytest.raises(Killed):
+        collector(tmp_path, fake).cycle()
+    fake.before_untag = None
+    del fake.images[img.id]  # docker rmi, by someone else
+    seen = Recorded()
+    again = collector(tmp_path, fake)
+    again.listeners = [seen]
+    again.cycle()
+    ((result),) = seen.results
+    assert (result.id, result.outcome) == (img.id, Outcome.GONE)
+    assert result.detail == GONE_BY_SOMEONE_ELSE and result.size_bytes == 0
+
+
+def test_a_mark_of_an_earlier_intent_does_not_count(tmp_path):
+    """The record ties a request to the intent it served: one asked under an earlier intent
+    (refused then, the entry cleared) says nothing about the pending one."""
+    journal = Journal(tmp_path)
+    earlier = Intent("sha256:x", ("a:1",), (), "remove", "age", NOW, 1)
+    journal.record(earlier)
+    journal.mark_sent(earlier)
+    assert journal.sent() == {("sha256:x", NOW)}
+    later = Intent("sha256:x", ("a:1",), (), "remove", "age", NOW + timedelta(hours=1), 1)
+    journal.clear("sha256:x")
+    assert journal.sent() == set(), "the record goes when nothing is owed"
+    journal.record(Intent("sha256:y", (), (), "remove", "age", NOW, 1))
+    journal.mark_sent(earlier)
+    journal.record(later)
+    pending = {i.object_id: i for i in Journal(tmp_path).pending()}
+    assert (pending["sha256:x"].object_id, pending["sha256:x"].started_at) not in journal.sent()
+
+
+def test_the_record_of_removals_asked_is_never_written_through_a_symlink_or_fifo(tmp_path):
+    """Not written, not followed: the removal is then not sent (StateError)."""
+    journal = Journal(tmp_path)
+    intent = Intent("sha256:x", (), (), "remove", "age", NOW, 1)
+    target = tmp_path / "elsewhere"
+    target.write_text("")
+    journal.sent_path.symlink_to(target)
+    with pytest.raises(StateError):
+        journal.mark_sent(intent)
+    assert target.read_text() == ""
+    journal.sent_path.unlink()
+    os.mkfifo(journal.sent_path)
+    with pytest.raises(StateError):
+        journal.mark_sent(intent)
