@@ -25,6 +25,7 @@ from nodegc.model import (
     Reason,
 )
 from nodegc.policy.space import Freed, Ledger, estimate_sizes, private_layer
+from nodegc.references import familiar_forms
 
 # Kept for a reason no removal this cycle can change: their parents must stay too.
 _HARD_KEEPS = frozenset({Reason.PINNED, Reason.IN_USE, Reason.FAILED_THIS_CYCLE, Reason.TOO_YOUNG})
@@ -73,26 +74,6 @@ def bytes_to_free(fs: FilesystemStats, high: int, low: int) -> int:
     if not under_disk_pressure(fs, high):
         return 0
     return max(0, fs.capacity_bytes * (100 - low) // 100 - fs.available_bytes)
-
-
-def familiar_forms(reference: str) -> set[str]:
-    """A reference in every form people write it: as given, fully qualified, and familiar
-    ("busybox:1" = "docker.io/library/busybox:1"; "docker.io/myorg/app:2" = "myorg/app:2"),
-    so a pin pattern matches whichever form its author wrote and the runtime lists."""
-    first, sep, rest = reference.partition("/")
-    has_domain = bool(sep) and ("." in first or ":" in first or first == "localhost")
-    if not has_domain:
-        full = f"docker.io/library/{reference}" if not sep else f"docker.io/{reference}"
-    elif first in ("docker.io", "index.docker.io", "registry-1.docker.io"):
-        full = f"docker.io/{rest}"
-    else:
-        return {reference}
-    path = full[len("docker.io/") :]
-    name = path.split("@", 1)[0].rsplit(":", 1)[0] if "@" in path or ":" in path else path
-    familiar = (
-        path[len("library/") :] if name.startswith("library/") and name.count("/") == 1 else path
-    )
-    return {reference, full, familiar}
 
 
 def is_pinned(image: Image, patterns: Sequence[str]) -> bool:
