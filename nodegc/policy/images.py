@@ -28,7 +28,7 @@ from nodegc.policy.space import Freed, Ledger, estimate_sizes, private_layer
 from nodegc.references import familiar_forms
 
 # Kept for a reason no removal this cycle can change: their parents must stay too.
-_HARD_KEEPS = frozenset({Reason.PINNED, Reason.IN_USE, Reason.FAILED_THIS_CYCLE, Reason.TOO_YOUNG})
+_HARD_KEEPS = frozenset({Reason.PINNED, Reason.IN_USE, Reason.TOO_YOUNG})
 
 
 def under_disk_pressure(fs: FilesystemStats, high: int) -> bool:
@@ -134,15 +134,14 @@ def plan_images(
     *,
     layers: Mapping[str, Sequence[Layer]] | None = None,
     leaving_containers: Collection[str] = (),
-    avoid: Collection[str] = (),
     freed_before: int = 0,
     other_holders: Mapping[str, Sequence[Layer]] | None = None,
 ) -> ImagePlan:
     """Decide every image's fate.
 
     Kept: `pinned`; `in-use` by any container not in `leaving_containers` (dependents go first, so
-    an image whose last containers this cycle removes may go in the same cycle); `failed-this-cycle`
-    for ids in `avoid`; `too-young` when first seen less than `minimum_age` ago;
+    an image whose last containers this cycle removes may go in the same cycle); `too-young` when
+    first seen less than `minimum_age` ago;
     `parent-of-in-use` when an image built on it (classic builder: `parent_id`) is kept for one of
     those reasons. Removed for `age`: not used for longer than `maximum_age`, once history covers
     that long (with every image built on it). Removed for `space` (or `inodes` once the bytes
@@ -193,8 +192,6 @@ def plan_images(
             keeps[image.id] = (Reason.PINNED, ())
         elif image.id in users:
             keeps[image.id] = (Reason.IN_USE, users[image.id])
-        elif image.id in avoid:
-            keeps[image.id] = (Reason.FAILED_THIS_CYCLE, ())
         elif now - record.first_seen < settings.minimum_age:
             keeps[image.id] = (Reason.TOO_YOUNG, ())
         elif history_covers_max_age and (
