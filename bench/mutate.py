@@ -1,8 +1,9 @@
 """mutate: mutation testing of nodegc/policy, run by hand (not part of the test command).
 
 Applies realistic mutations to the policy, one at a time, each in a copy of the tree, runs the
-unit tests against it (`pytest -x -q tests/unit`, the policy's own test files first so that a
-killed mutant fails fast) and reports the mutants no test kills (the survivors).
+unit tests against it (`pytest -x -q` over tests/unit in two stages: the policy's own test files
+first, so that a killed mutant fails fast, then the rest) and reports the mutants no test kills
+(the survivors).
 
 Mutations (each a single change in the AST, the module written back with `ast.unparse`):
   boundary   a comparison's boundary moved: `<` <-> `<=`, `>` <-> `>=`
@@ -227,31 +228,43 @@ def _replace(tree: ast.AST, old: ast.AST, new: ast.AST) -> None:
     raise LookupError("node not found")
 
 
-def test_order(tree_root: Path) -> list[str]:
+def test_stages(tree_root: Path) -> list[list[str]]:
+    """The unit test files in two stages: the policy's own first (a killed mutant stops there,
+    without collecting the rest), then every other one."""
     unit = tree_root / "tests" / "unit"
-    rest = sorted(p.name for p in unit.glob("test_*.py") if p.name not in FIRST)
-    return [f"tests/unit/{name}" for name in FIRST if (unit / name).exists()] + [
-        f"tests/unit/{name}" for name in rest
-    ]
+    first = [f"tests/unit/{name}" for name in FIRST if (unit / name).exists()]
+    rest = sorted(f"tests/unit/{p.name}" for p in unit.glob("test_*.py") if p.name not in FIRST)
+    return [first, rest]
 
 
 def run_tests(copy_root: Path) -> tuple[bool, str]:
-    """(all passed, last lines of the output)."""
-    env = {**os.environ, "PYTHONPATH": str(copy_root), "PYTHONDONTWRITEBYTECODE": "1"}
+    """(every unit test passed, the last line of the output of the last stage run)."""
+    env = {**os.environ, "PYTHONPATH": str(copy_root)}
     argv = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider"]
-    try:
-        proc = subprocess.run(
-            [*argv, *test_order(copy_root)],
-            cwd=copy_root,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT,
-        )
-    except subprocess.TimeoutExpired:
-        return False, "timeout"
-    tail = (proc.stdout.strip().splitlines() or [""])[-1]
-    return proc.returncode == 0, tail
+    tail = ""
+    for stage in test_stages(copy_root):
+        try:
+            proc = subprocess.run(
+                [*argv, *stage],
+                cwd=copy_root,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=TIMEOUT,
+            )
+        except subprocess.TimeoutExpired:
+            return False, "timeout"
+        tail = (proc.stdout.strip().splitlines() or [""])[-1]
+        if proc.returncode != 0:
+            return False, tail
+    return True, tail
+
+
+def write_module(path: Path, source: str) -> None:
+    """Write a module and drop its compiled copies (a .pyc is checked against the source's
+    mtime in seconds and its size: never let a stale one stand in for the mutant)."""
+    path.write_text(source)
+    shutil.rmtree(path.parent / "__pycache__", ignore_errors=True)
 
 
 def make_copy(tree_root: Path, into: Path) -> Path:
@@ -265,10 +278,10 @@ def run_one(copy_root: Path, mutant: Mutant, original: str) -> Result:
     target = copy_root / mutant.path
     started = time.monotonic()
     try:
-        target.write_text(mutated_source(original, mutant.site))
+        write_module(target, mutated_source(original, mutant.site))
         passed, tail = run_tests(copy_root)
     finally:
-        target.write_text(original)
+        write_module(target, original)
     return Result(mutant, not passed, time.monotonic() - started, tail)
 
 
@@ -282,10 +295,10 @@ def sanity(copy_root: Path) -> None:
     )
     assert broken != original, "sanity mutant not applied"
     try:
-        path.write_text(broken)
+        write_module(path, broken)
         passed, tail = run_tests(copy_root)
     finally:
-        path.write_text(original)
+        write_module(path, original)
     assert not passed, f"the sanity mutant survived: the copy is not what the tests import ({tail})"
 
 
