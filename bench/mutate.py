@@ -267,10 +267,18 @@ def write_module(path: Path, source: str) -> None:
     shutil.rmtree(path.parent / "__pycache__", ignore_errors=True)
 
 
-def make_copy(tree_root: Path, into: Path) -> Path:
+def make_copy(tree_root: Path, into: Path, examples: int = 0) -> Path:
+    """A copy of the tree to mutate; with `examples`, its hypothesis properties draw that many
+    examples (a profile loaded after the unit one; explicit @settings still win)."""
     for name in ("nodegc", "tests"):
         shutil.copytree(tree_root / name, into / name, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy2(tree_root / "pyproject.toml", into / "pyproject.toml")
+    if examples:
+        with (into / "tests" / "unit" / "builders.py").open("a") as builders:
+            builders.write(
+                f'\nsettings.register_profile("mutation", settings.get_profile("unit"), '
+                f'max_examples={examples})\nsettings.load_profile("mutation")\n'
+            )
     return into
 
 
@@ -316,6 +324,9 @@ def main(argv: list[str] | None = None) -> int:
         "(0: every mutant)",
     )
     parser.add_argument("--seed", type=int, default=21)
+    parser.add_argument(
+        "--examples", type=int, default=0, help="hypothesis examples per property (0: as set)"
+    )
     parser.add_argument("--list", action="store_true", help="list the mutants and stop")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
@@ -340,7 +351,10 @@ def main(argv: list[str] | None = None) -> int:
     originals = {f: (tree_root / f).read_text() for f in files}
     workdir = Path(tempfile.mkdtemp(prefix="nodegc-mutate-"))
     try:
-        copies = [make_copy(tree_root, workdir / f"job{j}") for j in range(max(1, args.jobs))]
+        copies = [
+            make_copy(tree_root, workdir / f"job{j}", args.examples)
+            for j in range(max(1, args.jobs))
+        ]
         for c in copies:
             (c / "job").mkdir()
         sanity(copies[0])
