@@ -327,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--examples", type=int, default=0, help="hypothesis examples per property (0: as set)"
     )
+    parser.add_argument("--skip", type=int, default=0, help="skip the first N (a resumed run)")
     parser.add_argument("--list", action="store_true", help="list the mutants and stop")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
@@ -343,6 +344,7 @@ def main(argv: list[str] | None = None) -> int:
         others = [m for m in mutants if m.kind not in ("boundary", "off-by-one")]
         drawn = random.Random(args.seed).sample(others, min(args.sample, len(others)))
         mutants = [m for m in mutants if m in pinned or m in drawn]
+    mutants = mutants[args.skip :]
     if args.list:
         for m in mutants:
             print(f"{m.path}:{m.line} {m.kind} {m.what}")

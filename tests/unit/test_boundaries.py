@@ -726,3 +726,34 @@ def test_the_plan_that_stops_at_exactly_enough_lands_the_fake_on_exactly_low():
     after = fake.measure("/d")
     assert after.usage_percent == 80 and target_met(after, p)
     assert [d.image.id for d in p.removals] == ["a"]
+
+
+def test_a_shared_record_whose_layer_is_not_known_stays_shared():
+    """unshared_by: a shared record matched to no layer (held has none for it) is never turned
+    into a removal, however short the plan falls (catches the `stack` term dropped)."""
+    rec = _record("r", used=timedelta(days=1), shared=True)
+    cache_plan = plan_build_cache([rec], BuildCacheSettings(minimum_age=HOUR), NOW, bytes_wanted=0)
+    layers = {"img": (Layer("l1", 100, 0),)}
+    out = unshared_by(cache_plan, {}, layers, ["img"], bytes_wanted=1000, freed_before=0)
+    assert [(d.action, d.reason) for d in out.decisions] == [(Action.KEEP, Reason.SHARED)]
+
+
+def test_a_shared_record_in_use_is_never_unshared_into_a_removal():
+    """unshared_by: a shared record a build holds stays, even when its image goes."""
+    layer = Layer("l1", 100, 0)
+    rec = replace(_record("r", used=timedelta(days=1), shared=True), in_use=True)
+    cache_plan = plan_build_cache([rec], BuildCacheSettings(minimum_age=HOUR), NOW, bytes_wanted=0)
+    held = {"build-cache:r": (layer,)}
+    out = unshared_by(cache_plan, held, {"img": (layer,)}, ["img"], 1000, 0)
+    assert [d.action for d in out.decisions] == [Action.KEEP]
+
+
+def test_a_shared_record_whose_image_stays_is_not_unshared():
+    """unshared_by: only when every image holding its layer goes."""
+    layer = Layer("l1", 100, 0)
+    rec = _record("r", used=timedelta(days=1), shared=True)
+    cache_plan = plan_build_cache([rec], BuildCacheSettings(minimum_age=HOUR), NOW, bytes_wanted=0)
+    held = {"build-cache:r": (layer,)}
+    layers = {"img": (layer,), "other": (layer,)}
+    out = unshared_by(cache_plan, held, layers, ["img"], 1000, 0)
+    assert [d.reason for d in out.decisions] == [Reason.SHARED]
