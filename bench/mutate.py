@@ -270,8 +270,11 @@ def write_module(path: Path, source: str) -> None:
 def make_copy(tree_root: Path, into: Path, examples: int = 0) -> Path:
     """A copy of the tree to mutate; with `examples`, its hypothesis properties draw that many
     examples (a profile loaded after the unit one; explicit @settings still win)."""
-    for name in ("nodegc", "tests"):
-        shutil.copytree(tree_root / name, into / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("nodegc", "tests", "docs"):  # docs: the rule index test reads architecture.md
+        if (tree_root / name).exists():
+            shutil.copytree(
+                tree_root / name, into / name, ignore=shutil.ignore_patterns("__pycache__")
+            )
     shutil.copy2(tree_root / "pyproject.toml", into / "pyproject.toml")
     if examples:
         with (into / "tests" / "unit" / "builders.py").open("a") as builders:
@@ -328,6 +331,11 @@ def main(argv: list[str] | None = None) -> int:
         "--examples", type=int, default=0, help="hypothesis examples per property (0: as set)"
     )
     parser.add_argument("--skip", type=int, default=0, help="skip the first N (a resumed run)")
+    parser.add_argument(
+        "--only-listed",
+        type=Path,
+        help="a file of 'path:line kind what' lines (as --list prints): only those mutants",
+    )
     parser.add_argument("--list", action="store_true", help="list the mutants and stop")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
@@ -345,6 +353,9 @@ def main(argv: list[str] | None = None) -> int:
         drawn = random.Random(args.seed).sample(others, min(args.sample, len(others)))
         mutants = [m for m in mutants if m in pinned or m in drawn]
     mutants = mutants[args.skip :]
+    if args.only_listed:
+        wanted = set(args.only_listed.read_text().splitlines())
+        mutants = [m for m in mutants if f"{m.path}:{m.line} {m.kind} {m.what}" in wanted]
     if args.list:
         for m in mutants:
             print(f"{m.path}:{m.line} {m.kind} {m.what}")
