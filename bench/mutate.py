@@ -51,6 +51,7 @@ FIRST = [  # the policy's own tests first: a killed mutant fails fast
     "test_references.py",
     "test_kubelet.py",
     "test_finish_times.py",
+    "test_finish_time_boundaries.py",
     "test_history.py",
 ]
 TIMEOUT = 900.0  # seconds for one run of the unit tests (a mutant that loops is killed)
