@@ -757,3 +757,31 @@ def test_a_shared_record_whose_image_stays_is_not_unshared():
     layers = {"img": (layer,), "other": (layer,)}
     out = unshared_by(cache_plan, held, layers, ["img"], 1000, 0)
     assert [d.reason for d in out.decisions] == [Reason.SHARED]
+
+
+def test_exactly_max_dead_containers_over_uneven_units_loses_nothing():
+    """Two units of 2 and 1, cap 3: the total is at the cap, so no unit is trimmed to its share
+    (catches `>` turned into `>=`, which trims the unit of 2 to cap // units = 1)."""
+    a = [
+        container(
+            f"a{k}",
+            created=ago(hours=10 - k),
+            finished_at=ago(hours=9 - k),
+            labels=pod_labels("a", "x"),
+        )
+        for k in range(2)
+    ]
+    b = [container("b0", created=ago(hours=3), finished_at=ago(hours=2), name="b")]
+    p = plan_containers(
+        a + b, container_settings(max_dead_containers=3, max_per_pod_container=-1), NOW
+    )
+    assert not p.removals
+
+
+def test_a_shared_record_of_one_byte_is_matched_to_its_one_byte_layer():
+    """shared_layers: any size above 0 identifies a layer (catches `> 0` turned into `> 1`)."""
+    from nodegc.policy.build_cache import shared_layers
+
+    rec = replace(_record("r", used=timedelta(days=1), size=1), shared=True)
+    layer = Layer("l1", 1, 0)
+    assert shared_layers([rec], {"img": (layer,)}) == {"build-cache:r": (layer,)}
