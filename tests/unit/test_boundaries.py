@@ -785,3 +785,19 @@ def test_a_shared_record_of_one_byte_is_matched_to_its_one_byte_layer():
     rec = replace(_record("r", used=timedelta(days=1), size=1), shared=True)
     layer = Layer("l1", 1, 0)
     assert shared_layers([rec], {"img": (layer,)}) == {"build-cache:r": (layer,)}
+
+
+def test_a_filesystem_of_one_inode_all_used_is_under_inode_pressure():
+    """Any inode count above 0 counts (catches `inodes_total > 0` turned into `> 1`)."""
+    assert under_inode_pressure(FilesystemStats("/d", 1000, 900, 1, 0), 95)
+
+
+def test_an_event_use_of_an_image_never_used_before_sets_its_last_use():
+    """record_events: an image whose record has no last use gets the event's time (catches
+    `last_used is None` negated)."""
+    from nodegc.policy.history import record_events
+
+    hist = history(a=record(ago(days=3)))
+    out = record_events(hist, {"a": ago(hours=1)})
+    assert out.images["a"].last_used == ago(hours=1)
+    assert out.images["a"].first_seen == ago(days=3)
