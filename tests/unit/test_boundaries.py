@@ -801,3 +801,53 @@ def test_an_event_use_of_an_image_never_used_before_sets_its_last_use():
     out = record_events(hist, {"a": ago(hours=1)})
     assert out.images["a"].last_used == ago(hours=1)
     assert out.images["a"].first_seen == ago(days=3)
+
+
+def test_a_layer_listed_twice_by_an_added_holder_counts_once():
+    """Ledger.add: duplicate keys of one holder count once (catches the dedup branch dropped)."""
+    from nodegc.policy.space import Freed, Ledger
+
+    ledger = Ledger({"img": [Layer("l1", 10, 0)]})
+    ledger.add("cache:r", [Layer("l1", 10, 0), Layer("l1", 10, 0)])
+    ledger.remove("img")
+    assert ledger.remove("cache:r") == Freed(10, 0)
+
+
+def test_a_holder_added_again_after_its_removal_holds_its_layers_once():
+    """Ledger.add of a holder already removed: nothing is released twice (catches the `not in
+    gone` term dropped)."""
+    from nodegc.policy.space import Freed, Ledger
+
+    ledger = Ledger({"img": [Layer("l1", 10, 0)], "other": [Layer("l1", 10, 0)]})
+    ledger.remove("img")
+    ledger.add("img", [Layer("l1", 10, 0)])
+    assert ledger.remove("other") == Freed(0, 0)  # img holds l1 again
+    assert ledger.remove("img") == Freed(10, 0)
+
+
+def test_one_inode_wanted_is_wanted():
+    """inodes_to_free == 1 still walks (catches `inodes_wanted > 0` turned into `> 1`)."""
+    disk = FilesystemStats("/d", 1000, 900, 1000, 99)
+    p = plan_images(
+        disk,
+        [image("a", 1)],
+        [],
+        history(a=record(ago(days=2))),
+        image_settings(inode_high_threshold_percent=91, inode_low_threshold_percent=90),
+        NOW,
+        layers={"a": (Layer("la", 1, 1),)},
+    )
+    assert p.inodes_to_free == 1
+    assert [(d.image.id, d.reason) for d in p.removals] == [("a", Reason.INODES)]
+
+
+def test_an_image_naming_itself_as_parent_still_goes_for_age():
+    """A malformed self-parent is no child of itself (catches the `and`s of the children test
+    turned into `or`s)."""
+    p = plan_one(
+        [replace(image("a"), parent_id="a")],
+        disk=fs(1000, 900),
+        hist=history(a=record(ago(days=30))),
+        maximum_age=timedelta(days=7),
+    )
+    assert image_reasons(p)["a"] == (Action.REMOVE, Reason.AGE)
