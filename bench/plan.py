@@ -126,6 +126,7 @@ def synthetic(n_images: int, n_containers: int, seed: int = 1) -> tuple[Any, Any
 def child(n_images: int, n_containers: int, repeats: int) -> dict[str, Any]:
     """Build, plan `repeats` times, measure; runs in its own process."""
     from nodegc import policy
+    from nodegc.collect.pause import cycle_collector_paused  # as the collector plans
 
     started = time.perf_counter()
     snapshot, history, image_settings, container_settings = synthetic(n_images, n_containers)
@@ -135,7 +136,8 @@ def child(n_images: int, n_containers: int, repeats: int) -> dict[str, Any]:
     removals = 0
     for _ in range(repeats):
         t0 = time.perf_counter()
-        plan = policy.plan(snapshot, history, image_settings, container_settings, NOW)
+        with cycle_collector_paused():
+            plan = policy.plan(snapshot, history, image_settings, container_settings, NOW)
         times.append(time.perf_counter() - t0)
         removals = len(plan.containers.removals) + len(plan.images.removals)
         del plan

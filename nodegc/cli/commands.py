@@ -11,6 +11,7 @@ from typing import Any
 
 from nodegc.cli import jsonout, render
 from nodegc.cli.exits import EXIT_INCOMPLETE, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
+from nodegc.cli.kubelet import kubelet_json, kubelet_would
 from nodegc.cli.safe import visible
 from nodegc.collect import intents
 from nodegc.collect.cycle import Collector, CycleReport, open_runtime
@@ -18,7 +19,6 @@ from nodegc.collect.observe import FilesystemError
 from nodegc.config import Settings
 from nodegc.config.kubelet import read_kubelet_config
 from nodegc.model import Outcome, RemovalResult
-from nodegc.policy.kubelet import kubelet_json, kubelet_would
 from nodegc.runtime import RuntimeError_, RuntimeUnavailable
 from nodegc.state.audit import AuditLog, audit_path
 from nodegc.state.lock import AlreadyRunning, StateLock

@@ -21,6 +21,7 @@ from nodegc.collect.build_cache import collect_build_cache
 from nodegc.collect.cost import LayerCost
 from nodegc.collect.learn import learn_layers
 from nodegc.collect.observe import Measure, measure, remeasure, take_snapshot
+from nodegc.collect.pause import cycle_collector_paused
 from nodegc.collect.rebuild import rebuild_history
 from nodegc.collect.relief import Candidate, Settle, relieve, settled
 from nodegc.collect.removal import ResultListener, carry_out, log_result, tell
@@ -389,24 +390,25 @@ class Collector:
     def plan(
         self,
         snapshot: Snapshot,
-        avoid_images: Sequence[str] = (),
         *,
         projected: bool = True,
         containers_under_pressure: bool = True,
     ) -> Plan:
-        """The policy's plan for `snapshot`. `projected`: images may count on this plan's
-        container removals (true for a dry run and a full cycle's preview)."""
-        return policy.plan(
-            snapshot,
-            self.history,
-            self._image_settings(),
-            self.settings.containers,
-            snapshot.taken_at,
-            avoid_images=avoid_images,
-            dependents_first=projected,
-            build_cache=self.settings.build_cache,
-            containers_under_pressure=containers_under_pressure,
-        )
+        """The policy's plan for `snapshot`, with the interpreter's cycle collector paused while
+        it runs (a process-wide switch: the caller's, not the pure policy's). `projected`: images
+        may count on this plan's container removals (true for a dry run and a full cycle's
+        preview)."""
+        with cycle_collector_paused():
+            return policy.plan(
+                snapshot,
+                self.history,
+                self._image_settings(),
+                self.settings.containers,
+                snapshot.taken_at,
+                dependents_first=projected,
+                build_cache=self.settings.build_cache,
+                containers_under_pressure=containers_under_pressure,
+            )
 
     def recover(self) -> None:
         """Put right what interrupted removals left (the intent journal): tags put back,

@@ -9,9 +9,7 @@ unused).
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Collection, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -53,7 +51,6 @@ def plan(
     containers: ContainerSettings,
     now: datetime,
     *,
-    avoid_images: Collection[str] = (),
     dependents_first: bool = True,
     build_cache: BuildCacheSettings | None = None,
     containers_under_pressure: bool = True,
@@ -69,65 +66,62 @@ def plan(
     `containers_under_pressure` False: plan no dead container for disk pressure (an image pass
     that runs before them).
     """
-    with _cycle_collector_paused():
-        container_plan = plan_containers(snapshot.containers, containers, now)
-        filesystems = plan_filesystems(snapshot.measured, container_plan, images, containers)
-        leaving = {d.container.id for d in container_plan.removals} if dependents_first else set()
-        fs = snapshot.filesystem
-        wanted = bytes_to_free(fs, images.high_threshold_percent, images.low_threshold_percent)
-        inodes = inodes_to_free(
-            fs, images.inode_high_threshold_percent, images.inode_low_threshold_percent
+    container_plan = plan_containers(snapshot.containers, containers, now)
+    filesystems = plan_filesystems(snapshot.measured, container_plan, images, containers)
+    leaving = {d.container.id for d in container_plan.removals} if dependents_first else set()
+    fs = snapshot.filesystem
+    wanted = bytes_to_free(fs, images.high_threshold_percent, images.low_threshold_percent)
+    inodes = inodes_to_free(
+        fs, images.inode_high_threshold_percent, images.inode_low_threshold_percent
+    )
+    pressure = under_disk_pressure(fs, images.high_threshold_percent) or bool(inodes)
+    records = snapshot.disk_usage.build_cache
+    cache_plan = plan_build_cache(
+        records,
+        build_cache or BuildCacheSettings(enabled=False),
+        now,
+        bytes_wanted=wanted,
+        inodes_wanted=bool(inodes),
+        under_pressure=pressure,
+    )
+    held = shared_layers(records, snapshot.layers) if cache_plan.observed else {}
+    image_plan = plan_images(
+        fs,
+        snapshot.images,
+        snapshot.containers,
+        history,
+        images,
+        now,
+        layers=snapshot.layers,
+        leaving_containers=leaving,
+        freed_before=cache_plan.bytes_planned,
+        other_holders=held,
+    )
+    if held and not image_plan.target_reachable:
+        cache_plan = unshared_by(
+            cache_plan,
+            held,
+            snapshot.layers,
+            [d.image.id for d in image_plan.removals],
+            wanted,
+            cache_plan.bytes_planned + image_plan.bytes_planned,
         )
-        pressure = under_disk_pressure(fs, images.high_threshold_percent) or bool(inodes)
-        records = snapshot.disk_usage.build_cache
-        cache_plan = plan_build_cache(
-            records,
-            build_cache or BuildCacheSettings(enabled=False),
-            now,
-            bytes_wanted=wanted,
-            inodes_wanted=bool(inodes),
-            under_pressure=pressure,
-        )
-        held = shared_layers(records, snapshot.layers) if cache_plan.observed else {}
-        image_plan = plan_images(
-            fs,
-            snapshot.images,
-            snapshot.containers,
+        image_plan = replace(image_plan, freed_before=cache_plan.bytes_planned)
+    if (
+        containers_under_pressure
+        and containers.remove_under_disk_pressure
+        and not image_plan.target_reachable
+    ):
+        container_plan, image_plan = _dead_containers_under_pressure(
+            snapshot,
             history,
             images,
             now,
-            layers=snapshot.layers,
-            leaving_containers=leaving,
-            avoid=avoid_images,
-            freed_before=cache_plan.bytes_planned,
-            other_holders=held,
+            container_plan,
+            leaving,
+            cache_plan,
+            held,
         )
-        if held and not image_plan.target_reachable:
-            cache_plan = unshared_by(
-                cache_plan,
-                held,
-                snapshot.layers,
-                [d.image.id for d in image_plan.removals],
-                wanted,
-                cache_plan.bytes_planned + image_plan.bytes_planned,
-            )
-            image_plan = replace(image_plan, freed_before=cache_plan.bytes_planned)
-        if (
-            containers_under_pressure
-            and containers.remove_under_disk_pressure
-            and not image_plan.target_reachable
-        ):
-            container_plan, image_plan = _dead_containers_under_pressure(
-                snapshot,
-                history,
-                images,
-                now,
-                container_plan,
-                leaving,
-                cache_plan,
-                avoid_images,
-                held,
-            )
     return Plan(
         now=now,
         filesystem=snapshot.filesystem,
@@ -146,7 +140,6 @@ def _dead_containers_under_pressure(
     container_plan: ContainerPlan,
     leaving: set[str],
     cache_plan: BuildCachePlan,
-    avoid_images: Collection[str],
     held: Mapping[str, Sequence[Layer]],
 ) -> tuple[ContainerPlan, ImagePlan]:
     """When build cache and unused images cannot reach the target: dead containers the caps keep
@@ -164,7 +157,6 @@ def _dead_containers_under_pressure(
         now,
         layers=snapshot.layers,
         leaving_containers=leaving,
-        avoid=avoid_images,
         freed_before=cache_plan.bytes_planned,
         other_holders=held,
     )
@@ -202,26 +194,10 @@ def _dead_containers_under_pressure(
         now,
         layers=snapshot.layers,
         leaving_containers=leaving | set(chosen),
-        avoid=avoid_images,
         freed_before=cache_plan.bytes_planned + containers_freed,
         other_holders=held,
     )
     return pressure_plan, final
-
-
-@contextmanager
-def _cycle_collector_paused() -> Iterator[None]:
-    """Pause Python's cycle collector while planning: the plan allocates a few objects per
-    container and image and makes no cycles, and each collection the allocations set off would
-    walk the whole (large) snapshot again; on 100k containers that was a third of the plan time.
-    Restored afterwards; nothing is left uncollected."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 __all__ = [

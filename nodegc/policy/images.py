@@ -26,9 +26,10 @@ from nodegc.model import (
 )
 from nodegc.policy.space import Freed, Ledger, estimate_sizes, private_layer
 from nodegc.policy.superseded import superseded
+from nodegc.references import familiar_forms
 
 # Kept for a reason no removal this cycle can change: their parents must stay too.
-_HARD_KEEPS = frozenset({Reason.PINNED, Reason.IN_USE, Reason.FAILED_THIS_CYCLE, Reason.TOO_YOUNG})
+_HARD_KEEPS = frozenset({Reason.PINNED, Reason.IN_USE, Reason.TOO_YOUNG})
 
 
 def under_disk_pressure(fs: FilesystemStats, high: int) -> bool:
@@ -74,26 +75,6 @@ def bytes_to_free(fs: FilesystemStats, high: int, low: int) -> int:
     if not under_disk_pressure(fs, high):
         return 0
     return max(0, fs.capacity_bytes * (100 - low) // 100 - fs.available_bytes)
-
-
-def familiar_forms(reference: str) -> set[str]:
-    """A reference in every form people write it: as given, fully qualified, and familiar
-    ("busybox:1" = "docker.io/library/busybox:1"; "docker.io/myorg/app:2" = "myorg/app:2"),
-    so a pin pattern matches whichever form its author wrote and the runtime lists."""
-    first, sep, rest = reference.partition("/")
-    has_domain = bool(sep) and ("." in first or ":" in first or first == "localhost")
-    if not has_domain:
-        full = f"docker.io/library/{reference}" if not sep else f"docker.io/{reference}"
-    elif first in ("docker.io", "index.docker.io", "registry-1.docker.io"):
-        full = f"docker.io/{rest}"
-    else:
-        return {reference}
-    path = full[len("docker.io/") :]
-    name = path.split("@", 1)[0].rsplit(":", 1)[0] if "@" in path or ":" in path else path
-    familiar = (
-        path[len("library/") :] if name.startswith("library/") and name.count("/") == 1 else path
-    )
-    return {reference, full, familiar}
 
 
 def is_pinned(image: Image, patterns: Sequence[str]) -> bool:
@@ -158,15 +139,14 @@ def plan_images(
     *,
     layers: Mapping[str, Sequence[Layer]] | None = None,
     leaving_containers: Collection[str] = (),
-    avoid: Collection[str] = (),
     freed_before: int = 0,
     other_holders: Mapping[str, Sequence[Layer]] | None = None,
 ) -> ImagePlan:
     """Decide every image's fate.
 
     Kept: `pinned`; `in-use` by any container not in `leaving_containers` (dependents go first, so
-    an image whose last containers this cycle removes may go in the same cycle); `failed-this-cycle`
-    for ids in `avoid`; `too-young` when first seen less than `minimum_age` ago;
+    an image whose last containers this cycle removes may go in the same cycle); `too-young` when
+    first seen less than `minimum_age` ago;
     `parent-of-in-use` when an image built on it (classic builder: `parent_id`) is kept for one of
     those reasons. Removed for `age`: not used for longer than `maximum_age`, once history covers
     that long (with every image built on it). Removed for `space` (or `inodes` once the bytes
@@ -217,8 +197,6 @@ def plan_images(
             keeps[image.id] = (Reason.PINNED, ())
         elif image.id in users:
             keeps[image.id] = (Reason.IN_USE, users[image.id])
-        elif image.id in avoid:
-            keeps[image.id] = (Reason.FAILED_THIS_CYCLE, ())
         elif now - record.first_seen < settings.minimum_age:
             keeps[image.id] = (Reason.TOO_YOUNG, ())
         elif history_covers_max_age and (

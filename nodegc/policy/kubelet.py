@@ -1,66 +1,29 @@
 """What the kubelet's own image GC would do now, for `nodegc report` beside nodegc's plan.
 
-Pure: the node's KubeletConfiguration (already read by nodegc.config.kubelet) and a filesystem
-measurement in, a figure and a line out. The disk rule itself is policy.images.bytes_to_free.
+Pure: the kubelet's thresholds (read by nodegc.config.kubelet; any object with the two fields
+will do, so the policy imports nothing that reads files) and a filesystem measurement in, a
+figure out. The disk rule itself is policy.images.bytes_to_free; the line `report` prints is
+rendered by nodegc.cli.kubelet.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Protocol
 
-from nodegc.config.kubelet import KubeletGC
-from nodegc.durations import format_duration
 from nodegc.model import FilesystemStats
 from nodegc.policy.images import bytes_to_free
-from nodegc.units import human_bytes
 
 
-def kubelet_bytes_to_free(fs: FilesystemStats, k: KubeletGC) -> int:
+class KubeletThresholds(Protocol):
+    """The kubelet's image GC thresholds (imageGCHighThresholdPercent, ...LowThresholdPercent)."""
+
+    @property
+    def high_threshold_percent(self) -> int: ...
+
+    @property
+    def low_threshold_percent(self) -> int: ...
+
+
+def kubelet_bytes_to_free(fs: FilesystemStats, k: KubeletThresholds) -> int:
     """Bytes the kubelet's image GC would free now: 0 below its high threshold (or when off)."""
     return bytes_to_free(fs, k.high_threshold_percent, k.low_threshold_percent)
-
-
-def kubelet_json(fs: FilesystemStats, k: KubeletGC) -> dict[str, Any]:
-    """The kubelet's settings and what it would do now, for `report --output json`."""
-    return {
-        "source": k.source or None,
-        "high_threshold_percent": k.high_threshold_percent,
-        "low_threshold_percent": k.low_threshold_percent,
-        "minimum_age": format_duration(k.minimum_age),
-        "maximum_age": format_duration(k.maximum_age),
-        "usage_percent": fs.usage_percent,
-        "bytes_to_free": kubelet_bytes_to_free(fs, k),
-        "eviction_threshold": k.imagefs_eviction.describe() if k.imagefs_eviction else None,
-        "eviction_reached": bool(k.imagefs_eviction and k.imagefs_eviction.reached(fs)),
-        "summary": kubelet_would(fs, k),
-    }
-
-
-def kubelet_would(fs: FilesystemStats, k: KubeletGC) -> str:
-    """One line: what the kubelet's own image GC would do at the filesystem's current usage.
-
-    The kubelet's arithmetic (image_gc_manager.go): usage = 100 - floor(available*100/capacity);
-    at usage >= high it frees capacity*(100-low)/100 - available bytes of unused images.
-    """
-    usage = fs.usage_percent
-    head = f"{k.label}: usage {usage}%"
-    if k.high_threshold_percent >= 100:
-        line = f"{head}: its image GC by disk usage is off (high threshold 100%)"
-    elif usage < k.high_threshold_percent:
-        line = (
-            f"{head} is below its high threshold {k.high_threshold_percent}%; it would free nothing"
-        )
-    else:
-        line = (
-            f"{head} is at or above its high threshold {k.high_threshold_percent}%; it would free "
-            f"{human_bytes(kubelet_bytes_to_free(fs, k))} of unused images to reach "
-            f"{k.low_threshold_percent}%"
-        )
-    if k.maximum_age:
-        line += f"; images unused for {format_duration(k.maximum_age)} go in any case"
-    if k.imagefs_eviction is not None and k.imagefs_eviction.reached(fs):
-        line += (
-            f"; but past {k.imagefs_eviction.describe()} its eviction manager would reclaim "
-            "images and evict pods"
-        )
-    return line

@@ -63,6 +63,7 @@ from nodegc.model import (
     StorePath,
     short_id,
 )
+from nodegc.references import normalized
 from nodegc.runtime import Conflict, NotFound, RuntimeError_, RuntimeUnavailable
 from nodegc.runtime.containerd_config import sandbox_image_of_endpoint
 from nodegc.runtime.cri_proto import api_pb2 as pb
@@ -142,20 +143,9 @@ def from_nanos(value: int) -> datetime | None:
 
 def normalize_reference(reference: str) -> str:
     """An image reference as containerd names it: registry and `library/` made explicit, `:latest`
-    added to a bare name ("pause:3.9" -> "docker.io/library/pause:3.9"); image ids unchanged."""
-    if reference.startswith("sha256:"):
-        return reference
-    name, at, digest = reference.partition("@")
-    first, sep, rest = name.partition("/")
-    if not sep:
-        name = f"docker.io/library/{name}"
-    elif "." not in first and ":" not in first and first != "localhost":
-        name = f"docker.io/{name}"
-    elif first in ("docker.io", "index.docker.io"):
-        name = f"docker.io/{rest}" if "/" in rest else f"docker.io/library/{rest}"
-    if not at and ":" not in name.rsplit("/", 1)[-1]:
-        name += ":latest"
-    return f"{name}{at}{digest}"
+    added to a bare name ("pause:3.9" -> "docker.io/library/pause:3.9"); image ids unchanged.
+    The grammar is nodegc.references' (the one the policy's pin patterns use too)."""
+    return normalized(reference)
 
 
 def image_labels_from_info(info: Mapping[str, str]) -> dict[str, str]:

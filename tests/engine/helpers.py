@@ -133,7 +133,7 @@ class Daemon:
         except OSError:
             return 0, ""
 
-    def wait_ready(self, timeout: float = 20) -> None:
+    def wait_ready(self, timeout: float = 120) -> None:
         wait_for(lambda: self.get("/readyz")[0] == 200 or self._died(), timeout)
         assert self.proc is not None and self.proc.poll() is None, self.log.read_text()
 

@@ -10,6 +10,7 @@ engine's own loop-mounted ext4.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import docker
+import psutil
 import pytest
 
 from nodegc.runtime.docker import DockerRuntime
@@ -26,7 +28,7 @@ from nodegc.testing.buildkit import build_command, buildkit_cli
 from nodegc.testing.engine import IsolatedEngine
 from nodegc.testing.rooted import RootedEngine
 from tests.conftest import unavailable
-from tests.engine.helpers import MiB, nodegc
+from tests.engine.helpers import MiB, nodegc, wait_for
 
 BASE = "nodegc-test/busybox:latest"
 # Records used a moment ago count: the tests' builds are seconds old.
@@ -48,23 +50,41 @@ def _buildkit_cli(engine: IsolatedEngine) -> None:
         unavailable("BuildKit builds need a docker CLI with buildx (or one older than 23.0)")
 
 
+# A held build's step waits in `sleep HOLD` until the test releases it (kills that sleep, which
+# only this test process's builds run: the number is its own), never for a time that a busy
+# machine could outlast.
+HOLD = 100_000 + os.getpid()
+
+
 def build(
-    engine: IsolatedEngine, tmp_path: Path, tag: str, mib: int, *, sleep: float = 0
+    engine: IsolatedEngine, tmp_path: Path, tag: str, mib: int, *, hold: bool = False
 ) -> subprocess.Popen[str]:
-    """Start a BuildKit build of `tag`: one RUN step writing `mib` MiB of random data (then
-    sleeping `sleep` seconds inside the step). The caller waits for it."""
+    """Start a BuildKit build of `tag`: one RUN step writing `mib` MiB of random data (then, with
+    `hold`, waiting inside the step until `release_held_builds`). The caller waits for it."""
     name = tag.replace(":", "-").replace("/", "-")
     context = engine.root / f"ctx-{name}"  # the one host dir an engine root's CLI sees too
     context.mkdir()
     step = f"dd if=/dev/urandom of=/blob-{name} bs=1M count={mib}"
-    if sleep:
-        step += f" && sleep {sleep}"
+    if hold:
+        step += f" && (sleep {HOLD} || true)"
     (context / "Dockerfile").write_text(f"FROM {BASE}\nRUN {step}\n")
     argv, env = build_command(engine, tag, context)
     return subprocess.Popen(
         argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         stdin=subprocess.DEVNULL,
     )  # fmt: skip
+
+
+def release_held_builds() -> int:
+    """End the wait of every held build step (`sleep HOLD`, this test process's own): each step
+    then goes on and its build finishes. The number of steps released."""
+    released = 0
+    for proc in psutil.process_iter(["cmdline"]):
+        if proc.info["cmdline"] == ["sleep", str(HOLD)]:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.kill()
+                released += 1
+    return released
 
 
 def built(engine: IsolatedEngine, tmp_path: Path, tag: str, mib: int) -> None:
@@ -213,15 +233,18 @@ def test_a_build_running_during_a_cycle_is_not_broken(
     built(engine, tmp_path, "old:1", 20)
     api.remove_image("old:1")
     engine.fill_to_percent(91)
-    running = build(engine, tmp_path, "busy:1", 3, sleep=20)
-    deadline = time.monotonic() + 30
-    while not any(r["InUse"] for r in records(api)):
-        assert time.monotonic() < deadline and running.poll() is None, "the build never started"
-        time.sleep(0.1)
-    _code, once = nodegc_json(engine, tmp_path / "state", "once", *SETTINGS, env=ENV)
+    running = build(engine, tmp_path, "busy:1", 3, hold=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not any(r["InUse"] for r in records(api)):
+            assert time.monotonic() < deadline and running.poll() is None, "the build never started"
+            time.sleep(0.1)
+        _code, once = nodegc_json(engine, tmp_path / "state", "once", *SETTINGS, env=ENV)
+    finally:
+        wait_for(release_held_builds, timeout=300)  # the build held until now, however slow
     in_use = [d for d in once["build_cache"]["decisions"] if d["reason"] == "in-use"]
     assert in_use and all(d["outcome"] == "kept" for d in in_use)
-    _, err = running.communicate(timeout=120)
+    _, err = running.communicate(timeout=300)
     assert running.returncode == 0, err
     assert api.images(name="busy")
 

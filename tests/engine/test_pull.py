@@ -45,7 +45,7 @@ def registry(tmp_path: Path) -> Iterator[str]:
             except OSError:
                 return False
 
-        wait_for(up, timeout=10)
+        wait_for(up, timeout=120)
         yield f"127.0.0.1:{port}"
     finally:
         proc.kill()
@@ -94,7 +94,7 @@ def test_pulled_image_is_first_seen_at_its_pull_event(
             history = json.loads((state / "history.json").read_text())
             return history["images"].get(image, {}).get("first_seen")
 
-        seen = datetime.fromisoformat(wait_for(first_seen, timeout=10))
+        seen = datetime.fromisoformat(wait_for(first_seen, timeout=120))
     finally:
         daemon.stop()
     assert before_pull <= seen <= pulled

@@ -1,7 +1,11 @@
 """Crash consistency: kill -9 at random points of cycles, then restart on the same state.
 
 A forked child runs cycles in a loop over a FakeRuntime (a big history, removals audited), and
-is SIGKILLed after a random delay: in history load or save, in a removal, in an audit append.
+is SIGKILLed at a random point of its work: in history load or save, in a removal, in an audit
+append. The kills are synchronised on what the child has done, never on a delay: it reports each
+step on a pipe (started, a removal recorded in the audit, a cycle saved), and the test kills it
+just after the step it chose (plus a random jitter of a few milliseconds, which only moves the
+kill within the next step), so a slow machine gets the same kills as a fast one.
 After each kill: history.json is whole (never set aside as corrupt), the first sightings it
 had survive, and every audit line parses except at most a torn last one, which `read` skips.
 A history that *is* damaged starts fresh with a warning and removes nothing: every image counts
@@ -14,6 +18,7 @@ import json
 import logging
 import os
 import random
+import select
 import signal
 import time
 import traceback
@@ -80,35 +85,75 @@ def churn(runtime: FakeRuntime, round_: int, now: datetime) -> None:
         )
 
 
-def worker(state: Path) -> None:
-    """The child: cycles forever (until SIGKILL), saving history and appending audit lines."""
+# What the child reports on its pipe, one byte each: it is about to load the state (history,
+# finish times, layers); a removal was recorded (the audit line is written before this is told);
+# a cycle finished (history saved).
+STARTED, REMOVED, CYCLED = b"s", b"r", b"c"
+DEADLINE = 600.0  # seconds for the child to get as far as asked: generous, a busy machine too
+
+
+def worker(state: Path, progress: int) -> None:
+    """The child: cycles forever (until SIGKILL), saving history and appending audit lines,
+    telling each step on the `progress` pipe."""
     logging.disable(logging.CRITICAL)
     runtime = stable_runtime(state)
     audit = AuditLog(StateDir(state).path / "audit.jsonl", node="crash")
-    collector = Collector(crash_settings(state), runtime, StateDir(state), listeners=[audit])
+    os.write(progress, STARTED)
+    collector = Collector(
+        crash_settings(state),
+        runtime,
+        StateDir(state),
+        listeners=[audit, lambda _result: os.write(progress, REMOVED)],
+    )
     round_ = 0
     while True:
         round_ += 1
         churn(runtime, round_ + os.getpid() * 1000, datetime.now(UTC))
         collector.cycle()
+        os.write(progress, CYCLED)
 
 
-def run_and_kill(state: Path, delay: float) -> None:
-    """Fork a worker on `state` and SIGKILL it after `delay` seconds."""
+def run_and_kill(state: Path, step: bytes, count: int = 1, jitter: float = 0.0) -> None:
+    """Fork a worker on `state` and SIGKILL it once it has told `step` `count` times, `jitter`
+    seconds later (0: at once)."""
     crash_log = state.parent / "worker-error.txt"
+    read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child never returns into pytest
         try:
-            worker(state)
+            os.close(read_end)
+            worker(state, write_end)
         except BaseException:
             crash_log.write_text(traceback.format_exc())
         finally:
             os._exit(1)
-    time.sleep(delay)
-    os.kill(pid, signal.SIGKILL)
-    _, status = os.waitpid(pid, 0)
+    os.close(write_end)
+    try:
+        seen = wait_for_step(read_end, step, count)
+        if seen and jitter:
+            time.sleep(jitter)  # where in the next step the kill lands; nothing is asserted on it
+        os.kill(pid, signal.SIGKILL)
+    finally:
+        os.close(read_end)
+        _, status = os.waitpid(pid, 0)
     error = crash_log.read_text() if crash_log.exists() else "(no traceback)"
+    assert seen, f"the worker never told {step!r} x{count} (within {DEADLINE:.0f} s): {error}"
     assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, error
+
+
+def wait_for_step(fd: int, step: bytes, count: int) -> bool:
+    """Read the child's steps until `step` came `count` times; False if it ended first or the
+    deadline passed."""
+    deadline = time.monotonic() + DEADLINE
+    while count > 0:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            return False
+        data = os.read(fd, 1)  # one step at a time: never past the one asked for
+        if not data:
+            return False  # the child ended
+        count -= data.count(step)
+    return True
 
 
 def audit_lines(path: Path) -> tuple[list[bytes], bytes]:
@@ -123,17 +168,26 @@ def first_sightings(state: Path) -> dict[str, str]:
     return {k: v["first_seen"] for k, v in images.items() if k.startswith("sha256:" + "0" * 32)}
 
 
+def kill_point(rng: random.Random) -> tuple[bytes, int, float]:
+    """A random point of a worker's life: in its load of the state, after the k-th removal of
+    its first two cycles (in the next removal, its audit append, or the history save after the
+    last), or after a cycle (the next one's listing, planning); with a jitter of 0-20 ms."""
+    step = rng.choice([STARTED, REMOVED, REMOVED, REMOVED, CYCLED])
+    count = rng.randint(1, 80) if step == REMOVED else 1  # 40 removals a cycle
+    return step, count, rng.uniform(0.0, 0.02)
+
+
 def test_kill_9_at_random_points_never_corrupts_history_or_audit(tmp_path: Path) -> None:
     """40 kills at random points: history whole and unchanged in what it knew, audit whole."""
     state = tmp_path / "state"
     rng = random.Random(SEED)
-    run_and_kill(state, 1.0)  # long enough for a first full save
+    run_and_kill(state, CYCLED)  # a first full save
     known = first_sightings(state)
     assert len(known) == STABLE_IMAGES
     earlier_torn = 0
     removed = 0
     for _ in range(KILLS):
-        run_and_kill(state, rng.uniform(0.01, 0.35))
+        run_and_kill(state, *kill_point(rng))
         assert not list(state.glob(f"{HISTORY_FILE}.corrupt-*")), "history was set aside"
         decode(json.loads((state / HISTORY_FILE).read_bytes()))  # whole and valid
         assert first_sightings(state) == known, "first sightings were lost"
@@ -154,8 +208,9 @@ def test_kill_9_at_random_points_never_corrupts_history_or_audit(tmp_path: Path)
 def test_after_the_kills_a_clean_cycle_runs_on_the_same_state(tmp_path: Path) -> None:
     """A restart after kill -9 cycles normally: history loads as saved, no warning."""
     state = tmp_path / "state"
-    for delay in (0.6, 0.05, 0.2):
-        run_and_kill(state, delay)
+    run_and_kill(state, CYCLED)  # a first full save
+    run_and_kill(state, STARTED)  # in the load
+    run_and_kill(state, REMOVED, 25)  # mid-cycle
     runtime = stable_runtime(state)
     churn(runtime, 1, datetime.now(UTC))
     collector = Collector(crash_settings(state), runtime, StateDir(state))
@@ -168,7 +223,7 @@ def test_after_the_kills_a_clean_cycle_runs_on_the_same_state(tmp_path: Path) ->
 def test_restart_removes_temp_files_that_killed_writes_left_behind(tmp_path: Path) -> None:
     """Old `.history.json.*` leftovers of kill -9 mid-write go at start; a fresh one stays."""
     state = tmp_path / "state"
-    run_and_kill(state, 0.6)
+    run_and_kill(state, CYCLED)
     old = [
         state / f".{name}.killed{n}"
         for n in range(3)

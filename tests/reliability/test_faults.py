@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import docker
 import pytest
@@ -57,9 +58,11 @@ def test_engine_down_at_start_daemon_stays_up_and_not_ready(
     before = inventory(api)
     daemon = scene.daemon(proxy.endpoint).start()
     daemons.append(daemon)
-    wait_for(lambda: daemon.get("/readyz")[0] == 503, timeout=15)
-    wait_for(lambda: condition(daemon, "RuntimeReachable") == "False", timeout=10)
-    time.sleep(2)  # several GC periods go by without the engine
+    wait_for(lambda: daemon.get("/readyz")[0] == 503, timeout=120)
+    wait_for(lambda: condition(daemon, "RuntimeReachable") == "False", timeout=120)
+    # Several GC periods go by without the engine: seen in the cycles that failed, not waited for.
+    failed = lambda: metric(daemon.get("/metrics")[1], "nodegc_cycles_total", result="failure")  # noqa: E731
+    wait_for(lambda: failed() >= 3, timeout=120)
     assert daemon.proc is not None and daemon.proc.poll() is None
     assert daemon.get("/healthz")[0] == 200
     assert daemon.get("/readyz")[0] == 503
@@ -74,12 +77,12 @@ def test_daemon_becomes_ready_and_collects_when_the_engine_comes_back(
     proxy.down()
     daemon = scene.daemon(proxy.endpoint).start()
     daemons.append(daemon)
-    wait_for(lambda: condition(daemon, "RuntimeReachable") == "False", timeout=15)
+    wait_for(lambda: condition(daemon, "RuntimeReachable") == "False", timeout=120)
     proxy.up()
-    wait_for(lambda: daemon.get("/readyz")[0] == 200, timeout=20)
+    wait_for(lambda: daemon.get("/readyz")[0] == 200, timeout=120)
     assert daemon.condition("RuntimeReachable")["status"] == "True"
     present = lambda: {i["Id"] for i in api.images(all=True)}  # noqa: E731
-    wait_for(lambda: not present() & set(scene.victims), timeout=15)
+    wait_for(lambda: not present() & set(scene.victims), timeout=120)
     scene.check_nothing_kept_was_lost(api)
 
 
@@ -91,10 +94,10 @@ def test_engine_lost_under_a_running_daemon_then_back(
     daemons.append(daemon)
     daemon.wait_ready()
     proxy.down()
-    wait_for(lambda: daemon.get("/readyz")[0] == 503, timeout=15)
+    wait_for(lambda: daemon.get("/readyz")[0] == 503, timeout=120)
     assert daemon.condition("RuntimeReachable")["status"] == "False"
     proxy.up()
-    wait_for(lambda: daemon.get("/readyz")[0] == 200, timeout=20)
+    wait_for(lambda: daemon.get("/readyz")[0] == 200, timeout=120)
     assert daemon.get("/healthz")[0] == 200
     scene.check_nothing_kept_was_lost(api)
 
@@ -152,8 +155,8 @@ def test_daemon_with_a_failing_listing_reports_it_and_removes_nothing(
     before = inventory(api)
     daemon = scene.daemon(proxy.endpoint).start()
     daemons.append(daemon)
-    wait_for(lambda: daemon.get("/healthz")[0] == 200, timeout=15)
-    wait_for(lambda: condition(daemon, "ContainerGCSucceeded") == "False", timeout=10)
+    wait_for(lambda: daemon.get("/healthz")[0] == 200, timeout=120)
+    wait_for(lambda: condition(daemon, "ContainerGCSucceeded") == "False", timeout=120)
     assert rule.hits >= 2
     assert daemon.get("/readyz")[0] == 503
     failures = metric(daemon.get("/metrics")[1], "nodegc_cycles_total", result="failure")
@@ -278,9 +281,9 @@ def test_daemon_counts_failed_removals_in_metrics_and_conditions(
     def failures() -> float:
         return metric(daemon.get("/metrics")[1], "nodegc_removal_failures_total", kind="image")
 
-    wait_for(lambda: failures() >= 1, timeout=15)
+    wait_for(lambda: failures() >= 1, timeout=120)
     # Each removal is counted as it finishes; the condition is set when the cycle ends.
-    wait_for(lambda: daemon.condition("ImageGCSucceeded")["status"] != "Unknown", timeout=15)
+    wait_for(lambda: daemon.condition("ImageGCSucceeded")["status"] != "Unknown", timeout=120)
     condition = daemon.condition("ImageGCSucceeded")
     assert condition["status"] == "False" and condition["reason"] == "RemovalsFailed"
     present = {i["Id"] for i in api.images(all=True)}
@@ -296,11 +299,19 @@ def test_stalled_listing_ends_at_runtime_timeout_with_exit_3(
     proxy.add(Fault.stall(), method="GET", path=r"/containers/json$")
     before = inventory(api)
     started = time.monotonic()
-    proc = scene.once(proxy.endpoint, timeout=30)
-    elapsed = time.monotonic() - started
+    # Timed from the stalled request on, not from the start: a busy machine may take seconds to
+    # start the process, which is no part of the runtime timeout.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        running = pool.submit(scene.once, proxy.endpoint, timeout=300)
+        stalled_at = wait_for(
+            lambda: proxy.count("GET", r"/containers/json$") and time.monotonic(), timeout=300
+        )
+        proc = running.result()
+    ended = time.monotonic()
     assert proc.returncode == 3, proc.stderr
     assert "too slow" in one_line(proc.stderr) or "timed out" in proc.stderr
-    assert 2.0 <= elapsed < 6.0, elapsed
+    assert ended - started >= 2.0, ended - started
+    assert ended - stalled_at < 10.0, ended - stalled_at
     assert inventory(api) == before
 
 
@@ -328,9 +339,9 @@ def test_engine_stopped_for_real_mid_daemon_and_restarted(
     # Stopping the engine stopped the running container: it and its image may go now.
     scene.kept_containers = {k: v for k, v in scene.kept_containers.items() if v != "running"}
     scene.kept_images = {k: v for k, v in scene.kept_images.items() if "running" not in v}
-    wait_for(lambda: daemon.get("/readyz")[0] == 503, timeout=15)
+    wait_for(lambda: daemon.get("/readyz")[0] == 503, timeout=120)
     engine.start()
-    wait_for(lambda: daemon.get("/readyz")[0] == 200, timeout=30)
+    wait_for(lambda: daemon.get("/readyz")[0] == 200, timeout=120)
     # Ready again, it goes on removing victims: a victim listed half-way through its walk is
     # not a lost tag. SIGTERM: the removal in flight finishes, no other starts; then look.
     assert daemon.proc is not None

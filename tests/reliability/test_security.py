@@ -44,7 +44,7 @@ def test_state_files_are_0600_in_a_0700_directory_even_with_umask_0(
     finally:
         os.umask(old)
     daemons.append(daemon)
-    wait_for(lambda: all((state / name).exists() for name in STATE_FILES), timeout=15)
+    wait_for(lambda: all((state / name).exists() for name in STATE_FILES), timeout=120)
     assert stat.S_IMODE(state.stat().st_mode) == 0o700
     modes = {name: stat.S_IMODE((state / name).stat().st_mode) for name in STATE_FILES}
     assert modes == dict.fromkeys(STATE_FILES, 0o600)

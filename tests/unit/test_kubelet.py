@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from nodegc.cli.kubelet import kubelet_json, kubelet_would
 from nodegc.config import ConfigError, ImageSettings, load_settings
 from nodegc.config import settings as config
 from nodegc.config.kubelet import (
@@ -19,7 +20,7 @@ from nodegc.config.kubelet import (
     read_kubelet_config,
 )
 from nodegc.model import FilesystemStats
-from nodegc.policy.kubelet import kubelet_bytes_to_free, kubelet_json, kubelet_would
+from nodegc.policy.kubelet import kubelet_bytes_to_free
 
 GIB = 2**30
 

@@ -541,25 +541,6 @@ def test_age_removals_count_towards_the_space_target():
     assert p.bytes_planned == 100
 
 
-# -- avoid ----------------------------------------------------------------------------------------
-
-
-def test_image_in_avoid_is_kept_failed_this_cycle_and_the_next_one_goes():
-    """An id the cycle already failed to remove is kept (failed-this-cycle); LRU moves on."""
-    hist = history(a=record(ago(days=5)), b=record(ago(days=4)), c=record(ago(days=3)))
-    p = plan(
-        [image("a", 100), image("b", 100), image("c", 100)],
-        disk=disk_wanting(100),
-        hist=hist,
-        avoid={"a"},
-    )
-    assert reasons(p) == {
-        "a": (Action.KEEP, Reason.FAILED_THIS_CYCLE),
-        "b": (Action.REMOVE, Reason.SPACE),
-        "c": (Action.KEEP, Reason.TARGET_REACHED),
-    }
-
-
 # -- properties -----------------------------------------------------------------------------------
 
 PIN_TAG_PREFIX = "keep/"
@@ -614,13 +595,12 @@ def inventories(draw):
     capacity = draw(st.integers(1, 3000))
     disk = fs(capacity, draw(st.integers(0, capacity)))
     hist = history(ago(days=draw(st.sampled_from([0, 1, 10, 100]))), **records)
-    avoid = set(draw(st.lists(st.sampled_from(image_ids), max_size=2)))
-    return images, containers, hist, settings, disk, avoid
+    return images, containers, hist, settings, disk
 
 
 def _run(inv):
-    images, containers, hist, settings, disk, avoid = inv
-    return plan(images, disk=disk, containers=containers, hist=hist, settings=settings, avoid=avoid)
+    images, containers, hist, settings, disk = inv
+    return plan(images, disk=disk, containers=containers, hist=hist, settings=settings)
 
 
 def _first_seen(hist, image_id):
@@ -629,7 +609,7 @@ def _first_seen(hist, image_id):
 
 
 def _protected(inv, img) -> bool:
-    _images, containers, hist, settings, _disk, avoid = inv
+    _images, containers, hist, settings, _disk = inv
     pinned = (
         img.runtime_pinned
         or img.labels.get("nodegc.io/pinned") == "true"
@@ -637,7 +617,7 @@ def _protected(inv, img) -> bool:
     )
     in_use = any(c.image_id == img.id for c in containers)
     too_young = NOW - _first_seen(hist, img.id) < settings.minimum_age
-    return pinned or in_use or too_young or img.id in avoid
+    return pinned or in_use or too_young
 
 
 def _lru_order(inv, candidates):
@@ -653,8 +633,8 @@ def _lru_order(inv, candidates):
 
 
 @given(inventories())
-def test_property_pinned_in_use_too_young_or_avoided_images_are_never_removed(inv):
-    """(a) No pinned, in-use, too-young or avoided image is ever removed."""
+def test_property_pinned_in_use_or_too_young_images_are_never_removed(inv):
+    """(a) No pinned, in-use or too-young image is ever removed."""
     p = _run(inv)
     for d in p.removals:
         assert not _protected(inv, d.image), d
@@ -678,7 +658,6 @@ AGE_BEHIND_SPACE = (
     history(ago(days=30), recent=record(ago(hours=1)), stale=record(ago(days=20), ago(days=10))),
     image_settings(maximum_age=timedelta(days=7), pinned=[f"{PIN_TAG_PREFIX}*"]),
     disk_wanting(100),
-    set(),
 )
 
 
@@ -702,9 +681,9 @@ def test_property_space_removals_reach_the_target_minimally(inv):
 def test_property_space_removals_reach_the_target_minimally_without_age_rule(inv):
     """(c, disk rule alone) With maximum_age off, space removals stop at the first image that
     brings the planned bytes to bytes_to_free."""
-    images, containers, hist, settings, disk, avoid = inv
+    images, containers, hist, settings, disk = inv
     settings = settings.model_copy(update={"maximum_age": timedelta(0)})
-    p = _run((images, containers, hist, settings, disk, avoid))
+    p = _run((images, containers, hist, settings, disk))
     space = [d for d in p.decisions if d.reason is Reason.SPACE]
     if p.target_reachable:
         assert p.bytes_planned >= p.bytes_to_free

@@ -1,0 +1,426 @@
+"""mutate: mutation testing of nodegc/policy, run by hand (not part of the test command).
+
+Applies realistic mutations to the policy, one at a time, each in a copy of the tree, runs the
+unit tests against it (`pytest -x -q` over tests/unit in two stages: the policy's own test files
+first, so that a killed mutant fails fast, then the rest) and reports the mutants no test kills
+(the survivors).
+
+Mutations (each a single change in the AST, the module written back with `ast.unparse`):
+  boundary   a comparison's boundary moved: `<` <-> `<=`, `>` <-> `>=`
+  negate     a comparison negated: `==` <-> `!=`, `in` <-> `not in`, `is` <-> `is not`
+  and-or     `and` <-> `or`
+  drop-term  one operand of an `and`/`or` dropped (the condition without it)
+  drop-not   `not x` -> `x`
+  drop-if    an `if`/`elif` condition replaced by False (the branch never taken)
+  off-by-one an integer literal in a comparison or arithmetic, plus one
+  min-max    `min(...)` <-> `max(...)`
+
+    python -m bench.mutate [--tree DIR] [--jobs N] [--only SUBSTRING] [--out FILE.json]
+
+`--tree`: the checkout to mutate (default: this one; a copy is made per job, the tree itself is
+never changed). The copies are imported first (PYTHONPATH), ahead of an editable install; each
+run begins with a sanity mutant (a policy function that raises) that must be killed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGET = "nodegc/policy"
+FIRST = [  # the policy's own tests first: a killed mutant fails fast
+    "test_boundaries.py",
+    "test_policy_images.py",
+    "test_policy_containers.py",
+    "test_build_cache.py",
+    "test_space.py",
+    "test_properties_families.py",
+    "test_references.py",
+    "test_kubelet.py",
+    "test_finish_times.py",
+    "test_finish_time_boundaries.py",
+    "test_history.py",
+]
+TIMEOUT = 900.0  # seconds for one run of the unit tests (a mutant that loops is killed)
+
+
+@dataclass(frozen=True)
+class Mutant:
+    path: str  # relative to the tree
+    site: int  # index among the sites of its module, in ast.walk order
+    kind: str
+    line: int
+    what: str
+
+
+@dataclass
+class Result:
+    mutant: Mutant
+    killed: bool
+    seconds: float
+    detail: str
+
+
+SWAP_CMP = {
+    ast.Lt: ast.LtE,
+    ast.LtE: ast.Lt,
+    ast.Gt: ast.GtE,
+    ast.GtE: ast.Gt,
+}
+NEGATE_CMP = {
+    ast.Eq: ast.NotEq,
+    ast.NotEq: ast.Eq,
+    ast.In: ast.NotIn,
+    ast.NotIn: ast.In,
+    ast.Is: ast.IsNot,
+    ast.IsNot: ast.Is,
+}
+SYMBOL = {
+    ast.Lt: "<",
+    ast.LtE: "<=",
+    ast.Gt: ">",
+    ast.GtE: ">=",
+    ast.Eq: "==",
+    ast.NotEq: "!=",
+    ast.In: "in",
+    ast.NotIn: "not in",
+    ast.Is: "is",
+    ast.IsNot: "is not",
+}
+
+# A site: (kind, description, apply) where apply mutates the node it was found on in place and
+# returns a replacement node for the parent (or None to keep the node itself).
+Apply = Callable[[ast.AST], ast.AST | None]
+
+
+def _sites(node: ast.AST) -> Iterator[tuple[str, str, Apply]]:
+    if isinstance(node, ast.Compare):
+        for i, op in enumerate(node.ops):
+            if type(op) in SWAP_CMP:
+                new = SWAP_CMP[type(op)]
+                yield "boundary", f"{SYMBOL[type(op)]} -> {SYMBOL[new]}", _set_op(i, new)
+            if type(op) in NEGATE_CMP:
+                new = NEGATE_CMP[type(op)]
+                yield "negate", f"{SYMBOL[type(op)]} -> {SYMBOL[new]}", _set_op(i, new)
+        for operand in [node.left, *node.comparators]:
+            yield from _int_sites(operand)
+    elif isinstance(node, ast.BoolOp):
+        name, other = ("and", "or") if isinstance(node.op, ast.And) else ("or", "and")
+        yield "and-or", f"{name} -> {other}", _swap_boolop
+        for i in range(len(node.values)):
+            yield "drop-term", f"{name}: term {i + 1} dropped", _drop_term(i)
+    elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+        yield "drop-not", "not x -> x", lambda n: n.operand  # type: ignore[attr-defined]
+    elif isinstance(node, ast.If):
+        yield "drop-if", "if condition -> False", _false_test
+    elif isinstance(node, ast.BinOp):
+        for operand in (node.left, node.right):
+            yield from _int_sites(operand)
+    elif (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id in ("min", "max")
+    ):
+        other = "max" if node.func.id == "min" else "min"
+        yield "min-max", f"{node.func.id} -> {other}", _rename_call(other)
+
+
+def _int_sites(operand: ast.AST) -> Iterator[tuple[str, str, Apply]]:
+    if (
+        isinstance(operand, ast.Constant)
+        and isinstance(operand.value, int)
+        and not isinstance(operand.value, bool)
+    ):
+        value = operand.value
+
+        def bump(_n: ast.AST, target: ast.Constant = operand) -> None:
+            target.value = value + 1
+
+        yield "off-by-one", f"{value} -> {value + 1}", bump
+
+
+def _set_op(i: int, new: type[ast.cmpop]) -> Apply:
+    def apply(n: ast.AST) -> None:
+        n.ops[i] = new()  # type: ignore[attr-defined]
+
+    return apply
+
+
+def _swap_boolop(n: ast.AST) -> None:
+    n.op = ast.Or() if isinstance(n.op, ast.And) else ast.And()  # type: ignore[attr-defined]
+
+
+def _drop_term(i: int) -> Apply:
+    def apply(n: ast.AST) -> ast.AST | None:
+        values = [v for k, v in enumerate(n.values) if k != i]  # type: ignore[attr-defined]
+        if len(values) == 1:
+            return values[0]
+        n.values = values  # type: ignore[attr-defined]
+        return None
+
+    return apply
+
+
+def _false_test(n: ast.AST) -> None:
+    n.test = ast.Constant(False)  # type: ignore[attr-defined]
+
+
+def _rename_call(name: str) -> Apply:
+    def apply(n: ast.AST) -> None:
+        n.func.id = name  # type: ignore[attr-defined]
+
+    return apply
+
+
+def _docstring_free(tree: ast.AST) -> Iterator[ast.AST]:
+    """Every node in a stable order (ast.walk)."""
+    yield from ast.walk(tree)
+
+
+def mutants_of(tree_root: Path, rel: str) -> list[Mutant]:
+    tree = ast.parse((tree_root / rel).read_text())
+    out: list[Mutant] = []
+    k = 0
+    for node in _docstring_free(tree):
+        for kind, what, _apply in _sites(node):
+            out.append(Mutant(rel, k, kind, getattr(node, "lineno", 0), what))
+            k += 1
+    return out
+
+
+def mutated_source(source: str, site: int) -> str:
+    tree = ast.parse(source)
+    k = 0
+    for node in list(_docstring_free(tree)):
+        for _kind, _what, apply in _sites(node):
+            if k == site:
+                replacement = apply(node)
+                if replacement is not None:
+                    _replace(tree, node, replacement)
+                return ast.unparse(ast.fix_missing_locations(tree)) + "\n"
+            k += 1
+    raise IndexError(site)
+
+
+def _replace(tree: ast.AST, old: ast.AST, new: ast.AST) -> None:
+    for parent in ast.walk(tree):
+        for field, value in ast.iter_fields(parent):
+            if value is old:
+                setattr(parent, field, new)
+                return
+            if isinstance(value, list):
+                for i, item in enumerate(value):
+                    if item is old:
+                        value[i] = new
+                        return
+    raise LookupError("node not found")
+
+
+def test_stages(tree_root: Path) -> list[list[str]]:
+    """The unit test files in two stages: the policy's own first (a killed mutant stops there,
+    without collecting the rest), then every other one."""
+    unit = tree_root / "tests" / "unit"
+    first = [f"tests/unit/{name}" for name in FIRST if (unit / name).exists()]
+    rest = sorted(f"tests/unit/{p.name}" for p in unit.glob("test_*.py") if p.name not in FIRST)
+    return [first, rest]
+
+
+def run_tests(copy_root: Path) -> tuple[bool, str]:
+    """(every unit test passed, the last line of the output of the last stage run)."""
+    env = {**os.environ, "PYTHONPATH": str(copy_root)}
+    argv = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider"]
+    tail = ""
+    for stage in test_stages(copy_root):
+        try:
+            proc = subprocess.run(
+                [*argv, *stage],
+                cwd=copy_root,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=TIMEOUT,
+            )
+        except subprocess.TimeoutExpired:
+            return False, "timeout"
+        tail = (proc.stdout.strip().splitlines() or [""])[-1]
+        if proc.returncode != 0:
+            return False, tail
+    return True, tail
+
+
+def write_module(path: Path, source: str) -> None:
+    """Write a module and drop its compiled copies (a .pyc is checked against the source's
+    mtime in seconds and its size: never let a stale one stand in for the mutant)."""
+    path.write_text(source)
+    shutil.rmtree(path.parent / "__pycache__", ignore_errors=True)
+
+
+def make_copy(tree_root: Path, into: Path, examples: int = 0) -> Path:
+    """A copy of the tree to mutate; with `examples`, its hypothesis properties draw that many
+    examples (a profile loaded after the unit one; explicit @settings still win)."""
+    for name in ("nodegc", "tests", "docs"):  # docs: the rule index test reads architecture.md
+        if (tree_root / name).exists():
+            shutil.copytree(
+                tree_root / name, into / name, ignore=shutil.ignore_patterns("__pycache__")
+            )
+    shutil.copy2(tree_root / "pyproject.toml", into / "pyproject.toml")
+    if examples:
+        with (into / "tests" / "unit" / "builders.py").open("a") as builders:
+            builders.write(
+                f'\nsettings.register_profile("mutation", settings.get_profile("unit"), '
+                f'max_examples={examples})\nsettings.load_profile("mutation")\n'
+            )
+    return into
+
+
+def run_one(copy_root: Path, mutant: Mutant, original: str) -> Result:
+    target = copy_root / mutant.path
+    started = time.monotonic()
+    try:
+        write_module(target, mutated_source(original, mutant.site))
+        passed, tail = run_tests(copy_root)
+    finally:
+        write_module(target, original)
+    return Result(mutant, not passed, time.monotonic() - started, tail)
+
+
+def sanity(copy_root: Path) -> None:
+    """A mutant every test run must notice: the byte rule raises. Proves the copy is imported."""
+    path = copy_root / TARGET / "images.py"
+    original = path.read_text()
+    broken = original.replace(
+        "    if not under_disk_pressure(fs, high):\n        return 0\n",
+        "    raise RuntimeError('sanity mutant')\n",
+    )
+    assert broken != original, "sanity mutant not applied"
+    try:
+        write_module(path, broken)
+        passed, tail = run_tests(copy_root)
+    finally:
+        write_module(path, original)
+    assert not passed, f"the sanity mutant survived: the copy is not what the tests import ({tail})"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.mutate", description=__doc__)
+    parser.add_argument("--tree", type=Path, default=ROOT)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--only", default="", help="only mutants whose path contains this")
+    parser.add_argument("--kinds", default="", help="comma-separated kinds (default: all)")
+    parser.add_argument(
+        "--sample",
+        type=int,
+        default=0,
+        help="every boundary and off-by-one mutant, and this many of the others drawn at random "
+        "(0: every mutant)",
+    )
+    parser.add_argument("--seed", type=int, default=21)
+    parser.add_argument(
+        "--examples", type=int, default=0, help="hypothesis examples per property (0: as set)"
+    )
+    parser.add_argument("--skip", type=int, default=0, help="skip the first N (a resumed run)")
+    parser.add_argument(
+        "--only-listed",
+        type=Path,
+        help="a file of 'path:line kind what' lines (as --list prints): only those mutants",
+    )
+    parser.add_argument("--list", action="store_true", help="list the mutants and stop")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args(argv)
+    tree_root = args.tree.resolve()
+    files = sorted(
+        str(p.relative_to(tree_root))
+        for p in (tree_root / TARGET).glob("*.py")
+        if args.only in str(p)
+    )
+    kinds = set(filter(None, args.kinds.split(",")))
+    mutants = [m for f in files for m in mutants_of(tree_root, f) if not kinds or m.kind in kinds]
+    if args.sample:
+        pinned = [m for m in mutants if m.kind in ("boundary", "off-by-one")]
+        others = [m for m in mutants if m.kind not in ("boundary", "off-by-one")]
+        drawn = random.Random(args.seed).sample(others, min(args.sample, len(others)))
+        mutants = [m for m in mutants if m in pinned or m in drawn]
+    mutants = mutants[args.skip :]
+    if args.only_listed:
+        wanted = set(args.only_listed.read_text().splitlines())
+        mutants = [m for m in mutants if f"{m.path}:{m.line} {m.kind} {m.what}" in wanted]
+    if args.list:
+        for m in mutants:
+            print(f"{m.path}:{m.line} {m.kind} {m.what}")
+        print(f"{len(mutants)} mutants")
+        return 0
+    originals = {f: (tree_root / f).read_text() for f in files}
+    workdir = Path(tempfile.mkdtemp(prefix="nodegc-mutate-"))
+    try:
+        copies = [
+            make_copy(tree_root, workdir / f"job{j}", args.examples)
+            for j in range(max(1, args.jobs))
+        ]
+        for c in copies:
+            (c / "job").mkdir()
+        sanity(copies[0])
+        free = list(copies)
+        results: list[Result] = []
+
+        def job(m: Mutant) -> Result:
+            root = free.pop()
+            try:
+                return run_one(root, m, originals[m.path])
+            finally:
+                free.append(root)
+
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=len(copies)) as pool:
+            for n, r in enumerate(pool.map(job, mutants), 1):
+                results.append(r)
+                mark = "killed " if r.killed else "SURVIVED"
+                m = r.mutant
+                print(f"[{n}/{len(mutants)}] {mark} {m.path}:{m.line} {m.kind} {m.what} "
+                      f"({r.seconds:.0f}s) {r.detail}", flush=True)  # fmt: skip
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    killed = sum(r.killed for r in results)
+    score = killed / len(results) if results else 1.0
+    print(f"\n{killed}/{len(results)} killed: score {score:.1%} "
+          f"({time.monotonic() - started:.0f} s, {args.jobs} jobs)")  # fmt: skip
+    for r in results:
+        if not r.killed:
+            print(f"  survivor {r.mutant.path}:{r.mutant.line} {r.mutant.kind} {r.mutant.what}")
+    if args.out:
+        args.out.write_text(
+            json.dumps(
+                {
+                    "score": score,
+                    "killed": killed,
+                    "total": len(results),
+                    "results": [
+                        {
+                            **asdict(r.mutant),
+                            "killed": r.killed,
+                            "seconds": r.seconds,
+                            "detail": r.detail,
+                        }
+                        for r in results
+                    ],
+                },
+                indent=1,
+            )
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
