@@ -405,6 +405,10 @@ class ImagePlan:
     # What the plan frees before images and counts towards bytes_to_free: the build cache, and
     # dead containers removed under disk pressure.
     freed_before: int = 0
+    # The rule that asked for the most (`policy.targets`: high_threshold, minimum_free,
+    # inode_high_threshold; "": none) and the free space the byte rule brings the disk to (0: off).
+    trigger: str = ""
+    target_free_bytes: int = 0
 
     @property
     def removals(self) -> tuple[ImageDecision, ...]:
@@ -496,6 +500,8 @@ class FilesystemPlan:
     inodes_to_free: int
     frees: tuple[str, ...]
     containers: tuple[ContainerDecision, ...] = ()
+    trigger: str = ""  # the rule that asked for the most (`policy.targets`)
+    target_free_bytes: int = 0
 
     @property
     def under_pressure(self) -> bool:

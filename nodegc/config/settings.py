@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     BaseModel,
     BeforeValidator,
+    ByteSize,
     ConfigDict,
     Field,
     PlainSerializer,
@@ -28,6 +29,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from nodegc.config.sizes import Size, format_size
 from nodegc.durations import format_duration, parse_duration
 
 DEFAULT_CONFIG_PATH = Path("/etc/nodegc/config.toml")
@@ -139,6 +141,16 @@ class ImageSettings(_Section):
     inode_low_threshold_percent: Percent = Field(
         90, description="Inode usage (percent) image GC brings the filesystem down to."
     )
+    minimum_free: Size = Field(
+        ByteSize(0),
+        description='Free space (a size: "20GiB") below which image GC frees space, whatever '
+        "the percentages; whichever of the two rules asks for more wins. 0 = off.",
+    )
+    target_free: Size = Field(
+        ByteSize(0),
+        description="Free space image GC brings the filesystem back up to when it runs (at "
+        "least minimum_free). 0 = minimum_free.",
+    )
     minimum_age: Duration = Field(
         timedelta(minutes=2),
         description="An image first seen less than this long ago is never removed.",
@@ -187,6 +199,11 @@ class ImageSettings(_Section):
                 f"images.inode_low_threshold_percent = {self.inode_low_threshold_percent}: must "
                 f"be below images.inode_high_threshold_percent "
                 f"({self.inode_high_threshold_percent})"
+            )
+        if self.target_free and self.target_free < self.minimum_free:
+            raise ValueError(
+                f"images.target_free = {format_size(self.target_free)}: must be at least "
+                f"images.minimum_free ({format_size(self.minimum_free)}), or 0 (= minimum_free)"
             )
         for name in ("minimum_age", "maximum_age", "pressure_check_period"):
             _check_non_negative(f"images.{name}", getattr(self, name))
