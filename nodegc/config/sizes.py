@@ -2,7 +2,7 @@
 
 Parsed by pydantic's ByteSize (binary units KiB..PiB, decimal KB..PB, B); a boolean, a negative,
 a fraction of a byte or text that is no size is refused naming the setting (exit 2). Shown back
-in the largest binary unit that holds it exactly ("20GiB"), else in bytes ("1234B"); 0 is "0".
+in the largest binary unit that holds it exactly ("20GiB"), else in bytes ("1234B"); 0 is 0.
 """
 
 from __future__ import annotations
@@ -34,11 +34,11 @@ def _to_size(value: Any) -> Any:
     return value
 
 
-def format_size(value: int) -> str:
-    """The size as a setting is written: "20GiB", "1234B", "0"."""
+def format_size(value: int) -> int | str:
+    """The size as a setting is written: "20GiB", "1234B", 0."""
     n = int(value)
     if n == 0:
-        return "0"
+        return 0
     for unit, factor in _UNITS:
         if n % factor == 0:
             return f"{n // factor}{unit}"
@@ -55,5 +55,5 @@ Size = Annotated[
     ByteSize,
     BeforeValidator(_to_size),
     AfterValidator(_check_range),
-    PlainSerializer(format_size, return_type=str, when_used="json-unless-none"),
+    PlainSerializer(format_size, when_used="json-unless-none"),
 ]

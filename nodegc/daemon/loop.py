@@ -317,7 +317,7 @@ class Daemon:
         under pressure of either."""
         images = self.settings.images
         high, inode_high = images.high_threshold_percent, images.inode_high_threshold_percent
-        self.metrics.observe_filesystem(fs, high, inode_high)
+        self.metrics.observe_filesystem(fs, high, inode_high, int(images.minimum_free))
         self.metrics.set_thresholds(images)
         kinds = pressure_kinds(fs, images)
         pressure = bool(kinds)

@@ -20,6 +20,7 @@ from nodegc.config import ImageSettings
 from nodegc.daemon.image_gc_metrics import ImageGCMetrics
 from nodegc.model import REMOVAL_REASONS, FilesystemStats, Outcome, RemovalResult, Snapshot
 from nodegc.policy.images import under_disk_pressure, under_inode_pressure
+from nodegc.policy.targets import minimum_free_triggered
 
 log = logging.getLogger(__name__)
 
@@ -257,6 +258,7 @@ class Metrics:
         fs: FilesystemStats,
         high_threshold_percent: int,
         inode_high_threshold_percent: int = 100,
+        minimum_free: int = 0,
     ) -> None:
         """Set the filesystem gauges, and disk pressure as the kubelet's usage >= high threshold.
 
@@ -274,8 +276,10 @@ class Metrics:
             return
         ratio = fs.used_bytes / fs.capacity_bytes
         self.fs_usage_ratio.set(min(1.0, max(0.0, ratio)))
-        pressure = under_disk_pressure(fs, high_threshold_percent) or under_inode_pressure(
-            fs, inode_high_threshold_percent
+        pressure = (
+            under_disk_pressure(fs, high_threshold_percent)
+            or under_inode_pressure(fs, inode_high_threshold_percent)
+            or minimum_free_triggered(fs, minimum_free)
         )
         self.disk_pressure.set(1 if pressure else 0)
 

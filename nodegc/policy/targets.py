@@ -107,7 +107,7 @@ def wanted(fs: FilesystemStats, settings: ImageSettings) -> Wanted:
     inodes = inodes_wanted(fs, settings)
     if not trigger and inodes:
         trigger = INODE_HIGH_THRESHOLD
-    return Wanted(size, inodes, trigger, target_free(settings) if size else 0)
+    return Wanted(size, inodes, trigger, target_free(settings))
 
 
 def pressure_kinds(fs: FilesystemStats, settings: ImageSettings) -> tuple[str, ...]:
