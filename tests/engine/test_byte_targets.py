@@ -1,0 +1,82 @@
+"""Targets in bytes (images.minimum_free / images.target_free) on a real dockerd and a real loop
+ext4: the figures are statvfs's, the images the engine's."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import docker
+
+from nodegc.testing.engine import IsolatedEngine
+from nodegc.testing.images import busybox_image_tar
+from tests.engine.helpers import MiB, inventory, nodegc, nodegc_json, removed_ids
+
+SIZE = 20 * MiB
+# Percent thresholds that would never trigger on this disk (it stays well below 95%).
+PERCENT_OFF = ("--image-gc-high-threshold=95", "--image-gc-low-threshold=90")
+
+
+def available(engine: IsolatedEngine) -> int:
+    st = os.statvfs(engine.mountpoint)
+    return st.f_bavail * st.f_frsize
+
+
+def test_byte_targets_drive_a_real_cycle_to_the_byte(
+    engine: IsolatedEngine, api: docker.APIClient, tmp_path: Path
+) -> None:
+    """Free space below minimum_free starts image GC although usage is far below the high
+    threshold, and `once` stops with free space at target_free or just above it (less than one
+    image more). Catches: the byte trigger ignored (nothing removed), the amount taken from the
+    percentages (nothing or everything removed), the closed loop not stopping at target_free
+    (far above), the header not naming the rule."""
+    engine.load_many(busybox_image_tar([f"app/{n}:1"], extra_size_bytes=SIZE) for n in "abcdefgh")
+    state = tmp_path / "state"
+    free = available(engine)
+    assert engine.usage_percent() < 85, "the disk must stay far below the percent thresholds"
+    minimum, target = free + 30 * MiB, free + 50 * MiB
+    byte_flags = (f"--image-gc-minimum-free={minimum}", f"--image-gc-target-free={target}")
+    common = ("--minimum-image-ttl-duration=0s", *PERCENT_OFF)
+
+    # The percentages alone ask for nothing.
+    code, out = nodegc_json(engine, state, "report", *common)
+    assert code == 0 and out["images"]["trigger"] is None
+    assert not removed_ids(out, "images")
+
+    code, out = nodegc_json(engine, state, "report", *common, *byte_flags)
+    assert code == 0, out
+    assert out["images"]["trigger"] == "minimum_free"
+    assert out["images"]["target_free_bytes"] == target
+    assert out["images"]["bytes_to_free"] == target - out["filesystem"]["available_bytes"]
+    table = nodegc(engine, state, "report", *common, *byte_flags)
+    assert "is below minimum_free" in table.stdout, table.stdout
+
+    code, out = nodegc_json(engine, state, "once", *common, *byte_flags)
+    assert code == 0, out
+    assert out["images"]["trigger"] == "minimum_free"
+    now = available(engine)
+    removed = 8 - len([i for i in api.images() if i["RepoTags"]])
+    assert now >= target, (now, target)
+    assert now - target < SIZE + 4 * MiB, f"{now - target} bytes above target_free ({removed} gone)"
+    assert 2 <= removed <= 4  # ~50 MiB of 20 MiB images: three, give or take the metadata
+
+
+def test_a_byte_target_beyond_the_capacity_exits_2_naming_it_before_anything_goes(
+    engine: IsolatedEngine, api: docker.APIClient, tmp_path: Path
+) -> None:
+    """minimum_free above the filesystem's capacity: exit 2 naming images.minimum_free, nothing
+    removed (checked at the first measurement). Catches: no capacity check (the disk is then
+    always "below minimum_free" and every unused image goes)."""
+    engine.load_many(busybox_image_tar([f"app/{n}:1"], extra_size_bytes=MiB) for n in "ab")
+    before = inventory(api)
+    proc = nodegc(
+        engine,
+        tmp_path / "state",
+        "once",
+        "--minimum-image-ttl-duration=0s",
+        "--image-gc-minimum-free=10GiB",
+        "--image-gc-target-free=11GiB",
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "images.minimum_free" in proc.stderr and "capacity" in proc.stderr, proc.stderr
+    assert inventory(api) == before
