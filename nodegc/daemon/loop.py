@@ -29,7 +29,7 @@ from prometheus_client import CollectorRegistry
 
 from nodegc import __version__
 from nodegc.collect.cycle import Collector, CycleReport, open_runtime
-from nodegc.collect.observe import FilesystemError, measure
+from nodegc.collect.observe import FilesystemError, TargetBeyondCapacity, measure
 from nodegc.config import ConfigError, Settings
 from nodegc.daemon.conditions import (
     CONTAINER_GC_SUCCEEDED,
@@ -94,6 +94,7 @@ class Daemon:
         self.scheduler: BackgroundScheduler | None = None
         self.server: StatusServer | None = None
         self.stop_event = threading.Event()
+        self.exit_code = 0  # 2: a setting the first measurement refused (a byte target)
         self.reload_requested = threading.Event()
         self.ready = threading.Event()
         self.last_tick = time.monotonic()
@@ -197,7 +198,7 @@ class Daemon:
         self.runtime.close()
         self.event_runtime.close()
         log.info("stopped")
-        return 0
+        return self.exit_code
 
     # -- scheduling -------------------------------------------------------------------------
     def _schedule(self) -> None:
@@ -361,6 +362,11 @@ class Daemon:
         except RuntimeUnavailable as exc:
             self._on_engine_broken(str(exc))
             self._finished(kind, condition, started, False, "RuntimeUnavailable", str(exc))
+            return
+        except TargetBeyondCapacity as exc:  # a configuration error: exit 2, nothing removed
+            log.error("invalid configuration: stopping", extra={"error": str(exc)})
+            self.exit_code = 2
+            self.request_stop()
             return
         except (RuntimeError_, FilesystemError) as exc:
             self._finished(kind, condition, started, False, "ObservationFailed", str(exc))

@@ -10,7 +10,7 @@ import docker
 
 from nodegc.testing.engine import IsolatedEngine
 from nodegc.testing.images import busybox_image_tar
-from tests.engine.helpers import MiB, inventory, nodegc, nodegc_json, removed_ids
+from tests.engine.helpers import Daemon, MiB, inventory, nodegc, nodegc_json, removed_ids
 
 SIZE = 20 * MiB
 # Percent thresholds that would never trigger on this disk (it stays well below 95%).
@@ -79,4 +79,20 @@ def test_a_byte_target_beyond_the_capacity_exits_2_naming_it_before_anything_goe
     )
     assert proc.returncode == 2, proc.stderr
     assert "images.minimum_free" in proc.stderr and "capacity" in proc.stderr, proc.stderr
+    assert inventory(api) == before
+
+
+def test_the_daemon_exits_2_naming_a_byte_target_beyond_the_capacity(
+    engine: IsolatedEngine, api: docker.APIClient, daemons: list[Daemon], tmp_path: Path
+) -> None:
+    """`nodegc run` with minimum_free above the capacity: at its first cycle it stops with exit
+    2, the log naming images.minimum_free, and removes nothing. Catches: the error taken as a
+    failed observation and retried for ever (the daemon keeps running)."""
+    engine.load_many(busybox_image_tar([f"app/{n}:1"], extra_size_bytes=MiB) for n in "ab")
+    before = inventory(api)
+    config = '[images]\nminimum_free = "10GiB"\nminimum_age = "0s"\n'
+    daemon = Daemon(engine, tmp_path / "s", config).start()
+    daemons.append(daemon)
+    assert daemon.wait(60) == 2, daemon.log.read_text()
+    assert "images.minimum_free" in daemon.log.read_text()
     assert inventory(api) == before
