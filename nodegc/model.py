@@ -197,6 +197,9 @@ class FilesystemStats:
     # device (st_dev; 0: unknown) that tells two paths on one filesystem apart from two.
     roles: tuple[FilesystemRole, ...] = ()
     device: int = 0
+    # Free blocks, the root reserve and ext4's reserved clusters included (statvfs f_bfree;
+    # None: not measured). `df`'s Used is capacity - free.
+    free_bytes: int | None = None
 
     @property
     def used_bytes(self) -> int:

@@ -49,6 +49,7 @@ def measure(path: str) -> FilesystemStats:
         inodes_total=st.f_files,
         inodes_free=st.f_favail,
         device=device,
+        free_bytes=st.f_bfree * st.f_frsize,
     )
 
 
