@@ -79,10 +79,10 @@ def test_report_shows_each_holder_with_its_size_and_once_names_them(
     assert close(by_kind["logs"], log_size), (by_kind, log_size)
     assert close(by_kind["volumes_anonymous_unused"], volume_size), (by_kind, volume_size)
     assert close(by_kind["rest"], file_size), (by_kind, file_size)
-    biggest = {h["name"]: h for h in fs["biggest"]}
-    assert biggest["chatty"]["kind"] == "logs" and biggest["chatty"]["path"] == held["log"]
-    assert close(biggest["chatty"]["size_bytes"], log_size)
-    assert biggest[held["volume"]]["kind"] == "volumes_anonymous_unused"
+    biggest = {(h["kind"], h["name"]): h for h in fs["biggest"]}
+    assert biggest[("logs", "chatty")]["path"] == held["log"]
+    assert close(biggest[("logs", "chatty")]["size_bytes"], log_size)
+    assert ("volumes_anonymous_unused", held["volume"]) in biggest
     table = nodegc(engine, state, "report").stdout
     assert "log of container chatty" in table and f"anonymous volume {held['volume']}" in table
 
