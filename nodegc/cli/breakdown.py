@@ -3,12 +3,13 @@ the biggest holders by name (engine names shown escaped, `safe.visible`)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from nodegc.cli.safe import visible
-from nodegc.collect.usage import SpaceReport
+from nodegc.collect import usage
+from nodegc.collect.usage import SpaceReport, space_json
 from nodegc.holders import Holder, HolderKind
 from nodegc.units import human_bytes
+
+__all__ = ["describe", "space_json", "space_lines", "untouchable_text"]
 
 _LABELS = {
     HolderKind.IMAGES_IN_USE: "images in use",
@@ -24,54 +25,10 @@ _LABELS = {
     HolderKind.RESERVED: "reserved by the filesystem",
 }
 
-_WHAT = {
-    HolderKind.CONTAINERS_RUNNING: "writable layer of container",
-    HolderKind.CONTAINERS_DEAD: "writable layer of dead container",
-    HolderKind.LOGS: "log of container",
-    HolderKind.VOLUMES_NAMED: "volume",
-    HolderKind.VOLUMES_ANONYMOUS_UNUSED: "anonymous volume",
-}
-
-
-def holder_json(h: Holder) -> dict[str, Any]:
-    return {
-        "kind": str(h.kind),
-        "name": h.name,
-        "size_bytes": h.size_bytes,
-        "removable": h.removable,
-        "path": h.path or None,
-        "pod": h.pod,
-    }
-
-
-def space_json(space: SpaceReport | None) -> list[dict[str, Any]] | None:
-    """`breakdown` of `report --output json`: one object per measured filesystem; None where
-    the runtime cannot say."""
-    if space is None:
-        return None
-    return [
-        {
-            "path": b.path,
-            "roles": [str(r) for r in b.roles],
-            "used_bytes": b.used_bytes,
-            "bytes": {str(kind): size for kind, size in b.by_kind},
-            "biggest": [holder_json(h) for h in b.biggest],
-        }
-        for b in space.filesystems
-    ]
-
 
 def describe(h: Holder) -> str:
-    """One holder in words, escaped: "log of container web-1 (pod default/web) 100.0 MiB"."""
-    if h.kind is HolderKind.REST:
-        return f"{h.name} {human_bytes(h.size_bytes)}"
-    what = _WHAT.get(h.kind)
-    text = f"{what} {visible(h.name)}" if what else visible(h.name)
-    if h.pod:
-        text += f" (pod {visible(h.pod)})"
-    if h.path:
-        text += f" at {visible(h.path)}"
-    return f"{text} {human_bytes(h.size_bytes)}"
+    """One holder in words, engine text escaped."""
+    return usage.describe(h, visible)
 
 
 def space_lines(space: SpaceReport | None) -> list[str]:
@@ -92,10 +49,5 @@ def space_lines(space: SpaceReport | None) -> list[str]:
 
 
 def untouchable_text(space: SpaceReport | None, path: str | None = None) -> str:
-    """ "; the biggest holders nodegc may not remove: A, B, C" (or "")."""
-    if space is None:
-        return ""
-    held = space.untouchable(path)
-    if not held:
-        return ""
-    return "; the biggest holders nodegc may not remove: " + ", ".join(describe(h) for h in held)
+    """ "; the biggest holders nodegc may not remove: A, B, C" (or ""), escaped."""
+    return usage.untouchable_note(space, path, visible)

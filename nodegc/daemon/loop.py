@@ -42,6 +42,7 @@ from nodegc.daemon.events import EventBatch, EventWatcher
 from nodegc.daemon.metrics import Metrics
 from nodegc.daemon.notify import SystemdNotifier
 from nodegc.daemon.server import StatusServer
+from nodegc.daemon.space import explain_shortfall
 from nodegc.model import FilesystemStats, Outcome, Snapshot
 from nodegc.policy.images import pressure_kinds
 from nodegc.runtime import Runtime, RuntimeError_, RuntimeUnavailable
@@ -406,6 +407,8 @@ class Daemon:
                     f"; freed {report.image_inodes_freed:,} inodes of {plan.inodes_to_free:,} "
                     f"needed, {fs.inode_usage_percent}% of inodes used"
                 )
+            if not report.target_reached:
+                message += explain_shortfall(self.collector, self.metrics, self.board)
         else:
             reason = "Collected" if not failed else "RemovalsFailed"
             message = f"removed {len(removed)} dead containers"

@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from nodegc import __version__
 from nodegc.collect.cycle import CycleReport
+from nodegc.collect.usage import SpaceReport
 from nodegc.config import ImageSettings
 from nodegc.daemon.image_gc_metrics import ImageGCMetrics
 from nodegc.model import REMOVAL_REASONS, FilesystemStats, Outcome, RemovalResult, Snapshot
@@ -145,6 +146,14 @@ class Metrics:
             "nodegc_filesystems_inodes_free",
             "Free inodes of each filesystem the runtime uses.",
             labels,
+            registry=r,
+        )
+        self.fs_bytes = Gauge(
+            "nodegc_filesystem_bytes",
+            "Bytes of each measured filesystem by kind (images_in_use, images_unused, "
+            "build_cache_*, containers_running/dead, logs, volumes_*, rest, reserved), from the "
+            "last breakdown (made when image GC could not reach its target).",
+            ["filesystem", "kind"],
             registry=r,
         )
         self.images = Gauge("nodegc_images", "Images on the node at the last look.", registry=r)
@@ -299,6 +308,13 @@ class Metrics:
         self.containers.set(len(snapshot.containers))
         self.dead_containers.set(sum(1 for c in snapshot.containers if c.state.is_dead))
         self.observe_filesystems(snapshot.measured)
+
+    def observe_space(self, space: SpaceReport) -> None:
+        """Replace `nodegc_filesystem_bytes{filesystem,kind}` with this breakdown."""
+        self.fs_bytes.clear()
+        for b in space.filesystems:
+            for kind, size in b.by_kind:
+                self.fs_bytes.labels(filesystem=b.path, kind=str(kind)).set(size)
 
     def observe_filesystems(self, filesystems: Sequence[FilesystemStats]) -> None:
         """Replace the per-filesystem series with these measurements."""

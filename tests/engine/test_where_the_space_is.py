@@ -4,14 +4,17 @@ its size (within 5% of `du`) by `report`, and named by `once` when it cannot rea
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import docker
+from prometheus_client.parser import text_string_to_metric_families
 
 from nodegc.testing.engine import IsolatedEngine
 from nodegc.testing.images import busybox_image_tar
-from tests.engine.helpers import MiB, nodegc, nodegc_json, wait_for
+from tests.engine.helpers import Daemon, MiB, nodegc, nodegc_json, wait_for
 
 MARKER = "nodegc-log-written"
 # ~95 MB of 1000-character lines: json-file wraps each in ~60 bytes of JSON, ~100 MB on disk.
@@ -100,3 +103,41 @@ def test_report_shows_each_holder_with_its_size_and_once_names_them(
     assert "log of container chatty" in line, line
     assert f"anonymous volume {held['volume']}" in line, line
     assert "files the engine does not account for" in line, line
+
+
+def test_the_daemon_names_the_holders_when_it_cannot_reach_low(
+    engine: IsolatedEngine, api: docker.APIClient, daemons: list[Daemon], tmp_path: Path
+) -> None:
+    """`nodegc run` whose image GC cannot reach low: the ImageGCSucceeded condition
+    (FreeDiskSpaceFailed) names the log and the volume, /status keeps the breakdown and
+    `nodegc_filesystem_bytes{kind="logs"}` is the log's size. Catches: the daemon's message
+    or metrics without the breakdown."""
+    held = hold_the_disk(engine, api)
+    config = (
+        '[images]\nhigh_threshold_percent = 20\nlow_threshold_percent = 10\nminimum_age = "0s"\n'
+        'gc_period = "1h"\npressure_check_period = "1s"\n'
+    )
+    daemon = Daemon(engine, tmp_path / "s", config).start()
+    daemons.append(daemon)
+    daemon.wait_ready()
+
+    def failed() -> dict[str, Any] | None:
+        c = daemon.condition("ImageGCSucceeded")
+        return c if c.get("reason") == "FreeDiskSpaceFailed" else None
+
+    message = wait_for(failed, timeout=60)["message"]
+    assert "log of container chatty" in message and held["volume"] in message, message
+    code, body = daemon.get("/status")
+    assert code == 200, body
+    (fs,) = json.loads(body)["details"]["where_the_space_is"]
+    assert close(fs["bytes"]["logs"], du(held["log"]))
+    code, text = daemon.get("/metrics")
+    assert code == 200, text
+    logs = next(
+        s.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "nodegc_filesystem_bytes"
+        for s in family.samples
+        if s.labels.get("kind") == "logs"
+    )
+    assert close(int(logs), du(held["log"]))
