@@ -91,6 +91,14 @@ FLAG_SETTINGS: list[tuple[str, str, str, Callable[[str], Any], str]] = [
         "free space image GC brings the disk back to, 0 = minimum_free (images.target_free)",
     ),
     (
+        "--image-gc-lookahead",
+        "images",
+        "lookahead",
+        str,
+        "run: start image GC when usage is projected to cross the high threshold within this "
+        "time at the current fill rate, 0s = off (images.lookahead)",
+    ),
+    (
         "--minimum-image-ttl-duration",
         "images",
         "minimum_age",

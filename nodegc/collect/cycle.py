@@ -213,6 +213,9 @@ class Collector:
         self._walks = intents.Walks(runtime, None, ())  # the batch in progress
         # The cycle in progress or last run (a partial one when the engine was lost).
         self.last_report: CycleReport | None = None
+        # Set by the daemon when the fill rate projects the high threshold within
+        # images.lookahead: the next image GC plans as if high had been crossed (`projected`).
+        self.projected = False
 
     # -- observe ----------------------------------------------------------------------------
     def observe(self, *, report: bool = False) -> Snapshot:
@@ -246,6 +249,8 @@ class Collector:
         the disk down (`_until_low`), with each trigger just past its target
         (`policy.targets.while_freeing`)."""
         found = self._until_low
+        if found is None and self.projected:  # images.lookahead: as if high had been crossed
+            return targets.while_freeing(self.settings.images, found_bytes=True, found_inodes=False)
         if found is None:
             return self.settings.images
         return targets.while_freeing(
@@ -456,6 +461,7 @@ class Collector:
             self._free_disk_in_order(report, current)
         finally:  # where image GC left the disk, whichever step it stopped at
             self._until_low = None
+            self.projected = False
             if report.images_before is not None:
                 report.images_after = self.measure(report.images_before.path)
             if self._engine_lost is None and not self.stopping.is_set():
@@ -476,6 +482,8 @@ class Collector:
         snapshot = current if current is not None else self.observe()
         path = snapshot.filesystem.path
         plan = self.plan(snapshot, projected=False)
+        if self.projected and plan.images.trigger:
+            plan = replace(plan, images=replace(plan.images, trigger=targets.PROJECTED))
         report.image_plan = plan.images
         report.images_before = snapshot.filesystem
         report.build_cache_plan = plan.build_cache

@@ -178,6 +178,12 @@ class ImageSettings(_Section):
             "ask the engine where it keeps images, writable layers, logs and volumes."
         ),
     )
+    lookahead: Duration = Field(
+        timedelta(0),
+        description="`nodegc run`: when the disk's fill rate (from the pressure checks) "
+        "projects usage to cross the high threshold within this time, image GC starts now as "
+        'if it had (reason "projected"). 0s = off.',
+    )
     gc_period: Duration = Field(
         timedelta(minutes=5), description="`nodegc run`: period of image GC."
     )
@@ -205,12 +211,12 @@ class ImageSettings(_Section):
                 f"images.target_free = {format_size(self.target_free)}: must be at least "
                 f"images.minimum_free ({format_size(self.minimum_free)}), or 0 (= minimum_free)"
             )
-        for name in ("minimum_age", "maximum_age", "pressure_check_period"):
+        for name in ("minimum_age", "maximum_age", "pressure_check_period", "lookahead"):
             _check_non_negative(f"images.{name}", getattr(self, name))
         for name in ("minimum_age", "maximum_age"):
             _check_at_most(f"images.{name}", getattr(self, name), MAX_AGE)
         _check_positive("images.gc_period", self.gc_period)
-        for name in ("gc_period", "pressure_check_period"):
+        for name in ("gc_period", "pressure_check_period", "lookahead"):
             _check_at_most(f"images.{name}", getattr(self, name), MAX_PERIOD)
         if self.maximum_age and self.maximum_age <= self.minimum_age:
             raise ValueError(

@@ -39,6 +39,7 @@ from nodegc.daemon.conditions import (
     StatusBoard,
 )
 from nodegc.daemon.events import EventBatch, EventWatcher
+from nodegc.daemon.fill import FillWatch
 from nodegc.daemon.metrics import Metrics
 from nodegc.daemon.notify import SystemdNotifier
 from nodegc.daemon.server import StatusServer
@@ -84,6 +85,7 @@ class Daemon:
         node = os.environ.get("NODE_NAME") or socket.gethostname()
         self.metrics = Metrics(self.registry, node=node)
         self.board = StatusBoard(node=node)
+        self.fill = FillWatch(self.registry, self.board)
         self.notifier = SystemdNotifier()
         factory = runtime_factory or open_runtime
         self.runtime = factory(settings, self.state)
@@ -300,6 +302,8 @@ class Daemon:
             self.board.set(DISK_PRESSURE, None, "CannotMeasure", str(exc))
             return
         pressure = self._observe_disk(fs)
+        if not pressure and self.fill.check(fs, self.settings.images):  # images.lookahead
+            pressure = self.collector.projected = True
         if not pressure:
             return
         recent = self._last_short_image_cycle
