@@ -3,6 +3,9 @@ the biggest holders by name (engine names shown escaped, `safe.visible`)."""
 
 from __future__ import annotations
 
+from http.client import HTTPException
+from typing import Any
+
 from nodegc.cli.safe import visible
 from nodegc.collect import usage
 from nodegc.collect.usage import SpaceReport, space_json
@@ -51,3 +54,32 @@ def space_lines(space: SpaceReport | None) -> list[str]:
 def untouchable_text(space: SpaceReport | None, path: str | None = None) -> str:
     """ "; the biggest holders nodegc may not remove: A, B, C" (or ""), escaped."""
     return usage.untouchable_note(space, path, visible)
+
+
+def daemon_fill_rate(address: str, enabled: bool) -> dict[str, Any] | None:
+    """The daemon's last fill-rate estimate (its /status `details.fill_rate`) for `report`;
+    None where no daemon answers (quickly: `report` does not wait for one)."""
+    if not enabled:
+        return None
+    from nodegc.cli.status import fetch_status
+
+    try:
+        details = fetch_status(address, timeout=1.0).get("details") or {}
+    except (OSError, ValueError, HTTPException):
+        return None
+    rate = details.get("fill_rate") if isinstance(details, dict) else None
+    return rate if isinstance(rate, dict) else None
+
+
+def fill_rate_line(rate: dict[str, Any] | None) -> str:
+    """The table's line for the daemon's estimate."""
+    if rate is None:
+        return "Fill rate: no running daemon answered (nodegc run estimates it)"
+    high, full = rate.get("seconds_until_high"), rate.get("seconds_until_full")
+    return (
+        f"Fill rate of {visible(rate.get('filesystem', '?'))} (the daemon's estimate): "
+        f"{rate.get('bytes_per_second', 0)} B/s; high threshold "
+        + (f"in {high} s" if high is not None else "not approaching")
+        + "; full "
+        + (f"in {full} s" if full is not None else "not approaching")
+    )

@@ -11,7 +11,13 @@ from contextlib import contextmanager
 from typing import Any
 
 from nodegc.cli import render
-from nodegc.cli.breakdown import space_json, space_lines, untouchable_text
+from nodegc.cli.breakdown import (
+    daemon_fill_rate,
+    fill_rate_line,
+    space_json,
+    space_lines,
+    untouchable_text,
+)
 from nodegc.cli.exits import EXIT_INCOMPLETE, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
 from nodegc.cli.safe import visible
 from nodegc.collect import intents
@@ -139,10 +145,12 @@ def report(settings: Settings, args: argparse.Namespace) -> int:
             pending = intents.pending(gc.journal, gc.last_snapshot)
             space = where_the_space_is(gc)
         kubelet = read_kubelet_config(args.kubelet_config) if args.kubelet_config else None
+        fill_rate = daemon_fill_rate(settings.metrics.address, settings.metrics.enabled)
         if args.output == "json":
             data = render.plan_json(plan)
             data["pending_intents"] = render.pending_json(pending)
             data["breakdown"] = space_json(space)
+            data["fill_rate"] = fill_rate
             if kubelet is not None:
                 data["kubelet"] = kubelet_json(plan.filesystem, kubelet)
             _print_json(data)
@@ -150,6 +158,7 @@ def report(settings: Settings, args: argparse.Namespace) -> int:
             line = kubelet_would(plan.filesystem, kubelet) if kubelet is not None else None
             print(render.plan_table(plan, kubelet_line=line))
             print("\n".join(space_lines(space)))
+            print(fill_rate_line(fill_rate))
             for text in render.pending_lines(pending):
                 print(text)
         return EXIT_OK

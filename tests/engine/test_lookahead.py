@@ -13,7 +13,7 @@ import docker
 
 from nodegc.testing.engine import IsolatedEngine
 from nodegc.testing.images import build_image_tar
-from tests.engine.helpers import Daemon, MiB, wait_for
+from tests.engine.helpers import Daemon, MiB, nodegc_json, wait_for
 
 HIGH, LOW = 85, 70
 CONFIG = f"""
@@ -72,6 +72,12 @@ def test_a_steady_writer_starts_image_gc_before_the_high_threshold(
     assert first["seconds_until_high"] <= 60 and first["bytes_per_second"] > 0, first
     wait_for(lambda: len(api.images()) < 6, timeout=60)
     assert engine.usage_percent() < HIGH
+    # `report` shows the daemon's last estimate.
+    code, out = nodegc_json(
+        engine, tmp_path / "r", "report", f"--metrics-bind-address=127.0.0.1:{daemon.port}"
+    )
+    assert code == 0 and out["fill_rate"]["samples"] >= 4, out.get("fill_rate")
+    assert out["fill_rate"]["filesystem"] == first["path"]
 
 
 def test_never_on_a_flat_or_falling_disk(
