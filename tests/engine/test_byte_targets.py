@@ -10,7 +10,15 @@ import docker
 
 from nodegc.testing.engine import IsolatedEngine
 from nodegc.testing.images import busybox_image_tar
-from tests.engine.helpers import Daemon, MiB, inventory, nodegc, nodegc_json, removed_ids
+from tests.engine.helpers import (
+    Daemon,
+    MiB,
+    inventory,
+    nodegc,
+    nodegc_json,
+    removed_ids,
+    wait_for,
+)
 
 SIZE = 20 * MiB
 # Percent thresholds that would never trigger on this disk (it stays well below 95%).
@@ -96,3 +104,26 @@ def test_the_daemon_exits_2_naming_a_byte_target_beyond_the_capacity(
     assert daemon.wait(60) == 2, daemon.log.read_text()
     assert "images.minimum_free" in daemon.log.read_text()
     assert inventory(api) == before
+
+
+def test_the_daemons_disk_watch_starts_image_gc_below_minimum_free(
+    engine: IsolatedEngine, api: docker.APIClient, daemons: list[Daemon], tmp_path: Path
+) -> None:
+    """`nodegc run`: free space falling below minimum_free (usage far below the percentages)
+    starts image GC at the next pressure check, which frees up to target_free. Catches: the
+    disk watch looking at the percentages only."""
+    engine.load_many(busybox_image_tar([f"app/{n}:1"], extra_size_bytes=SIZE) for n in "abcdef")
+    free = available(engine)
+    minimum, target = free - 10 * MiB, free + 20 * MiB
+    config = (
+        f'[images]\nhigh_threshold_percent = 95\nlow_threshold_percent = 90\nminimum_age = "0s"\n'
+        f'gc_period = "1h"\npressure_check_period = "1s"\n'
+        f"minimum_free = {minimum}\ntarget_free = {target}\n"
+    )
+    daemon = Daemon(engine, tmp_path / "s", config).start()
+    daemons.append(daemon)
+    daemon.wait_ready()
+    assert len([i for i in api.images() if i["RepoTags"]]) == 6  # above minimum_free: nothing
+    engine.fill(20 * MiB)  # now below minimum_free
+    wait_for(lambda: available(engine) >= target, timeout=60)
+    assert engine.usage_percent() < 85
