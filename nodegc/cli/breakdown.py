@@ -7,12 +7,20 @@ from http.client import HTTPException
 from typing import Any
 
 from nodegc.cli.safe import visible
+from nodegc.cli.space_status import fill_rate_line
 from nodegc.collect import usage
 from nodegc.collect.usage import SpaceReport, space_json
 from nodegc.holders import Holder, HolderKind
 from nodegc.units import human_bytes
 
-__all__ = ["describe", "space_json", "space_lines", "untouchable_text"]
+__all__ = [
+    "daemon_fill_rate",
+    "describe",
+    "fill_rate_line",
+    "space_json",
+    "space_lines",
+    "untouchable_text",
+]
 
 _LABELS = {
     HolderKind.IMAGES_IN_USE: "images in use",
@@ -69,17 +77,3 @@ def daemon_fill_rate(address: str, enabled: bool) -> dict[str, Any] | None:
         return None
     rate = details.get("fill_rate") if isinstance(details, dict) else None
     return rate if isinstance(rate, dict) else None
-
-
-def fill_rate_line(rate: dict[str, Any] | None) -> str:
-    """The table's line for the daemon's estimate."""
-    if rate is None:
-        return "Fill rate: no running daemon answered (nodegc run estimates it)"
-    high, full = rate.get("seconds_until_high"), rate.get("seconds_until_full")
-    return (
-        f"Fill rate of {visible(rate.get('filesystem', '?'))} (the daemon's estimate): "
-        f"{rate.get('bytes_per_second', 0)} B/s; high threshold "
-        + (f"in {high} s" if high is not None else "not approaching")
-        + "; full "
-        + (f"in {full} s" if full is not None else "not approaching")
-    )

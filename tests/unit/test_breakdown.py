@@ -121,3 +121,26 @@ def test_names_are_shown_escaped_and_json_keeps_them_exact() -> None:
     assert space_json(space)[0]["biggest"][0]["name"] == "v\x1b[2J\n"
     assert all("\x1b" not in line for line in space_lines(space))
     assert space_json(None) is None
+
+
+def test_status_shows_the_daemons_breakdown_and_fill_rate_escaped() -> None:
+    from datetime import UTC, datetime
+
+    from nodegc.cli.status import render_conditions
+
+    data = {
+        "version": "1",
+        "conditions": [],
+        "details": {
+            "where_the_space_is": [
+                {"path": "/d", "bytes": {"logs": 2 << 20, "rest": 0},
+                 "biggest": [{"kind": "logs", "name": "web\x1b[2J", "size_bytes": 2 << 20}]}
+            ],
+            "fill_rate": {"filesystem": "/d", "bytes_per_second": 1000.0,
+                          "seconds_until_high": 60.0, "seconds_until_full": None},
+        },
+    }  # fmt: skip
+    text = render_conditions(data, datetime.now(UTC))
+    assert "where the space is on /d: logs 2.0 MiB" in text and "rest" not in text
+    assert "logs web\\x1b[2J 2.0 MiB" in text and "\x1b" not in text
+    assert "Fill rate of /d (the daemon's estimate): 1000.0 B/s; high threshold in 60.0 s" in text
