@@ -302,8 +302,8 @@ class Daemon:
             self.board.set(DISK_PRESSURE, None, "CannotMeasure", str(exc))
             return
         pressure = self._observe_disk(fs)
-        if not pressure and self.fill.check(fs, self.settings.images):  # images.lookahead
-            pressure = self.collector.projected = True
+        projected = self.fill.check(fs, self.settings.images) and not pressure  # lookahead
+        pressure = pressure or projected
         if not pressure:
             return
         recent = self._last_short_image_cycle
@@ -315,7 +315,8 @@ class Daemon:
             "usage crossed the high threshold: starting image GC now",
             extra={"path": fs.path, "usage_percent": fs.usage_percent},
         )
-        assert self.scheduler is not None
+        assert self.scheduler is not None and self.collector is not None
+        self.collector.projected = projected
         self.scheduler.add_job(self.image_gc, id="image-gc-now", replace_existing=True)
 
     def _observe_disk(self, fs: FilesystemStats) -> bool:
