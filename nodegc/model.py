@@ -197,6 +197,9 @@ class FilesystemStats:
     # device (st_dev; 0: unknown) that tells two paths on one filesystem apart from two.
     roles: tuple[FilesystemRole, ...] = ()
     device: int = 0
+    # Free blocks, the root reserve and ext4's reserved clusters included (statvfs f_bfree;
+    # None: not measured). `df`'s Used is capacity - free.
+    free_bytes: int | None = None
 
     @property
     def used_bytes(self) -> int:
@@ -405,6 +408,10 @@ class ImagePlan:
     # What the plan frees before images and counts towards bytes_to_free: the build cache, and
     # dead containers removed under disk pressure.
     freed_before: int = 0
+    # The rule that asked for the most (`policy.targets`: high_threshold, minimum_free,
+    # inode_high_threshold; "": none) and the free space the byte rule brings the disk to (0: off).
+    trigger: str = ""
+    target_free_bytes: int = 0
 
     @property
     def removals(self) -> tuple[ImageDecision, ...]:
@@ -496,6 +503,8 @@ class FilesystemPlan:
     inodes_to_free: int
     frees: tuple[str, ...]
     containers: tuple[ContainerDecision, ...] = ()
+    trigger: str = ""  # the rule that asked for the most (`policy.targets`)
+    target_free_bytes: int = 0
 
     @property
     def under_pressure(self) -> bool:

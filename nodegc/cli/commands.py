@@ -10,12 +10,20 @@ from contextlib import contextmanager
 from typing import Any
 
 from nodegc.cli import jsonout, render
+from nodegc.cli.breakdown import (
+    daemon_fill_rate,
+    fill_rate_line,
+    space_json,
+    space_lines,
+    untouchable_text,
+)
 from nodegc.cli.exits import EXIT_INCOMPLETE, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
 from nodegc.cli.kubelet import kubelet_json, kubelet_would
 from nodegc.cli.safe import visible
 from nodegc.collect import intents
 from nodegc.collect.cycle import Collector, CycleReport, open_runtime
-from nodegc.collect.observe import FilesystemError
+from nodegc.collect.observe import FilesystemError, remeasure
+from nodegc.collect.usage import SpaceReport, explain
 from nodegc.config import Settings
 from nodegc.config.kubelet import read_kubelet_config
 from nodegc.model import Outcome, RemovalResult
@@ -135,16 +143,22 @@ def report(settings: Settings, args: argparse.Namespace) -> int:
         with collector(settings, need_writable_state=False) as gc:
             plan = gc.report()
             pending = intents.pending(gc.journal, gc.last_snapshot)
+            space = where_the_space_is(gc)
         kubelet = read_kubelet_config(args.kubelet_config) if args.kubelet_config else None
+        fill_rate = daemon_fill_rate(settings.metrics.address, settings.metrics.enabled)
         if args.output == "json":
             data = render.plan_json(plan)
             data["pending_intents"] = render.pending_json(pending)
+            data["breakdown"] = space_json(space)
+            data["fill_rate"] = fill_rate
             if kubelet is not None:
                 data["kubelet"] = kubelet_json(plan.filesystem, kubelet)
             _print_json(data)
         else:
             line = kubelet_would(plan.filesystem, kubelet) if kubelet is not None else None
             print(render.plan_table(plan, kubelet_line=line))
+            print("\n".join(space_lines(space)))
+            print(fill_rate_line(fill_rate))
             for text in render.pending_lines(pending):
                 print(text)
         return EXIT_OK
@@ -165,21 +179,31 @@ def once(settings: Settings, args: argparse.Namespace) -> int:
                     _print_json(render.interrupted_json(gc.last_report, str(exc), pending))
                 raise
             pending = intents.pending(gc.journal, None)
+            space = where_the_space_is(gc) if not result.target_reached else None
         if args.output == "json":
             data = render.cycle_json(result)
             data["pending_intents"] = render.pending_json(pending)
+            data["breakdown"] = space_json(space)
             _print_json(data)
         else:
             print(render.cycle_table(result))
             for text in render.pending_lines(pending):
                 print(text)
         if not result.target_reached:
-            log.warning(render.free_disk_space_failed(result))
+            log.warning(render.free_disk_space_failed(result) + untouchable_text(space))
         if result.failures or not result.target_reached:
             return EXIT_INCOMPLETE
         return EXIT_OK
 
     return _run(body)
+
+
+def where_the_space_is(gc: Collector) -> SpaceReport | None:
+    """The breakdown of every filesystem the last observation measured, measured again now."""
+    snapshot = gc.last_snapshot
+    if snapshot is None:
+        return None
+    return explain(gc.runtime, remeasure(snapshot.measured, gc.measure))
 
 
 def _print_json(data: Any) -> None:

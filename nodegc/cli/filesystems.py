@@ -45,6 +45,8 @@ def _fs_plans(plan: Plan) -> tuple[FilesystemPlan, ...]:
             i.bytes_to_free,
             i.inodes_to_free,
             ("build-cache", "image", "container"),
+            trigger=i.trigger,
+            target_free_bytes=i.target_free_bytes,
         ),
     )
 
@@ -66,6 +68,8 @@ def filesystems_json(
                 "high_threshold_percent": p.high_threshold_percent,
                 "low_threshold_percent": p.low_threshold_percent,
                 "under_pressure": p.under_pressure,
+                "trigger": p.trigger or None,
+                "target_free_bytes": p.target_free_bytes,
                 "bytes_to_free": p.bytes_to_free,
                 "inodes_to_free": p.inodes_to_free,
                 "frees": list(p.frees),

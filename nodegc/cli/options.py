@@ -77,6 +77,28 @@ FLAG_SETTINGS: list[tuple[str, str, str, Callable[[str], Any], str]] = [
         "percent of inode usage image GC frees down to (images.inode_low_threshold_percent, 90)",
     ),
     (
+        "--image-gc-minimum-free",
+        "images",
+        "minimum_free",
+        str,
+        'free space (a size: "20GiB") below which image GC starts, 0 = off (images.minimum_free)',
+    ),
+    (
+        "--image-gc-target-free",
+        "images",
+        "target_free",
+        str,
+        "free space image GC brings the disk back to, 0 = minimum_free (images.target_free)",
+    ),
+    (
+        "--image-gc-lookahead",
+        "images",
+        "lookahead",
+        str,
+        "run: start image GC when usage is projected to cross the high threshold within this "
+        "time at the current fill rate, 0s = off (images.lookahead)",
+    ),
+    (
         "--minimum-image-ttl-duration",
         "images",
         "minimum_age",
@@ -306,6 +328,8 @@ def _metavar(section: str, key: str, kind: Callable[[str], Any]) -> str:
         "type": "docker|cri",
         "sandbox_image": "IMAGE",
         "filesystem_path": "PATH",
+        "minimum_free": "SIZE",
+        "target_free": "SIZE",
     }.get(key, "VALUE")
 
 

@@ -30,6 +30,7 @@ from nodegc.model import (
     short_id,
 )
 from nodegc.policy.filesystems import short_text
+from nodegc.policy.targets import MINIMUM_FREE
 from nodegc.units import human_bytes, iso
 
 
@@ -72,8 +73,11 @@ def container_decision_json(d: ContainerDecision) -> dict[str, Any]:
 
 def image_plan_json(p: ImagePlan, fs: FilesystemStats) -> dict[str, Any]:
     return {
+        "trigger": p.trigger or None,
         "high_threshold_percent": p.high_threshold_percent,
         "low_threshold_percent": p.low_threshold_percent,
+        "target_free_bytes": p.target_free_bytes,
+        "available_bytes": fs.available_bytes,
         "usage_percent": p.usage_percent,
         "bytes_to_free": p.bytes_to_free,
         "bytes_planned": p.bytes_planned,
@@ -335,18 +339,7 @@ def _stopped(now: datetime, c: Container) -> str:
 
 def image_summary(p: ImagePlan, fs: FilesystemStats) -> str:
     n = len(p.removals)
-    if p.high_threshold_percent >= 100:
-        head = "Image GC by disk usage is off (high threshold 100%)"
-    elif p.bytes_to_free == 0:
-        head = (
-            f"Image GC: usage {p.usage_percent}% is below the high threshold "
-            f"{p.high_threshold_percent}%: no space to free"
-        )
-    else:
-        head = (
-            f"Image GC: usage {p.usage_percent}% >= high threshold {p.high_threshold_percent}%: "
-            f"free {human_bytes(p.bytes_to_free)} to reach {p.low_threshold_percent}%"
-        )
+    head = _image_head(p, fs)
     before = (
         f" after {human_bytes(p.freed_before)} of build cache and dead containers"
         if p.freed_before
@@ -588,6 +581,37 @@ def cycle_table(report: CycleReport) -> str:
     return visible_lines("\n".join(parts))
 
 
+def _image_head(p: ImagePlan, fs: FilesystemStats) -> str:
+    """The header's first part: which rule triggered (`policy.targets`) and what it asks for."""
+    if p.trigger == MINIMUM_FREE:
+        return (
+            f"Image GC: free space {human_bytes(fs.available_bytes)} is below minimum_free: "
+            f"free {human_bytes(p.bytes_to_free)} to reach {_target_text(p)}"
+        )
+    if p.bytes_to_free:
+        return (
+            f"Image GC: usage {p.usage_percent}% >= high threshold {p.high_threshold_percent}%: "
+            f"free {human_bytes(p.bytes_to_free)} to reach {_target_text(p)}"
+        )
+    if p.high_threshold_percent >= 100 and not p.target_free_bytes:
+        return "Image GC by disk usage is off (high threshold 100%)"
+    free = f" and free space {human_bytes(fs.available_bytes)} is not below minimum_free"
+    return (
+        f"Image GC: usage {p.usage_percent}% is below the high threshold "
+        f"{p.high_threshold_percent}%{free if p.target_free_bytes else ''}: no space to free"
+    )
+
+
+def _target_text(p: ImagePlan) -> str:
+    """What the byte targets ask for: "80%", "20.0 GiB free" or both."""
+    parts = []
+    if p.high_threshold_percent < 100:
+        parts.append(f"{p.low_threshold_percent}%")
+    if p.target_free_bytes:
+        parts.append(f"{human_bytes(p.target_free_bytes)} free")
+    return " and ".join(parts) or "the target"
+
+
 def free_disk_space_failed(report: CycleReport) -> str:
     """The kubelet's FreeDiskSpaceFailed, in nodegc's words: what the disk shows now (measured),
     and what image GC freed of what the thresholds asked for."""
@@ -608,7 +632,7 @@ def _image_fs_short(report: CycleReport, fs: FilesystemStats, verb: str) -> list
             f"({human_bytes(fs.used_bytes)} of {human_bytes(fs.capacity_bytes)}); deleting "
             f"build cache, unused images and dead containers {verb} {human_bytes(freed)} of the "
             f"{human_bytes(p.bytes_to_free)} "
-            f"needed to reach {p.low_threshold_percent}%"
+            f"needed to reach {_target_text(p)}"
         )
     if p.inodes_to_free:
         inodes = (

@@ -14,6 +14,7 @@ from typing import Any
 from nodegc.cli.exits import EXIT_OK, EXIT_UNREACHABLE
 from nodegc.cli.render import table
 from nodegc.cli.safe import visible, visible_lines
+from nodegc.cli.space_status import detail_lines
 from nodegc.clock import Clock, utcnow
 from nodegc.config import Settings
 from nodegc.daemon.server import split_address, url_host
@@ -67,7 +68,10 @@ def render_conditions(data: Mapping[str, Any], now: datetime) -> str:
     details = data.get("details")
     if isinstance(details, Mapping) and details:
         parts.append("")
-        parts += [f"{visible(key)}: {visible(_detail(value))}" for key, value in details.items()]
+        parts += [
+            detail_lines(key, value) or f"{visible(key)}: {visible(_detail(value))}"
+            for key, value in details.items()
+        ]
     return visible_lines("\n".join(parts))
 
 

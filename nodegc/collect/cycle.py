@@ -20,7 +20,7 @@ from nodegc.collect import intents
 from nodegc.collect.build_cache import collect_build_cache
 from nodegc.collect.cost import LayerCost
 from nodegc.collect.learn import learn_layers
-from nodegc.collect.observe import Measure, measure, remeasure, take_snapshot
+from nodegc.collect.observe import Measure, check_targets, measure, remeasure, take_snapshot
 from nodegc.collect.pause import cycle_collector_paused
 from nodegc.collect.rebuild import rebuild_history
 from nodegc.collect.relief import Candidate, Settle, relieve, settled
@@ -45,17 +45,13 @@ from nodegc.model import (
     Snapshot,
     short_id,
 )
+from nodegc.policy import targets
 from nodegc.policy.build_cache import needs_listing, shared_layers
 from nodegc.policy.filesystems import filesystem_target_met as met_for
 from nodegc.policy.filesystems import pressured_elsewhere, short_of_target
 from nodegc.policy.finish_times import finish_times_needed, with_finish_times
 from nodegc.policy.history import observe, record_events
-from nodegc.policy.images import (
-    image_holdings,
-    target_met,
-    under_disk_pressure,
-    under_inode_pressure,
-)
+from nodegc.policy.images import bytes_met, image_holdings, target_met
 from nodegc.policy.space import Ledger, store_costs
 from nodegc.runtime import Runtime, RuntimeError_, RuntimeUnavailable, connect
 from nodegc.state.audit import audit_path, read_audit
@@ -239,6 +235,9 @@ class Collector:
         self._walks = intents.Walks(runtime, None, ())  # the batch in progress
         # The cycle in progress or last run (a partial one when the engine was lost).
         self.last_report: CycleReport | None = None
+        # Set by the daemon when the fill rate projects the high threshold within
+        # images.lookahead: the next image GC plans as if high had been crossed (`projected`).
+        self.projected = False
 
     # -- observe ----------------------------------------------------------------------------
     def observe(self) -> Snapshot:
@@ -252,6 +251,7 @@ class Collector:
             snapshot = take_snapshot(
                 self.runtime, self.settings.images.filesystem_path, now, measure=self.measure
             )
+            check_targets(self.settings.images, snapshot.measured)
             new_ids = [i.id for i in snapshot.images if i.id not in self.history.images]
             tagged_at: dict[str, datetime] = {}
             asked: set[str] = set()  # new images whose tag time was asked with their layers
@@ -279,24 +279,22 @@ class Collector:
 
     def _image_settings(self) -> ImageSettings:
         """The image settings plans are made with: as configured; while image GC is bringing
-        the disk down (`_until_low`), with each high threshold just above its low one, so that
-        what is left to free is asked for down to the low threshold."""
-        images = self.settings.images
+        the disk down (`_until_low`), with each trigger just past its target
+        (`policy.targets.while_freeing`)."""
         found = self._until_low
+        if found is None and self.projected:  # images.lookahead: as if high had been crossed
+            return targets.while_freeing(self.settings.images, found_bytes=True, found_inodes=False)
         if found is None:
-            return images
-        update: dict[str, int] = {}
-        if found.bytes_to_free and images.high_threshold_percent < 100:
-            update["high_threshold_percent"] = images.low_threshold_percent + 1
-        if found.inodes_to_free and images.inode_high_threshold_percent < 100:
-            update["inode_high_threshold_percent"] = images.inode_low_threshold_percent + 1
-        return images.model_copy(update=update)
+            return self.settings.images
+        return targets.while_freeing(
+            self.settings.images,
+            found_bytes=bool(found.bytes_to_free),
+            found_inodes=bool(found.inodes_to_free),
+        )
 
     def _with_disk_usage(self, snapshot: Snapshot) -> Snapshot:
         images, containers = self._image_settings(), self.settings.containers
-        pressure = under_disk_pressure(
-            snapshot.filesystem, images.high_threshold_percent
-        ) or under_inode_pressure(snapshot.filesystem, images.inode_high_threshold_percent)
+        pressure = targets.under_pressure(snapshot.filesystem, images)
         cache = needs_listing(self.settings.build_cache, under_pressure=pressure)
         sizes = (
             pressure
@@ -343,8 +341,7 @@ class Collector:
         those (`policy.finish_times`): a round at a time, as each answer can settle others.
         Raises RuntimeUnavailable like a listing: nothing is decided on a partial answer."""
         asked: set[str] = set()
-        high = self._image_settings().high_threshold_percent
-        pressure = under_disk_pressure(snapshot.filesystem, high)
+        pressure = bool(targets.bytes_wanted(snapshot.filesystem, self._image_settings())[0])
         for attempt in range(FINISH_TIME_ROUNDS + 1):
             batch = None if attempt == FINISH_TIME_ROUNDS else FINISH_TIME_BATCH
             need = finish_times_needed(
@@ -502,6 +499,7 @@ class Collector:
             self._free_disk_in_order(report, current)
         finally:  # where image GC left the disk, whichever step it stopped at
             self._until_low = None
+            self.projected = False
             if report.images_before is not None:
                 report.images_after = self.measure(report.images_before.path)
             if self._engine_lost is None and not self.stopping.is_set():
@@ -522,6 +520,8 @@ class Collector:
         snapshot = current if current is not None else self.observe()
         path = snapshot.filesystem.path
         plan = self.plan(snapshot, projected=False)
+        if self.projected and plan.images.trigger:
+            plan = replace(plan, images=replace(plan.images, trigger=targets.PROJECTED))
         report.image_plan = plan.images
         report.images_before = snapshot.filesystem
         report.build_cache_plan = plan.build_cache
@@ -669,9 +669,7 @@ class Collector:
         def remove(c: Candidate, measured: FilesystemStats) -> RemovalResult:
             d: ImageDecision = c.item
             if d.action is Action.KEEP:  # past the plan: the disk is not there yet
-                bytes_short = plan.bytes_to_free and (
-                    measured.usage_percent > plan.low_threshold_percent
-                )
+                bytes_short = plan.bytes_to_free and not bytes_met(measured, plan)
                 d = replace(
                     d, action=Action.REMOVE, reason=Reason.SPACE if bytes_short else Reason.INODES
                 )

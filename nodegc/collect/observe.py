@@ -8,12 +8,27 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime
 
+from nodegc.config import ImageSettings
 from nodegc.model import ALL_ROLES, FilesystemRole, FilesystemStats, Snapshot, StorePath
+from nodegc.policy.targets import capacity_problems
 from nodegc.runtime import Runtime
 
 
 class FilesystemError(Exception):
     """The image filesystem cannot be measured; the message names the path and the fix."""
+
+
+class TargetBeyondCapacity(FilesystemError):
+    """`images.minimum_free` or `images.target_free` at or above a measured filesystem's
+    capacity: a configuration error (exit 2), found at its first measurement, before anything
+    is removed."""
+
+
+def check_targets(settings: ImageSettings, filesystems: Sequence[FilesystemStats]) -> None:
+    """Raise TargetBeyondCapacity naming the setting when a byte target cannot be met."""
+    problems = capacity_problems(settings, filesystems)
+    if problems:
+        raise TargetBeyondCapacity("; ".join(problems))
 
 
 def measure(path: str) -> FilesystemStats:
@@ -35,6 +50,7 @@ def measure(path: str) -> FilesystemStats:
         inodes_total=st.f_files,
         inodes_free=st.f_favail,
         device=device,
+        free_bytes=st.f_bfree * st.f_frsize,
     )
 
 

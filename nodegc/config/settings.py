@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     BaseModel,
     BeforeValidator,
+    ByteSize,
     ConfigDict,
     Field,
     PlainSerializer,
@@ -28,6 +29,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from nodegc.config.sizes import Size, format_size
 from nodegc.durations import format_duration, parse_duration
 
 DEFAULT_CONFIG_PATH = Path("/etc/nodegc/config.toml")
@@ -139,6 +141,16 @@ class ImageSettings(_Section):
     inode_low_threshold_percent: Percent = Field(
         90, description="Inode usage (percent) image GC brings the filesystem down to."
     )
+    minimum_free: Size = Field(
+        ByteSize(0),
+        description='Free space (a size: "20GiB") below which image GC frees space, whatever '
+        "the percentages; whichever of the two rules asks for more wins. 0 = off.",
+    )
+    target_free: Size = Field(
+        ByteSize(0),
+        description="Free space image GC brings the filesystem back up to when it runs (at "
+        "least minimum_free). 0 = minimum_free.",
+    )
     minimum_age: Duration = Field(
         timedelta(minutes=2),
         description="An image first seen less than this long ago is never removed.",
@@ -166,6 +178,12 @@ class ImageSettings(_Section):
             "ask the engine where it keeps images, writable layers, logs and volumes."
         ),
     )
+    lookahead: Duration = Field(
+        timedelta(0),
+        description="`nodegc run`: when the disk's fill rate (from the pressure checks) "
+        "projects usage to cross the high threshold within this time, image GC starts now as "
+        'if it had (reason "projected"). 0s = off.',
+    )
     gc_period: Duration = Field(
         timedelta(minutes=5), description="`nodegc run`: period of image GC."
     )
@@ -188,12 +206,17 @@ class ImageSettings(_Section):
                 f"be below images.inode_high_threshold_percent "
                 f"({self.inode_high_threshold_percent})"
             )
-        for name in ("minimum_age", "maximum_age", "pressure_check_period"):
+        if self.target_free and self.target_free < self.minimum_free:
+            raise ValueError(
+                f"images.target_free = {format_size(self.target_free)}: must be at least "
+                f"images.minimum_free ({format_size(self.minimum_free)}), or 0 (= minimum_free)"
+            )
+        for name in ("minimum_age", "maximum_age", "pressure_check_period", "lookahead"):
             _check_non_negative(f"images.{name}", getattr(self, name))
         for name in ("minimum_age", "maximum_age"):
             _check_at_most(f"images.{name}", getattr(self, name), MAX_AGE)
         _check_positive("images.gc_period", self.gc_period)
-        for name in ("gc_period", "pressure_check_period"):
+        for name in ("gc_period", "pressure_check_period", "lookahead"):
             _check_at_most(f"images.{name}", getattr(self, name), MAX_PERIOD)
         if self.maximum_age and self.maximum_age <= self.minimum_age:
             raise ValueError(

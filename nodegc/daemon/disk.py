@@ -7,7 +7,7 @@ only words the answer. With one filesystem the words are what they always were.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from nodegc.collect.cycle import CycleReport
@@ -89,3 +89,33 @@ def other_filesystems_message(report: CycleReport) -> str:
             f"{p.low_threshold_percent}% (removing dead containers freed {human_bytes(freed)})"
         )
     return "; ".join(texts)
+
+
+def image_outcome(
+    report: CycleReport, fs: FilesystemStats, removed: int, explain: Callable[[], str]
+) -> tuple[str, str]:
+    """ImageGCSucceeded's reason and message: the image filesystem's figures, and those of
+    every other filesystem that was under pressure (`other_filesystems_message`); `explain()`
+    says where the space is when the target was out of reach."""
+    plan = report.image_plan
+    others = other_filesystems_message(report)
+    if not plan.under_pressure and not others:
+        return "BelowHighThreshold", (
+            f"{fs.path} is {fs.usage_percent}% used, below the high threshold "
+            f"{plan.high_threshold_percent}%; removed {removed} images"
+        )
+    reason = "TargetReached" if report.target_reached else "FreeDiskSpaceFailed"
+    if not plan.under_pressure:
+        return reason, others
+    message = (
+        f"freed {human_bytes(report.disk_bytes_freed)} (measured) of "
+        f"{human_bytes(plan.bytes_to_free)} needed; {fs.path} is {fs.usage_percent}% used"
+    )
+    if plan.inodes_to_free:
+        message += (
+            f"; freed {report.image_inodes_freed:,} inodes of {plan.inodes_to_free:,} "
+            f"needed, {fs.inode_usage_percent}% of inodes used"
+        )
+    if not report.target_reached:  # where the space is: what nodegc may not touch
+        message += explain()
+    return reason, message + (f"; {others}" if others else "")

@@ -29,7 +29,7 @@ from prometheus_client import CollectorRegistry
 
 from nodegc import __version__
 from nodegc.collect.cycle import Collector, CycleReport, open_runtime
-from nodegc.collect.observe import FilesystemError, measure, remeasure
+from nodegc.collect.observe import FilesystemError, TargetBeyondCapacity, measure, remeasure
 from nodegc.config import ConfigError, Settings
 from nodegc.daemon.conditions import (
     CONTAINER_GC_SUCCEEDED,
@@ -41,20 +41,21 @@ from nodegc.daemon.conditions import (
 from nodegc.daemon.disk import (
     disk_pressure,
     filesystems_detail,
-    other_filesystems_message,
+    image_outcome,
     pressure_log_fields,
 )
 from nodegc.daemon.events import EventBatch, EventWatcher
+from nodegc.daemon.fill import FillWatch
 from nodegc.daemon.metrics import Metrics
 from nodegc.daemon.notify import SystemdNotifier
 from nodegc.daemon.server import StatusServer
-from nodegc.model import ALL_ROLES, FilesystemStats, Outcome, RemovalResult, Snapshot
+from nodegc.daemon.space import explain_shortfall
+from nodegc.model import ALL_ROLES, FilesystemStats, Outcome, Snapshot
 from nodegc.policy.filesystems import pressure_on_each
 from nodegc.runtime import Runtime, RuntimeError_, RuntimeUnavailable
 from nodegc.state.audit import AuditLog, audit_path
 from nodegc.state.lock import StateLock
 from nodegc.state.store import StateDir
-from nodegc.units import human_bytes
 
 log = logging.getLogger("nodegc.daemon.loop")
 
@@ -89,6 +90,7 @@ class Daemon:
         node = os.environ.get("NODE_NAME") or socket.gethostname()
         self.metrics = Metrics(self.registry, node=node)
         self.board = StatusBoard(node=node)
+        self.fill = FillWatch(self.registry, self.board)
         self.notifier = SystemdNotifier()
         factory = runtime_factory or open_runtime
         self.runtime = factory(settings, self.state)
@@ -100,6 +102,7 @@ class Daemon:
         self.scheduler: BackgroundScheduler | None = None
         self.server: StatusServer | None = None
         self.stop_event = threading.Event()
+        self.exit_code = 0  # 2: a setting the first measurement refused (a byte target)
         self.reload_requested = threading.Event()
         self.ready = threading.Event()
         self.last_tick = time.monotonic()
@@ -204,7 +207,7 @@ class Daemon:
         self.runtime.close()
         self.event_runtime.close()
         log.info("stopped")
-        return 0
+        return self.exit_code
 
     # -- scheduling -------------------------------------------------------------------------
     def _schedule(self) -> None:
@@ -302,7 +305,12 @@ class Daemon:
         except FilesystemError as exc:
             self.board.set(DISK_PRESSURE, None, "CannotMeasure", str(exc))
             return
-        if not measured or not self._observe_disk(measured):
+        if not measured:
+            return
+        pressure = self._observe_disk(measured)
+        # Lookahead: the image filesystem's fill rate projects a crossing of high soon.
+        projected = self.fill.check(measured[0], self.settings.images) and not pressure
+        if not (pressure or projected):
             return
         recent = self._last_short_image_cycle
         if recent is not None and datetime.now(UTC) - recent < PRESSURE_RETRY:
@@ -315,6 +323,8 @@ class Daemon:
             extra=pressure_log_fields(observed),
         )
         assert self.scheduler is not None
+        if self.collector is not None:  # the next image cycle plans as if high were crossed
+            self.collector.projected = projected
         self.scheduler.add_job(self.image_gc, id="image-gc-now", replace_existing=True)
 
     def _measure_watched(self) -> tuple[FilesystemStats, ...]:
@@ -330,7 +340,8 @@ class Daemon:
         image filesystem first); True when any is under pressure of bytes or inodes."""
         images = self.settings.images
         high, inode_high = images.high_threshold_percent, images.inode_high_threshold_percent
-        self.metrics.observe_filesystem(measured[0], high, inode_high)
+        minimum_free = int(images.minimum_free)
+        self.metrics.observe_filesystem(measured[0], high, inode_high, minimum_free)
         self.metrics.observe_filesystems(measured)
         self.metrics.set_thresholds(images)
         observed = pressure_on_each(measured, images)
@@ -369,6 +380,11 @@ class Daemon:
             self._on_engine_broken(str(exc))
             self._finished(kind, condition, started, False, "RuntimeUnavailable", str(exc))
             return
+        except TargetBeyondCapacity as exc:  # a configuration error: exit 2, nothing removed
+            log.error("invalid configuration: stopping", extra={"error": str(exc)})
+            self.exit_code = 2
+            self.request_stop()
+            return
         except (RuntimeError_, FilesystemError) as exc:
             self._finished(kind, condition, started, False, "ObservationFailed", str(exc))
             return
@@ -391,7 +407,14 @@ class Daemon:
         failed = report.failures
         ok = not failed and (kind != "image" or report.target_reached)
         if kind == "image":
-            reason, message = self._image_outcome(report, fs, removed)
+            if report.image_plan.under_pressure:
+                self.metrics.image_cycle_freed(report.disk_bytes_freed)
+            reason, message = image_outcome(
+                report,
+                fs,
+                len(removed),
+                lambda: explain_shortfall(self.collector, self.metrics, self.board),
+            )
         else:
             reason = "Collected" if not failed else "RemovalsFailed"
             message = f"removed {len(removed)} dead containers"
@@ -407,33 +430,6 @@ class Daemon:
             )
         self.board.set_details(**{f"last_{kind}_gc": message})
         self.notifier.status(f"{kind} GC: {message}")
-
-    def _image_outcome(
-        self, report: CycleReport, fs: FilesystemStats, removed: list[RemovalResult]
-    ) -> tuple[str, str]:
-        """ImageGCSucceeded's reason and message: the image filesystem's figures, and those of
-        every other filesystem that was under pressure (`disk.other_filesystems_message`)."""
-        plan = report.image_plan
-        others = other_filesystems_message(report)
-        if not plan.under_pressure and not others:
-            return "BelowHighThreshold", (
-                f"{fs.path} is {fs.usage_percent}% used, below the high threshold "
-                f"{plan.high_threshold_percent}%; removed {len(removed)} images"
-            )
-        reason = "TargetReached" if report.target_reached else "FreeDiskSpaceFailed"
-        if not plan.under_pressure:
-            return reason, others
-        self.metrics.image_cycle_freed(report.disk_bytes_freed)
-        message = (
-            f"freed {human_bytes(report.disk_bytes_freed)} (measured) of "
-            f"{human_bytes(plan.bytes_to_free)} needed; {fs.path} is {fs.usage_percent}% used"
-        )
-        if plan.inodes_to_free:
-            message += (
-                f"; freed {report.image_inodes_freed:,} inodes of {plan.inodes_to_free:,} "
-                f"needed, {fs.inode_usage_percent}% of inodes used"
-            )
-        return reason, message + (f"; {others}" if others else "")
 
     def _finished(
         self,

@@ -16,10 +16,12 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from nodegc import __version__
 from nodegc.collect.cycle import CycleReport
+from nodegc.collect.usage import SpaceReport
 from nodegc.config import ImageSettings
 from nodegc.daemon.image_gc_metrics import ImageGCMetrics
 from nodegc.model import REMOVAL_REASONS, FilesystemStats, Outcome, RemovalResult, Snapshot
 from nodegc.policy.images import under_disk_pressure, under_inode_pressure
+from nodegc.policy.targets import minimum_free_triggered
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +148,14 @@ class Metrics:
             labels,
             registry=r,
         )
+        self.fs_bytes = Gauge(
+            "nodegc_filesystem_bytes",
+            "Bytes of each measured filesystem by kind (images_in_use, images_unused, "
+            "build_cache_*, containers_running/dead, logs, volumes_*, rest, reserved), from the "
+            "last breakdown (made when image GC could not reach its target).",
+            ["filesystem", "kind"],
+            registry=r,
+        )
         self.images = Gauge("nodegc_images", "Images on the node at the last look.", registry=r)
         self.image_bytes = Gauge(
             "nodegc_image_bytes",
@@ -257,6 +267,7 @@ class Metrics:
         fs: FilesystemStats,
         high_threshold_percent: int,
         inode_high_threshold_percent: int = 100,
+        minimum_free: int = 0,
     ) -> None:
         """Set the filesystem gauges, and disk pressure as the kubelet's usage >= high threshold.
 
@@ -274,8 +285,10 @@ class Metrics:
             return
         ratio = fs.used_bytes / fs.capacity_bytes
         self.fs_usage_ratio.set(min(1.0, max(0.0, ratio)))
-        pressure = under_disk_pressure(fs, high_threshold_percent) or under_inode_pressure(
-            fs, inode_high_threshold_percent
+        pressure = (
+            under_disk_pressure(fs, high_threshold_percent)
+            or under_inode_pressure(fs, inode_high_threshold_percent)
+            or minimum_free_triggered(fs, minimum_free)
         )
         self.disk_pressure.set(1 if pressure else 0)
 
@@ -295,6 +308,13 @@ class Metrics:
         self.containers.set(len(snapshot.containers))
         self.dead_containers.set(sum(1 for c in snapshot.containers if c.state.is_dead))
         self.observe_filesystems(snapshot.measured)
+
+    def observe_space(self, space: SpaceReport) -> None:
+        """Replace `nodegc_filesystem_bytes{filesystem,kind}` with this breakdown."""
+        self.fs_bytes.clear()
+        for b in space.filesystems:
+            for kind, size in b.by_kind:
+                self.fs_bytes.labels(filesystem=b.path, kind=str(kind)).set(size)
 
     def observe_filesystems(self, filesystems: Sequence[FilesystemStats]) -> None:
         """Replace the per-filesystem series with these measurements."""

@@ -26,6 +26,7 @@ from nodegc.model import (
     Reason,
     Snapshot,
 )
+from nodegc.policy import targets
 from nodegc.policy.build_cache import plan_build_cache, shared_layers, unshared_by
 from nodegc.policy.containers import (
     evict_unit,
@@ -35,11 +36,9 @@ from nodegc.policy.containers import (
 from nodegc.policy.filesystems import plan_filesystems
 from nodegc.policy.images import (
     bytes_to_free,
-    inodes_to_free,
     is_pinned,
     lru_key,
     plan_images,
-    under_disk_pressure,
     users_of,
 )
 
@@ -70,11 +69,8 @@ def plan(
     filesystems = plan_filesystems(snapshot.measured, container_plan, images, containers)
     leaving = {d.container.id for d in container_plan.removals} if dependents_first else set()
     fs = snapshot.filesystem
-    wanted = bytes_to_free(fs, images.high_threshold_percent, images.low_threshold_percent)
-    inodes = inodes_to_free(
-        fs, images.inode_high_threshold_percent, images.inode_low_threshold_percent
-    )
-    pressure = under_disk_pressure(fs, images.high_threshold_percent) or bool(inodes)
+    asked = targets.wanted(fs, images)
+    wanted, inodes, pressure = asked.bytes, asked.inodes, bool(asked.trigger)
     records = snapshot.disk_usage.build_cache
     cache_plan = plan_build_cache(
         records,

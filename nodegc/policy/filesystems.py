@@ -28,8 +28,9 @@ from nodegc.model import (
     FilesystemStats,
     Reason,
 )
+from nodegc.policy import targets
 from nodegc.policy.containers import under_pressure_order
-from nodegc.policy.images import bytes_to_free, inodes_to_free, pressure_kinds
+from nodegc.policy.images import pressure_kinds
 from nodegc.units import human_bytes
 
 # The kinds of removal whose bytes live on a filesystem holding a role.
@@ -61,19 +62,18 @@ def plan_filesystems(
     tells no size for a container's logs, so the closed loop measures and stops at the target."""
     plans = []
     for fs in filesystems:
-        wanted = bytes_to_free(fs, images.high_threshold_percent, images.low_threshold_percent)
-        inodes = inodes_to_free(
-            fs, images.inode_high_threshold_percent, images.inode_low_threshold_percent
-        )
+        asked = targets.wanted(fs, images)
         plan = FilesystemPlan(
             filesystem=fs,
             high_threshold_percent=images.high_threshold_percent,
             low_threshold_percent=images.low_threshold_percent,
             inode_high_threshold_percent=images.inode_high_threshold_percent,
             inode_low_threshold_percent=images.inode_low_threshold_percent,
-            bytes_to_free=wanted,
-            inodes_to_free=inodes,
+            bytes_to_free=asked.bytes,
+            inodes_to_free=asked.inodes,
             frees=frees_on(fs.roles),
+            trigger=asked.trigger,
+            target_free_bytes=asked.target_free_bytes,
         )
         if (
             plan.under_pressure
@@ -97,7 +97,10 @@ def _dead_containers(container_plan: ContainerPlan) -> tuple[ContainerDecision, 
 
 def filesystem_target_met(fs: FilesystemStats, *, plan: FilesystemPlan) -> bool:
     """Whether a measurement of `plan`'s filesystem shows what its thresholds asked for."""
-    if plan.bytes_to_free and fs.usage_percent > plan.low_threshold_percent:
+    met = targets.bytes_met(
+        fs, plan.high_threshold_percent, plan.low_threshold_percent, plan.target_free_bytes
+    )
+    if plan.bytes_to_free and not met:
         return False
     return not (plan.inodes_to_free and fs.inode_usage_percent > plan.inode_low_threshold_percent)
 

@@ -24,6 +24,7 @@ from nodegc.model import (
     Layer,
     Reason,
 )
+from nodegc.policy import targets
 from nodegc.policy.space import Freed, Ledger, estimate_sizes, private_layer
 from nodegc.policy.superseded import superseded
 from nodegc.references import familiar_forms
@@ -34,47 +35,42 @@ _HARD_KEEPS = frozenset({Reason.PINNED, Reason.IN_USE, Reason.TOO_YOUNG})
 
 def under_disk_pressure(fs: FilesystemStats, high: int) -> bool:
     """The kubelet's trigger: usage at or above the high threshold (100 turns it off)."""
-    return high < 100 and fs.usage_percent >= high
+    return targets.percent_triggered(fs, high)
 
 
 def under_inode_pressure(fs: FilesystemStats, high: int) -> bool:
     """The same trigger for inodes: inode usage at or above the inode high threshold (100 off)."""
-    return high < 100 and fs.inodes_total > 0 and fs.inode_usage_percent >= high
-
-
-def inodes_to_free(fs: FilesystemStats, high: int, low: int) -> int:
-    """What the inode rule asks for: 0 below `high` (or 100, off), else inodes down to `low`."""
-    if not under_inode_pressure(fs, high):
-        return 0
-    return max(0, fs.inodes_total * (100 - low) // 100 - fs.inodes_free)
+    return targets.inode_triggered(fs, high)
 
 
 def pressure_kinds(fs: FilesystemStats, settings: ImageSettings) -> tuple[str, ...]:
-    """What is at or above its high threshold: ("bytes",), ("inodes",), both, or ()."""
-    kinds: list[str] = []
-    if under_disk_pressure(fs, settings.high_threshold_percent):
-        kinds.append("bytes")
-    if under_inode_pressure(fs, settings.inode_high_threshold_percent):
-        kinds.append("inodes")
-    return tuple(kinds)
+    """What a rule asks for (`policy.targets`): ("bytes",), ("inodes",), both, or ()."""
+    return targets.pressure_kinds(fs, settings)
 
 
 def target_met(fs: FilesystemStats, plan: ImagePlan) -> bool:
-    """Whether a measurement shows what `plan` asked for: usage at or below the low threshold
-    where bytes were wanted, inode usage at or below the inode low threshold where inodes were."""
-    if plan.bytes_to_free and fs.usage_percent > plan.low_threshold_percent:
+    """Whether a measurement shows what `plan` asked for: the byte targets (usage at or below
+    the low threshold, free space at or above target_free) where bytes were wanted, inode usage
+    at or below the inode low threshold where inodes were."""
+    if plan.bytes_to_free and not bytes_met(fs, plan):
         return False
     return not (plan.inodes_to_free and fs.inode_usage_percent > plan.inode_low_threshold_percent)
 
 
-def bytes_to_free(fs: FilesystemStats, high: int, low: int) -> int:
-    """What the disk rule asks for: 0 below `high` (or with high = 100, GC off), else down to `low`.
+def bytes_met(fs: FilesystemStats, plan: ImagePlan) -> bool:
+    """Whether `fs` meets `plan`'s byte targets (`policy.targets.bytes_met`)."""
+    return targets.bytes_met(
+        fs, plan.high_threshold_percent, plan.low_threshold_percent, plan.target_free_bytes
+    )
 
-    The kubelet's arithmetic: trigger at usage >= high; free capacity*(100-low)/100 - available.
-    """
+
+def bytes_to_free(fs: FilesystemStats, high: int, low: int) -> int:
+    """What the kubelet's disk rule asks for: 0 below `high` (or with high = 100, GC off), else
+    down to `low`: trigger at usage >= high; free capacity*(100-low)/100 - available. (nodegc's
+    own rules, percent and bytes together: `policy.targets.wanted`.)"""
     if not under_disk_pressure(fs, high):
         return 0
-    return max(0, fs.capacity_bytes * (100 - low) // 100 - fs.available_bytes)
+    return targets.percent_amount(fs, high, low)
 
 
 def is_pinned(image: Image, patterns: Sequence[str]) -> bool:
@@ -167,8 +163,8 @@ def plan_images(
     high, low = settings.high_threshold_percent, settings.low_threshold_percent
     inode_high = settings.inode_high_threshold_percent
     inode_low = settings.inode_low_threshold_percent
-    wanted = bytes_to_free(fs, high, low)
-    inodes_wanted = inodes_to_free(fs, inode_high, inode_low)
+    asked = targets.wanted(fs, settings)
+    wanted, inodes_wanted = asked.bytes, asked.inodes
     users = users_of(containers, leaving_containers)
     history_covers_max_age = bool(settings.maximum_age) and (
         now - history.since >= settings.maximum_age
@@ -299,4 +295,6 @@ def plan_images(
         inode_usage_percent=fs.inode_usage_percent,
         inodes_to_free=inodes_wanted,
         freed_before=freed_before,
+        trigger=asked.trigger,
+        target_free_bytes=asked.target_free_bytes,
     )

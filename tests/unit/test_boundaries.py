@@ -30,7 +30,6 @@ from nodegc.policy.build_cache import plan_build_cache, unshared_by
 from nodegc.policy.containers import plan_containers
 from nodegc.policy.images import (
     bytes_to_free,
-    inodes_to_free,
     plan_images,
     pressure_kinds,
     target_met,
@@ -38,6 +37,7 @@ from nodegc.policy.images import (
     under_inode_pressure,
 )
 from nodegc.policy.sandboxes import LABEL_SANDBOX_ID, plan_sandboxes
+from nodegc.policy.targets import inodes_amount
 from nodegc.testing.fake import FakeRuntime
 from tests.unit.builders import (
     NOW,
@@ -123,12 +123,12 @@ def test_a_measurement_one_point_above_the_byte_low_threshold_misses_the_target(
 def test_inodes_at_exactly_the_inode_high_threshold_is_pressure():
     """95% of the inodes used, inode high 95: pressure (catches `>=` turned into `>`)."""
     assert under_inode_pressure(inode_fs(95), 95)
-    assert inodes_to_free(inode_fs(95), 95, 90) == 50
+    assert inodes_amount(inode_fs(95), 95, 90) == 50
 
 
 def test_inodes_one_point_below_the_inode_high_threshold_is_no_pressure():
     assert not under_inode_pressure(inode_fs(94), 95)
-    assert inodes_to_free(inode_fs(94), 95, 90) == 0
+    assert inodes_amount(inode_fs(94), 95, 90) == 0
 
 
 def test_inode_high_threshold_100_is_off_even_with_no_inode_free():
@@ -145,7 +145,7 @@ def test_a_filesystem_without_inode_counts_is_never_under_inode_pressure():
 def test_inodes_to_free_brings_inode_usage_to_exactly_the_inode_low_threshold():
     """At 95% with inode low 90, what is wanted lands inode usage on exactly 90%."""
     disk = inode_fs(95)
-    wanted = inodes_to_free(disk, 95, 90)
+    wanted = inodes_amount(disk, 95, 90)
     after = replace(disk, inodes_free=disk.inodes_free + wanted)
     assert after.inode_usage_percent == 90
     before_last = replace(disk, inodes_free=disk.inodes_free + wanted - 1)

@@ -27,6 +27,8 @@ TEXT_VALUES: dict[tuple[str, str], str] = {
     ("runtime", "sandbox_image"): "registry.k8s.io/pause:3.10",
     ("images", "pinned"): "flag/one:*,flag/two:*",
     ("images", "filesystem_path"): "/var/lib/flag-test",
+    ("images", "minimum_free"): "20GiB",
+    ("images", "target_free"): "30GiB",
     ("state", "directory"): "/var/lib/flag-test-state",
     ("metrics", "address"): "127.0.0.1:9999",
     ("metrics", "allowed_hosts"): "nodegc.example,nodegc.kube-system.svc",

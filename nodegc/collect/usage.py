@@ -1,0 +1,113 @@
+"""Where the space is, asked of the runtime: for `report`, and when image GC cannot reach its
+target (never in a cycle below the thresholds: `/system/df` walks writable layers and volumes).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from nodegc.holders import Breakdown, Holder, HolderKind
+from nodegc.model import FilesystemStats
+from nodegc.policy.breakdown import breakdown, untouchable
+from nodegc.runtime import Runtime, RuntimeError_, RuntimeUnavailable
+from nodegc.runtime.docker_usage import space_holders
+from nodegc.units import human_bytes
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SpaceReport:
+    """The breakdown of each measured filesystem, and the holders it was made of."""
+
+    filesystems: tuple[Breakdown, ...]
+    holders: tuple[Holder, ...]
+
+    def untouchable(self, path: str | None = None, n: int = 3) -> tuple[Holder, ...]:
+        """The `n` biggest holders nodegc may not remove, on the filesystem at `path` (the
+        first, the image filesystem, by default)."""
+        for b in self.filesystems:
+            if path is None or b.path == path:
+                return untouchable(b, self.holders, n)
+        return ()
+
+
+def explain(runtime: Runtime, filesystems: Sequence[FilesystemStats]) -> SpaceReport | None:
+    """The breakdown, or None where the runtime cannot say (Podman, CRI) or the engine failed
+    to answer (said in the log: an explanation is never worth failing a command for)."""
+    try:
+        holders = space_holders(runtime)
+    except RuntimeUnavailable:
+        raise
+    except RuntimeError_ as exc:
+        log.warning("where the space is: unavailable", extra={"error": str(exc)})
+        return None
+    if holders is None:
+        return None
+    return SpaceReport(breakdown(filesystems, holders), tuple(holders))
+
+
+_WHAT = {
+    HolderKind.CONTAINERS_RUNNING: "writable layer of container",
+    HolderKind.CONTAINERS_DEAD: "writable layer of dead container",
+    HolderKind.LOGS: "log of container",
+    HolderKind.VOLUMES_NAMED: "volume",
+    HolderKind.VOLUMES_ANONYMOUS_UNUSED: "anonymous volume",
+}
+
+
+def describe(h: Holder, escape: Callable[[str], str] = str) -> str:
+    """One holder in words: "log of container web (pod prod/web-0) at PATH 96.9 MiB"; engine
+    text through `escape` (the command line's `visible`; JSON needs none)."""
+    if h.kind is HolderKind.REST:
+        return f"{h.name} {human_bytes(h.size_bytes)}"
+    what = _WHAT.get(h.kind)
+    text = f"{what} {escape(h.name)}" if what else escape(h.name)
+    if h.pod:
+        text += f" (pod {escape(h.pod)})"
+    if h.path:
+        text += f" at {escape(h.path)}"
+    return f"{text} {human_bytes(h.size_bytes)}"
+
+
+def untouchable_note(
+    space: SpaceReport | None, path: str | None = None, escape: Callable[[str], str] = str
+) -> str:
+    """ "; the biggest holders nodegc may not remove: A, B, C" (or "" where nothing is known)."""
+    held = space.untouchable(path) if space is not None else ()
+    if not held:
+        return ""
+    return "; the biggest holders nodegc may not remove: " + ", ".join(
+        describe(h, escape) for h in held
+    )
+
+
+def holder_json(h: Holder) -> dict[str, Any]:
+    return {
+        "kind": str(h.kind),
+        "name": h.name,
+        "size_bytes": h.size_bytes,
+        "removable": h.removable,
+        "path": h.path or None,
+        "pod": h.pod,
+    }
+
+
+def space_json(space: SpaceReport | None) -> list[dict[str, Any]] | None:
+    """`breakdown` in JSON (`report`, `once`, the daemon's /status): one object per measured
+    filesystem; None where the runtime cannot say."""
+    if space is None:
+        return None
+    return [
+        {
+            "path": b.path,
+            "roles": [str(r) for r in b.roles],
+            "used_bytes": b.used_bytes,
+            "bytes": {str(kind): size for kind, size in b.by_kind},
+            "biggest": [holder_json(h) for h in b.biggest],
+        }
+        for b in space.filesystems
+    ]

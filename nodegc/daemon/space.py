@@ -1,0 +1,39 @@
+"""The daemon's "where the space is": asked only when an image cycle could not reach its target
+(never below the thresholds), exported as `nodegc_filesystem_bytes{filesystem,kind}`, kept in
+/status (`details.where_the_space_is`), and named in the FreeDiskSpaceFailed message."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from nodegc.collect.cycle import Collector
+from nodegc.collect.observe import FilesystemError, remeasure
+from nodegc.collect.usage import SpaceReport, explain, space_json, untouchable_note
+from nodegc.runtime import RuntimeError_
+
+log = logging.getLogger(__name__)
+
+
+def explain_shortfall(collector: Collector, metrics: Any, board: Any) -> str:
+    """ "; the biggest holders nodegc may not remove: ..." for the condition message (or ""),
+    with the metrics and /status updated. Never raises for an engine or filesystem error."""
+    snapshot = collector.last_snapshot
+    if snapshot is None:
+        return ""
+    try:
+        with collector.lock:
+            space = explain(collector.runtime, remeasure(snapshot.measured, collector.measure))
+    except (RuntimeError_, FilesystemError) as exc:
+        log.warning("where the space is: unavailable", extra={"error": str(exc)})
+        return ""
+    publish(space, metrics, board)
+    return untouchable_note(space)
+
+
+def publish(space: SpaceReport | None, metrics: Any, board: Any) -> None:
+    """The breakdown into the metrics and /status (nothing where the runtime cannot say)."""
+    if space is None:
+        return
+    metrics.observe_space(space)
+    board.set_details(where_the_space_is=space_json(space))

@@ -1,0 +1,68 @@
+"""Where the space is: each measured filesystem's used bytes by kind, the rest, and the biggest
+holders by name. Pure: the measurements and the engine's holders in, breakdowns out.
+
+A kind's bytes land on the filesystem holding its role (`nodegc.holders.ROLE_OF`: images and
+build cache where images are, writable layers where containers are, logs, volumes); the rest is
+the measured used bytes (`df`'s Used: capacity - free blocks) minus the sum (files the engine
+does not account for; never below 0), and `reserved` the free blocks only root may use (the root
+reserve and ext4's reserved clusters: capacity - available counts them as used).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from nodegc.holders import NAMED_KINDS, ROLE_OF, Breakdown, Holder, HolderKind
+from nodegc.model import FilesystemStats
+
+BIGGEST = 5
+REST_NAME = "files the engine does not account for"
+
+
+def breakdown(
+    filesystems: Sequence[FilesystemStats], holders: Sequence[Holder], top: int = BIGGEST
+) -> tuple[Breakdown, ...]:
+    """One breakdown per measured filesystem, in their order. A filesystem measured without
+    roles (a path alone) holds every kind."""
+    out = []
+    for fs in filesystems:
+        here = [h for h in holders if not fs.roles or ROLE_OF.get(h.kind) in fs.roles]
+        sums: dict[HolderKind, int] = {}
+        for kind in HolderKind:
+            if kind in ROLE_OF and (not fs.roles or ROLE_OF[kind] in fs.roles):
+                sums[kind] = 0
+        for h in here:
+            sums[h.kind] = sums.get(h.kind, 0) + h.size_bytes
+        used = fs.used_bytes if fs.free_bytes is None else fs.capacity_bytes - fs.free_bytes
+        sums[HolderKind.REST] = max(0, used - sum(sums.values()))
+        sums[HolderKind.RESERVED] = max(0, fs.used_bytes - used)
+        named = sorted(
+            (h for h in here if h.kind in NAMED_KINDS and h.size_bytes > 0),
+            key=lambda h: (-h.size_bytes, h.kind, h.name),
+        )
+        out.append(
+            Breakdown(
+                path=fs.path,
+                roles=fs.roles,
+                used_bytes=fs.used_bytes,
+                by_kind=tuple(sums.items()),
+                biggest=tuple(named[:top]),
+            )
+        )
+    return tuple(out)
+
+
+def untouchable(b: Breakdown, holders: Sequence[Holder], n: int = 3) -> tuple[Holder, ...]:
+    """The `n` biggest holders of `b`'s filesystem nodegc may not remove (a running container's
+    writable layer or log, a volume, the images in use, the build cache in use, the rest),
+    biggest first."""
+    roles = b.roles
+    mine = [
+        h
+        for h in holders
+        if not h.removable and h.size_bytes > 0 and (not roles or ROLE_OF.get(h.kind) in roles)
+    ]
+    rest = b.bytes_of(HolderKind.REST)
+    if rest:
+        mine.append(Holder(HolderKind.REST, REST_NAME, rest, False))
+    return tuple(sorted(mine, key=lambda h: (-h.size_bytes, h.kind, h.name))[:n])
