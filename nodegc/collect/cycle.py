@@ -43,6 +43,7 @@ from nodegc.model import (
     short_id,
 )
 from nodegc.policy.build_cache import needs_listing, shared_layers
+from nodegc.policy.containers import pressure_removals
 from nodegc.policy.filesystems import filesystem_target_met as met_for
 from nodegc.policy.filesystems import pressured_elsewhere
 from nodegc.policy.finish_times import finish_times_needed, with_finish_times
@@ -506,9 +507,7 @@ class Collector:
         if not self.settings.containers.remove_under_disk_pressure or reached():
             return
         snapshot = self.observe()
-        pressure = [
-            d for d in self.plan(snapshot).containers.removals if d.reason is Reason.DISK_PRESSURE
-        ]
+        pressure = pressure_removals(self.plan(snapshot).containers)
         results = self._containers_under_pressure(
             snapshot, pressure, lambda fs: target_met(fs, wanted), path
         )
