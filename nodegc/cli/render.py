@@ -167,7 +167,10 @@ def _with_outcomes(
 
 
 def _cache_with_outcomes(
-    decisions: list[dict[str, Any]], results: Mapping[str, RemovalResult], dry_run: bool
+    decisions: list[dict[str, Any]],
+    results: Mapping[str, RemovalResult],
+    dry_run: bool,
+    not_needed: Collection[str] = (),
 ) -> list[dict[str, Any]]:
     """As `_with_outcomes`; a record the plan kept that the closed loop removed anyway (the disk
     had not come back as planned, or its image went) shows the removal it had."""
@@ -177,7 +180,7 @@ def _cache_with_outcomes(
             d["action"], d["reason"] = str(Action.REMOVE), str(r.reason)
             d["frees_bytes"] = r.size_bytes
             d["outcome"], d["detail"] = str(r.outcome), r.detail
-    return _with_outcomes(decisions, results, dry_run)
+    return _with_outcomes(decisions, results, dry_run, not_needed)
 
 
 def cycle_json(report: CycleReport) -> dict[str, Any]:
@@ -228,7 +231,9 @@ def _cycle_build_cache_json(
 ) -> dict[str, Any]:
     plan = report.build_cache_plan
     data = build_cache_json(plan)
-    data["decisions"] = _cache_with_outcomes(data["decisions"], by_id, report.dry_run)
+    data["decisions"] = _cache_with_outcomes(
+        data["decisions"], by_id, report.dry_run, report.build_cache_not_needed
+    )
     return data
 
 
@@ -515,7 +520,12 @@ def _outcome_text(r: RemovalResult) -> str:
 def cycle_table(report: CycleReport) -> str:
     now = report.plan.now
     outcomes = {r.id: _outcome_text(r) for r in report.results}
-    outcomes.update({i: "not needed (target reached)" for i in report.images_not_needed})
+    outcomes.update(
+        {
+            i: "not needed (target reached)"
+            for i in report.images_not_needed | report.build_cache_not_needed
+        }
+    )
     if report.dry_run:
         outcomes = {}
         for d in (*report.plan.containers.removals, *report.image_plan.removals):

@@ -57,17 +57,19 @@ def collect_build_cache(
     stopping: threading.Event,
     listeners: Sequence[ResultListener] = (),
     already: Sequence[str] = (),
-) -> list[RemovalResult]:
+) -> tuple[list[RemovalResult], set[str]]:
     """Remove what `plan` lets go through the closed loop (`collect.relief`), one record at a
     time, stopping a `space`/`inodes` walk once the measured disk meets `target_met`; past the
     plan, the records it kept as `target-reached`. `already`: record ids tried earlier in the
     cycle (not tried again). A record the listing calls shared is left for a walk after its
     image is gone (the plan may count on it then; the engine would keep it now). One result per
-    removal tried, with the bytes the engine says it reclaimed."""
+    removal tried, with the bytes the engine says it reclaimed, and the ids of planned records
+    the measured disk no longer needed (`not-needed`: not started, or refused by the engine
+    while they had children and not needed by the time those went)."""
     tried = set(already)
     decisions = [d for d in walk(plan) if d.record.id not in tried and not d.record.shared]
     if not decisions:
-        return []
+        return [], set()
     planned = {d.record.id for d in plan.removals}
     retry = retry_refused([d.record for d in plan.decisions])
     children: dict[str, list[str]] = {}
@@ -104,7 +106,8 @@ def collect_build_cache(
         stopping=stopping,
         listeners=listeners,
     )
-    return relief.results
+    by_key = {holder(d.record.id): d.record.id for d in decisions}
+    return relief.results, {by_key[k] for k in relief.not_needed}
 
 
 def _child_stays(d: BuildCacheDecision, child: str) -> RemovalResult:

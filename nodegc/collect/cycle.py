@@ -47,6 +47,7 @@ from nodegc.model import (
 )
 from nodegc.policy import targets
 from nodegc.policy.build_cache import needs_listing, shared_layers
+from nodegc.policy.containers import pressure_removals
 from nodegc.policy.filesystems import filesystem_target_met as met_for
 from nodegc.policy.filesystems import pressured_elsewhere, short_of_target
 from nodegc.policy.finish_times import finish_times_needed, with_finish_times
@@ -102,6 +103,7 @@ class CycleReport:
     filesystems_after: tuple[FilesystemStats, ...] = ()
     # Planned removals left out because the measured disk had reached the target.
     images_not_needed: set[str] = field(default_factory=set)
+    build_cache_not_needed: set[str] = field(default_factory=set)
     # Planned removals never started because the engine was lost first (not in the audit).
     not_attempted: int = 0
     error: str | None = None  # why the cycle stopped short (the engine was lost), if it did
@@ -543,9 +545,7 @@ class Collector:
         if not self.settings.containers.remove_under_disk_pressure or reached():
             return
         snapshot = self.observe()
-        pressure = [
-            d for d in self.plan(snapshot).containers.removals if d.reason is Reason.DISK_PRESSURE
-        ]
+        pressure = pressure_removals(self.plan(snapshot).containers)
         results = self._containers_under_pressure(
             snapshot, pressure, lambda fs: target_met(fs, wanted), path
         )
@@ -567,12 +567,13 @@ class Collector:
         path: str,
     ) -> list[RemovalResult]:
         """Dead containers for disk pressure, longest stopped first, through the closed loop:
-        each frees its writable layer (as the engine sized it); the walk stops at the target."""
+        each frees its writable layer (as the engine sized it; unsized ones go one at a time);
+        the walk stops at the target."""
         sizes = snapshot.disk_usage.container_sizes or {}
         ledger = Ledger(
             {
                 f"container:{d.container.id}": (
-                    Layer(f"rw:{d.container.id}", sizes.get(d.container.id, 0), None),
+                    Layer(f"rw:{d.container.id}", sizes.get(d.container.id), None),
                 )
                 for d in decisions
             }
@@ -613,7 +614,7 @@ class Collector:
         """The build cache walk through the closed loop, towards what `wanted` (the plan that
         found the pressure) asks for."""
         pressure = wanted.under_pressure
-        report.build_cache_results += collect_build_cache(
+        results, not_needed = collect_build_cache(
             self.runtime,
             plan,
             measured=self.measure(path),
@@ -624,6 +625,9 @@ class Collector:
             listeners=self.listeners,
             already=[r.id for r in report.build_cache_results],
         )
+        report.build_cache_results += results
+        tried = {r.id for r in report.build_cache_results}
+        report.build_cache_not_needed = (report.build_cache_not_needed | not_needed) - tried
         self._stop_if_engine_lost(report)
 
     @staticmethod

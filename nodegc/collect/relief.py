@@ -80,7 +80,8 @@ def relieve(
     whether they did is measured when they are done, so at most the removals in flight go past it.
     Near the target (the next candidate alone would reach it, the removals in flight counted as
     done) nothing more starts while one is in flight, so the last removal cannot overshoot by
-    more than itself.
+    more than itself; so too for a candidate whose size the ledger does not know (Podman's dead
+    containers): it runs alone, and the disk is measured after it.
 
     `settle(done)`: the runtime gives space back after a removal returns (containerd's GC):
     called before deciding that more is needed, it measures until the disk is steady (or `done`
@@ -109,7 +110,9 @@ def relieve(
                     walk.relief.measured = settle(target_met)
     finally:
         pool.shutdown(wait=True)
-    for key, (_, result, _) in walk.refused.items():  # refused for good: said once, at the end
+    for key, (c, result, _) in walk.refused.items():  # refused for good: said once, at the end
+        if walk.not_needed(c):
+            continue
         walk.finish(result, key)
     return walk.relief
 
@@ -161,6 +164,27 @@ class _Walk:
         self.relief.results.append(result)
         tell(self.listeners, [result])
 
+    def one_at_a_time(self, c: Candidate) -> bool:
+        """Whether `c` may start only once nothing is in flight: near the target (it alone would
+        reach it, the removals in flight counted as done), or what it or one in flight frees is
+        unknown to the ledger (no size from the engine: only measuring after it tells)."""
+        unsized = not self.ledger.sized(c.key) or any(
+            not self.ledger.sized(k.key) for k, _ in self.in_flight.values()
+        )
+        return unsized or self.target_met(self.coming(self.ledger.frees(c.key)))
+
+    def not_needed(self, c: Candidate) -> bool:
+        """Whether a candidate the engine refused is one the measured disk no longer needs: then
+        it is not `skipped` (that says the disk still needed it) but, planned, `not-needed`, and
+        taken past the plan, kept as the plan had it."""
+        assert self.relief.measured is not None
+        if c.unconditional or self.stopping.is_set() or not self.target_met(self.relief.measured):
+            return False
+        if c.planned:
+            self.relief.not_needed.add(c.key)
+        log.debug("refused, no longer needed", extra={"holder": c.key})
+        return True
+
     def again(self) -> bool:
         """Put back the refused candidates worth another try (a removal happened since, and the
         disk still needs them)."""
@@ -196,12 +220,8 @@ class _Walk:
                 if c.planned:
                     relief.not_needed.add(c.key)
                 continue
-            if (
-                in_flight
-                and not c.unconditional
-                and self.target_met(self.coming(self.ledger.frees(c.key)))
-            ):
-                break  # near the target: one at a time
+            if in_flight and not c.unconditional and self.one_at_a_time(c):
+                break  # near the target, or a size the ledger does not know: one at a time
             first = [k for k in c.after if k in self.keys]
             if any(k not in self.outcomes and k not in relief.not_needed for k in first):
                 break  # its prerequisites first: wait for them

@@ -147,3 +147,10 @@ def under_pressure_order(plan: ContainerPlan) -> list[ContainerDecision]:
     than `minimum_age` ago, or one not dead: those have other reasons."""
     kept = [d for d in plan.decisions if d.reason is Reason.WITHIN_CAP]
     return sorted(kept, key=lambda d: (d.container.stopped_at, d.container.id))
+
+
+def pressure_removals(plan: ContainerPlan) -> list[ContainerDecision]:
+    """The plan's removals for disk pressure in the order they go: longest stopped first (ties
+    by id), whatever the order of the listing the plan keeps (runtimes list newest first)."""
+    chosen = [d for d in plan.removals if d.reason is Reason.DISK_PRESSURE]
+    return sorted(chosen, key=lambda d: (d.container.stopped_at, d.container.id))

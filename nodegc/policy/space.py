@@ -90,6 +90,11 @@ class Ledger:
     def removed(self, holder: str) -> bool:
         return holder in self._gone
 
+    def sized(self, holder: str) -> bool:
+        """Whether the engine sized every layer `holder` holds (Podman gives no writable-layer
+        sizes: a dead container's figure is then unknown, not 0)."""
+        return all(layer.size_bytes is not None for layer in self._holdings.get(holder, ()))
+
     def frees(self, holder: str) -> Freed:
         """What removing `holder` frees now: its layers no other remaining holder holds."""
         if holder in self._gone or holder not in self._holdings:

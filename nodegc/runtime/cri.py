@@ -8,8 +8,9 @@ listing lacks is fetched once per object and cached where it cannot change:
   restarted (the kubelet makes a new attempt), so an exited container's finish time is final
   (`finish_cache`);
 - an image's labels and diff ids (ImageStatus, verbose): fixed for an image id. Its layers are
-  the chain ids of its diff ids, with no size of their own (CRI lists one total per image: the
-  policy estimates per-layer sizes from the totals, see docs/containerd.md).
+  the chain ids of its diff ids, sized on containerd by its snapshots service (CRI lists one
+  total per image; elsewhere the policy estimates per-layer sizes from the totals, see
+  docs/containerd.md).
 
 CRI is more permissive than the Docker Engine, so nodegc's own checks are the only protection:
 RemoveImage succeeds while containers use the image and RemoveContainer kills a running container.
@@ -40,7 +41,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import grpc
 
@@ -66,6 +67,7 @@ from nodegc.model import (
 from nodegc.references import normalized
 from nodegc.runtime import Conflict, NotFound, RuntimeError_, RuntimeUnavailable
 from nodegc.runtime.containerd_config import sandbox_image_of_endpoint
+from nodegc.runtime.containerd_snapshots import LayerSizes, snapshotter_of
 from nodegc.runtime.cri_proto import api_pb2 as pb
 from nodegc.runtime.cri_proto import api_pb2_grpc as pb_grpc
 from nodegc.runtime.layers import chain_ids
@@ -226,6 +228,7 @@ class CriRuntime:
         self._image_stub: pb_grpc.ImageServiceStub | None = None
         self._lock = threading.Lock()
         self._paths: list[StorePath] | None = None
+        self._sizes_of: LayerSizes | Literal[False] | None = None  # False: not containerd
         self._runtime_name: str | None = None
         self._runtime_numbers: tuple[int, ...] = ()
         # The sandbox image: the setting when given, else what the runtime says (None: not asked).
@@ -346,8 +349,9 @@ class CriRuntime:
     @property
     def listed_size_cost(self) -> float:
         """What a listed image byte costs on the disk, as a first guess (`collect.cost` learns
-        the real one): containerd lists the compressed size and keeps the compressed blob and
-        the unpacked snapshot (at least twice it); other runtimes (CRI-O) list what unpacks."""
+        the real one): containerd keeps the compressed blob and the unpacked snapshot (twice a
+        layer's unpacked size for content that does not compress, twice the listed compressed
+        size at least); other runtimes (CRI-O) list what unpacks."""
         name, _ = self._runtime_version()
         return 2.0 if name == "containerd" else 1.0
 
@@ -484,20 +488,47 @@ class CriRuntime:
 
     def image_layers(self, image_ids: Sequence[str]) -> dict[str, tuple[Layer, ...]]:
         """Chain ids of each image's diff ids (from the verbose ImageStatus the listing already
-        asked for new images), sizes and inodes unknown; no layers where the runtime names no
-        diff ids (CRI-O): the image then counts as one layer of its listed size."""
+        asked for new images), each sized by its snapshot on containerd (unknown elsewhere: the
+        policy estimates), inodes unknown; no layers where the runtime names no diff ids
+        (CRI-O): the image then counts as one layer of its listed size."""
         need = [i for i in image_ids if i not in self._image_diff_ids]
         for image_id, found in self._map(self._image_info_of, need):
             if found is not None:
                 self._image_labels[image_id], self._image_diff_ids[image_id] = found
-        return {
-            image_id: tuple(
-                Layer(key=key, size_bytes=None, inodes=None)
-                for key in chain_ids(self._image_diff_ids[image_id])
-            )
+        chains = {
+            image_id: chain_ids(self._image_diff_ids[image_id])
             for image_id in image_ids
             if image_id in self._image_diff_ids
         }
+        sized = self._layer_sizes()
+        size = {} if sized is None else dict(zip(*self._sized(sized, chains), strict=True))
+        return {
+            image_id: tuple(Layer(key=key, size_bytes=size.get(key), inodes=None) for key in keys)
+            for image_id, keys in chains.items()
+        }
+
+    def _sized(
+        self, sized: LayerSizes, chains: dict[str, list[str]]
+    ) -> tuple[list[str], list[int | None]]:
+        keys = list(dict.fromkeys(k for stack in chains.values() for k in stack))
+        return keys, self._map(sized.size, keys)
+
+    def _layer_sizes(self) -> LayerSizes | None:
+        """containerd's snapshot sizes (`runtime.containerd_snapshots`): each layer's unpacked
+        size, where the runtime is containerd and its image filesystem names its snapshotter."""
+        if self._sizes_of is None:
+            name, _ = self._runtime_version()
+            snapshotter = (
+                snapshotter_of(self.filesystems()[0].path) if name == "containerd" else None
+            )
+            use = snapshotter is not None
+            self._sizes_of = LayerSizes(self._grpc_channel, snapshotter or "") if use else False
+        return self._sizes_of or None
+
+    def _grpc_channel(self) -> grpc.Channel:
+        self._stubs()
+        assert self._channel is not None
+        return self._channel
 
     def image_tagged_at(self, image_ids: Sequence[str]) -> dict[str, datetime]:
         """CRI has no tag or pull time: history's first sighting is the only evidence."""

@@ -585,3 +585,27 @@ def test_property_caps_keep_the_newest_of_each_unit(fleet):
             age = [(c.created, c.stopped_at, c.id) for c in kept]
             capped_age = [(c.created, c.stopped_at, c.id) for c in capped]
             assert min(age) > max(capped_age)
+
+
+def test_disk_pressure_removals_go_longest_stopped_first_whatever_the_listing_order() -> None:
+    """The plan keeps the runtime's listing order (newest first on Podman and CRI); the removals
+    for disk pressure go oldest first. Mutation caught: the plan's order taken as is (the
+    matrix's Podman 5 and containerd 2 runs removed the five newest of eight)."""
+    from datetime import UTC, datetime, timedelta
+
+    from nodegc.model import Action, ContainerDecision, ContainerPlan, Reason
+    from nodegc.policy.containers import pressure_removals
+    from tests.unit.builders import container
+
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    listed = [
+        container(f"c{k}", created=t0 + timedelta(seconds=k), finished_at=t0 + timedelta(seconds=k))
+        for k in (3, 2, 1, 0)
+    ]
+    plan = ContainerPlan(
+        (
+            *(ContainerDecision(c, c.id, Action.REMOVE, Reason.DISK_PRESSURE) for c in listed),
+            ContainerDecision(container("x"), "x", Action.KEEP, Reason.WITHIN_CAP),
+        )
+    )
+    assert [d.container.id for d in pressure_removals(plan)] == ["c0", "c1", "c2", "c3"]
