@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 
-from nodegc.collect.relief import Candidate, relieve
+from nodegc.collect.relief import Candidate, Settle, relieve
 from nodegc.collect.removal import ResultListener, carry_out, log_result
 from nodegc.model import (
     Action,
@@ -57,6 +57,7 @@ def collect_build_cache(
     stopping: threading.Event,
     listeners: Sequence[ResultListener] = (),
     already: Sequence[str] = (),
+    settle: Settle | None = None,
 ) -> tuple[list[RemovalResult], set[str]]:
     """Remove what `plan` lets go through the closed loop (`collect.relief`), one record at a
     time, stopping a `space`/`inodes` walk once the measured disk meets `target_met`; past the
@@ -105,6 +106,7 @@ def collect_build_cache(
         workers=1,  # BuildKit prunes under one lock: one at a time, measured between
         stopping=stopping,
         listeners=listeners,
+        settle=settle,
     )
     by_key = {holder(d.record.id): d.record.id for d in decisions}
     return relief.results, {by_key[k] for k in relief.not_needed}

@@ -624,6 +624,7 @@ class Collector:
             stopping=_Either(self.stopping, self._lost),
             listeners=self.listeners,
             already=[r.id for r in report.build_cache_results],
+            settle=self._settle(path),
         )
         report.build_cache_results += results
         tried = {r.id for r in report.build_cache_results}

@@ -400,6 +400,14 @@ class DockerRuntime:
         self.data_root()
         return LayerStore.CONTENT_AND_SNAPSHOT if self._containerd_store else LayerStore.ONE_COPY
 
+    @property
+    def frees_asynchronously(self) -> bool:
+        """With the containerd image store, containerd's garbage collector gives a removed
+        record's or image's snapshots back after the request returns: the closed loop waits for
+        the disk to settle. overlay2 and Podman free before they answer."""
+        self.data_root()
+        return bool(self._containerd_store)
+
     def filesystems(self) -> Sequence[StorePath]:
         """Where the engine keeps what: everything under `DockerRootDir` (overlay2, Podman's
         graphroot); with the containerd image store, containerd's snapshotter and content roots
