@@ -39,7 +39,10 @@ def run_json(
 
 
 def fill_to_start(node: Node) -> None:
-    """Fill the images' filesystem to START% (the kubelet's figure)."""
+    """Fill the images' filesystem to START% (the kubelet's figure), from a settled disk: what
+    the scene removed before (images, containers) may still be coming back through containerd's
+    own garbage collection, and the fill must not be undone by it while nodegc plans."""
+    settled_available(node)
     fs = node.images_fs
     assert fs.usage_percent() < START, f"the inventory alone takes {fs.usage_percent()}%"
     fs.fill_to_percent(START)
