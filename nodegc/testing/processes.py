@@ -237,13 +237,36 @@ def unmount(point: Path) -> list[str]:
     return [f"cannot unmount {point}"]
 
 
+LOOP_RELEASE_TIMEOUT = 30.0
+
+
 def detach_loops(image: Path) -> list[str]:
-    """Detach every loop device backed by `image`."""
+    """Detach every loop device backed by `image`, and wait until the kernel has let go of it.
+
+    `losetup -d` on a device that is still mounted somewhere (a mount namespace whose last thread
+    is still exiting: a killed Go engine's leader shows as a zombie before its other threads are
+    gone) only marks it autoclear; the device is freed when that mount goes. Waiting here, on the
+    device itself, means nothing outlives the teardown, whatever the machine's load."""
     problems = []
-    for device in loop_devices(image):
+    devices = loop_devices(image)
+    for device in devices:
         if not retry(lambda device=device: try_run(["losetup", "-d", device])):
             problems.append(f"cannot detach {device}")
+    deadline = time.monotonic() + LOOP_RELEASE_TIMEOUT
+    while busy := [d for d in devices if _backed_by(d, image)]:
+        if time.monotonic() >= deadline:
+            return problems + [f"loop device(s) {busy} still backed by {image}"]
+        time.sleep(POLL_INTERVAL)
     return problems
+
+
+def _backed_by(device: str, image: Path) -> bool:
+    """Whether loop `device` (/dev/loopN) is still bound to `image` (sysfs, deleted files too)."""
+    backing = Path("/sys/block", Path(device).name, "loop", "backing_file")
+    try:
+        return backing.read_text().strip().removesuffix(" (deleted)") == str(image)
+    except OSError:
+        return False
 
 
 def remove_root(root: Path) -> list[str]:
