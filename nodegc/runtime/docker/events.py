@@ -12,6 +12,7 @@ from typing import Any
 
 from nodegc.model import RuntimeEvent, short_id
 from nodegc.runtime import RuntimeError_
+from nodegc.runtime.docker.decoding import loads
 from nodegc.runtime.docker.podman import (
     PODMAN_ACTIONS,
     PODMAN_FILTER,
@@ -88,7 +89,7 @@ class EngineEvents(EngineClient):
         found: list[dict[str, Any]] = []
         for line in body.splitlines():
             try:
-                raw = json.loads(line)
+                raw = loads(line)
             except ValueError:
                 continue
             if isinstance(raw, dict):

@@ -24,6 +24,7 @@ import requests.exceptions
 from docker.transport import UnixHTTPAdapter
 
 from nodegc.runtime import RuntimeError_, RuntimeUnavailable
+from nodegc.runtime.docker.decoding import loads
 from nodegc.runtime.docker.errors import engine_error, explanation
 from nodegc.runtime.docker.podman import is_podman
 from nodegc.runtime.retry import TransportStats, retried
@@ -208,7 +209,7 @@ class EngineClient:
     def _plain_json(self, what: str, method: str, path: str) -> Any:
         body = self._plain_request(what, method, path)
         try:
-            return json.loads(body) if body.strip() else None
+            return loads(body) if body.strip() else None
         except ValueError:
             raise RuntimeError_(f"{what}: engine answered malformed JSON") from None
 
