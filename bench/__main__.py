@@ -85,8 +85,9 @@ def parser() -> argparse.ArgumentParser:
         "--baseline-ref",
         metavar="REF",
         action="append",
-        help="also time `nodegc once` (cold) as of this git ref, or of a directory holding a "
-        "nodegc/ package (before/after in one run); may be repeated",
+        help="also time `nodegc once` (cold; bignode: `report`, cold and warm) as of this git "
+        "ref, or of a directory holding a nodegc/ package (before/after in one run); may be "
+        "repeated",
     )
     g.add_argument(
         "--once-log-level",
@@ -119,6 +120,11 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--bignode-keep", type=Path, metavar="FILE",
         help="leave the engine running, described in FILE; a later run with FILE reuses it",
+    )  # fmt: skip
+    g.add_argument(
+        "--bignode-profile", action="store_true",
+        help="one more warm report in-process under cProfile, with each request's bytes and "
+        "seconds (bench.reportprofile); --baseline-ref REF: REF's reports alternated with these",
     )  # fmt: skip
     return p
 
@@ -230,7 +236,14 @@ def _bignode(args: argparse.Namespace) -> Section:
     from bench import bignode
 
     ((images, containers),) = args.bignode_size
-    return bignode.run(images, containers, args.bignode_rounds, args.bignode_keep)
+    return bignode.run(
+        images,
+        containers,
+        args.bignode_rounds,
+        args.bignode_keep,
+        refs=args.baseline_ref or (),
+        profile=args.bignode_profile,
+    )
 
 
 if __name__ == "__main__":

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -85,69 +87,123 @@ def build(engine: Any, images: int, containers: int, workers: int = 8) -> None:
         list(pool.map(batch, [range(k, containers, workers) for k in range(workers)]))
 
 
-def run_report(argv: Sequence[str], log: Path) -> tuple[float, float, int]:
-    """(wall seconds, peak RSS in MB, exit code) of one process."""
+def run_report(
+    argv: Sequence[str], log: Path, env: dict[str, str]
+) -> tuple[float, float, float, int]:
+    """(wall seconds, CPU seconds, peak RSS in MB, exit code) of one process."""
     with open(log, "ab") as out:
         started = time.perf_counter()
-        proc = subprocess.Popen(argv, env=clean_env(), stdout=subprocess.DEVNULL, stderr=out)
+        proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=out)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - started
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return wall, usage.ru_maxrss / 1024, proc.returncode
+    cpu = usage.ru_utime + usage.ru_stime
+    return wall, cpu, usage.ru_maxrss / 1024, proc.returncode
 
 
-def measure(engine: Any, rounds: int, scratch: Path) -> list[tuple[str, float, float, int, int]]:
-    """(run, seconds, peak MB, requests, exit) of a cold report then `rounds` warm ones."""
-    state = scratch / "state"
-    out: list[tuple[str, float, float, int, int]] = []
+Result = tuple[str, str, float, float, float, int, int]
+"""(run, code, wall s, CPU s, peak MB, requests, exit)."""
+
+NOW = "this tree"
+
+
+def measure(
+    engine: Any, rounds: int, scratch: Path, refs: Sequence[str] = (), profile: bool = False
+) -> list[Result]:
+    """A cold report then `rounds` warm ones, for this tree and for each git ref in `refs` (each
+    with its own state directory), the contenders alternated round by round, the order rotated;
+    with `profile`, one more warm report of this tree in-process under cProfile
+    (`bench.reportprofile`), its output in `scratch`/profile.txt."""
+    from bench.engine import source_of
+
+    envs = {NOW: clean_env()}
+    envs.update((f"@{ref}", clean_env({"PYTHONPATH": str(source_of(ref))})) for ref in refs)
+    names = list(envs)
+    out: list[Result] = []
     with CountingProxy(engine.socket_path, scratch / "proxy.sock") as proxy:
-        argv = nodegc_argv(
-            "report", "--output", "json", "--state-dir", str(state),
-            "--runtime-endpoint", proxy.endpoint, "--log-level", "warning",
-        )  # fmt: skip
         for n in range(rounds + 1):
-            wall, rss, code = run_report(argv, scratch / "report.log")
-            requests = sum(proxy.reset().values())
-            out.append(("cold" if n == 0 else "warm", wall, rss, requests, code))
+            for name in names[n % len(names) :] + names[: n % len(names)]:
+                state = scratch / f"state{names.index(name)}"
+                argv = nodegc_argv(
+                    "report", "--output", "json", "--state-dir", str(state),
+                    "--runtime-endpoint", proxy.endpoint, "--log-level", "warning",
+                )  # fmt: skip
+                proxy.reset()
+                wall, cpu, rss, code = run_report(argv, scratch / "report.log", envs[name])
+                requests = sum(proxy.reset().values())
+                out.append(("cold" if n == 0 else "warm", name, wall, cpu, rss, requests, code))
+        if profile:
+            _profile(scratch, proxy.endpoint)
     return out
 
 
+def _profile(scratch: Path, endpoint: str) -> None:
+    warm = scratch / "state-profile"
+    shutil.copytree(scratch / "state0", warm)
+    argv = [sys.executable, "-m", "bench.reportprofile", "--state-dir", str(warm),
+            "--runtime-endpoint", endpoint]  # fmt: skip
+    with open(scratch / "profile.txt", "wb") as out:
+        subprocess.run(argv, env=clean_env(), stdout=out, stderr=subprocess.STDOUT, check=False)
+
+
 def run(
-    images: int = 5000, containers: int = 20000, rounds: int = 3, keep: Path | None = None
+    images: int = 5000,
+    containers: int = 20000,
+    rounds: int = 3,
+    keep: Path | None = None,
+    refs: Sequence[str] = (),
+    profile: bool = False,
 ) -> Section:
     section = Section(
         "bignode",
         f"bignode: `nodegc report --output json` on {images:,} images + {containers:,} "
         "created containers (real dockerd)",
-        ["run", "seconds", "peak RSS MB", "requests", "exit"],
+        ["run", "code", "seconds", "CPU s", "peak RSS MB", "requests", "exit"],
     )
     scratch = Path(tempfile.mkdtemp(prefix="nodegc-bench-big-"))
-    results = _with_engine(images, containers, rounds, keep, scratch)
-    for name, wall, rss, requests, code in results:
-        section.rows.append([name, f"{wall:.2f}", f"{rss:.0f}", str(requests), str(code)])
-    warm = [r for r in results if r[0] == "warm"]
-    cold = results[0]
-    warm_s, warm_rss = median([r[1] for r in warm]), max(r[2] for r in warm)
+    load = os.getloadavg()
+    results = _with_engine(images, containers, rounds, keep, scratch, (refs, profile))
+    for name, code, wall, cpu, rss, requests, exit_code in results:
+        section.rows.append([name, code, f"{wall:.2f}", f"{cpu:.2f}", f"{rss:.0f}",
+                             str(requests), str(exit_code)])  # fmt: skip
+    section.notes.append(
+        f"load average {load[0]:.1f} before, {os.getloadavg()[0]:.1f} after; logs in {scratch}"
+        + (f"; profile: {scratch / 'profile.txt'}" if profile else "")
+    )
+    mine = [r for r in results if r[1] == NOW]
+    warm = [r for r in mine if r[0] == "warm"]
+    cold = mine[0]
+    warm_s, warm_rss = median([r[2] for r in warm]), max(r[4] for r in warm)
     section.summary += [
         Row("bignode", "report warm, median s", f"{warm_s:.2f}", f"< {GOAL_SECONDS} s",
             warm_s < GOAL_SECONDS),
         Row("bignode", "report warm, peak RSS MB", f"{warm_rss:.0f}", f"< {GOAL_RSS_MB:.0f}",
             warm_rss < GOAL_RSS_MB),
-        Row("bignode", "report cold s / requests", f"{cold[1]:.2f} / {cold[3]:,}",
+        Row("bignode", "report cold s / requests", f"{cold[2]:.2f} / {cold[5]:,}",
             "as few requests per new image as the engine allows", None),
     ]  # fmt: skip
+    for name in dict.fromkeys(r[1] for r in results if r[1] != NOW):
+        theirs = median([r[2] for r in results if r[1] == name and r[0] == "warm"])
+        section.summary.append(
+            Row("bignode", f"report warm, median s {name} (same rounds)", f"{theirs:.2f}")
+        )
     return section
 
 
 def _with_engine(
-    images: int, containers: int, rounds: int, keep: Path | None, scratch: Path
-) -> list[tuple[str, float, float, int, int]]:
+    images: int,
+    containers: int,
+    rounds: int,
+    keep: Path | None,
+    scratch: Path,
+    extra: tuple[Sequence[str], bool],
+) -> list[Result]:
     from nodegc.testing.engine import IsolatedEngine
 
     require_root()
     if keep is not None and keep.exists():
         engine = IsolatedEngine.attach(json.loads(keep.read_text()))
-        return measure(engine, rounds, scratch)
+        return measure(engine, rounds, scratch, *extra)
     # A created container takes about 35 inodes (its layer, init layer and config): the default
     # inode ratio runs out at about 6,000 of them on 4 GiB.
     size_mb, inodes = 8192, 2_000_000
@@ -156,7 +212,7 @@ def _with_engine(
         engine.start()
         keep.write_text(json.dumps(engine.detach()))
         build(engine, images, containers)
-        return measure(engine, rounds, scratch)
+        return measure(engine, rounds, scratch, *extra)
     with IsolatedEngine(size_mb=size_mb, inodes=inodes) as engine:
         build(engine, images, containers)
-        return measure(engine, rounds, scratch)
+        return measure(engine, rounds, scratch, *extra)

@@ -109,14 +109,7 @@ def _nodegc_once(engine: Any, scratch: Path, log: Path) -> float:
 def nodegc_at(ref: str) -> Contender:
     """`nodegc once` (cold) as of git `ref` (or of a directory holding a nodegc/ package): put
     first on PYTHONPATH, the installed dependencies serving both. Before/after in one run."""
-    if (Path(ref) / "nodegc" / "__init__.py").exists():
-        src = Path(ref).resolve()
-    else:
-        src = Path(tempfile.mkdtemp(prefix="nodegc-ref-"))
-        archive = subprocess.run(
-            ["git", "-C", str(REPO), "archive", ref, "nodegc"], capture_output=True, check=True
-        )
-        subprocess.run(["tar", "-x", "-C", str(src)], input=archive.stdout, check=True)
+    src = source_of(ref)
 
     def run(engine: Any, scratch: Path, log: Path) -> float:
         argv = nodegc_argv(
@@ -126,6 +119,19 @@ def nodegc_at(ref: str) -> Contender:
         return timed([*argv, *flags], clean_env({"PYTHONPATH": str(src)}), log)
 
     return Contender(f"nodegc once (cold) @{ref}", run)
+
+
+def source_of(ref: str) -> Path:
+    """A directory holding the nodegc/ package as of git `ref` (or `ref` itself when it holds
+    one), to put first on PYTHONPATH."""
+    if (Path(ref) / "nodegc" / "__init__.py").exists():
+        return Path(ref).resolve()
+    src = Path(tempfile.mkdtemp(prefix="nodegc-ref-"))
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", ref, "nodegc"], capture_output=True, check=True
+    )
+    subprocess.run(["tar", "-x", "-C", str(src)], input=archive.stdout, check=True)
+    return src
 
 
 def _nodegc_report(engine: Any, scratch: Path, log: Path) -> None:
