@@ -2,6 +2,9 @@
 cProfile, with every engine request (method, path, bytes, seconds) and the process's CPU.
 
     .venv/bin/python -m bench.reportprofile --state-dir DIR --runtime-endpoint unix:///S [--top N]
+    .venv/bin/python -m bench.reportprofile ... --command once -- --image-gc-high-threshold=1 ...
+
+(`--command once`: a `nodegc once` instead, the arguments after `--` added to its command line.)
 
 The state directory is used as given (copy a warm one first to keep it as it was). cProfile sees
 the main thread only: the container listing, asked in a thread at the same time as the image
@@ -54,14 +57,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--state-dir", required=True)
     p.add_argument("--runtime-endpoint", required=True)
     p.add_argument("--top", type=int, default=40, help="functions shown (40)")
+    p.add_argument("--command", default="report", choices=["report", "once"])
+    p.add_argument("extra", nargs="*", help="more arguments for the command (after --)")
     args = p.parse_args(argv)
     log: list[tuple[str, str, int, float]] = []
     _timed_requests(log)
     from nodegc.cli import main as nodegc_main
 
     argv_report = [
-        "report", "--output", "json", "--state-dir", args.state_dir,
-        "--runtime-endpoint", args.runtime_endpoint, "--log-level", "warning",
+        args.command, "--output", "json", "--state-dir", args.state_dir,
+        "--runtime-endpoint", args.runtime_endpoint, "--log-level", "warning", *args.extra,
     ]  # fmt: skip
     profile = cProfile.Profile()
     stdout, sys.stdout = sys.stdout, open(os.devnull, "w")  # noqa: SIM115
