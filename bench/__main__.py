@@ -122,6 +122,10 @@ def parser() -> argparse.ArgumentParser:
         help="leave the engine running, described in FILE; a later run with FILE reuses it",
     )  # fmt: skip
     g.add_argument(
+        "--bignode-timeout", default="", metavar="DURATION",
+        help="the reports' --runtime-request-timeout (nodegc's default: 30s)",
+    )  # fmt: skip
+    g.add_argument(
         "--bignode-profile", action="store_true",
         help="one more warm report in-process under cProfile, with each request's bytes and "
         "seconds (bench.reportprofile); --baseline-ref REF: REF's reports alternated with these",
@@ -243,6 +247,7 @@ def _bignode(args: argparse.Namespace) -> Section:
         args.bignode_keep,
         refs=args.baseline_ref or (),
         profile=args.bignode_profile,
+        timeout=args.bignode_timeout,
     )
 
 

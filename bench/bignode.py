@@ -108,12 +108,18 @@ NOW = "this tree"
 
 
 def measure(
-    engine: Any, rounds: int, scratch: Path, refs: Sequence[str] = (), profile: bool = False
+    engine: Any,
+    rounds: int,
+    scratch: Path,
+    refs: Sequence[str] = (),
+    profile: bool = False,
+    timeout: str = "",
 ) -> list[Result]:
     """A cold report then `rounds` warm ones, for this tree and for each git ref in `refs` (each
     with its own state directory), the contenders alternated round by round, the order rotated;
     with `profile`, one more warm report of this tree in-process under cProfile
-    (`bench.reportprofile`), its output in `scratch`/profile.txt."""
+    (`bench.reportprofile`), its output in `scratch`/profile.txt. `timeout`: the reports'
+    `--runtime-request-timeout` (the breakdown's `/system/df` can outlast the default 30 s)."""
     from bench.engine import source_of
 
     envs = {NOW: clean_env()}
@@ -127,6 +133,7 @@ def measure(
                 argv = nodegc_argv(
                     "report", "--output", "json", "--state-dir", str(state),
                     "--runtime-endpoint", proxy.endpoint, "--log-level", "warning",
+                    *(["--runtime-request-timeout", timeout] if timeout else []),
                 )  # fmt: skip
                 proxy.reset()
                 wall, cpu, rss, code = run_report(argv, scratch / "report.log", envs[name])
@@ -153,6 +160,7 @@ def run(
     keep: Path | None = None,
     refs: Sequence[str] = (),
     profile: bool = False,
+    timeout: str = "",
 ) -> Section:
     section = Section(
         "bignode",
@@ -162,7 +170,7 @@ def run(
     )
     scratch = Path(tempfile.mkdtemp(prefix="nodegc-bench-big-"))
     load = os.getloadavg()
-    results = _with_engine(images, containers, rounds, keep, scratch, (refs, profile))
+    results = _with_engine(images, containers, rounds, keep, scratch, (refs, profile, timeout))
     for name, code, wall, cpu, rss, requests, exit_code in results:
         section.rows.append([name, code, f"{wall:.2f}", f"{cpu:.2f}", f"{rss:.0f}",
                              str(requests), str(exit_code)])  # fmt: skip
@@ -196,7 +204,7 @@ def _with_engine(
     rounds: int,
     keep: Path | None,
     scratch: Path,
-    extra: tuple[Sequence[str], bool],
+    extra: tuple[Sequence[str], bool, str],
 ) -> list[Result]:
     from nodegc.testing.engine import IsolatedEngine
 
