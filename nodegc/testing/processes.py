@@ -67,8 +67,9 @@ class EngineError(RuntimeError):
     """The private engine could not be set up, started, stopped or cleaned up."""
 
 
-def engine_pids(root: Path) -> dict[int, bytes]:
-    """Engine processes (by comm) whose command line mentions a path under `root`: pid -> argv."""
+def engine_pids(root: Path, comms: frozenset[str] = ENGINE_COMMS) -> dict[int, bytes]:
+    """Engine processes (by comm: dockerd's and containerd's unless `comms` says otherwise)
+    whose command line mentions a path under `root`: pid -> argv."""
     needle = f"{root}/".encode()
     found = {}
     for entry in os.scandir("/proc"):
@@ -76,7 +77,7 @@ def engine_pids(root: Path) -> dict[int, bytes]:
             continue
         try:
             name = Path(entry.path, "comm").read_text().strip()
-            cmdline = Path(entry.path, "cmdline").read_bytes() if name in ENGINE_COMMS else b""
+            cmdline = Path(entry.path, "cmdline").read_bytes() if name in comms else b""
         except OSError:
             continue
         if needle in cmdline:
@@ -255,7 +256,7 @@ def detach_loops(image: Path) -> list[str]:
     deadline = time.monotonic() + LOOP_RELEASE_TIMEOUT
     while busy := [d for d in devices if _backed_by(d, image)]:
         if time.monotonic() >= deadline:
-            return problems + [f"loop device(s) {busy} still backed by {image}"]
+            return [*problems, f"loop device(s) {busy} still backed by {image}"]
         time.sleep(POLL_INTERVAL)
     return problems
 
