@@ -11,6 +11,10 @@ Teardown is robust to failures half-way and also runs from a `weakref.finalize` 
 `python -m nodegc.testing.engine start --size-mb N --state-file F` leaves an engine running after
 the command exits (prints `DOCKER_HOST=unix://...`); `stop --state-file F` tears it down.
 Needs root, dockerd, containerd, runc, losetup, mkfs.ext4 and mount/umount.
+
+The pieces live beside it, public: the dockerd's resources, command line, start, stop and
+teardown in `dockerd.py`, the loop filesystem and its filling in `loopfs.py`, running a
+container in `containers.py`, processes, mounts and loop devices in `processes.py`.
 """
 
 from __future__ import annotations
