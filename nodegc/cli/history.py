@@ -9,8 +9,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from nodegc.cli.exits import EXIT_OK, EXIT_USAGE
-from nodegc.cli.render import table
 from nodegc.cli.safe import visible, visible_lines
+from nodegc.cli.tables import table
 from nodegc.clock import Clock, utcnow
 from nodegc.config import Settings
 from nodegc.durations import format_duration, humanize_age

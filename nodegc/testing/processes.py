@@ -68,8 +68,9 @@ class EngineError(RuntimeError):
     """The private engine could not be set up, started, stopped or cleaned up."""
 
 
-def engine_pids(root: Path) -> dict[int, bytes]:
-    """Engine processes (by comm) whose command line mentions a path under `root`: pid -> argv."""
+def engine_pids(root: Path, comms: frozenset[str] = ENGINE_COMMS) -> dict[int, bytes]:
+    """Engine processes (by comm: dockerd's and containerd's unless `comms` says otherwise)
+    whose command line mentions a path under `root`: pid -> argv."""
     needle = f"{root}/".encode()
     found = {}
     for entry in os.scandir("/proc"):
@@ -77,7 +78,7 @@ def engine_pids(root: Path) -> dict[int, bytes]:
             continue
         try:
             name = Path(entry.path, "comm").read_text().strip()
-            cmdline = Path(entry.path, "cmdline").read_bytes() if name in ENGINE_COMMS else b""
+            cmdline = Path(entry.path, "cmdline").read_bytes() if name in comms else b""
         except OSError:
             continue
         if needle in cmdline:
