@@ -217,7 +217,7 @@ class Collector:
         self.layers: dict[str, tuple[Layer, ...]] = state.load_layers()
         self._layers_dirty = False
         # What a listed byte costs on the disk, where the runtime says listed sizes are not it.
-        self.cost = LayerCost(getattr(runtime, "listed_size_cost", None), state, persist=persist)
+        self.cost = LayerCost(runtime.listed_size_cost, state, persist=persist)
         self.lock = threading.RLock()
         self.history_save_error: str | None = None
         self.last_snapshot: Snapshot | None = None
@@ -729,7 +729,7 @@ class Collector:
     def _settle(self, path: str) -> Settle | None:
         """Where the runtime frees after its removals return (its data, `frees_asynchronously`):
         measuring `path` until the disk is steady."""
-        if not getattr(self.runtime, "frees_asynchronously", False):
+        if not self.runtime.frees_asynchronously:
             return None
         return lambda done: settled(lambda: self.measure(path), done)
 
