@@ -85,6 +85,41 @@ def untouchable_note(
     )
 
 
+def target_missed(
+    space: SpaceReport | None, path: str, needed_bytes: int, freed_bytes: int
+) -> dict[str, Any]:
+    """The audit record's fields when image GC missed its target on `path` (`"event":
+    "target-missed"`): what was needed and freed (measured), and the three biggest holders
+    nodegc may not touch there (empty where the runtime cannot say)."""
+    held = space.untouchable(path) if space is not None else ()
+    return {
+        "filesystem": path,
+        "needed_bytes": needed_bytes,
+        "freed_bytes": freed_bytes,
+        "holders": [
+            {"kind": str(h.kind), "name": h.name, "bytes": h.size_bytes, "path": h.path or None}
+            for h in held
+        ],
+    }
+
+
+def missed_records(report: Any, space: SpaceReport | None) -> list[dict[str, Any]]:
+    """The `target-missed` audit records of a cycle (a `CycleReport`): the image filesystem's
+    when image GC missed its target, and each other filesystem left short; none for a dry run."""
+    if report.dry_run:
+        return []
+    out = []
+    if not report.image_target_reached:
+        fs = report.images_after or report.filesystem_after or report.filesystem_before
+        out.append(
+            target_missed(space, fs.path, report.image_plan.bytes_to_free, report.disk_bytes_freed)
+        )
+    for plan, after in report.filesystems_short:
+        freed = max(0, after.available_bytes - plan.filesystem.available_bytes)
+        out.append(target_missed(space, after.path, plan.bytes_to_free, freed))
+    return out
+
+
 def holder_json(h: Holder) -> dict[str, Any]:
     return {
         "kind": str(h.kind),
