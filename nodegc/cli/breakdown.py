@@ -47,15 +47,16 @@ def describe(h: Holder) -> str:
 def space_lines(space: SpaceReport | None) -> list[str]:
     """The table's section: per filesystem, its kinds and its biggest holders."""
     if space is None:
-        return ["Where the space is: the runtime cannot say (Docker only)"]
+        return ["Where the space is: the runtime cannot say"]
     lines = []
     for b in space.filesystems:
         roles = ", ".join(str(r) for r in b.roles) or "everything"
         lines.append(
             f"Where the space is on {visible(b.path)} ({roles}): {human_bytes(b.used_bytes)} used"
         )
-        for kind, size in b.by_kind:
-            lines.append(f"  {_LABELS[kind]:<28} {human_bytes(size):>12}")
+        for kind, size in b.sizes().items():
+            shown = "unknown" if size is None else human_bytes(size)
+            lines.append(f"  {_LABELS[kind]:<28} {shown:>12}")
         for h in b.biggest:
             lines.append(f"  biggest: {describe(h)}")
     return lines

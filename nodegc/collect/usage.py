@@ -12,8 +12,7 @@ from typing import Any
 from nodegc.holders import Breakdown, Holder, HolderKind
 from nodegc.model import FilesystemStats
 from nodegc.policy.breakdown import breakdown, untouchable
-from nodegc.runtime import Runtime, RuntimeError_, RuntimeUnavailable
-from nodegc.runtime.docker_usage import space_holders
+from nodegc.runtime import Runtime, RuntimeError_, RuntimeUnavailable, cri_usage, docker_usage
 from nodegc.units import human_bytes
 
 log = logging.getLogger(__name__)
@@ -36,18 +35,20 @@ class SpaceReport:
 
 
 def explain(runtime: Runtime, filesystems: Sequence[FilesystemStats]) -> SpaceReport | None:
-    """The breakdown, or None where the runtime cannot say (Podman, CRI) or the engine failed
-    to answer (said in the log: an explanation is never worth failing a command for)."""
+    """The breakdown (Docker, Podman: `runtime.docker_usage`; CRI: `runtime.cri_usage`), or None
+    where the runtime cannot say or the engine failed to answer (said in the log: an
+    explanation is never worth failing a command for)."""
     try:
-        holders = space_holders(runtime)
+        found = docker_usage.space_holders(runtime) or cri_usage.space_holders(runtime)
     except RuntimeUnavailable:
         raise
     except RuntimeError_ as exc:
         log.warning("where the space is: unavailable", extra={"error": str(exc)})
         return None
-    if holders is None:
+    if found is None:
         return None
-    return SpaceReport(breakdown(filesystems, holders), tuple(holders))
+    spread = breakdown(filesystems, found.holders, unknown=found.unknown)
+    return SpaceReport(spread, found.holders)
 
 
 _WHAT = {
@@ -141,7 +142,7 @@ def space_json(space: SpaceReport | None) -> list[dict[str, Any]] | None:
             "path": b.path,
             "roles": [str(r) for r in b.roles],
             "used_bytes": b.used_bytes,
-            "bytes": {str(kind): size for kind, size in b.by_kind},
+            "bytes": {str(kind): size for kind, size in b.sizes().items()},
             "biggest": [holder_json(h) for h in b.biggest],
         }
         for b in space.filesystems

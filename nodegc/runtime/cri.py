@@ -799,6 +799,13 @@ class CriRuntime:
         }
         return DiskUsage(container_sizes=sizes)
 
+    def cri_space_hooks(self) -> Any:
+        """Where the space is (issue 22; the code is `runtime/cri_usage.py`): container
+        statuses through this runtime's calls."""
+        from nodegc.runtime.cri_usage import LogPaths
+
+        return LogPaths(self._container_status, self._map)
+
     def remove_build_cache(self, record: BuildCacheRecord) -> int:
         raise NotFound(f"remove build cache {record.id}: a CRI runtime has no build cache")
 
