@@ -366,6 +366,7 @@ class Daemon:
                 extra={
                     "filesystems": {fs.path: fs.usage_percent for fs, _ in observed},
                     "condition": message,
+                    "reason": reason,
                     "high": high,
                     "inode_high": inode_high,
                 },

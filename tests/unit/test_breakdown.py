@@ -214,3 +214,29 @@ def test_cri_log_bytes_count_the_rotated_files(tmp_path) -> None:
     )
     assert (size, device) == (blocks, os.lstat(current).st_dev)
     assert log_bytes(str(tmp_path / "missing.log")) == (0, None)
+
+
+def test_status_shows_a_fill_rate_line_per_filesystem_once() -> None:
+    """`details.fill_rates` (every watched filesystem) shown one line each; `fill_rate` (the
+    image filesystem's, one of them) not again. Mutation caught: the container filesystem's
+    estimate not shown, or the image filesystem's twice."""
+    from datetime import UTC, datetime
+
+    from nodegc.cli.status import render_conditions
+
+    rates = [
+        {"filesystem": "/images", "bytes_per_second": 0.0, "seconds_until_high": None,
+         "seconds_until_full": None},
+        {"filesystem": "/data", "bytes_per_second": 5000.0, "seconds_until_high": 30.0,
+         "seconds_until_full": 90.0},
+    ]  # fmt: skip
+    data = {
+        "version": "1",
+        "conditions": [],
+        "details": {"fill_rate": rates[0], "fill_rates": rates},
+    }
+    text = render_conditions(data, datetime.now(UTC))
+    assert text.count("Fill rate of /images") == 1, text
+    assert (
+        "Fill rate of /data (the daemon's estimate): 5000.0 B/s; high threshold in 30.0 s" in text
+    )
