@@ -320,8 +320,10 @@ class Daemon:
             return
         observed = pressure_on_each(measured, self.settings.images)
         log.info(
-            "usage crossed the high threshold: starting image GC now",
-            extra=pressure_log_fields(observed),
+            "usage crossed the high threshold: starting image GC now"
+            if pressure
+            else "usage projected to cross the high threshold: starting image GC now",
+            extra=pressure_log_fields(observed) if pressure else {"projected": list(soon)},
         )
         assert self.scheduler is not None
         if self.collector is not None:  # the next image cycle plans as if high were crossed
@@ -352,7 +354,8 @@ class Daemon:
         self.board.set_details(filesystems=filesystems_detail(observed, images))
         before = self.board.get(DISK_PRESSURE)
         first = before is None or before.status == "Unknown"
-        if self.board.set(DISK_PRESSURE, pressure, reason, message):
+        changed = self.board.set(DISK_PRESSURE, pressure, reason, message)
+        if changed or (before is not None and before.reason != reason):  # the rule changed
             kinds = sorted({k for _, ks in observed for k in ks})
             log.log(
                 logging.WARNING if pressure else logging.INFO,
@@ -361,7 +364,7 @@ class Daemon:
                 else "disk pressure projected within images.lookahead"
                 if soon
                 else "no disk pressure"
-                if first
+                if first or not changed
                 else "disk pressure relieved",
                 extra={
                     "filesystems": {fs.path: fs.usage_percent for fs, _ in observed},

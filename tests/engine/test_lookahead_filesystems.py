@@ -1,8 +1,9 @@
 """images.lookahead on every filesystem the daemon watches: Docker 28.5 (forky root) with the
 containerd image store on a loop ext4 of its own and the data root (logs, volumes) on another.
 A writer fills the data root alone at a steady rate and stops below the high threshold: the
-projected crossing there starts image GC, which removes the dead containers whose logs fill it,
-before the threshold is ever crossed. The image filesystem stays nearly empty and flat."""
+projected crossing there starts image GC, which removes dead containers (their logs fill it)
+down to the low threshold, before the high one is ever crossed. The image filesystem stays
+nearly empty and flat."""
 
 from __future__ import annotations
 
@@ -79,8 +80,8 @@ def test_a_projected_crossing_on_the_data_root_frees_it_before_the_threshold(
     assert _on(first["path"], data_fs), first
     assert first["usage_percent"] < HIGH, first
     with engine.api() as api:
-        wait_for(lambda: not {c["Id"] for c in api.containers(all=True)} & set(dead), DEADLINE)
+        wait_for(lambda: len({c["Id"] for c in api.containers(all=True)} & set(dead)) < 2, DEADLINE)
         assert {i["Id"] for i in api.images()} == images
-    assert data_fs.usage_percent() < HIGH
+    assert data_fs.usage_percent() <= LOW
     said = [x for x in daemon.logs() if x.get("reason") == "UsageProjectedAboveHighThreshold"]
     assert said and first["path"] in said[0]["condition"], said
