@@ -1,4 +1,4 @@
-"""The tag walk of `nodegc.runtime.docker_tags` against a small model of Docker's reference store
+"""The tag walk of `nodegc.runtime.docker.tags` against a small model of Docker's reference store
 (the real engines are in tests/reliability/test_moving_tags.py): deleting a name untags it and
 deletes the image behind it when that was its last name; deleting by id refuses an image with
 more than one tag and removes only that image's own names; tagging moves a name."""
@@ -13,7 +13,7 @@ import pytest
 
 from nodegc.model import Image
 from nodegc.runtime import Conflict, NotFound, RuntimeError_
-from nodegc.runtime.docker_tags import (
+from nodegc.runtime.docker.tags import (
     last_tagged,
     references_to_walk,
     remove,
