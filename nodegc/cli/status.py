@@ -71,6 +71,7 @@ def render_conditions(data: Mapping[str, Any], now: datetime) -> str:
         parts += [
             detail_lines(key, value) or f"{visible(key)}: {visible(_detail(value))}"
             for key, value in details.items()
+            if not (key == "fill_rate" and "fill_rates" in details)  # one of fill_rates
         ]
     return visible_lines("\n".join(parts))
 

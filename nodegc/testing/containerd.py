@@ -340,13 +340,16 @@ class IsolatedContainerd(FillableFilesystem):
         uid: str | None = None,
         attempt: int = 0,
         labels: Mapping[str, str] | None = None,
+        log_directory: str = "",
     ) -> str:
-        """Run a pod sandbox in the node's network namespace (no CNI); returns its id."""
+        """Run a pod sandbox in the node's network namespace (no CNI); returns its id.
+        `log_directory`: where its containers' logs go (the kubelet's /var/log/pods/<pod>)."""
         config = pb.PodSandboxConfig(
             metadata=pb.PodSandboxMetadata(
                 name=name, namespace=namespace, uid=uid or str(uuid.uuid4()), attempt=attempt
             ),
             labels=dict(labels or {}),
+            log_directory=log_directory,
             linux=pb.LinuxPodSandboxConfig(
                 cgroup_parent=self.cgroup_parent,
                 security_context=pb.LinuxSandboxSecurityContext(
@@ -375,13 +378,16 @@ class IsolatedContainerd(FillableFilesystem):
         name: str = "app",
         attempt: int = 0,
         labels: Mapping[str, str] | None = None,
+        log_path: str = "",
     ) -> str:
-        """Create (not start) a container in a sandbox; returns its id."""
+        """Create (not start) a container in a sandbox; returns its id. `log_path`: its log,
+        relative to the sandbox's log directory (the kubelet's `<name>/<attempt>.log`)."""
         config = pb.ContainerConfig(
             metadata=pb.ContainerMetadata(name=name, attempt=attempt),
             image=pb.ImageSpec(image=image),
             command=list(command),
             labels=dict(labels or {}),
+            log_path=log_path,
             linux=pb.LinuxContainerConfig(
                 security_context=pb.LinuxContainerSecurityContext(
                     namespace_options=pb.NamespaceOption(network=pb.NODE)
@@ -408,10 +414,11 @@ class IsolatedContainerd(FillableFilesystem):
         attempt: int = 0,
         labels: Mapping[str, str] | None = None,
         wait: bool = True,
+        log_path: str = "",
     ) -> str:
         """Create and start a container; wait until it has exited unless `wait=False`."""
         container_id = self.create_container(
-            sandbox_id, image, command, name=name, attempt=attempt, labels=labels
+            sandbox_id, image, command, name=name, attempt=attempt, labels=labels, log_path=log_path
         )
         self.rt.StartContainer(
             pb.StartContainerRequest(container_id=container_id), timeout=RPC_TIMEOUT

@@ -14,6 +14,7 @@ import logging
 import threading
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from nodegc.model import (
     BuildCacheRecord,
@@ -388,6 +389,13 @@ class CriRuntime(RuntimeDifferences):
             if s.attributes.id and s.HasField("writable_layer")
         }
         return DiskUsage(container_sizes=sizes)
+
+    def cri_space_hooks(self) -> Any:
+        """Where the space is (issue 22; the code is `runtime/cri_usage.py`): container
+        statuses through this runtime's calls."""
+        from nodegc.runtime.cri_usage import LogPaths
+
+        return LogPaths(self._container_status, self._map)
 
     def remove_build_cache(self, record: BuildCacheRecord) -> int:
         raise NotFound(f"remove build cache {record.id}: a CRI runtime has no build cache")
