@@ -217,7 +217,7 @@ class Collector:
         self.layers: dict[str, tuple[Layer, ...]] = state.load_layers()
         self._layers_dirty = False
         # What a listed byte costs on the disk, where the runtime says listed sizes are not it.
-        self.cost = LayerCost(getattr(runtime, "listed_size_cost", None), state, persist=persist)
+        self.cost = LayerCost(runtime.listed_size_cost, state, persist=persist)
         self.lock = threading.RLock()
         self.history_save_error: str | None = None
         self.last_snapshot: Snapshot | None = None
@@ -460,8 +460,11 @@ class Collector:
                     self.runtime, self.settings, self.clock(), self.listeners
                 )
             if images:
-                self._free_disk(report, snapshot if not containers else None)
-                self._relieve_other_filesystems(report)
+                try:
+                    self._free_disk(report, snapshot if not containers else None)
+                    self._relieve_other_filesystems(report)
+                finally:  # images.lookahead: a projection plans every filesystem of one cycle
+                    self.projected = False
             report.filesystem_after = self.measure(snapshot.filesystem.path)
             if len(snapshot.measured) > 1:
                 report.filesystems_after = remeasure(snapshot.measured, self.measure)
@@ -501,7 +504,6 @@ class Collector:
             self._free_disk_in_order(report, current)
         finally:  # where image GC left the disk, whichever step it stopped at
             self._until_low = None
-            self.projected = False
             if report.images_before is not None:
                 report.images_after = self.measure(report.images_before.path)
             if self._engine_lost is None and not self.stopping.is_set():
@@ -729,7 +731,7 @@ class Collector:
     def _settle(self, path: str) -> Settle | None:
         """Where the runtime frees after its removals return (its data, `frees_asynchronously`):
         measuring `path` until the disk is steady."""
-        if not getattr(self.runtime, "frees_asynchronously", False):
+        if not self.runtime.frees_asynchronously:
             return None
         return lambda done: settled(lambda: self.measure(path), done)
 

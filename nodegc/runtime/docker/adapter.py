@@ -121,6 +121,10 @@ class DockerRuntime(EngineEvents):
         self.data_root()
         return bool(self._containerd_store)
 
+    # Listed sizes are what the disk holds (overlay2, Podman; the containerd image store's
+    # layers are sized from its snapshots by `image_layers`): no cost factor to learn.
+    listed_size_cost: float | None = None
+
     def filesystems(self) -> Sequence[StorePath]:
         """Where the engine keeps what: everything under `DockerRootDir` (overlay2, Podman's
         graphroot); with the containerd image store, containerd's snapshotter and content roots
