@@ -23,7 +23,7 @@ from nodegc.collect.learn import learn_layers
 from nodegc.collect.observe import Measure, check_targets, measure, remeasure, take_snapshot
 from nodegc.collect.pause import cycle_collector_paused
 from nodegc.collect.rebuild import rebuild_history
-from nodegc.collect.relief import Candidate, Settle, relieve, settled
+from nodegc.collect.relief import Candidate, Loop, Settle, relieve, settled
 from nodegc.collect.removal import ResultListener, carry_out, log_result, tell
 from nodegc.collect.sandboxes import collect_sandboxes
 from nodegc.config import ImageSettings, Settings
@@ -52,7 +52,8 @@ from nodegc.policy.filesystems import filesystem_target_met as met_for
 from nodegc.policy.filesystems import pressured_elsewhere, short_of_target
 from nodegc.policy.finish_times import finish_times_needed, with_finish_times
 from nodegc.policy.history import observe, record_events
-from nodegc.policy.images import bytes_met, image_holdings, target_met
+from nodegc.policy.images import image_holdings, target_met
+from nodegc.policy.ladder import Goal, Ladder, Step, plan_settings, pressure_ladder
 from nodegc.policy.space import Ledger, store_costs
 from nodegc.runtime import Runtime, RuntimeError_, RuntimeUnavailable, connect
 from nodegc.state.audit import audit_path, read_audit
@@ -104,6 +105,8 @@ class CycleReport:
     # Planned removals left out because the measured disk had reached the target.
     images_not_needed: set[str] = field(default_factory=set)
     build_cache_not_needed: set[str] = field(default_factory=set)
+    # The steps of the policy's ladder (`policy.ladder`) the cycle carried out, in order.
+    steps: list[Step] = field(default_factory=list)
     # Planned removals never started because the engine was lost first (not in the audit).
     not_attempted: int = 0
     error: str | None = None  # why the cycle stopped short (the engine was lost), if it did
@@ -223,10 +226,9 @@ class Collector:
         self.last_snapshot: Snapshot | None = None
         # Set when the process is asked to stop: removals not yet started are skipped.
         self.stopping = threading.Event()
-        # Set while image GC, having found the disk above a high threshold, brings it down: the
-        # steps after the first plan go on to the low thresholds whatever the high ones say
-        # (the plan that found the pressure: which of bytes and inodes it was).
-        self._until_low: ImagePlan | None = None
+        # Set while image GC climbs the policy's pressure ladder (`policy.ladder`): its goal, and
+        # the settings the plans after the first are made with (the hysteresis).
+        self._ladder: Ladder | None = None
         # What the image tag walks are about to do, on disk (`collect.intents`).
         self.journal = intents.journal_for(runtime, state)
         # The engine was found unreachable during this cycle's removals: start no more.
@@ -280,19 +282,11 @@ class Collector:
             return snapshot
 
     def _image_settings(self) -> ImageSettings:
-        """The image settings plans are made with: as configured; while image GC is bringing
-        the disk down (`_until_low`), with each trigger just past its target
-        (`policy.targets.while_freeing`)."""
-        found = self._until_low
-        if found is None and self.projected:  # images.lookahead: as if high had been crossed
-            return targets.while_freeing(self.settings.images, found_bytes=True, found_inodes=False)
-        if found is None:
-            return self.settings.images
-        return targets.while_freeing(
-            self.settings.images,
-            found_bytes=bool(found.bytes_to_free),
-            found_inodes=bool(found.inodes_to_free),
-        )
+        """The image settings plans are made with: the ladder's while image GC climbs it (the
+        hysteresis), else as the policy has them (`policy.ladder.plan_settings`)."""
+        if self._ladder is not None:
+            return self._ladder.settings
+        return plan_settings(self.settings.images, projected=self.projected)
 
     def _with_disk_usage(self, snapshot: Snapshot) -> Snapshot:
         images, containers = self._image_settings(), self.settings.containers
@@ -343,7 +337,7 @@ class Collector:
         those (`policy.finish_times`): a round at a time, as each answer can settle others.
         Raises RuntimeUnavailable like a listing: nothing is decided on a partial answer."""
         asked: set[str] = set()
-        pressure = bool(targets.bytes_wanted(snapshot.filesystem, self._image_settings())[0])
+        pressure = targets.under_pressure(snapshot.filesystem, self._image_settings())
         for attempt in range(FINISH_TIME_ROUNDS + 1):
             batch = None if attempt == FINISH_TIME_ROUNDS else FINISH_TIME_BATCH
             need = finish_times_needed(
@@ -404,9 +398,8 @@ class Collector:
                 self._image_settings(),
                 self.settings.containers,
                 snapshot.taken_at,
-                dependents_first=projected,
                 build_cache=self.settings.build_cache,
-                containers_under_pressure=containers_under_pressure,
+                scope=policy.Scope(projected, containers_under_pressure),
             )
 
     def recover(self) -> None:
@@ -491,16 +484,12 @@ class Collector:
             report.container_results.extend(results)
             self._stop_if_engine_lost(report)
 
-    # -- under pressure: build cache, then images, then dead containers ---------------------
-    def _at_target(self, path: str, plan: ImagePlan) -> bool:
-        """A fresh measurement (statvfs) shows what `plan` asked for (`target_met`)."""
-        return target_met(self.measure(path), plan)
-
+    # -- under pressure: the policy's ladder (build cache, images, dead containers) -----------
     def _free_disk(self, report: CycleReport, current: Snapshot | None) -> None:
         try:
-            self._free_disk_in_order(report, current)
+            self._climb(report, current)
         finally:  # where image GC left the disk, whichever step it stopped at
-            self._until_low = None
+            self._ladder = None
             self.projected = False
             if report.images_before is not None:
                 report.images_after = self.measure(report.images_before.path)
@@ -512,52 +501,59 @@ class Collector:
                     d.image.id for d in report.image_plan.removals if d.image.id not in tried
                 }
 
-    def _free_disk_in_order(self, report: CycleReport, current: Snapshot | None) -> None:
-        """Image GC, in the order of what fills a disk: build cache records (least recently used
-        first, the disk re-measured between removals), then unused images, then the records
-        those images held (unshared now), then dead containers the caps keep (with
-        `containers.remove_under_disk_pressure`) and the images they leave unused. Each step
-        starts only while the disk is still above its low threshold (`age` removals go
-        whatever the disk)."""
+    def _climb(self, report: CycleReport, current: Snapshot | None) -> None:
+        """Image GC: the policy's pressure ladder (`policy.ladder.pressure_ladder`) carried out
+        step by step, each through the closed loop towards the ladder's goal. A step starts as
+        the ladder says (`Ladder.starts`); one that runs only while the disk is short ends the
+        climb when a fresh measurement meets the goal."""
         snapshot = current if current is not None else self.observe()
         path = snapshot.filesystem.path
         plan = self.plan(snapshot, projected=False)
-        if self.projected and plan.images.trigger:
-            plan = replace(plan, images=replace(plan.images, trigger=targets.PROJECTED))
+        ladder = pressure_ladder(
+            snapshot.filesystem,
+            self.settings.images,
+            projected=self.projected,
+            dead_containers=self.settings.containers.remove_under_disk_pressure,
+        )
+        if plan.images.trigger != ladder.goal.trigger:  # the lookahead's `projected`
+            plan = replace(plan, images=replace(plan.images, trigger=ladder.goal.trigger))
         report.image_plan = plan.images
         report.images_before = snapshot.filesystem
         report.build_cache_plan = plan.build_cache
-        wanted = plan.images
-        self._until_low = wanted if wanted.under_pressure else None  # what follows: to low
+        self._ladder = ladder  # what follows: to the goal, with the ladder's settings
+        climb = _Climb(report, ladder, path, plan, snapshot)
+        shared = any(d.record.shared for d in plan.build_cache.decisions)
+        for rung in ladder.rungs:
+            if not ladder.starts(rung, removed=climb.removed, shared=shared):
+                continue
+            if rung.while_short and ladder.goal.met(self.measure(path)):
+                return
+            report.steps.append(rung.step)
+            if self._step(rung.step, climb):
+                climb.removed.add(rung.step)
 
-        def reached() -> bool:
-            return not wanted.under_pressure or self._at_target(path, wanted)
-
-        self._build_cache_pass(report, plan.build_cache, wanted, path)
-        removed = {r.id for r in report.build_cache_results if r.outcome is Outcome.REMOVED}
-        if removed:
-            snapshot = _after_cache_removals(snapshot, removed, self.measure(path))
-        self._image_gc(report, snapshot)
-        if reached():
-            return
-        if self._unshared_possible(report, plan.build_cache):
-            self._build_cache_pass(report, self.plan(self.observe()).build_cache, wanted, path)
-        if not self.settings.containers.remove_under_disk_pressure or reached():
-            return
-        snapshot = self.observe()
-        pressure = pressure_removals(self.plan(snapshot).containers)
-        results = self._containers_under_pressure(
-            snapshot, pressure, lambda fs: target_met(fs, wanted), path
-        )
-        report.container_results.extend(results)
-        self._stop_if_engine_lost(report)
-        if not any(r.outcome is Outcome.REMOVED for r in results) or reached():
-            return
-        before = len(report.image_results)
-        self._image_gc(report, None)
-        freed_images = report.image_results[before:]
-        if any(r.outcome is Outcome.REMOVED for r in freed_images) and not reached():
-            self._build_cache_pass(report, self.plan(self.observe()).build_cache, wanted, path)
+    def _step(self, step: Step, climb: _Climb) -> bool:
+        """Carry out one step of the ladder; whether it removed anything."""
+        report, goal, path = climb.report, climb.ladder.goal, climb.path
+        if step is Step.BUILD_CACHE:
+            removed = self._build_cache_pass(report, climb.plan.build_cache, goal, path)
+            if removed:
+                climb.snapshot = _after_cache_removals(climb.snapshot, removed, self.measure(path))
+            return bool(removed)
+        if step in (Step.IMAGES, Step.IMAGES_LEFT):
+            before = len(report.image_results)
+            self._image_gc(report, climb.snapshot if step is Step.IMAGES else None)
+            return _any_removed(report.image_results[before:])
+        if step is Step.DEAD_CONTAINERS:
+            snapshot = self.observe()
+            pressure = pressure_removals(self.plan(snapshot).containers)
+            results = self._containers_under_pressure(snapshot, pressure, goal.met, path)
+            report.container_results.extend(results)
+            self._stop_if_engine_lost(report)
+            return _any_removed(results)
+        # The records removed images left unshared: the build cache listed again.
+        cache = self.plan(self.observe()).build_cache
+        return bool(self._build_cache_pass(report, cache, goal, path))
 
     def _containers_under_pressure(
         self,
@@ -591,15 +587,10 @@ class Collector:
                 [Candidate(key=f"container:{d.container.id}", item=d) for d in decisions],
                 ledger=ledger,
                 measured=self.measure(path),
-                measure=lambda: self.measure(path),
                 target_met=met,
-                under_pressure=True,
+                loop=self._loop(path),
                 remove=remove,
                 skip=remove,  # no prerequisites: never called
-                workers=self.settings.runtime.max_concurrent_removals,
-                stopping=_Either(self.stopping, self._lost),
-                listeners=self.listeners,
-                settle=self._settle(path),
             )
         finally:
             self._walks.close()
@@ -609,33 +600,23 @@ class Collector:
         return relief.results
 
     def _build_cache_pass(
-        self, report: CycleReport, plan: BuildCachePlan, wanted: ImagePlan, path: str
-    ) -> None:
-        """The build cache walk through the closed loop, towards what `wanted` (the plan that
-        found the pressure) asks for."""
-        pressure = wanted.under_pressure
+        self, report: CycleReport, plan: BuildCachePlan, goal: Goal, path: str
+    ) -> set[str]:
+        """The build cache walk through the closed loop, towards the ladder's `goal`; the ids
+        of the records it removed."""
         results, not_needed = collect_build_cache(
             self.runtime,
             plan,
+            goal=goal,
+            loop=self._loop(path),
             measured=self.measure(path),
-            measure=lambda: self.measure(path),
-            target_met=lambda fs: not pressure or target_met(fs, wanted),
-            under_pressure=pressure,
-            stopping=_Either(self.stopping, self._lost),
-            listeners=self.listeners,
             already=[r.id for r in report.build_cache_results],
-            settle=self._settle(path),
         )
         report.build_cache_results += results
         tried = {r.id for r in report.build_cache_results}
         report.build_cache_not_needed = (report.build_cache_not_needed | not_needed) - tried
         self._stop_if_engine_lost(report)
-
-    @staticmethod
-    def _unshared_possible(report: CycleReport, plan: BuildCachePlan) -> bool:
-        """Whether removed images may have left records unshared (worth one more listing)."""
-        removed = any(r.outcome is Outcome.REMOVED for r in report.image_results)
-        return removed and any(d.record.shared for d in plan.decisions)
+        return {r.id for r in results if r.outcome is Outcome.REMOVED}
 
     def _image_gc(self, report: CycleReport, current: Snapshot | None) -> None:
         """Image GC on what is there now (a fresh observation after container GC, or the cycle's
@@ -650,34 +631,14 @@ class Collector:
         shown, shown_before = report.image_plan, report.images_before
         report.image_plan = plan
         report.images_before = snapshot.filesystem
-        children: dict[str, list[str]] = {}
-        for d in plan.decisions:
-            if d.image.parent_id:
-                children.setdefault(d.image.parent_id, []).append(d.image.id)
-        candidates = [
-            Candidate(
-                key=d.image.id,
-                item=d,
-                planned=d.action is Action.REMOVE,
-                unconditional=d.reason in (Reason.AGE, Reason.SUPERSEDED),  # whatever the disk
-                after=tuple(children.get(d.image.id, ())),
-            )
-            for d in plan.decisions
-            if d.action is Action.REMOVE or d.reason is Reason.TARGET_REACHED
-        ]
+        candidates = _image_candidates(plan)
         path = snapshot.filesystem.path
-        ledger = Ledger(image_holdings(snapshot.images, snapshot.layers))
-        records = snapshot.disk_usage.build_cache
-        for holder, layers in shared_layers(records, snapshot.layers).items():
-            ledger.add(holder, layers)
+        goal = Goal.of(plan)
 
         def remove(c: Candidate, measured: FilesystemStats) -> RemovalResult:
             d: ImageDecision = c.item
             if d.action is Action.KEEP:  # past the plan: the disk is not there yet
-                bytes_short = plan.bytes_to_free and not bytes_met(measured, plan)
-                d = replace(
-                    d, action=Action.REMOVE, reason=Reason.SPACE if bytes_short else Reason.INODES
-                )
+                d = replace(d, action=Action.REMOVE, reason=goal.past_plan_reason(measured))
             result = self._remove_one(d)
             if result is None:  # the engine was found lost as this one was about to start
                 return self._not_started(d)
@@ -689,17 +650,12 @@ class Collector:
         try:
             relief = relieve(
                 candidates,
-                ledger=ledger,
+                ledger=_image_ledger(snapshot),
                 measured=snapshot.filesystem,
-                measure=lambda: self.measure(path),
-                target_met=lambda fs: target_met(fs, plan),
-                under_pressure=plan.under_pressure,
+                target_met=goal.met,
+                loop=replace(self._loop(path), under_pressure=goal.under_pressure),
                 remove=remove,
                 skip=lambda c, child: self._child_stays(c.item, child),
-                workers=self.settings.runtime.max_concurrent_removals,
-                stopping=_Either(self.stopping, self._lost),
-                listeners=self.listeners,
-                settle=self._settle(path),
             )
         finally:
             self._walks.close()
@@ -709,10 +665,20 @@ class Collector:
             done = {r.id for r in relief.results}
             self._not_attempted += sum(1 for c in candidates if c.planned and c.key not in done)
             self._stop_if_engine_lost(report)
-        settle = self._settle(path) if relief.results else None
+        self._after_images(report, snapshot, plan, relief.results)
+        report.image_plan = shown
+        report.images_before = shown_before or snapshot.filesystem
+
+    def _after_images(
+        self, report: CycleReport, snapshot: Snapshot, plan: ImagePlan, results: list[RemovalResult]
+    ) -> None:
+        """Measure where the image pass left the disk (settled), learn what a listed byte costs,
+        and say so when it ran out of candidates short of the goal."""
+        path = snapshot.filesystem.path
+        settle = self._settle(path) if results else None
         report.images_after = settle(lambda _: False) if settle else self.measure(path)
         came_back = report.images_after.available_bytes - snapshot.filesystem.available_bytes
-        self.cost.learn(relief.results, came_back)
+        self.cost.learn(results, came_back)
         report.images_freed = (report.images_freed or 0) + max(0, came_back)
         if plan.under_pressure and not target_met(report.images_after, plan):
             log.info(
@@ -723,8 +689,16 @@ class Collector:
                     "inode_usage_percent": report.images_after.inode_usage_percent,
                 },
             )
-        report.image_plan = shown
-        report.images_before = shown_before or snapshot.filesystem
+
+    def _loop(self, path: str) -> Loop:
+        """How a closed loop on `path` measures, stops (asked to, or the engine lost) and tells."""
+        return Loop(
+            measure=lambda: self.measure(path),
+            stopping=_Either(self.stopping, self._lost),
+            workers=self.settings.runtime.max_concurrent_removals,
+            listeners=self.listeners,
+            settle=self._settle(path),
+        )
 
     def _settle(self, path: str) -> Settle | None:
         """Where the runtime frees after its removals return (its data, `frees_asynchronously`):
@@ -957,6 +931,53 @@ class _Either:
 
     def is_set(self) -> bool:
         return any(e.is_set() for e in self.events)
+
+
+@dataclass
+class _Climb:
+    """One climb of the ladder: the report it fills, the ladder, the image filesystem's path,
+    the first plan, the snapshot the image step plans on, and the steps that removed something."""
+
+    report: CycleReport
+    ladder: Ladder
+    path: str
+    plan: Plan
+    snapshot: Snapshot
+    removed: set[Step] = field(default_factory=set)
+
+
+def _any_removed(results: Sequence[RemovalResult]) -> bool:
+    return any(r.outcome is Outcome.REMOVED for r in results)
+
+
+def _image_candidates(plan: ImagePlan) -> list[Candidate]:
+    """The image pass's candidates in the plan's order: its removals (`age` and `superseded`
+    whatever the disk), then those it kept `target-reached`; an image's children first."""
+    children: dict[str, list[str]] = {}
+    for d in plan.decisions:
+        if d.image.parent_id:
+            children.setdefault(d.image.parent_id, []).append(d.image.id)
+    return [
+        Candidate(
+            key=d.image.id,
+            item=d,
+            planned=d.action is Action.REMOVE,
+            unconditional=d.reason in (Reason.AGE, Reason.SUPERSEDED),  # whatever the disk
+            after=tuple(children.get(d.image.id, ())),
+        )
+        for d in plan.decisions
+        if d.action is Action.REMOVE or d.reason is Reason.TARGET_REACHED
+    ]
+
+
+def _image_ledger(snapshot: Snapshot) -> Ledger:
+    """What each image's removal frees: its layers, less those another image or a shared build
+    cache record holds."""
+    ledger = Ledger(image_holdings(snapshot.images, snapshot.layers))
+    records = snapshot.disk_usage.build_cache
+    for holder, layers in shared_layers(records, snapshot.layers).items():
+        ledger.add(holder, layers)
+    return ledger
 
 
 def _after_cache_removals(snapshot: Snapshot, removed: set[str], fs: FilesystemStats) -> Snapshot:
