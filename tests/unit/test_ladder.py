@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from nodegc.collect import cycle
+from nodegc.collect import walks
 from nodegc.collect.cycle import Collector
 from nodegc.model import FilesystemStats, Layer, Reason
 from nodegc.policy import targets
@@ -238,14 +238,14 @@ def test_the_collector_carries_out_whatever_ladder_the_policy_gives(tmp_path, mo
     is carried out in that order. Mutation: the collector hard-coding its own ladder."""
     rig = Rig(tmp_path)
     every_step(rig)
-    real = cycle.pressure_ladder
+    real = walks.pressure_ladder
 
     def containers_first(*args, **kwargs) -> Ladder:
         ladder = real(*args, **kwargs)
         order = (Rung(Step.DEAD_CONTAINERS, while_short=False), Rung(Step.BUILD_CACHE))
         return Ladder(ladder.goal, ladder.settings, order)
 
-    monkeypatch.setattr(cycle, "pressure_ladder", containers_first)
+    monkeypatch.setattr(walks, "pressure_ladder", containers_first)
     report = rig.collector().cycle()
     assert report.steps == [Step.DEAD_CONTAINERS, Step.BUILD_CACHE]
     assert rig.removals()[:2] == ["remove_container c1", "remove_build_cache r0"]
