@@ -6,8 +6,9 @@ Pure: a snapshot, history, settings and the time in; a decision for every image 
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -74,16 +75,25 @@ def bytes_to_free(fs: FilesystemStats, high: int, low: int) -> int:
     return targets.percent_amount(fs, high, low)
 
 
-def is_pinned(image: Image, patterns: Sequence[str]) -> bool:
-    """Pinned by the runtime, by the nodegc.io/pinned=true label, or by a glob in `pinned`."""
+def is_pinned(
+    image: Image, patterns: Sequence[str], matches: Callable[[str], bool] | None = None
+) -> bool:
+    """Pinned by the runtime, by the nodegc.io/pinned=true label, or by a glob in `pinned`
+    (matching any of the forms of any of its references; `matches`: `pin_matcher(patterns)`,
+    made once for many images)."""
     if image.runtime_pinned or image.labels.get(LABEL_PINNED, "").lower() == "true":
         return True
-    return any(
-        fnmatch.fnmatchcase(form, pattern)
-        for ref in image.references
-        for form in familiar_forms(ref)
-        for pattern in patterns
-    )
+    match = matches or pin_matcher(patterns)
+    return any(match(form) for ref in image.references for form in familiar_forms(ref))
+
+
+def pin_matcher(patterns: Sequence[str]) -> Callable[[str], bool]:
+    """Whether a name matches one of the globs (`fnmatch.fnmatchcase`'s rules): the globs made
+    into one expression, once."""
+    if not patterns:
+        return lambda _name: False
+    either = re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns))
+    return lambda name: either.match(name) is not None
 
 
 def lru_key(image: Image, record: ImageRecord) -> tuple[bool, datetime, datetime, str]:
@@ -261,9 +271,10 @@ class _ImageWalk:
     def judge(self) -> None:
         """What keeps each image whatever the disk, and which are old."""
         settings, now = self.settings, self.now
+        pinned = pin_matcher(settings.pinned)
         for image in self.ordered:
             record = self.records[image.id]
-            if is_pinned(image, settings.pinned):
+            if is_pinned(image, settings.pinned, pinned):
                 self.keeps[image.id] = (Reason.PINNED, ())
             elif image.id in self.users:
                 self.keeps[image.id] = (Reason.IN_USE, self.users[image.id])
