@@ -25,11 +25,10 @@ from nodegc.model import (
     FilesystemStats,
     Layer,
     Outcome,
-    Reason,
     RemovalResult,
 )
 from nodegc.policy.build_cache import holder, retry_refused
-from nodegc.policy.ladder import Goal
+from nodegc.policy.ladder import Goal, loop_may_take, whatever_the_disk
 from nodegc.policy.space import Ledger
 from nodegc.runtime import Runtime
 
@@ -41,7 +40,7 @@ def walk(plan: BuildCachePlan) -> list[BuildCacheDecision]:
     (tried only while the disk is still short of the goal; the reason they go for is the
     policy's, `policy.ladder.Goal.past_plan_reason`, as measured when they start)."""
     reserve = [
-        d for d in plan.decisions if d.action is Action.KEEP and d.reason is Reason.TARGET_REACHED
+        d for d in plan.decisions if d.action is Action.KEEP and loop_may_take(d.action, d.reason)
     ]
     return [*plan.removals, *reserve]
 
@@ -118,7 +117,7 @@ def _candidates(plan: BuildCachePlan, decisions: Sequence[BuildCacheDecision]) -
             key=holder(d.record.id),
             item=d,
             planned=d.record.id in planned,
-            unconditional=d.reason is Reason.AGE,
+            unconditional=whatever_the_disk(d.reason),
             after=tuple(children.get(d.record.id, ())),
             retry=retry,
         )

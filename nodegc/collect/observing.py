@@ -18,6 +18,7 @@ from nodegc.model import (
 )
 from nodegc.policy import targets
 from nodegc.policy.build_cache import needs_listing
+from nodegc.policy.containers import sizes_needed
 from nodegc.policy.finish_times import finish_times_needed, with_finish_times
 from nodegc.policy.history import observe, record_events
 from nodegc.policy.ladder import plan_settings
@@ -87,11 +88,7 @@ class Observing:
         images, containers = self._image_settings(), self.settings.containers
         pressure = targets.under_pressure(snapshot.filesystem, images)
         cache = needs_listing(self.settings.build_cache, under_pressure=pressure)
-        sizes = (
-            pressure
-            and containers.remove_under_disk_pressure
-            and any(c.state.is_dead for c in snapshot.containers)
-        )
+        sizes = sizes_needed(snapshot.containers, containers, under_pressure=pressure)
         if not cache and not sizes:
             return snapshot
         try:

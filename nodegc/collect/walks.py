@@ -27,7 +27,6 @@ from nodegc.model import (
     Layer,
     Outcome,
     Plan,
-    Reason,
     RemovalResult,
     Snapshot,
 )
@@ -36,7 +35,14 @@ from nodegc.policy.containers import pressure_removals
 from nodegc.policy.filesystems import filesystem_target_met as met_for
 from nodegc.policy.filesystems import pressured_elsewhere
 from nodegc.policy.images import image_holdings, target_met
-from nodegc.policy.ladder import Goal, Ladder, Step, pressure_ladder
+from nodegc.policy.ladder import (
+    Goal,
+    Ladder,
+    Step,
+    loop_may_take,
+    pressure_ladder,
+    whatever_the_disk,
+)
 from nodegc.policy.space import Ledger
 
 log = logging.getLogger(__name__)
@@ -321,11 +327,11 @@ def _image_candidates(plan: ImagePlan) -> list[Candidate]:
             key=d.image.id,
             item=d,
             planned=d.action is Action.REMOVE,
-            unconditional=d.reason in (Reason.AGE, Reason.SUPERSEDED),  # whatever the disk
+            unconditional=whatever_the_disk(d.reason),
             after=tuple(children.get(d.image.id, ())),
         )
         for d in plan.decisions
-        if d.action is Action.REMOVE or d.reason is Reason.TARGET_REACHED
+        if loop_may_take(d.action, d.reason)
     ]
 
 

@@ -152,6 +152,19 @@ def _trim_units(
             del members[keep:]
 
 
+def sizes_needed(
+    containers: Iterable[Container], settings: ContainerSettings, *, under_pressure: bool
+) -> bool:
+    """Whether a cycle (and `report`) asks the engine for dead containers' writable-layer sizes:
+    only under pressure, with `remove_under_disk_pressure`, and a dead container listed (the
+    question is costly: dockerd sizes every container's writable layer to answer it)."""
+    return (
+        under_pressure
+        and settings.remove_under_disk_pressure
+        and any(c.state in _DEAD for c in containers)
+    )
+
+
 def under_pressure_order(plan: ContainerPlan) -> list[ContainerDecision]:
     """The dead containers the caps keep (`within-cap`), longest stopped first (ties by id): those
     that may go under disk pressure. Never one labelled nodegc.io/keep=true, one stopped less

@@ -32,8 +32,23 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from nodegc.config import ImageSettings
-from nodegc.model import FilesystemStats, ImagePlan, Reason
+from nodegc.model import Action, FilesystemStats, ImagePlan, Reason
 from nodegc.policy import targets
+
+# Removals that go whatever the disk: no step's goal stops them.
+WHATEVER_THE_DISK = frozenset({Reason.AGE, Reason.SUPERSEDED})
+
+
+def whatever_the_disk(reason: Reason) -> bool:
+    """Whether a planned removal goes whatever the disk (`age`, `superseded`)."""
+    return reason in WHATEVER_THE_DISK
+
+
+def loop_may_take(action: Action, reason: Reason) -> bool:
+    """Whether a step's closed loop may take a decision: a planned removal, or a candidate the
+    plan kept only because it expected the goal met by then (`target-reached`), taken past the
+    plan while the measured disk is still short (`Goal.past_plan_reason`)."""
+    return action is Action.REMOVE or reason is Reason.TARGET_REACHED
 
 
 class Step(StrEnum):

@@ -264,3 +264,35 @@ def test_a_record_taken_past_the_plan_under_inode_pressure_goes_for_inodes(tmp_p
     assert past_plan(kept, goal, disk(81, inode_usage=inode_usage)).reason is Reason.SPACE
     taken = past_plan(kept, goal, disk(80, inode_usage=inode_usage))
     assert (taken.action, taken.reason) == (Action.REMOVE, Reason.INODES)
+
+
+# -- what a step's loop may take, and when sizes are asked -----------------------------------------
+
+
+def test_a_loop_takes_planned_removals_and_target_reached_candidates_only():
+    """Mutation: a kept image of another reason (in use, pinned, too young) handed to the loop,
+    or `age`/`superseded` removals stopped at the goal."""
+    from nodegc.model import Action
+    from nodegc.policy.ladder import loop_may_take, whatever_the_disk
+
+    assert loop_may_take(Action.REMOVE, Reason.SPACE)
+    assert loop_may_take(Action.KEEP, Reason.TARGET_REACHED)
+    for reason in (Reason.IN_USE, Reason.PINNED, Reason.TOO_YOUNG, Reason.BELOW_THRESHOLD):
+        assert not loop_may_take(Action.KEEP, reason)
+    assert {r for r in Reason if whatever_the_disk(r)} == {Reason.AGE, Reason.SUPERSEDED}
+
+
+def test_writable_layer_sizes_are_asked_only_under_pressure_with_a_dead_container():
+    """Mutation: a dropped condition (sizes asked below the thresholds, with the setting off,
+    or with no dead container: a costly question for nothing)."""
+    from nodegc.model import ContainerState
+    from nodegc.policy.containers import sizes_needed
+    from tests.unit.builders import container_settings
+
+    dead = container("d", "img", finished_at=ago(hours=1))
+    running = container("r", "img", state=ContainerState.RUNNING)
+    on, off = container_settings(), container_settings(remove_under_disk_pressure=False)
+    assert sizes_needed([running, dead], on, under_pressure=True)
+    assert not sizes_needed([running, dead], on, under_pressure=False)
+    assert not sizes_needed([running, dead], off, under_pressure=True)
+    assert not sizes_needed([running], on, under_pressure=True)
