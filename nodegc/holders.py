@@ -67,6 +67,18 @@ class Holder:
     removable: bool
     path: str = ""  # a log file's path
     pod: str | None = None  # "namespace/name" of a container's pod
+    # The filesystem (st_dev) a file holder was found on: it lands there, whatever the roles
+    # (a CRI container's log lives where the kubelet's pod log directory is). None: by role.
+    device: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Holdings:
+    """What a runtime says holds the space: its holders, and the kinds it cannot know (reported
+    as unknown, null in JSON, never as 0: volumes and build cache on CRI, ...)."""
+
+    holders: tuple[Holder, ...]
+    unknown: frozenset[HolderKind] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +91,19 @@ class Breakdown:
     used_bytes: int
     by_kind: tuple[tuple[HolderKind, int], ...]
     biggest: tuple[Holder, ...]
+    unknown: tuple[HolderKind, ...] = ()  # kinds the runtime cannot know here (not in by_kind)
+    holders: tuple[Holder, ...] = ()  # the holders on this filesystem
 
     def bytes_of(self, kind: HolderKind) -> int:
         return dict(self.by_kind).get(kind, 0)
+
+    def sizes(self) -> dict[HolderKind, int | None]:
+        """Every kind of this filesystem in order, None for one the runtime cannot know."""
+        known: dict[HolderKind, int | None] = dict(self.by_kind)
+        out: dict[HolderKind, int | None] = {}
+        for kind in HolderKind:
+            if kind in known:
+                out[kind] = known[kind]
+            elif kind in self.unknown:
+                out[kind] = None
+        return out

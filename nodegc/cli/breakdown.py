@@ -7,7 +7,7 @@ from http.client import HTTPException
 from typing import Any
 
 from nodegc.cli.safe import visible
-from nodegc.cli.space_status import fill_rate_line
+from nodegc.cli.space_status import fill_rate_line, fill_rate_lines
 from nodegc.collect import usage
 from nodegc.collect.usage import SpaceReport, space_json
 from nodegc.holders import Holder, HolderKind
@@ -15,8 +15,10 @@ from nodegc.units import human_bytes
 
 __all__ = [
     "daemon_fill_rate",
+    "daemon_fill_rates",
     "describe",
     "fill_rate_line",
+    "fill_rate_lines",
     "space_json",
     "space_lines",
     "untouchable_text",
@@ -45,15 +47,16 @@ def describe(h: Holder) -> str:
 def space_lines(space: SpaceReport | None) -> list[str]:
     """The table's section: per filesystem, its kinds and its biggest holders."""
     if space is None:
-        return ["Where the space is: the runtime cannot say (Docker only)"]
+        return ["Where the space is: the runtime cannot say"]
     lines = []
     for b in space.filesystems:
         roles = ", ".join(str(r) for r in b.roles) or "everything"
         lines.append(
             f"Where the space is on {visible(b.path)} ({roles}): {human_bytes(b.used_bytes)} used"
         )
-        for kind, size in b.by_kind:
-            lines.append(f"  {_LABELS[kind]:<28} {human_bytes(size):>12}")
+        for kind, size in b.sizes().items():
+            shown = "unknown" if size is None else human_bytes(size)
+            lines.append(f"  {_LABELS[kind]:<28} {shown:>12}")
         for h in b.biggest:
             lines.append(f"  biggest: {describe(h)}")
     return lines
@@ -64,16 +67,30 @@ def untouchable_text(space: SpaceReport | None, path: str | None = None) -> str:
     return usage.untouchable_note(space, path, visible)
 
 
-def daemon_fill_rate(address: str, enabled: bool) -> dict[str, Any] | None:
-    """The daemon's last fill-rate estimate (its /status `details.fill_rate`) for `report`;
-    None where no daemon answers (quickly: `report` does not wait for one)."""
+def daemon_fill_rates(
+    address: str, enabled: bool
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]] | None]:
+    """The daemon's last fill-rate estimates for `report`: the image filesystem's (its /status
+    `details.fill_rate`) and every watched filesystem's (`details.fill_rates`); None where no
+    daemon answers (quickly: `report` does not wait for one)."""
     if not enabled:
-        return None
+        return None, None
     from nodegc.cli.status import fetch_status
 
     try:
         details = fetch_status(address, timeout=1.0).get("details") or {}
     except (OSError, ValueError, HTTPException):
-        return None
-    rate = details.get("fill_rate") if isinstance(details, dict) else None
-    return rate if isinstance(rate, dict) else None
+        return None, None
+    if not isinstance(details, dict):
+        return None, None
+    rate, rates = details.get("fill_rate"), details.get("fill_rates")
+    if not isinstance(rates, list):  # a daemon from before fill_rates: its one estimate
+        rates = [rate] if isinstance(rate, dict) else None
+    else:
+        rates = [r for r in rates if isinstance(r, dict)]
+    return (rate if isinstance(rate, dict) else None), rates
+
+
+def daemon_fill_rate(address: str, enabled: bool) -> dict[str, Any] | None:
+    """The daemon's last estimate of the image filesystem's fill rate (`daemon_fill_rates`)."""
+    return daemon_fill_rates(address, enabled)[0]

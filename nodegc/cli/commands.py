@@ -11,8 +11,9 @@ from typing import Any
 
 from nodegc.cli import jsonout, render
 from nodegc.cli.breakdown import (
-    daemon_fill_rate,
+    daemon_fill_rates,
     fill_rate_line,
+    fill_rate_lines,
     space_json,
     space_lines,
     untouchable_text,
@@ -23,12 +24,12 @@ from nodegc.cli.safe import visible
 from nodegc.collect import intents
 from nodegc.collect.cycle import Collector, CycleReport, open_runtime
 from nodegc.collect.observe import FilesystemError, remeasure
-from nodegc.collect.usage import SpaceReport, explain
+from nodegc.collect.usage import SpaceReport, explain, missed_records
 from nodegc.config import Settings
 from nodegc.config.kubelet import read_kubelet_config
 from nodegc.model import Outcome, RemovalResult
 from nodegc.runtime import RuntimeError_, RuntimeUnavailable
-from nodegc.state.audit import AuditLog, audit_path
+from nodegc.state.audit import TARGET_MISSED, AuditLog, audit_path
 from nodegc.state.lock import AlreadyRunning, StateLock
 from nodegc.state.store import StateDir, StateError, UnsafeState
 
@@ -145,12 +146,15 @@ def report(settings: Settings, args: argparse.Namespace) -> int:
             pending = intents.pending(gc.journal, gc.last_snapshot)
             space = where_the_space_is(gc)
         kubelet = read_kubelet_config(args.kubelet_config) if args.kubelet_config else None
-        fill_rate = daemon_fill_rate(settings.metrics.address, settings.metrics.enabled)
+        fill_rate, fill_rates = daemon_fill_rates(
+            settings.metrics.address, settings.metrics.enabled
+        )
         if args.output == "json":
             data = render.plan_json(plan)
             data["pending_intents"] = render.pending_json(pending)
             data["breakdown"] = space_json(space)
             data["fill_rate"] = fill_rate
+            data["fill_rates"] = fill_rates
             if kubelet is not None:
                 data["kubelet"] = kubelet_json(plan.filesystem, kubelet)
             _print_json(data)
@@ -158,7 +162,7 @@ def report(settings: Settings, args: argparse.Namespace) -> int:
             line = kubelet_would(plan.filesystem, kubelet) if kubelet is not None else None
             print(render.plan_table(plan, kubelet_line=line))
             print("\n".join(space_lines(space)))
-            print(fill_rate_line(fill_rate))
+            print("\n".join(fill_rate_lines(fill_rates) or [fill_rate_line(fill_rate)]))
             for text in render.pending_lines(pending):
                 print(text)
         return EXIT_OK
@@ -191,11 +195,22 @@ def once(settings: Settings, args: argparse.Namespace) -> int:
                 print(text)
         if not result.target_reached:
             log.warning(render.free_disk_space_failed(result) + untouchable_text(space))
+            audit_missed(settings, result, space)
         if result.failures or not result.target_reached:
             return EXIT_INCOMPLETE
         return EXIT_OK
 
     return _run(body)
+
+
+def audit_missed(settings: Settings, report: CycleReport, space: SpaceReport | None) -> None:
+    """The audit record's `target-missed` lines for a cycle that missed its target."""
+    records = missed_records(report, space)
+    if not records:
+        return
+    with AuditLog(audit_path(settings)) as audit:
+        for fields in records:
+            audit.record_event(TARGET_MISSED, fields)
 
 
 def where_the_space_is(gc: Collector) -> SpaceReport | None:

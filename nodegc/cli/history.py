@@ -1,4 +1,8 @@
-"""`nodegc history`: the audit record for people (a table) or machines (a JSON array)."""
+"""`nodegc history`: the audit record for people (a table) or machines (a JSON array).
+
+The JSON array and the table's rows are the removal attempts; the records of image GC missing its
+target (`"event": "target-missed"`) follow the table as lines of their own (never counted as
+attempts), and are in `audit.jsonl` for machines."""
 
 from __future__ import annotations
 
@@ -9,13 +13,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from nodegc.cli.exits import EXIT_OK, EXIT_USAGE
-from nodegc.cli.render import table
 from nodegc.cli.safe import visible, visible_lines
+from nodegc.cli.tables import table
 from nodegc.clock import Clock, utcnow
 from nodegc.config import Settings
 from nodegc.durations import format_duration, humanize_age
 from nodegc.model import short_id
-from nodegc.state.audit import audit_path, read_audit
+from nodegc.state.audit import TARGET_MISSED, audit_path, is_removal, read_audit
 from nodegc.state.files import StateError
 from nodegc.units import human_bytes, iso
 
@@ -41,6 +45,8 @@ def render_table(entries: Iterable[Mapping[str, Any]], now: datetime) -> str:
     rows = []
     removed = skipped = failed = gone = freed = 0
     for e in entries:
+        if not is_removal(e):  # a record of its own kind (`missed_lines`)
+            continue
         parsed = datetime.fromisoformat(str(e.get("time")))
         size = _int(e.get("size_bytes"))
         outcome = str(e.get("outcome", ""))
@@ -78,6 +84,27 @@ def render_table(entries: Iterable[Mapping[str, Any]], now: datetime) -> str:
     return visible_lines(table(HEADERS, rows) + "\n" + summary)
 
 
+def missed_lines(entries: Iterable[Mapping[str, Any]]) -> list[str]:
+    """One line per record of image GC missing its target: when, where, freed of needed, and
+    the biggest holders nodegc may not touch (engine text escaped)."""
+    lines = []
+    for e in entries:
+        if e.get("event") != TARGET_MISSED:
+            continue
+        holders = ", ".join(
+            f"{_cell(h.get('kind'))} {_cell(h.get('name'), 60)} {human_bytes(_int(h.get('bytes')))}"
+            for h in e.get("holders") or []
+            if isinstance(h, dict)
+        )
+        lines.append(
+            f"{_cell(e.get('time'))} target missed on {_cell(e.get('filesystem'))}: freed "
+            f"{human_bytes(_int(e.get('freed_bytes')))} of "
+            f"{human_bytes(_int(e.get('needed_bytes')))} needed; "
+            f"the biggest holders nodegc may not touch: {holders or 'unknown'}"
+        )
+    return lines
+
+
 def history_command(
     settings: Settings, since: timedelta | None, output: str, *, clock: Clock = utcnow
 ) -> int:
@@ -100,11 +127,15 @@ def history_command(
             f"nodegc: skipped {skipped} torn or unreadable line{'s' * (skipped != 1)} in {path}*",
             file=sys.stderr,
         )
+    removals = [e for e in entries if is_removal(e)]
+    missed = missed_lines(entries)
     if output == "json":
-        json.dump(entries, sys.stdout, indent=2)
+        json.dump(removals, sys.stdout, indent=2)
         sys.stdout.write("\n")
-    elif entries:
-        print(render_table(entries, now))
+    elif removals or missed:
+        print(render_table(removals, now) if removals else "No removals recorded.")
+        if missed:
+            print(visible_lines("\n".join(["Targets missed:", *missed])))
     else:
         window = f" in the last {format_duration(since)}" if since is not None else ""
         print(f"No removals recorded{window} ({path}).")

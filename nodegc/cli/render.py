@@ -1,9 +1,14 @@
-"""Plans and cycle reports as JSON (a stable contract) and as tables for people."""
+"""Plans and cycle reports as JSON (a stable contract) and as the `report` and `once` pages for
+people, and the kubelet's FreeDiskSpaceFailed line in nodegc's words.
+
+The pieces of a page live beside it: `tables.py` (the columns and rows of each kind of decision),
+`summaries.py` (the lines about what image GC and the build cache hold and ask for),
+`pending.py` (interrupted removals of the intent journal), `filesystems.py` (one line per
+filesystem)."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
-from datetime import datetime
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from nodegc.cli.filesystems import (
@@ -12,15 +17,29 @@ from nodegc.cli.filesystems import (
     filesystem_lines,
     filesystems_json,
 )
+from nodegc.cli.pending import pending_json, pending_lines
 from nodegc.cli.safe import visible, visible_lines
+from nodegc.cli.summaries import (
+    build_cache_summary,
+    image_summary,
+    projected_inode_usage,
+    target_text,
+)
+from nodegc.cli.tables import (
+    CONTAINER_HEADERS,
+    IMAGE_HEADERS,
+    build_cache_section,
+    container_rows,
+    image_rows,
+    outcome_text,
+    section,
+)
 from nodegc.collect.cycle import CycleReport
 from nodegc.collect.intents import Pending
-from nodegc.durations import humanize_age
 from nodegc.model import (
     Action,
     BuildCacheDecision,
     BuildCachePlan,
-    Container,
     ContainerDecision,
     FilesystemStats,
     ImageDecision,
@@ -30,8 +49,22 @@ from nodegc.model import (
     short_id,
 )
 from nodegc.policy.filesystems import short_text
-from nodegc.policy.targets import MINIMUM_FREE
 from nodegc.units import human_bytes, iso
+
+__all__ = [
+    "build_cache_json",
+    "container_decision_json",
+    "cycle_json",
+    "cycle_table",
+    "free_disk_space_failed",
+    "image_decision_json",
+    "image_plan_json",
+    "interrupted_json",
+    "pending_json",
+    "pending_lines",
+    "plan_json",
+    "plan_table",
+]
 
 
 # -- JSON ---------------------------------------------------------------------------------------
@@ -113,18 +146,6 @@ def build_cache_json(p: BuildCachePlan) -> dict[str, Any]:
         "bytes_reclaimable": p.bytes_reclaimable if p.observed else None,
         "decisions": [build_cache_decision_json(d) for d in p.decisions],
     }
-
-
-def projected_inode_usage(p: ImagePlan, fs: FilesystemStats) -> int | None:
-    """Inode usage once the planned removals are done; None where the runtime cannot tell
-    per-layer inode counts (Docker, CRI): the closed loop measures instead."""
-    planned = p.inodes_planned
-    if planned is None:
-        return None
-    if fs.inodes_total <= 0:
-        return 0
-    free = min(fs.inodes_total, fs.inodes_free + planned)
-    return 100 - (free * 100) // fs.inodes_total
 
 
 def plan_json(plan: Plan) -> dict[str, Any]:
@@ -251,63 +272,6 @@ def interrupted_json(
     return data
 
 
-def pending_json(pending: Sequence[Pending]) -> list[dict[str, Any]]:
-    """The intent journal's entries: interrupted removals the next cycle puts right."""
-    return [
-        {
-            "kind": p.intent.kind,
-            "id": p.intent.object_id,
-            "name": p.intent.name,
-            "action": p.intent.action,
-            "reason": p.intent.reason,
-            "started_at": iso(p.intent.started_at),
-            "pid": p.intent.pid,
-            "tags": list(p.intent.tags),
-            "digests": list(p.intent.digests),
-            "present": p.present,
-            "missing_tags": list(p.missing_tags) if p.missing_tags is not None else None,
-            "in_progress": p.in_progress,
-        }
-        for p in pending
-    ]
-
-
-# Interrupted removals a table names one by one; the rest are counted.
-TABLE_PENDING = 10
-
-
-def pending_lines(pending: Sequence[Pending]) -> list[str]:
-    """One line per interrupted removal (the first few), for the tables."""
-    lines = []
-    for p in pending[:TABLE_PENDING]:
-        what = (
-            f"removal in progress (pid {p.intent.pid})"
-            if p.in_progress
-            else "interrupted removal pending"
-        )
-        head = f"{what}: {p.intent.kind} {short_id(p.intent.object_id)}"
-        head += f" ({visible(tags_text(p.intent.tags) if p.intent.tags else p.intent.name)})"
-        if p.present is False:
-            state = f"the {p.intent.kind} is gone (the removal had finished)"
-        elif p.intent.kind != "image":
-            state = "not removed yet"
-        elif p.missing_tags is None:
-            state = f"{len(p.intent.tags)} tags recorded"
-        else:
-            state = f"{len(p.missing_tags)} of {len(p.intent.tags)} tags missing"
-        if p.present is False:
-            then = "records it"
-        elif p.intent.kind == "image":
-            then = "puts every tag back, then removes it if it is still planned"
-        else:
-            then = "puts it right"
-        lines.append(f"{head}: {state}; the next `nodegc once` or `nodegc run` {then}")
-    if len(pending) > TABLE_PENDING:
-        more = len(pending) - TABLE_PENDING
-        lines.append(f"+{more} more interrupted removals (see --output json)")
-    return lines
-
-
 def _result_json(r: RemovalResult) -> dict[str, Any]:
     return {
         "kind": r.kind,
@@ -321,170 +285,6 @@ def _result_json(r: RemovalResult) -> dict[str, Any]:
 
 
 # -- tables -------------------------------------------------------------------------------------
-def table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
-    """Aligned columns; every cell shown with its control characters escaped (`safe.visible`)."""
-    rows = [[visible(c) for c in r] for r in rows]
-    widths = [len(h) for h in headers]
-    for row in rows:
-        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
-    for row in rows:
-        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
-    return "\n".join(lines)
-
-
-def _ago(now: datetime, when: datetime | None) -> str:
-    return "never" if when is None else f"{humanize_age(now - when)} ago"
-
-
-def _stopped(now: datetime, c: Container) -> str:
-    """How long ago a dead container stopped; "≥" while only a window is known (its end)."""
-    return _ago(now, c.stopped_at) if c.finish_known else f"≥ {_ago(now, c.stopped_at)}"
-
-
-def image_summary(p: ImagePlan, fs: FilesystemStats) -> str:
-    n = len(p.removals)
-    head = _image_head(p, fs)
-    before = (
-        f" after {human_bytes(p.freed_before)} of build cache and dead containers"
-        if p.freed_before
-        else ""
-    )
-    tail = (
-        f"; planned {human_bytes(p.bytes_planned)} in {n} image{'s' * (n != 1)}{before}, "
-        f"projected usage {fs.usage_percent_after(p.freed_before + p.bytes_planned)}%"
-    )
-    if p.inodes_to_free:
-        projected = projected_inode_usage(p, fs)
-        tail += (
-            f"; inode usage {p.inode_usage_percent}% >= inode high threshold "
-            f"{p.inode_high_threshold_percent}%: free {p.inodes_to_free:,} inodes to reach "
-            f"{p.inode_low_threshold_percent}%, projected "
-            + (f"{projected}%" if projected is not None else "unknown (measured while removing)")
-        )
-    if p.under_pressure and not p.target_reachable:
-        tail += " — NOT ENOUGH removable images to reach the low threshold"
-    return head + tail
-
-
-# Tags a table line shows; the rest are counted ("+N more"). The JSON keeps every tag.
-TABLE_TAGS = 3
-
-
-def tags_text(tags: Sequence[str], shown: int = TABLE_TAGS) -> str:
-    """A few tags for a table cell: "a:1,b:2,c:3 +297 more"; "<none>" for an untagged image."""
-    if not tags:
-        return "<none>"
-    text = ",".join(tags[:shown])
-    return f"{text} +{len(tags) - shown} more" if len(tags) > shown else text
-
-
-def _image_rows(
-    decisions: Sequence[ImageDecision], now: datetime, outcomes: Mapping[str, str] | None
-) -> list[list[str]]:
-    rows = []
-    for d in decisions:
-        row = [
-            str(d.action),
-            str(d.reason),
-            short_id(d.image.id),
-            tags_text(d.image.tags),
-            human_bytes(d.image.size_bytes),
-            human_bytes(d.frees_bytes) if d.action is Action.REMOVE else "-",
-            _ago(now, d.record.first_seen),
-            _ago(now, d.record.last_used),
-        ]
-        if outcomes is not None:
-            row.append(outcomes.get(d.image.id, "kept" if d.action is Action.KEEP else "-"))
-        rows.append(row)
-    return rows
-
-
-def _container_rows(
-    decisions: Sequence[ContainerDecision], now: datetime, outcomes: Mapping[str, str] | None
-) -> list[list[str]]:
-    rows = []
-    for d in decisions:
-        c = d.container
-        row = [
-            str(d.action),
-            str(d.reason),
-            short_id(c.id),
-            c.name,
-            str(c.state),
-            d.evict_unit,
-            _stopped(now, c) if c.state.is_dead else "-",
-        ]
-        if outcomes is not None:
-            row.append(outcomes.get(c.id, "kept" if d.action is Action.KEEP else "-"))
-        rows.append(row)
-    return rows
-
-
-def build_cache_summary(p: BuildCachePlan) -> str | None:
-    """One line about the build cache; None when it was not looked at or holds no record (an
-    engine without BuildKit, such as Podman, lists none: silent)."""
-    if not p.observed or not p.decisions:
-        return None
-    n = len(p.removals)
-    return (
-        f"Build cache: {len(p.decisions)} record{'s' * (len(p.decisions) != 1)}, "
-        f"{human_bytes(p.bytes_reclaimable)} reclaimable; planned "
-        f"{human_bytes(p.bytes_planned)} in {n} record{'s' * (n != 1)}"
-    )
-
-
-def _build_cache_rows(
-    decisions: Sequence[BuildCacheDecision], now: datetime, outcomes: Mapping[str, str] | None
-) -> list[list[str]]:
-    rows = []
-    for d in decisions:
-        r = d.record
-        row = [
-            str(d.action),
-            str(d.reason),
-            r.id[:12],
-            r.type,
-            r.describe(),
-            human_bytes(r.size_bytes),
-            human_bytes(d.frees_bytes) if d.action is Action.REMOVE else "-",
-            _ago(now, r.last_used),
-            str(r.usage_count),
-        ]
-        if outcomes is not None:
-            row.append(outcomes.get(r.id, "kept" if d.action is Action.KEEP else "-"))
-        rows.append(row)
-    return rows
-
-
-BUILD_CACHE_HEADERS = [
-    "ACTION", "REASON", "RECORD", "TYPE", "DESCRIPTION", "SIZE", "FREES", "LAST USED", "USES",
-]  # fmt: skip
-
-
-def _build_cache_section(
-    p: BuildCachePlan, now: datetime, outcomes: Mapping[str, str] | None
-) -> list[str]:
-    if not p.observed or not p.decisions:
-        return []
-    headers = BUILD_CACHE_HEADERS + (["OUTCOME"] if outcomes is not None else [])
-    rows = _build_cache_rows(p.decisions, now, outcomes)
-    return ["", _section("Build cache", p.decisions, headers, rows)]
-
-
-# SIZE: the image's listed size (every layer it uses); FREES: what removing it frees in this plan.
-IMAGE_HEADERS = ["ACTION", "REASON", "IMAGE", "TAGS", "SIZE", "FREES", "FIRST SEEN", "LAST USED"]
-CONTAINER_HEADERS = ["ACTION", "REASON", "CONTAINER", "NAME", "STATE", "EVICT UNIT", "STOPPED"]
-
-
-def _section(
-    title: str, decisions: Sequence[Any], headers: list[str], rows: list[list[str]]
-) -> str:
-    removals = sum(1 for d in decisions if d.action is Action.REMOVE)
-    head = f"{title}: {removals} to remove, {len(decisions) - removals} kept"
-    return head + ("\n" + table(headers, rows) if rows else "")
-
-
 def plan_table(plan: Plan, kubelet_line: str | None = None) -> str:
     """The report for people; `kubelet_line` (what the kubelet would do) follows the summary."""
     now = plan.now
@@ -494,38 +294,63 @@ def plan_table(plan: Plan, kubelet_line: str | None = None) -> str:
         image_summary(plan.images, plan.filesystem),
         *([line] if (line := build_cache_summary(plan.build_cache)) else []),
         *([kubelet_line] if kubelet_line else []),
-        *_build_cache_section(plan.build_cache, now, None),
+        *build_cache_section(plan.build_cache, now, None),
         "",
-        _section(
+        section(
             "Containers",
             plan.containers.decisions,
             CONTAINER_HEADERS,
-            _container_rows(plan.containers.decisions, now, None),
+            container_rows(plan.containers.decisions, now, None),
         ),
         "",
-        _section(
+        section(
             "Images",
             plan.images.decisions,
             IMAGE_HEADERS,
-            _image_rows(plan.images.decisions, now, None),
+            image_rows(plan.images.decisions, now, None),
         ),
     ]
     return visible_lines("\n".join(parts))
 
 
-def _outcome_text(r: RemovalResult) -> str:
-    return str(r.outcome) + (f" ({r.detail})" if r.detail else "")
-
-
 def cycle_table(report: CycleReport) -> str:
+    """`once` for people: the filesystems before, the summaries, a table per kind with each
+    decision's outcome, what went past the plan, the filesystems after and the totals."""
     now = report.plan.now
-    outcomes = {r.id: _outcome_text(r) for r in report.results}
-    outcomes.update(
-        {
-            i: "not needed (target reached)"
-            for i in report.images_not_needed | report.build_cache_not_needed
-        }
-    )
+    outcomes = _cycle_outcomes(report)
+    title = "nodegc once --dry-run — nothing is changed" if report.dry_run else "nodegc once"
+    first, *others = filesystem_lines(report.plan)
+    parts = [title, "before: " + first, *others]
+    parts.append(image_summary(report.image_plan, report.filesystem_before))
+    if line := build_cache_summary(report.build_cache_plan):
+        parts.append(line)
+    parts += build_cache_section(report.build_cache_plan, now, outcomes)
+    parts += [
+        "",
+        section(
+            "Containers",
+            report.plan.containers.decisions,
+            [*CONTAINER_HEADERS, "OUTCOME"],
+            container_rows(report.plan.containers.decisions, now, outcomes),
+        ),
+        "",
+        section(
+            "Images",
+            report.image_plan.decisions,
+            [*IMAGE_HEADERS, "OUTCOME"],
+            image_rows(report.image_plan.decisions, now, outcomes),
+        ),
+    ]
+    parts += _past_the_plan_lines(report)
+    parts += _after_lines(report)
+    if report.ran_images and not report.target_reached:
+        parts.append(free_disk_space_failed(report))
+    return visible_lines("\n".join(parts))
+
+
+def _cycle_outcomes(report: CycleReport) -> dict[str, str]:
+    """The OUTCOME cell of each object: what its removal did, "not needed (target reached)",
+    or, in a dry run, "would remove" for every planned removal."""
     if report.dry_run:
         outcomes = {}
         for d in (*report.plan.containers.removals, *report.image_plan.removals):
@@ -533,43 +358,39 @@ def cycle_table(report: CycleReport) -> str:
             outcomes[key] = "would remove"
         for c in report.build_cache_plan.removals:
             outcomes[c.record.id] = "would remove"
-    title = "nodegc once --dry-run — nothing is changed" if report.dry_run else "nodegc once"
-    first, *others = filesystem_lines(report.plan)
-    parts = [title, "before: " + first, *others]
-    parts.append(image_summary(report.image_plan, report.filesystem_before))
-    if line := build_cache_summary(report.build_cache_plan):
-        parts.append(line)
-    parts += _build_cache_section(report.build_cache_plan, now, outcomes)
-    parts += [
-        "",
-        _section(
-            "Containers",
-            report.plan.containers.decisions,
-            [*CONTAINER_HEADERS, "OUTCOME"],
-            _container_rows(report.plan.containers.decisions, now, outcomes),
-        ),
-        "",
-        _section(
-            "Images",
-            report.image_plan.decisions,
-            [*IMAGE_HEADERS, "OUTCOME"],
-            _image_rows(report.image_plan.decisions, now, outcomes),
-        ),
-    ]
+        return outcomes
+    outcomes = {r.id: outcome_text(r) for r in report.results}
+    outcomes.update(
+        {
+            i: "not needed (target reached)"
+            for i in report.images_not_needed | report.build_cache_not_needed
+        }
+    )
+    return outcomes
+
+
+def _past_the_plan_lines(report: CycleReport) -> list[str]:
+    """Pod sandboxes removed after their containers, and images removed in later passes (not
+    in the first plan's decisions)."""
+    parts = []
     sandboxes = [r for r in report.container_results if r.kind == "sandbox"]
     if sandboxes:
         parts.append("Pod sandboxes (after their containers):")
         parts += [
-            f"  {short_id(r.id)} {visible(r.name)} {r.reason} {visible(_outcome_text(r))}"
+            f"  {short_id(r.id)} {visible(r.name)} {r.reason} {visible(outcome_text(r))}"
             for r in sandboxes
         ]
     listed = {d.image.id for d in report.image_plan.decisions}
     extra = [r for r in report.image_results if r.id not in listed]
     if extra:
         parts.append("Images removed past the plan:")
-        parts += [
-            f"  {short_id(r.id)} {visible(r.name)} {visible(_outcome_text(r))}" for r in extra
-        ]
+        parts += [f"  {short_id(r.id)} {visible(r.name)} {visible(outcome_text(r))}" for r in extra]
+    return parts
+
+
+def _after_lines(report: CycleReport) -> list[str]:
+    """The filesystems measured after the cycle, and (not for a dry run) the totals."""
+    parts = []
     if report.filesystems_after:
         first, *others = filesystem_lines(report.plan, report.filesystems_after)
         parts += ["", "after:  " + first, *others]
@@ -586,40 +407,7 @@ def cycle_table(report: CycleReport) -> str:
             f"(image GC freed {human_bytes(report.disk_bytes_freed)}, measured); "
             f"{len(skipped)} skipped, {len(report.failures)} failed."
         )
-    if report.ran_images and not report.target_reached:
-        parts.append(free_disk_space_failed(report))
-    return visible_lines("\n".join(parts))
-
-
-def _image_head(p: ImagePlan, fs: FilesystemStats) -> str:
-    """The header's first part: which rule triggered (`policy.targets`) and what it asks for."""
-    if p.trigger == MINIMUM_FREE:
-        return (
-            f"Image GC: free space {human_bytes(fs.available_bytes)} is below minimum_free: "
-            f"free {human_bytes(p.bytes_to_free)} to reach {_target_text(p)}"
-        )
-    if p.bytes_to_free:
-        return (
-            f"Image GC: usage {p.usage_percent}% >= high threshold {p.high_threshold_percent}%: "
-            f"free {human_bytes(p.bytes_to_free)} to reach {_target_text(p)}"
-        )
-    if p.high_threshold_percent >= 100 and not p.target_free_bytes:
-        return "Image GC by disk usage is off (high threshold 100%)"
-    free = f" and free space {human_bytes(fs.available_bytes)} is not below minimum_free"
-    return (
-        f"Image GC: usage {p.usage_percent}% is below the high threshold "
-        f"{p.high_threshold_percent}%{free if p.target_free_bytes else ''}: no space to free"
-    )
-
-
-def _target_text(p: ImagePlan) -> str:
-    """What the byte targets ask for: "80%", "20.0 GiB free" or both."""
-    parts = []
-    if p.high_threshold_percent < 100:
-        parts.append(f"{p.low_threshold_percent}%")
-    if p.target_free_bytes:
-        parts.append(f"{human_bytes(p.target_free_bytes)} free")
-    return " and ".join(parts) or "the target"
+    return parts
 
 
 def free_disk_space_failed(report: CycleReport) -> str:
@@ -642,7 +430,7 @@ def _image_fs_short(report: CycleReport, fs: FilesystemStats, verb: str) -> list
             f"({human_bytes(fs.used_bytes)} of {human_bytes(fs.capacity_bytes)}); deleting "
             f"build cache, unused images and dead containers {verb} {human_bytes(freed)} of the "
             f"{human_bytes(p.bytes_to_free)} "
-            f"needed to reach {_target_text(p)}"
+            f"needed to reach {target_text(p)}"
         )
     if p.inodes_to_free:
         inodes = (

@@ -23,10 +23,20 @@ def fill_rate_line(rate: dict[str, Any] | None) -> str:
     )
 
 
+def fill_rate_lines(rates: Any) -> list[str]:
+    """One line per filesystem the daemon estimates (its /status `details.fill_rates`)."""
+    if not isinstance(rates, list):
+        return []
+    return [fill_rate_line(r) for r in rates if isinstance(r, dict)]
+
+
 def detail_lines(key: str, value: Any) -> str:
-    """`nodegc status`'s lines for the daemon's breakdown and fill rate ("" for other details)."""
+    """`nodegc status`'s lines for the daemon's breakdown and fill rates ("" for other details;
+    `fill_rate`, the image filesystem's, is one of `fill_rates`: status shows the latter)."""
     if key == "fill_rate" and isinstance(value, dict):
         return fill_rate_line(value)
+    if key == "fill_rates":
+        return "\n".join(fill_rate_lines(value))
     if key != "where_the_space_is" or not isinstance(value, list):
         return ""
     lines = []

@@ -12,9 +12,9 @@ from datetime import datetime
 from typing import Any
 
 from nodegc.cli.exits import EXIT_OK, EXIT_UNREACHABLE
-from nodegc.cli.render import table
 from nodegc.cli.safe import visible, visible_lines
 from nodegc.cli.space_status import detail_lines
+from nodegc.cli.tables import table
 from nodegc.clock import Clock, utcnow
 from nodegc.config import Settings
 from nodegc.daemon.server import split_address, url_host
@@ -71,6 +71,7 @@ def render_conditions(data: Mapping[str, Any], now: datetime) -> str:
         parts += [
             detail_lines(key, value) or f"{visible(key)}: {visible(_detail(value))}"
             for key, value in details.items()
+            if not (key == "fill_rate" and "fill_rates" in details)  # one of fill_rates
         ]
     return visible_lines("\n".join(parts))
 

@@ -82,7 +82,7 @@ class Collector(Observing, Walking, Executing, Recovering):
         self.layers: dict[str, tuple[Layer, ...]] = state.load_layers()
         self._layers_dirty = False
         # What a listed byte costs on the disk, where the runtime says listed sizes are not it.
-        self.cost = LayerCost(getattr(runtime, "listed_size_cost", None), state, persist=persist)
+        self.cost = LayerCost(runtime.listed_size_cost, state, persist=persist)
         self.lock = threading.RLock()
         self.history_save_error: str | None = None
         self.last_snapshot: Snapshot | None = None
@@ -170,8 +170,11 @@ class Collector(Observing, Walking, Executing, Recovering):
                     self.runtime, self.settings, self.clock(), self.listeners
                 )
             if images:
-                self._free_disk(report, snapshot if not containers else None)
-                self._relieve_other_filesystems(report)
+                try:
+                    self._free_disk(report, snapshot if not containers else None)
+                    self._relieve_other_filesystems(report)
+                finally:  # images.lookahead: a projection plans every filesystem of one cycle
+                    self.projected = False
             report.filesystem_after = self.measure(snapshot.filesystem.path)
             if len(snapshot.measured) > 1:
                 report.filesystems_after = remeasure(snapshot.measured, self.measure)

@@ -23,8 +23,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from nodegc.model import Container, Image, Snapshot, short_id
@@ -249,64 +249,89 @@ def replay(runtime: Runtime, journal: Journal | None, record: Record) -> Replaye
     pending = journal.pending()
     if not pending:
         return Replayed()
-    kinds = {i.kind for i in pending}
-    images = {i.id: i for i in runtime.list_images()} if KIND_IMAGE in kinds else {}
-    containers = {c.id for c in runtime.list_containers()} if KIND_CONTAINER in kinds else set()
-    holders: dict[str, str | None] = {tag: i.id for i in images.values() for tag in i.tags}
-
-    def fresh(tag: str) -> str | None:
-        # Asked right before the tag call: a listing's answer may be stale by then.
-        holder = _holder_by_inspect(runtime, tag)
-        holders[tag] = holder
-        return holder
-
-    restored = tags = left = 0
-    sent = journal.sent()
-    finished: list[Intent] = []
-    gone: list[Intent] = []
-
-    def found_gone(intent: Intent) -> None:
-        mine = (intent.object_id, intent.started_at) in sent
-        (finished if mine else gone).append(intent)
-
-    final: list[str] = []
+    run = _Replay.listing(runtime, pending, journal)
     try:
         for intent in pending:
-            if intent.kind == KIND_CONTAINER:
-                if intent.object_id not in containers:
-                    found_gone(intent)
-                final.append(intent.object_id)  # there: it is planned afresh like any other
-                continue
-            current = images.get(intent.object_id)
-            if current is None:
-                found_gone(intent)
-                final.append(intent.object_id)
-                continue
-            owed = [t for t in intent.tags if t not in current.tags]
-            if put_back(runtime, intent, current, fresh):
-                final.append(intent.object_id)
-                restored += 1 if owed else 0
-                tags += sum(1 for t in owed if holders.get(t) in (None, intent.object_id))
-            else:
-                left += 1
+            run.settle(intent)
     finally:
         # Recorded before cleared: a kill between the two repeats a line, never loses one.
-        record(finished, gone)
-        _clear(journal, final)
-    done = Replayed(
-        finished=tuple(finished), gone=tuple(gone), restored=restored, tags=tags, left=left
-    )
+        record(run.finished, run.gone)
+        _clear(journal, run.final)
+    done = run.replayed()
     log.info(
         "intent journal replayed",
         extra={
-            "finished": len(finished),
-            "gone_by_someone_else": len(gone),
-            "restored": restored,
-            "tags_restored": tags,
-            "left": left,
+            "finished": len(done.finished),
+            "gone_by_someone_else": len(done.gone),
+            "restored": done.restored,
+            "tags_restored": done.tags,
+            "left": done.left,
         },
     )
     return done
+
+
+@dataclass
+class _Replay:
+    """One replay under way: what the engine listed, and what each entry came to."""
+
+    runtime: Runtime
+    images: dict[str, Image]
+    containers: set[str]
+    sent: Collection[tuple[str, datetime]]
+    holders: dict[str, str | None] = field(default_factory=dict)
+    finished: list[Intent] = field(default_factory=list)
+    gone: list[Intent] = field(default_factory=list)
+    final: list[str] = field(default_factory=list)  # entries to clear
+    restored: int = 0
+    tags: int = 0
+    left: int = 0
+
+    @classmethod
+    def listing(cls, runtime: Runtime, pending: Sequence[Intent], journal: Journal) -> _Replay:
+        """One listing per kind that has entries, then the journal's record of removals asked."""
+        kinds = {i.kind for i in pending}
+        images = {i.id: i for i in runtime.list_images()} if KIND_IMAGE in kinds else {}
+        containers = {c.id for c in runtime.list_containers()} if KIND_CONTAINER in kinds else set()
+        holders: dict[str, str | None] = {tag: i.id for i in images.values() for tag in i.tags}
+        return cls(runtime, images, containers, journal.sent(), holders)
+
+    def fresh(self, tag: str) -> str | None:
+        # Asked right before the tag call: a listing's answer may be stale by then.
+        holder = _holder_by_inspect(self.runtime, tag)
+        self.holders[tag] = holder
+        return holder
+
+    def found_gone(self, intent: Intent) -> None:
+        mine = (intent.object_id, intent.started_at) in self.sent
+        (self.finished if mine else self.gone).append(intent)
+
+    def settle(self, intent: Intent) -> None:
+        """Put one entry right: a container there is planned afresh like any other; an image
+        there gets its tags back; one gone is recorded."""
+        if intent.kind == KIND_CONTAINER:
+            if intent.object_id not in self.containers:
+                self.found_gone(intent)
+            self.final.append(intent.object_id)
+            return
+        current = self.images.get(intent.object_id)
+        if current is None:
+            self.found_gone(intent)
+            self.final.append(intent.object_id)
+            return
+        owed = [t for t in intent.tags if t not in current.tags]
+        if put_back(self.runtime, intent, current, self.fresh):
+            self.final.append(intent.object_id)
+            self.restored += 1 if owed else 0
+            self.tags += sum(1 for t in owed if self.holders.get(t) in (None, intent.object_id))
+        else:
+            self.left += 1
+
+    def replayed(self) -> Replayed:
+        return Replayed(
+            finished=tuple(self.finished), gone=tuple(self.gone), restored=self.restored,
+            tags=self.tags, left=self.left,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,7 @@ from typing import Any
 from nodegc.holders import Breakdown, Holder, HolderKind
 from nodegc.model import FilesystemStats
 from nodegc.policy.breakdown import breakdown, untouchable
-from nodegc.runtime import Runtime, RuntimeError_, RuntimeUnavailable
-from nodegc.runtime.docker_usage import space_holders
+from nodegc.runtime import Runtime, RuntimeError_, RuntimeUnavailable, cri_usage, docker_usage
 from nodegc.units import human_bytes
 
 log = logging.getLogger(__name__)
@@ -36,18 +35,20 @@ class SpaceReport:
 
 
 def explain(runtime: Runtime, filesystems: Sequence[FilesystemStats]) -> SpaceReport | None:
-    """The breakdown, or None where the runtime cannot say (Podman, CRI) or the engine failed
-    to answer (said in the log: an explanation is never worth failing a command for)."""
+    """The breakdown (Docker, Podman: `runtime.docker_usage`; CRI: `runtime.cri_usage`), or None
+    where the runtime cannot say or the engine failed to answer (said in the log: an
+    explanation is never worth failing a command for)."""
     try:
-        holders = space_holders(runtime)
+        found = docker_usage.space_holders(runtime) or cri_usage.space_holders(runtime)
     except RuntimeUnavailable:
         raise
     except RuntimeError_ as exc:
         log.warning("where the space is: unavailable", extra={"error": str(exc)})
         return None
-    if holders is None:
+    if found is None:
         return None
-    return SpaceReport(breakdown(filesystems, holders), tuple(holders))
+    spread = breakdown(filesystems, found.holders, unknown=found.unknown)
+    return SpaceReport(spread, found.holders)
 
 
 _WHAT = {
@@ -85,6 +86,41 @@ def untouchable_note(
     )
 
 
+def target_missed(
+    space: SpaceReport | None, path: str, needed_bytes: int, freed_bytes: int
+) -> dict[str, Any]:
+    """The audit record's fields when image GC missed its target on `path` (`"event":
+    "target-missed"`): what was needed and freed (measured), and the three biggest holders
+    nodegc may not touch there (empty where the runtime cannot say)."""
+    held = space.untouchable(path) if space is not None else ()
+    return {
+        "filesystem": path,
+        "needed_bytes": needed_bytes,
+        "freed_bytes": freed_bytes,
+        "holders": [
+            {"kind": str(h.kind), "name": h.name, "bytes": h.size_bytes, "path": h.path or None}
+            for h in held
+        ],
+    }
+
+
+def missed_records(report: Any, space: SpaceReport | None) -> list[dict[str, Any]]:
+    """The `target-missed` audit records of a cycle (a `CycleReport`): the image filesystem's
+    when image GC missed its target, and each other filesystem left short; none for a dry run."""
+    if report.dry_run:
+        return []
+    out = []
+    if not report.image_target_reached:
+        fs = report.images_after or report.filesystem_after or report.filesystem_before
+        out.append(
+            target_missed(space, fs.path, report.image_plan.bytes_to_free, report.disk_bytes_freed)
+        )
+    for plan, after in report.filesystems_short:
+        freed = max(0, after.available_bytes - plan.filesystem.available_bytes)
+        out.append(target_missed(space, after.path, plan.bytes_to_free, freed))
+    return out
+
+
 def holder_json(h: Holder) -> dict[str, Any]:
     return {
         "kind": str(h.kind),
@@ -106,7 +142,7 @@ def space_json(space: SpaceReport | None) -> list[dict[str, Any]] | None:
             "path": b.path,
             "roles": [str(r) for r in b.roles],
             "used_bytes": b.used_bytes,
-            "bytes": {str(kind): size for kind, size in b.by_kind},
+            "bytes": {str(kind): size for kind, size in b.sizes().items()},
             "biggest": [holder_json(h) for h in b.biggest],
         }
         for b in space.filesystems

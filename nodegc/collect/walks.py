@@ -80,7 +80,6 @@ class Walking:
             self._climb(report, current)
         finally:  # where image GC left the disk, whichever step it stopped at
             self._ladder = None
-            self.projected = False
             if report.images_before is not None:
                 report.images_after = self.measure(report.images_before.path)
             if self._engine_lost is None and not self.stopping.is_set():
@@ -293,7 +292,7 @@ class Walking:
     def _settle(self, path: str) -> Settle | None:
         """Where the runtime frees after its removals return (its data, `frees_asynchronously`):
         measuring `path` until the disk is steady."""
-        if not getattr(self.runtime, "frees_asynchronously", False):
+        if not self.runtime.frees_asynchronously:
             return None
         return lambda done: settled(lambda: self.measure(path), done)
 

@@ -7,21 +7,30 @@ only words the answer. With one filesystem the words are what they always were.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from nodegc.collect.cycle import CycleReport
 from nodegc.config import ImageSettings
 from nodegc.model import FilesystemStats
+from nodegc.policy import targets
 from nodegc.units import human_bytes
 
 Observed = Sequence[tuple[FilesystemStats, tuple[str, ...]]]
 
-_REASONS = {
-    ("bytes",): "UsageAboveHighThreshold",
-    ("inodes",): "InodeUsageAboveHighThreshold",
-    ("bytes", "inodes"): "UsageAndInodeUsageAboveHighThreshold",
+# DiskPressure's reason: the rule that triggered (`policy.targets` trigger values) over every
+# filesystem; the percent rule's words are what they always were.
+_BYTES = {
+    targets.HIGH_THRESHOLD: "UsageAboveHighThreshold",
+    targets.MINIMUM_FREE: "FreeBelowMinimumFree",
 }
+_INODES = "InodeUsageAboveHighThreshold"
+_PROJECTED = "UsageProjectedAboveHighThreshold"
+
+
+def _trigger(fs: FilesystemStats, images: ImageSettings) -> str:
+    """The rule that triggered on `fs` ("" for none): the policy's `wanted` says."""
+    return targets.wanted(fs, images).trigger
 
 
 def _roles(fs: FilesystemStats) -> str:
@@ -29,33 +38,84 @@ def _roles(fs: FilesystemStats) -> str:
 
 
 def _usage(fs: FilesystemStats, images: ImageSettings) -> str:
-    return (
+    text = (
         f"{fs.usage_percent}% used (high threshold {images.high_threshold_percent}%), "
         f"{fs.inode_usage_percent}% of inodes used "
         f"(inode high threshold {images.inode_high_threshold_percent}%)"
     )
+    if _trigger(fs, images) == targets.MINIMUM_FREE:
+        text += (
+            f", {human_bytes(fs.available_bytes)} free "
+            f"(minimum_free {human_bytes(int(images.minimum_free))})"
+        )
+    return text
 
 
-def disk_pressure(observed: Observed, images: ImageSettings) -> tuple[bool, str, str]:
+def triggers(
+    observed: Observed, images: ImageSettings, projected: Collection[str] = ()
+) -> list[str]:
+    """The rules that triggered over every filesystem (`trigger` values: `high_threshold`,
+    `minimum_free`, `inode_high_threshold`, `projected`), each once, in that order."""
+    found = {_trigger(fs, images) for fs, ks in observed if ks}
+    if any("inodes" in ks for _, ks in observed):
+        found.add(targets.INODE_HIGH_THRESHOLD)
+    if projected and not any(ks for _, ks in observed):
+        found.add(targets.PROJECTED)
+    order = [
+        targets.HIGH_THRESHOLD,
+        targets.MINIMUM_FREE,
+        targets.INODE_HIGH_THRESHOLD,
+        targets.PROJECTED,
+    ]
+    return [t for t in order if t in found]
+
+
+def _reason(rules: Sequence[str]) -> str:
+    """`UsageAboveHighThreshold`, `FreeBelowMinimumFree`, `InodeUsageAboveHighThreshold`, joined
+    with "And" (the byte part's "Inode" prefix kept: `UsageAndInodeUsageAboveHighThreshold`);
+    `UsageProjectedAboveHighThreshold` for `projected`; `UsageBelowHighThreshold` for none."""
+    if targets.PROJECTED in rules:
+        return _PROJECTED
+    parts = [_BYTES[r] for r in rules if r in _BYTES]
+    if targets.INODE_HIGH_THRESHOLD in rules:
+        parts.append(_INODES)
+    if not parts:
+        return "UsageBelowHighThreshold"
+    if parts[-1] == _INODES and parts[0] == _BYTES[targets.HIGH_THRESHOLD] and len(parts) == 2:
+        return "UsageAndInodeUsageAboveHighThreshold"
+    return "And".join(parts)
+
+
+def disk_pressure(
+    observed: Observed, images: ImageSettings, projected: Collection[str] = ()
+) -> tuple[bool, str, str]:
     """DiskPressure's status, reason and message from each filesystem and what is above its
-    high threshold there. The reason names the kinds over all of them (bytes, inodes, both);
-    the message names every filesystem (those under pressure first) with its roles, usage and
-    the kinds above the threshold."""
-    kinds = tuple(k for k in ("bytes", "inodes") if any(k in ks for _, ks in observed))
-    reason = _REASONS.get(kinds, "UsageBelowHighThreshold")
+    high threshold there. The reason names the rules that triggered over all of them
+    (`triggers`; `projected`: the paths `images.lookahead` projects a crossing on, status
+    False); the message names every filesystem (those under pressure first) with its roles,
+    usage and the kinds above the threshold."""
+    pressure = any(ks for _, ks in observed)
+    reason = _reason(triggers(observed, images, projected))
+    soon = [] if pressure else [p for p in projected if p in {fs.path for fs, _ in observed}]
+    ahead = (
+        f"; projected to cross the high threshold within images.lookahead on {', '.join(soon)}"
+        if soon
+        else ""
+    )
     if len(observed) == 1:
         fs, _ = observed[0]
-        return bool(kinds), reason, f"{fs.path} is {_usage(fs, images)}"
+        return pressure, reason, f"{fs.path} is {_usage(fs, images)}{ahead}"
     ordered = sorted(observed, key=lambda o: not o[1])  # stable: under pressure first
     texts = []
     for fs, ks in ordered:
         above = f": above the high threshold ({' and '.join(ks)})" if ks else ""
         texts.append(f"{fs.path} ({_roles(fs)}) is {_usage(fs, images)}{above}")
-    return bool(kinds), reason, "; ".join(texts)
+    return pressure, reason, "; ".join(texts) + ahead
 
 
-def filesystems_detail(observed: Observed) -> list[dict[str, Any]]:
-    """/status details: each filesystem watched with its roles, usage and pressure kinds."""
+def filesystems_detail(observed: Observed, images: ImageSettings) -> list[dict[str, Any]]:
+    """/status details: each filesystem watched with its roles, usage, pressure kinds and the
+    rule that triggered there (`trigger`, None below every threshold)."""
     return [
         {
             "path": fs.path,
@@ -63,6 +123,7 @@ def filesystems_detail(observed: Observed) -> list[dict[str, Any]]:
             "usage_percent": fs.usage_percent,
             "inode_usage_percent": fs.inode_usage_percent,
             "pressure": list(ks),
+            "trigger": _trigger(fs, images) or None,
         }
         for fs, ks in observed
     ]

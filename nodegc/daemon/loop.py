@@ -307,9 +307,10 @@ class Daemon:
             return
         if not measured:
             return
-        pressure = self._observe_disk(measured)
-        # Lookahead: the image filesystem's fill rate projects a crossing of high soon.
-        projected = self.fill.check(measured[0], self.settings.images) and not pressure
+        # Lookahead: a filesystem's fill rate projects a crossing of high soon (any watched).
+        soon = self.fill.check(measured, self.settings.images)
+        pressure = self._observe_disk(measured, soon)
+        projected = bool(soon) and not pressure
         if not (pressure or projected):
             return
         recent = self._last_short_image_cycle
@@ -319,8 +320,10 @@ class Daemon:
             return
         observed = pressure_on_each(measured, self.settings.images)
         log.info(
-            "usage crossed the high threshold: starting image GC now",
-            extra=pressure_log_fields(observed),
+            "usage crossed the high threshold: starting image GC now"
+            if pressure
+            else "usage projected to cross the high threshold: starting image GC now",
+            extra=pressure_log_fields(observed) if pressure else {"projected": list(soon)},
         )
         assert self.scheduler is not None
         if self.collector is not None:  # the next image cycle plans as if high were crossed
@@ -335,9 +338,10 @@ class Daemon:
             return (replace(measure(override), roles=ALL_ROLES),)
         return remeasure(self._watched)
 
-    def _observe_disk(self, measured: Sequence[FilesystemStats]) -> bool:
+    def _observe_disk(self, measured: Sequence[FilesystemStats], soon: Sequence[str] = ()) -> bool:
         """Metrics and the DiskPressure condition from one measurement of each filesystem (the
-        image filesystem first); True when any is under pressure of bytes or inodes."""
+        image filesystem first; `soon`: those the lookahead projects a crossing on); True when
+        any is under pressure of bytes or inodes."""
         images = self.settings.images
         high, inode_high = images.high_threshold_percent, images.inode_high_threshold_percent
         minimum_free = int(images.minimum_free)
@@ -345,23 +349,27 @@ class Daemon:
         self.metrics.observe_filesystems(measured)
         self.metrics.set_thresholds(images)
         observed = pressure_on_each(measured, images)
-        pressure, reason, message = disk_pressure(observed, images)
+        pressure, reason, message = disk_pressure(observed, images, soon)
         self.metrics.disk_pressure.set(1 if pressure else 0)
-        self.board.set_details(filesystems=filesystems_detail(observed))
+        self.board.set_details(filesystems=filesystems_detail(observed, images))
         before = self.board.get(DISK_PRESSURE)
         first = before is None or before.status == "Unknown"
-        if self.board.set(DISK_PRESSURE, pressure, reason, message):
+        changed = self.board.set(DISK_PRESSURE, pressure, reason, message)
+        if changed or (before is not None and before.reason != reason):  # the rule changed
             kinds = sorted({k for _, ks in observed for k in ks})
             log.log(
                 logging.WARNING if pressure else logging.INFO,
                 f"disk pressure ({' and '.join(kinds)})"
                 if pressure
+                else "disk pressure projected within images.lookahead"
+                if soon
                 else "no disk pressure"
-                if first
+                if first or not changed
                 else "disk pressure relieved",
                 extra={
                     "filesystems": {fs.path: fs.usage_percent for fs, _ in observed},
                     "condition": message,
+                    "reason": reason,
                     "high": high,
                     "inode_high": inode_high,
                 },
@@ -413,7 +421,9 @@ class Daemon:
                 report,
                 fs,
                 len(removed),
-                lambda: explain_shortfall(self.collector, self.metrics, self.board),
+                lambda: explain_shortfall(
+                    self.collector, self.metrics, self.board, self.audit, report
+                ),
             )
         else:
             reason = "Collected" if not failed else "RemovalsFailed"

@@ -44,6 +44,19 @@ class Metrics:
         self.node = node
         r = self.registry
 
+        self._register_cycles(r)
+        self._register_removals(r)
+        self._register_image_filesystem(r)
+        self._register_filesystems(r)
+        self._register_inventory(r)
+        self._register_settings(r)
+
+        self.image_gc = ImageGCMetrics(r)
+        self._create_children()
+        self.set_info("")
+
+    def _register_cycles(self, r: CollectorRegistry) -> None:
+        """The cycles: their duration, count by result, last success."""
         self.cycle_duration = Histogram(
             "nodegc_cycle_duration_seconds",
             "Wall time of one garbage-collection cycle, by kind (image or container).",
@@ -63,6 +76,10 @@ class Metrics:
             ["kind"],
             registry=r,
         )
+
+    def _register_removals(self, r: CollectorRegistry) -> None:
+        """What removals did: by kind and reason, in objects and bytes; failures, skips, and
+        the bytes image GC measured."""
         self.removed = Counter(
             "nodegc_removed_total",
             "Objects removed, by kind and the policy's reason.",
@@ -96,6 +113,9 @@ class Metrics:
             "each image cycle (not the images' listed sizes).",
             registry=r,
         )
+
+    def _register_image_filesystem(self, r: CollectorRegistry) -> None:
+        """The image filesystem at the last look."""
         self.fs_capacity = Gauge(
             "nodegc_filesystem_capacity_bytes",
             "Capacity of the image filesystem.",
@@ -121,7 +141,10 @@ class Metrics:
             "Free inodes of the image filesystem (available to unprivileged users).",
             registry=r,
         )
-        # Every filesystem the runtime uses (the image filesystem among them), per series.
+
+    def _register_filesystems(self, r: CollectorRegistry) -> None:
+        """Every filesystem the runtime uses (the image filesystem among them), one series
+        each, and the last breakdown by kind."""
         labels = ("filesystem", "roles")
         self.each_fs_capacity = Gauge(
             "nodegc_filesystems_capacity_bytes",
@@ -156,6 +179,9 @@ class Metrics:
             ["filesystem", "kind"],
             registry=r,
         )
+
+    def _register_inventory(self, r: CollectorRegistry) -> None:
+        """What the node holds at the last look, and whether the runtime answers."""
         self.images = Gauge("nodegc_images", "Images on the node at the last look.", registry=r)
         self.image_bytes = Gauge(
             "nodegc_image_bytes",
@@ -175,6 +201,9 @@ class Metrics:
             "1 when the last request to the container runtime succeeded, else 0.",
             registry=r,
         )
+
+    def _register_settings(self, r: CollectorRegistry) -> None:
+        """The thresholds in effect, disk pressure, and who we are."""
         self.thresholds = Gauge(
             "nodegc_image_gc_threshold_percent",
             "The image GC thresholds in effect (settings, or derived from the kubelet's "
@@ -195,10 +224,6 @@ class Metrics:
             ["version", "node", "runtime"],
             registry=r,
         )
-
-        self.image_gc = ImageGCMetrics(r)
-        self._create_children()
-        self.set_info("")
 
     def _create_children(self) -> None:
         for kind in KINDS:

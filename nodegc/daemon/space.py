@@ -9,24 +9,40 @@ from typing import Any
 
 from nodegc.collect.cycle import Collector
 from nodegc.collect.observe import FilesystemError, remeasure
-from nodegc.collect.usage import SpaceReport, explain, space_json, untouchable_note
+from nodegc.collect.usage import (
+    SpaceReport,
+    explain,
+    missed_records,
+    space_json,
+    untouchable_note,
+)
 from nodegc.runtime import RuntimeError_
+from nodegc.state.audit import TARGET_MISSED, AuditLog
 
 log = logging.getLogger(__name__)
 
 
-def explain_shortfall(collector: Collector, metrics: Any, board: Any) -> str:
+def explain_shortfall(
+    collector: Collector,
+    metrics: Any,
+    board: Any,
+    audit: AuditLog | None = None,
+    report: Any = None,
+) -> str:
     """ "; the biggest holders nodegc may not remove: ..." for the condition message (or ""),
-    with the metrics and /status updated. Never raises for an engine or filesystem error."""
+    with the metrics and /status updated, and the audit record's `target-missed` lines for
+    `report` (a `CycleReport`). Never raises for an engine or filesystem error."""
     snapshot = collector.last_snapshot
-    if snapshot is None:
-        return ""
+    space: SpaceReport | None = None
     try:
-        with collector.lock:
-            space = explain(collector.runtime, remeasure(snapshot.measured, collector.measure))
+        if snapshot is not None:
+            with collector.lock:
+                space = explain(collector.runtime, remeasure(snapshot.measured, collector.measure))
     except (RuntimeError_, FilesystemError) as exc:
         log.warning("where the space is: unavailable", extra={"error": str(exc)})
-        return ""
+    if audit is not None and report is not None:
+        for fields in missed_records(report, space):
+            audit.record_event(TARGET_MISSED, fields)
     publish(space, metrics, board)
     return untouchable_note(space)
 

@@ -10,7 +10,7 @@ reserve and ext4's reserved clusters: capacity - available counts them as used).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from nodegc.holders import NAMED_KINDS, ROLE_OF, Breakdown, Holder, HolderKind
 from nodegc.model import FilesystemStats
@@ -19,18 +19,34 @@ BIGGEST = 5
 REST_NAME = "files the engine does not account for"
 
 
+def lands_on(h: Holder, fs: FilesystemStats, devices: Collection[int]) -> bool:
+    """Whether holder `h` is on `fs`: by its device where it was found on a measured one, else
+    by its kind's role (a filesystem measured without roles, a path alone, holds every kind)."""
+    if h.device is not None and h.device in devices:
+        return h.device == fs.device
+    return not fs.roles or ROLE_OF.get(h.kind) in fs.roles
+
+
 def breakdown(
-    filesystems: Sequence[FilesystemStats], holders: Sequence[Holder], top: int = BIGGEST
+    filesystems: Sequence[FilesystemStats],
+    holders: Sequence[Holder],
+    top: int = BIGGEST,
+    unknown: Collection[HolderKind] = (),
 ) -> tuple[Breakdown, ...]:
-    """One breakdown per measured filesystem, in their order. A filesystem measured without
-    roles (a path alone) holds every kind."""
+    """One breakdown per measured filesystem, in their order. `unknown`: kinds the runtime
+    cannot know, left out of the sums (the rest is measured used - what is known) and named."""
     out = []
+    devices = {fs.device for fs in filesystems if fs.device}
     for fs in filesystems:
-        here = [h for h in holders if not fs.roles or ROLE_OF.get(h.kind) in fs.roles]
+        here = [h for h in holders if h.kind not in unknown and lands_on(h, fs, devices)]
         sums: dict[HolderKind, int] = {}
+        gaps = []
         for kind in HolderKind:
             if kind in ROLE_OF and (not fs.roles or ROLE_OF[kind] in fs.roles):
-                sums[kind] = 0
+                if kind in unknown:
+                    gaps.append(kind)
+                else:
+                    sums[kind] = 0
         for h in here:
             sums[h.kind] = sums.get(h.kind, 0) + h.size_bytes
         used = fs.used_bytes if fs.free_bytes is None else fs.capacity_bytes - fs.free_bytes
@@ -47,20 +63,21 @@ def breakdown(
                 used_bytes=fs.used_bytes,
                 by_kind=tuple(sums.items()),
                 biggest=tuple(named[:top]),
+                unknown=tuple(gaps),
+                holders=tuple(here),
             )
         )
     return tuple(out)
 
 
-def untouchable(b: Breakdown, holders: Sequence[Holder], n: int = 3) -> tuple[Holder, ...]:
+def untouchable(b: Breakdown, holders: Sequence[Holder] = (), n: int = 3) -> tuple[Holder, ...]:
     """The `n` biggest holders of `b`'s filesystem nodegc may not remove (a running container's
     writable layer or log, a volume, the images in use, the build cache in use, the rest),
-    biggest first."""
-    roles = b.roles
+    biggest first. The holders are `b`'s own (`holders`: for a breakdown made without)."""
     mine = [
         h
-        for h in holders
-        if not h.removable and h.size_bytes > 0 and (not roles or ROLE_OF.get(h.kind) in roles)
+        for h in (b.holders or holders)
+        if not h.removable and h.size_bytes > 0 and h.kind not in b.unknown
     ]
     rest = b.bytes_of(HolderKind.REST)
     if rest:

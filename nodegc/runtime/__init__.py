@@ -54,6 +54,20 @@ class Runtime(Protocol):
     # kept by the adapter and persisted by the caller between processes.
     finish_cache: MutableMapping[str, datetime]
 
+    @property
+    def frees_asynchronously(self) -> bool:
+        """Whether the runtime gives a removal's space back after the request returns (its
+        garbage collector runs later: containerd, Docker's containerd image store): the closed
+        loop then lets the disk settle before deciding more is needed."""
+        ...
+
+    @property
+    def listed_size_cost(self) -> float | None:
+        """What a listed image byte costs on the disk, as a first guess that the collector's
+        `LayerCost` refines from measurements; None where listed sizes are what the disk holds
+        (overlay2, Podman)."""
+        ...
+
     def data_root(self) -> str:
         """The directory holding the runtime's images and containers (for statvfs)."""
         ...

@@ -6,6 +6,12 @@ size every writable layer and volume (a walk of each). The log files are `stat`e
 blocks, as `du` counts them): json-file's `<DockerRootDir>/containers/<id>/<id>-json.log` (and
 its rotated `.1`, `.2`, ...) and the local driver's `local-logs/container.log*`; the directory is
 read where nodegc sees the data root at the engine's own path (on the host, or the chart's mount).
+
+Podman answers the same `/system/df` (4.3 and 5.x: images with Size and SharedSize but
+`LayersSize` 0, containers' `SizeRw`, volumes with their sizes and RefCount, no build cache: the
+kinds `build_cache_*` are unknown there); its log files are wherever each container's `LogPath`
+(inspect, one request per container, only when the breakdown is asked) says: k8s-file's
+`ctr.log`, or nothing for journald.
 """
 
 from __future__ import annotations
@@ -16,9 +22,9 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from nodegc.holders import Holder, HolderKind
+from nodegc.holders import Holder, HolderKind, Holdings
 from nodegc.model import LABEL_POD_NAME, LABEL_POD_NAMESPACE, short_id
-from nodegc.runtime import RuntimeError_
+from nodegc.runtime import NotFound, RuntimeError_
 
 log = logging.getLogger(__name__)
 
@@ -28,20 +34,38 @@ LABEL_ANONYMOUS = "com.docker.volume.anonymous"
 _DEAD = frozenset({"created", "exited", "dead"})
 
 
-def space_holders(runtime: Any) -> list[Holder] | None:
-    """Every holder Docker accounts for; None where the runtime cannot say (Podman, CRI)."""
-    if getattr(runtime, "podman", True) or not hasattr(runtime, "_get_json"):
+_NO_BUILD_CACHE = frozenset({HolderKind.BUILD_CACHE_IN_USE, HolderKind.BUILD_CACHE_RECLAIMABLE})
+
+
+def space_holders(runtime: Any) -> Holdings | None:
+    """Every holder Docker or Podman accounts for; None where the runtime is not one (CRI)."""
+    if not hasattr(runtime, "_get_json") or not hasattr(runtime, "podman"):
         return None
+    podman = bool(runtime.podman)
     data = runtime._get_json("disk usage (where the space is)", "/system/df", "/system/df", {})
     if not isinstance(data, dict):
         raise RuntimeError_("disk usage: engine answered no object")
     containers = [c for c in data.get("Containers") or [] if isinstance(c, dict) and c.get("Id")]
     holders = image_holders(data, containers)
-    holders += cache_holders(data.get("BuildCache"))
-    holders += container_holders(containers)
+    holders += [] if podman else cache_holders(data.get("BuildCache"))
+    if podman:
+        logs, inside = podman_log_holders(runtime, containers)
+        # Podman 5 counts a container's userdata directory, its k8s-file log there included,
+        # in `SizeRw` (5.8.6: 100,272,892 for a 12-byte layer and a 100 MB log; 4.3.1: 12).
+        holders += container_holders(containers, inside if podman_major(runtime) >= 5 else {})
+    else:
+        logs = log_holders(runtime.data_root(), containers)
+        holders += container_holders(containers)
     holders += volume_holders(data.get("Volumes"), containers)
-    holders += log_holders(runtime.data_root(), containers)
-    return holders
+    holders += logs
+    return Holdings(tuple(holders), _NO_BUILD_CACHE if podman else frozenset())
+
+
+def podman_major(runtime: Any) -> int:
+    """Podman's major version (`/version`; 0 where it says none)."""
+    data = runtime._get_json("version", "/version", "/version", {})
+    match = re.match(r"(\d+)\.", str(data.get("Version") or "") if isinstance(data, dict) else "")
+    return int(match.group(1)) if match else 0
 
 
 def image_holders(data: Mapping[str, Any], containers: Sequence[Mapping[str, Any]]) -> list[Holder]:
@@ -57,7 +81,13 @@ def image_holders(data: Mapping[str, Any], containers: Sequence[Mapping[str, Any
         if not in_use:
             size, shared = int(row.get("Size") or 0), max(0, int(row.get("SharedSize") or 0))
             unused += max(0, size - shared)
-    total = max(unused, int(data.get("LayersSize") or 0))
+    layers = int(data.get("LayersSize") or 0)
+    if not layers:  # Podman: 0; every image's own bytes, and the biggest shared part once
+        rows = [r for r in data.get("Images") or [] if isinstance(r, dict)]
+        shared = [max(0, int(r.get("SharedSize") or 0)) for r in rows]
+        own = sum(max(0, int(r.get("Size") or 0) - s) for r, s in zip(rows, shared, strict=True))
+        layers = own + max(shared, default=0)
+    total = max(unused, layers)
     return [
         Holder(HolderKind.IMAGES_IN_USE, "images in use", total - unused, False),
         Holder(HolderKind.IMAGES_UNUSED, "unused images", unused, True),
@@ -96,13 +126,18 @@ def _pod(row: Mapping[str, Any]) -> str | None:
     return f"{namespace}/{name}" if namespace else str(name)
 
 
-def container_holders(containers: Sequence[Mapping[str, Any]]) -> list[Holder]:
-    """Each container's writable layer (`SizeRw`), running or dead."""
+def container_holders(
+    containers: Sequence[Mapping[str, Any]], counted_elsewhere: Mapping[str, int] | None = None
+) -> list[Holder]:
+    """Each container's writable layer (`SizeRw`), running or dead; less the bytes the engine
+    counts in it that are listed as another holder (`counted_elsewhere`, by container id: the
+    log Podman 5 counts)."""
+    elsewhere = counted_elsewhere or {}
     out = []
     for row in containers:
         dead = str(row.get("State") or "") in _DEAD
         kind = HolderKind.CONTAINERS_DEAD if dead else HolderKind.CONTAINERS_RUNNING
-        size = max(0, int(row.get("SizeRw") or 0))
+        size = max(0, int(row.get("SizeRw") or 0) - elsewhere.get(str(row["Id"]), 0))
         out.append(Holder(kind, _name(row), size, dead, pod=_pod(row)))
     return out
 
@@ -148,6 +183,51 @@ def log_holders(data_root: str, containers: Sequence[Mapping[str, Any]]) -> list
             dead = str(row.get("State") or "") in _DEAD
             out.append(Holder(HolderKind.LOGS, _name(row), size, dead, path=main, pod=_pod(row)))
     return out
+
+
+def podman_log_holders(
+    runtime: Any, containers: Sequence[Mapping[str, Any]]
+) -> tuple[list[Holder], dict[str, int]]:
+    """Each Podman container's log file at its `LogPath` (inspect), in allocated bytes, on the
+    filesystem it is found on; a container gone meanwhile, or logging elsewhere (journald:
+    no path), has none listed. And, by container id, the apparent size of each log kept in the
+    container's own `userdata` directory (what Podman 5 counts in `SizeRw`)."""
+    out, inside = [], {}
+    for row in containers:
+        cid = str(row["Id"])
+        if not _ID.match(cid):
+            continue
+        try:
+            info = runtime._get_json(
+                f"inspect container {cid} (its log path)",
+                f"/containers/{cid}/json",
+                f"/containers/{cid}/json",
+                {},
+            )
+        except NotFound:
+            continue
+        path = str(info.get("LogPath") or "") if isinstance(info, dict) else ""
+        if not path or not os.path.isabs(path):
+            continue
+        try:
+            st = os.lstat(path)
+        except OSError:
+            continue
+        if f"/{cid}/userdata/" in path:
+            inside[cid] = st.st_size
+        dead = str(row.get("State") or "") in _DEAD
+        out.append(
+            Holder(
+                HolderKind.LOGS,
+                _name(row),
+                st.st_blocks * 512,
+                dead,
+                path=path,
+                pod=_pod(row),
+                device=st.st_dev,
+            )
+        )
+    return out, inside
 
 
 def _log_bytes(directory: str, cid: str) -> tuple[int, str]:

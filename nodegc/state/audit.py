@@ -1,4 +1,7 @@
-"""The audit record: one JSON line per removal attempt, appended to `<state>/audit.jsonl`.
+"""The audit record: one JSON line per removal attempt, appended to `<state>/audit.jsonl`, and
+one line of its own kind (`"event": "target-missed"`) when image GC could not reach its target:
+the filesystem, the bytes needed and freed, and the biggest holders nodegc may not touch. Readers
+of removals (`history`, the intent replay) tell them apart with `is_removal`.
 
 Each line is written with a single `os.write` on an `O_APPEND` descriptor, so lines from several
 writers (threads, or a `nodegc once` next to the daemon) never interleave and a crash leaves at
@@ -16,6 +19,7 @@ import logging
 import os
 import socket
 import threading
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -34,6 +38,9 @@ DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 DEFAULT_BACKUPS = 3
 # An engine's error text can be long; the audit keeps enough of it to say what went wrong.
 MAX_DETAIL_CHARS = 2000
+
+# The `event` of a record that is not a removal: image GC missed its target (issue 22).
+TARGET_MISSED = "target-missed"
 
 HEADERS = ["TIME", "AGO", "KIND", "OUTCOME", "REASON", "ID", "NAME", "SIZE", "DETAIL"]
 
@@ -78,7 +85,15 @@ class AuditLog:
     # -- writing ----------------------------------------------------------------------------
     def record(self, result: RemovalResult) -> None:
         """Append one line for `result`."""
-        data = encode(result, self.clock(), self.node)
+        self._append(encode(result, self.clock(), self.node))
+
+    __call__ = record
+
+    def record_event(self, event: str, fields: Mapping[str, Any]) -> None:
+        """Append one line of its own kind (`event`, e.g. TARGET_MISSED) with `fields`."""
+        self._append(encode_event(event, fields, self.clock(), self.node))
+
+    def _append(self, data: bytes) -> None:
         with self._lock:
             try:
                 self._write(data)
@@ -93,8 +108,6 @@ class AuditLog:
                 self.last_error = message
             else:
                 self.last_error = None
-
-    __call__ = record
 
     def close(self) -> None:
         """Close the file; a later `record` opens it again."""
@@ -196,6 +209,17 @@ def encode(result: RemovalResult, when: datetime, node: str) -> bytes:
         "node": node,
     }
     return (json.dumps(entry, ensure_ascii=True, separators=(",", ":")) + "\n").encode("ascii")
+
+
+def encode_event(event: str, fields: Mapping[str, Any], when: datetime, node: str) -> bytes:
+    """One audit line of kind `event` (never a removal: it has no `outcome`)."""
+    entry = {"time": iso(when), "event": event, **fields, "node": node}
+    return (json.dumps(entry, ensure_ascii=True, separators=(",", ":")) + "\n").encode("ascii")
+
+
+def is_removal(entry: Mapping[str, Any]) -> bool:
+    """Whether an audit entry is a removal attempt (not an `event` such as TARGET_MISSED)."""
+    return "event" not in entry
 
 
 def _backup(path: Path, n: int) -> Path:

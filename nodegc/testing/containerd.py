@@ -21,23 +21,14 @@ Needs root, containerd, containerd-shim-runc-v2, runc, ctr, losetup, mkfs.ext4 a
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import io
-import json
 import os
-import secrets
 import shutil
-import signal
 import subprocess
-import sys
-import tarfile
 import tempfile
 import time
 import uuid
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -47,11 +38,19 @@ import grpc
 from nodegc.runtime.cri import normalize_reference
 from nodegc.runtime.cri_proto import api_pb2 as pb
 from nodegc.runtime.cri_proto import api_pb2_grpc as pb_grpc
-from nodegc.testing import engine as _engine
 from nodegc.testing import processes
-from nodegc.testing.containerd_config import ContainerdPaths, config_toml
+from nodegc.testing.containerd_config import config_toml
+from nodegc.testing.containerd_process import (
+    ContainerdError,
+    containerd_paths,
+    new_resources,
+    teardown,
+    teardown_at_exit,
+)
 from nodegc.testing.engine_root import EngineRoot
-from nodegc.testing.images import busybox_image_tar, image_ids_of, merge_image_tars
+from nodegc.testing.images import image_ids_of, merge_image_tars
+from nodegc.testing.loopfs import FillableFilesystem, make_loop_filesystem
+from nodegc.testing.pause_image import PAUSE_TAG, pause_image_tar, repo_tags
 
 __all__ = [
     "DEFAULT_SIZE_MB",
@@ -64,23 +63,14 @@ __all__ = [
 
 DEFAULT_SIZE_MB = 256
 START_TIMEOUT = 30.0
-STOP_TIMEOUT = 10.0
 RPC_TIMEOUT = 30.0
 IMPORT_TIMEOUT = 30.0
 POLL_INTERVAL = 0.02
-NAME_PREFIX = "ngcc-"
-PAUSE_TAG = "nodegc-test/pause:1"
 NAMESPACE = "k8s.io"  # containerd's namespace for CRI objects
 REQUIRED_TOOLS = (
     "containerd", "containerd-shim-runc-v2", "runc", "ctr", "losetup", "mkfs.ext4", "mount",
     "umount",
 )  # fmt: skip
-# /proc/<pid>/comm of containerd and its shims (comm is cut at 15 characters).
-CONTAINERD_COMMS = frozenset({"containerd", "containerd-shim", "runc"})
-
-
-class ContainerdError(RuntimeError):
-    """The private containerd could not be set up, started, stopped or cleaned up."""
 
 
 def missing_requirements() -> list[str]:
@@ -93,102 +83,7 @@ def missing_requirements() -> list[str]:
     return problems
 
 
-def pause_image_tar(tag: str = PAUSE_TAG) -> bytes:
-    """A pause image: `busybox_image_tar` with its command made `sleep` for ~68 years.
-
-    The config (hence the image id) changes, so the manifest is rewritten to name the new one.
-    """
-    source = busybox_image_tar([tag])
-    out = io.BytesIO()
-    with (
-        tarfile.open(fileobj=io.BytesIO(source), mode="r:") as src,
-        tarfile.open(fileobj=out, mode="w:") as dst,
-    ):
-        manifest = json.loads(_member(src, "manifest.json"))
-        old_config = manifest[0]["Config"]
-        config = json.loads(_member(src, old_config))
-        config["config"]["Cmd"] = ["sleep", "2147483647"]
-        config_bytes = json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
-        new_config = f"{_sha256(config_bytes)}.json"
-        manifest[0]["Config"] = new_config
-        for member in src:
-            if member.name in ("manifest.json", old_config):
-                continue
-            reader = src.extractfile(member) if member.isfile() else None
-            dst.addfile(member, reader)
-        for name, payload in (
-            ("manifest.json", json.dumps(manifest).encode()),
-            (new_config, config_bytes),
-        ):
-            info = tarfile.TarInfo(name)
-            info.size, info.mode = len(payload), 0o644
-            dst.addfile(info, io.BytesIO(payload))
-    return out.getvalue()
-
-
-def _repo_tags(tar_bytes: bytes) -> list[list[str]]:
-    """The RepoTags of each image of a `docker save` tarball, in its manifest's order."""
-    with tarfile.open(fileobj=io.BytesIO(tar_bytes), mode="r:") as archive:
-        manifest = json.loads(_member(archive, "manifest.json"))
-    return [list(entry.get("RepoTags") or []) for entry in manifest]
-
-
-def _member(archive: tarfile.TarFile, name: str) -> bytes:
-    reader = archive.extractfile(name)
-    if reader is None:
-        raise ContainerdError(f"{name} is not a regular file in the image tarball")
-    return reader.read()
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-@dataclass
-class _Resources:
-    """What an instance holds, kept apart from it so that a finalizer can release it."""
-
-    root: Path
-    name: str
-    size_mb: int
-    process: subprocess.Popen[bytes] | None = None
-    mounted: bool = False
-    pids: set[int] = field(default_factory=set)
-
-    @property
-    def image(self) -> Path:
-        return self.root / "disk.img"
-
-    @property
-    def mountpoint(self) -> Path:
-        return self.root / "fs"
-
-    @property
-    def containerd_root(self) -> Path:
-        return self.mountpoint / "containerd"
-
-    @property
-    def state(self) -> Path:
-        return self.root / "state"
-
-    @property
-    def socket_path(self) -> Path:
-        return self.root / "c.sock"
-
-    @property
-    def config_path(self) -> Path:
-        return self.root / "config.toml"
-
-    @property
-    def log_path(self) -> Path:
-        return self.root / "containerd.log"
-
-    def as_engine_resources(self) -> _engine._Resources:
-        """The same paths in the dockerd harness's terms, for its filesystem helpers."""
-        return _engine._Resources(root=self.root, name=self.name, size_mb=self.size_mb)
-
-
-class IsolatedContainerd(_engine.FillableFilesystem):
+class IsolatedContainerd(FillableFilesystem):
     """A containerd of our own on a `size_mb` ext4 loop filesystem; a context manager.
 
     `start()` prepares the filesystem, starts containerd and imports the pause image;
@@ -207,8 +102,8 @@ class IsolatedContainerd(_engine.FillableFilesystem):
         """`root`: run the containerd of that engine root (`nodegc.testing.engine_root`)
         instead of the host's."""
         self.engine_root = root
-        self._res = _new_resources(Path(base_dir), size_mb)
-        self._finalizer = weakref.finalize(self, _teardown_at_exit, self._res)
+        self._res = new_resources(Path(base_dir), size_mb)
+        self._finalizer = weakref.finalize(self, teardown_at_exit, self._res)
         self.start_timeout = start_timeout
         self.sandbox_image_tag = sandbox_image_tag
         self.sandbox_image_id = ""
@@ -294,13 +189,12 @@ class IsolatedContainerd(_engine.FillableFilesystem):
             return
         res = self._res
         if not res.mounted:
-            engine_res = res.as_engine_resources()
-            _engine._prepare_filesystem(engine_res)
-            res.mounted = engine_res.mounted
+            make_loop_filesystem(res.image, res.mountpoint, res.size_mb)
+            res.mounted = True
         for d in (res.state, res.root / "opt", res.root / "cni" / "bin", res.root / "cni" / "conf"):
             d.mkdir(parents=True, exist_ok=True)
         res.config_path.write_text(
-            config_toml(_paths(res), self.sandbox_image, self.config_version)
+            config_toml(containerd_paths(res), self.sandbox_image, self.config_version)
         )
         env = {k: v for k, v in os.environ.items() if not k.startswith(("CONTAINERD_", "DOCKER_"))}
         env["PATH"] = processes.tool_path()
@@ -330,7 +224,7 @@ class IsolatedContainerd(_engine.FillableFilesystem):
         self._close_channel()
         if self._finalizer.detach() is None:
             return
-        problems = _teardown(self._res)
+        problems = teardown(self._res)
         if problems:
             raise ContainerdError(f"cleanup of {self.name} incomplete: " + "; ".join(problems))
 
@@ -397,7 +291,7 @@ class IsolatedContainerd(_engine.FillableFilesystem):
             self.ctr("images", "import", tmp.name)
         # containerd 2.x lists an imported image in CRI, and each of its names, a moment after
         # `ctr import` returns: wait until every id has every name of the tarball.
-        wanted = dict(zip(ids, _repo_tags(merged), strict=True))
+        wanted = dict(zip(ids, repo_tags(merged), strict=True))
         deadline = time.monotonic() + IMPORT_TIMEOUT
         while missing := self._missing_names(wanted):
             if time.monotonic() >= deadline:
@@ -446,13 +340,16 @@ class IsolatedContainerd(_engine.FillableFilesystem):
         uid: str | None = None,
         attempt: int = 0,
         labels: Mapping[str, str] | None = None,
+        log_directory: str = "",
     ) -> str:
-        """Run a pod sandbox in the node's network namespace (no CNI); returns its id."""
+        """Run a pod sandbox in the node's network namespace (no CNI); returns its id.
+        `log_directory`: where its containers' logs go (the kubelet's /var/log/pods/<pod>)."""
         config = pb.PodSandboxConfig(
             metadata=pb.PodSandboxMetadata(
                 name=name, namespace=namespace, uid=uid or str(uuid.uuid4()), attempt=attempt
             ),
             labels=dict(labels or {}),
+            log_directory=log_directory,
             linux=pb.LinuxPodSandboxConfig(
                 cgroup_parent=self.cgroup_parent,
                 security_context=pb.LinuxSandboxSecurityContext(
@@ -481,13 +378,16 @@ class IsolatedContainerd(_engine.FillableFilesystem):
         name: str = "app",
         attempt: int = 0,
         labels: Mapping[str, str] | None = None,
+        log_path: str = "",
     ) -> str:
-        """Create (not start) a container in a sandbox; returns its id."""
+        """Create (not start) a container in a sandbox; returns its id. `log_path`: its log,
+        relative to the sandbox's log directory (the kubelet's `<name>/<attempt>.log`)."""
         config = pb.ContainerConfig(
             metadata=pb.ContainerMetadata(name=name, attempt=attempt),
             image=pb.ImageSpec(image=image),
             command=list(command),
             labels=dict(labels or {}),
+            log_path=log_path,
             linux=pb.LinuxContainerConfig(
                 security_context=pb.LinuxContainerSecurityContext(
                     namespace_options=pb.NamespaceOption(network=pb.NODE)
@@ -514,10 +414,11 @@ class IsolatedContainerd(_engine.FillableFilesystem):
         attempt: int = 0,
         labels: Mapping[str, str] | None = None,
         wait: bool = True,
+        log_path: str = "",
     ) -> str:
         """Create and start a container; wait until it has exited unless `wait=False`."""
         container_id = self.create_container(
-            sandbox_id, image, command, name=name, attempt=attempt, labels=labels
+            sandbox_id, image, command, name=name, attempt=attempt, labels=labels, log_path=log_path
         )
         self.rt.StartContainer(
             pb.StartContainerRequest(container_id=container_id), timeout=RPC_TIMEOUT
@@ -558,87 +459,3 @@ class IsolatedContainerd(_engine.FillableFilesystem):
         """Every sandbox's id -> CRI state."""
         rows = self.rt.ListPodSandbox(pb.ListPodSandboxRequest(), timeout=RPC_TIMEOUT).items
         return {s.id: s.state for s in rows}
-
-
-# -- setup ------------------------------------------------------------------------------------
-
-
-def _new_resources(base_dir: Path, size_mb: int) -> _Resources:
-    """Create `<base_dir>/ngcc-<hex>` (mode 0700); refuse dirs too long for the socket paths."""
-    if size_mb < 64:
-        raise ValueError(f"size_mb must be at least 64, got {size_mb}")
-    while True:
-        name = f"{NAME_PREFIX}{secrets.token_hex(4)}"
-        root = base_dir / name
-        if len(str(root / "c.sock.ttrpc")) >= _engine.MAX_SOCKET_PATH:
-            raise ContainerdError(f"{base_dir} is too long for unix socket paths under it")
-        with contextlib.suppress(FileExistsError):
-            root.mkdir(mode=0o700)
-            return _Resources(root=root, name=name, size_mb=size_mb)
-
-
-def _paths(res: _Resources) -> ContainerdPaths:
-    return ContainerdPaths(
-        root=res.containerd_root, state=res.state, socket=res.socket_path, opt=res.root / "opt",
-        cni_bin=res.root / "cni" / "bin", cni_conf=res.root / "cni" / "conf",
-    )  # fmt: skip
-
-
-# -- teardown ---------------------------------------------------------------------------------
-
-
-def _teardown(res: _Resources) -> list[str]:
-    """Undo everything, carrying on past failures; returns what could not be undone."""
-    problems: list[str] = []
-    steps = [
-        lambda: processes.kill_all(processes.cgroup_pids(res.name)),  # containers, pause included
-        lambda: _stop_containerd(res),
-        lambda: _kill_shims(res),
-        lambda: processes.unmount_under(res.root),
-        lambda: processes.remove_cgroups(res.name),
-        lambda: processes.detach_loops(res.image),
-        lambda: processes.remove_root(res.root),
-    ]
-    return problems + processes.run_teardown(res, steps)
-
-
-def _teardown_at_exit(res: _Resources) -> None:
-    """Finalizer fallback: tear down and report on stderr (nobody is left to raise to)."""
-    for problem in _teardown(res):
-        print(f"nodegc.testing.containerd: {res.name}: {problem}", file=sys.stderr)
-
-
-def _stop_containerd(res: _Resources) -> list[str]:
-    """SIGTERM our containerd by pid, SIGKILL after STOP_TIMEOUT; reap it."""
-    process = res.process
-    if process is not None and process.poll() is None:
-        processes.signal_pid(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            processes.signal_pid(process.pid, signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=processes.KILL_TIMEOUT)
-    res.process = None
-    return []
-
-
-def _kill_shims(res: _Resources) -> list[str]:
-    """SIGKILL every containerd, shim or runc process whose command line names our dir (shims
-    outlive containerd), and remove the sockets the shims leave in /run/containerd/s."""
-    ours = {
-        pid: cmdline
-        for pid, cmdline in processes.engine_pids(res.root).items()
-        if _comm(pid) in CONTAINERD_COMMS
-    }
-    problems = processes.kill_all(set(ours))
-    for cmdline in ours.values():
-        processes.remove_shim_socket(cmdline)
-    return problems
-
-
-def _comm(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
-        return ""

@@ -35,6 +35,9 @@ from nodegc.runtime import Conflict, NotFound, RuntimeUnavailable
 class FakeRuntime:
     name = "fake"
     walks_tags = True
+    # Frees before a removal returns, and lists what the disk holds (as overlay2).
+    frees_asynchronously = False
+    listed_size_cost: float | None = None
 
     def __init__(
         self,

@@ -31,29 +31,27 @@ Streaming responses (chunked, as /events) are relayed chunk by chunk as they arr
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import random
 import re
 import select
 import socket
-import struct
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO, Literal, Self
 
+from nodegc.testing import http_wire
+
 __all__ = ["Exchange", "Fault", "FaultProxy", "Rule"]
 
 FaultKind = Literal["latency", "error", "drop", "stall", "hook", "reset"]
-MAX_HEADER_BYTES = 64 * 1024
 ACCEPT_POLL_SECONDS = 0.1
 STALL_POLL_SECONDS = 0.1
-_IO_CHUNK = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -138,22 +136,6 @@ class Exchange:
     answered: float
 
 
-@dataclass(frozen=True)
-class _Request:
-    method: str
-    target: str
-    head: bytes  # request line and headers, as received
-    body: bytes
-
-    @property
-    def path(self) -> str:
-        return self.target.split("?", 1)[0]
-
-
-class _Closed(Exception):
-    """A peer closed its side (or the proxy is stopping)."""
-
-
 class FaultProxy:
     """Listens on `listen_path`, forwards to the unix socket `upstream_path`. A context manager."""
 
@@ -228,7 +210,7 @@ class FaultProxy:
             self._generation += 1
             sockets = list(self._sockets)
         for sock in sockets:
-            _hard_close(sock)
+            http_wire.hard_close(sock)
 
     def close(self) -> None:
         """Stop everything and remove the socket file; safe to call twice."""
@@ -327,73 +309,96 @@ class FaultProxy:
         reader = client.makefile("rb")
         try:
             while self._alive(generation):
-                request = _read_request(reader)
-                with self._lock:
-                    self._seen.append((request.method, request.target))
-                    rule = next(
-                        (r for r in self._rules if r.claims(request.method, request.path)), None
-                    )
-                fault = rule.fault if rule is not None else None
-                if fault is not None and fault.kind == "error":
-                    client.sendall(_error_response(fault))
+                request = http_wire.read_request(reader)
+                fault = self._claim(request)
+                verdict = self._apply_before_forwarding(client, fault, generation)
+                if verdict == "answered":
                     continue
-                if fault is not None and fault.kind == "stall":
-                    self._stall(client, generation)
+                if verdict == "closed":
                     return
-                if fault is not None and fault.kind == "reset" and not fault.after:
-                    _reset(client)
-                    return
-                if (
-                    fault is not None
-                    and fault.kind == "latency"
-                    and self._stopping.wait(fault.delay)
-                ):
-                    return
-                if fault is not None and fault.action is not None:
-                    try:
-                        fault.action()
-                    except Exception as exc:  # kept for the test; the client sees a cut
-                        self.errors.append(exc)
-                        raise _Closed() from exc
                 if upstream is None:
                     upstream = self._connect_upstream(generation)
                     up_reader = upstream.makefile("rb")
                 assert up_reader is not None
-                sent = time.monotonic()
-                upstream.sendall(request.head + request.body)
-                cut = fault is not None and fault.kind == "drop"
-                lost = fault is not None and fault.kind == "reset"
-                keep = _relay_response(
-                    up_reader, _Sink() if lost else client, head_only=request.method == "HEAD",
-                    cut=cut,
-                )  # fmt: skip
-                with self._lock:
-                    self._exchanges.append(
-                        Exchange(request.method, request.path, sent, time.monotonic())
-                    )
-                if lost:
-                    _reset(client)
+                if not self._forward(request, fault, client, (upstream, up_reader)):
                     return
-                if not keep:
-                    return
-        except (_Closed, OSError, ValueError):
+        except (http_wire.Closed, OSError, ValueError):
             return
         finally:
             for sock in (client, upstream):
                 if sock is not None:
-                    _hard_close(sock)
+                    http_wire.hard_close(sock)
                     with self._lock:
                         self._sockets.discard(sock)
             reader.close()
             if up_reader is not None:
                 up_reader.close()
 
+    def _claim(self, request: http_wire.Request) -> Fault | None:
+        """Record the request; the fault of the first rule that claims it, if any."""
+        with self._lock:
+            self._seen.append((request.method, request.target))
+            rule = next((r for r in self._rules if r.claims(request.method, request.path)), None)
+        return rule.fault if rule is not None else None
+
+    def _apply_before_forwarding(
+        self, client: socket.socket, fault: Fault | None, generation: int
+    ) -> Literal["answered", "closed", "forward"]:
+        """What a fault does before the request goes upstream: answered here (an error),
+        the connection finished (stall, reset, the proxy stopping during a latency), or go on
+        (a hook is called first)."""
+        if fault is None:
+            return "forward"
+        if fault.kind == "error":
+            client.sendall(http_wire.error_response(fault.status, fault.message))
+            return "answered"
+        if fault.kind == "stall":
+            self._stall(client, generation)
+            return "closed"
+        if fault.kind == "reset" and not fault.after:
+            http_wire.reset(client)
+            return "closed"
+        if fault.kind == "latency" and self._stopping.wait(fault.delay):
+            return "closed"
+        if fault.action is not None:
+            try:
+                fault.action()
+            except Exception as exc:  # kept for the test; the client sees a cut
+                self.errors.append(exc)
+                raise http_wire.Closed() from exc
+        return "forward"
+
+    def _forward(
+        self,
+        request: http_wire.Request,
+        fault: Fault | None,
+        client: socket.socket,
+        upstream: tuple[socket.socket, BinaryIO],
+    ) -> bool:
+        """Send the request upstream and relay the answer (cut short for a drop, lost for a
+        reset after); True to keep serving the connection."""
+        sock, up_reader = upstream
+        sent = time.monotonic()
+        sock.sendall(request.head + request.body)
+        cut = fault is not None and fault.kind == "drop"
+        lost = fault is not None and fault.kind == "reset"
+        keep = http_wire.relay_response(
+            up_reader, http_wire.Sink() if lost else client, head_only=request.method == "HEAD",
+            cut=cut,
+        )  # fmt: skip
+        with self._lock:
+            self._exchanges.append(Exchange(request.method, request.path, sent, time.monotonic()))
+        if lost:
+            http_wire.reset(client)
+            return False
+        return keep
+
     def _connect_upstream(self, generation: int) -> socket.socket:
         upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         with self._lock:
             if not self._alive(generation):
                 upstream.close()
-                raise _Closed()
+                raise http_wire.Closed()
             self._sockets.add(upstream)
         upstream.connect(self.upstream_path)  # OSError (engine down): the client is cut off
         return upstream
@@ -404,147 +409,7 @@ class FaultProxy:
             readable, _, _ = select.select([client], [], [], STALL_POLL_SECONDS)
             if readable:
                 try:
-                    if not client.recv(_IO_CHUNK):
+                    if not client.recv(http_wire.IO_CHUNK):
                         return  # the client gave up (its timeout) and closed
                 except OSError:
                     return
-
-
-class _Sink:
-    """Where an answer the client must not get goes."""
-
-    def sendall(self, data: bytes) -> None:
-        pass
-
-
-def _reset(sock: socket.socket) -> None:
-    """Close with a reset (RST where the transport has one): the client's read fails at once."""
-    with contextlib.suppress(OSError):
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    with contextlib.suppress(OSError):
-        sock.close()
-
-
-def _hard_close(sock: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        sock.shutdown(socket.SHUT_RDWR)
-    with contextlib.suppress(OSError):
-        sock.close()
-
-
-def _read_head(reader: BinaryIO) -> bytes:
-    """Header block up to and including the blank line; _Closed on a clean EOF before it."""
-    lines: list[bytes] = []
-    total = 0
-    while True:
-        line = reader.readline(MAX_HEADER_BYTES)
-        if not line:
-            raise _Closed()
-        if not lines and line in (b"\r\n", b"\n"):
-            continue  # tolerate stray blank lines between requests
-        lines.append(line)
-        total += len(line)
-        if total > MAX_HEADER_BYTES:
-            raise ValueError("header block too long")
-        if line in (b"\r\n", b"\n"):
-            return b"".join(lines)
-
-
-def _headers(head: bytes) -> dict[str, str]:
-    fields: dict[str, str] = {}
-    for raw in head.split(b"\r\n")[1:]:
-        name, sep, value = raw.decode("latin-1").partition(":")
-        if sep:
-            fields[name.strip().lower()] = value.strip()
-    return fields
-
-
-def _read_request(reader: BinaryIO) -> _Request:
-    head = _read_head(reader)
-    method, target, _version = head.split(b"\r\n", 1)[0].decode("latin-1").split(" ", 2)
-    fields = _headers(head)
-    if "chunked" in fields.get("transfer-encoding", "").lower():
-        body = b"".join(_iter_chunked(reader))
-    else:
-        body = _read_exact(reader, int(fields.get("content-length") or 0))
-    return _Request(method.upper(), target, head, body)
-
-
-def _read_exact(reader: BinaryIO, n: int) -> bytes:
-    data = reader.read(n) if n else b""
-    if len(data) != n:
-        raise _Closed()
-    return data
-
-
-def _iter_chunked(reader: BinaryIO) -> Iterator[bytes]:
-    """The raw bytes of a chunked body, piece by piece (size lines included), up to the end."""
-    while True:
-        size_line = reader.readline(MAX_HEADER_BYTES)
-        if not size_line:
-            raise _Closed()
-        yield size_line
-        size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
-        if size == 0:
-            while True:  # trailers, then the blank line
-                trailer = reader.readline(MAX_HEADER_BYTES)
-                if not trailer:
-                    raise _Closed()
-                yield trailer
-                if trailer in (b"\r\n", b"\n"):
-                    return
-        yield _read_exact(reader, size + 2)
-
-
-def _error_response(fault: Fault) -> bytes:
-    body = json.dumps({"message": fault.message}).encode()
-    reason = HTTPStatus(fault.status).phrase
-    head = (
-        f"HTTP/1.1 {fault.status} {reason}\r\n"
-        "Content-Type: application/json\r\n"
-        "Api-Version: 1.41\r\n"
-        f"Content-Length: {len(body)}\r\n"
-        f"Date: {time.strftime('%a, %d %b %Y %H:%M:%S GMT', time.gmtime())}\r\n\r\n"
-    )
-    return head.encode("latin-1") + body
-
-
-def _relay_response(
-    upstream: BinaryIO, client: socket.socket | _Sink, *, head_only: bool, cut: bool
-) -> bool:
-    """Copy one response from upstream to the client as it arrives; True to keep the
-    connection. With `cut`, send the head and half of the body (or of the first chunk) and
-    report the connection as finished."""
-    head = _read_head(upstream)
-    status = int(head.split(b" ", 2)[1])
-    fields = _headers(head)
-    client.sendall(head)
-    keep = "close" not in fields.get("connection", "").lower()
-    if head_only or status in (204, 304) or 100 <= status < 200:
-        return keep and not cut
-    if "chunked" in fields.get("transfer-encoding", "").lower():
-        for piece in _iter_chunked(upstream):
-            if cut:
-                client.sendall(piece[: len(piece) // 2])
-                return False
-            client.sendall(piece)
-        return keep
-    length = fields.get("content-length")
-    if length is not None:
-        remaining = int(length)
-        if cut:
-            client.sendall(_read_exact(upstream, remaining)[: remaining // 2])
-            return False
-        while remaining:
-            data = upstream.read(min(remaining, _IO_CHUNK))
-            if not data:
-                raise _Closed()
-            client.sendall(data)
-            remaining -= len(data)
-        return keep
-    # No framing: the body ends when upstream closes.
-    while data := upstream.read1(_IO_CHUNK):  # type: ignore[attr-defined]
-        client.sendall(data)
-        if cut:
-            return False
-    return False

@@ -29,8 +29,9 @@ import docker
 from nodegc.runtime.cri_proto import api_pb2 as pb
 from nodegc.testing.containerd import IsolatedContainerd
 from nodegc.testing.containerd import missing_requirements as missing_containerd
-from nodegc.testing.engine import FillableFilesystem, IsolatedEngine, missing_requirements
+from nodegc.testing.engine import IsolatedEngine, missing_requirements
 from nodegc.testing.engine_root import EngineRoot, engine_root
+from nodegc.testing.loopfs import FillableFilesystem
 from nodegc.testing.podman import IsolatedPodman
 from nodegc.testing.rooted import RootedEngine, RootedPodman, Store
 
@@ -137,7 +138,7 @@ class Node:
     @property
     def images_mountpoint(self) -> Path:
         """Where `images_fs` is mounted."""
-        return Path(self.images_fs._res.mountpoint)
+        return self.images_fs.mountpoint
 
     def log_tail(self, lines: int = 40) -> str:
         return self.harness.log_tail(lines)

@@ -34,20 +34,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nodegc.testing.engine import (
-    DEFAULT_SIZE_MB,
-    START_TIMEOUT,
-    STOP_TIMEOUT,
-    IsolatedEngine,
-    _new_resources,
-    _prepare_filesystem,
-    _Resources,
-    _wait_ready,
-)
+from nodegc.testing import dockerd
+from nodegc.testing.dockerd import DEFAULT_SIZE_MB, START_TIMEOUT, STOP_TIMEOUT, DockerdResources
+from nodegc.testing.engine import IsolatedEngine
 from nodegc.testing.processes import KILL_TIMEOUT, EngineError
 from nodegc.testing.processes import alive as _alive
 from nodegc.testing.processes import cgroup_dirs as _cgroup_dirs
 from nodegc.testing.processes import detach_loops as _detach_loops
+from nodegc.testing.processes import engine_pids as _engine_pids
+from nodegc.testing.processes import is_ours as _is_ours
+from nodegc.testing.processes import kill_all as _kill_all
 from nodegc.testing.processes import remove_root as _remove_root
 from nodegc.testing.processes import retry as _retry
 from nodegc.testing.processes import run_teardown as _run_teardown
@@ -79,7 +75,7 @@ def missing_podman_requirements() -> list[str]:
 
 
 @dataclass
-class _PodmanResources(_Resources):
+class _PodmanResources(DockerdResources):
     """The dockerd harness's resources, with Podman's paths."""
 
     @property
@@ -130,7 +126,7 @@ class IsolatedPodman(IsolatedEngine):
         base_dir: str | os.PathLike[str] = "/tmp",
         start_timeout: float = START_TIMEOUT,
     ) -> None:
-        plain = _new_resources(Path(base_dir), size_mb)
+        plain = dockerd.new_resources(Path(base_dir), size_mb)
         res = _PodmanResources(root=plain.root, name=plain.name, size_mb=plain.size_mb)
         self._res = res
         self._finalizer = weakref.finalize(self, _teardown_at_exit, res)
@@ -160,10 +156,10 @@ class IsolatedPodman(IsolatedEngine):
             return
         res = self._res
         if not res.mounted:
-            _prepare_filesystem(res)
+            dockerd.prepare_filesystem(res)
             _write_configs(res, self._runtime())
         _launch(res, self._wrap)
-        _wait_ready(res, self.start_timeout, "podman service")
+        dockerd.wait_ready(res, self.start_timeout, "podman service")
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
         """Stop the service (SIGTERM, SIGKILL after `timeout`), keeping the data for `start()`."""
@@ -287,7 +283,7 @@ def _launch(res: _PodmanResources, wrap: Callable[[list[str]], list[str]] = list
 # -- processes --------------------------------------------------------------------------------
 
 
-def _service_pid(res: _Resources) -> int | None:
+def _service_pid(res: DockerdResources) -> int | None:
     if res.process is not None and res.process.poll() is not None:
         res.process = None
     pid = res.pid
@@ -296,30 +292,12 @@ def _service_pid(res: _Resources) -> int | None:
     return None
 
 
-def _is_ours(pid: int, root: Path, comm: str) -> bool:
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        name = Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
-        return False
-    return name == comm and f"{root}/".encode() in cmdline and bool(_alive({pid}))
-
-
 def _podman_pids(root: Path) -> dict[int, list[str]]:
     """podman, conmon and runtime processes whose command line names a path under `root`."""
-    needle = f"{root}/".encode()
-    found: dict[int, list[str]] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            name = Path(entry.path, "comm").read_text().strip()
-            cmdline = Path(entry.path, "cmdline").read_bytes() if name in PODMAN_COMMS else b""
-        except OSError:
-            continue
-        if needle in cmdline:
-            found[int(entry.name)] = cmdline.decode(errors="replace").split("\0")
-    return found
+    return {
+        pid: cmdline.decode(errors="replace").split("\0")
+        for pid, cmdline in _engine_pids(root, PODMAN_COMMS).items()
+    }
 
 
 def _container_ids(root: Path) -> set[str]:
@@ -355,14 +333,6 @@ def _kill_containers(res: _PodmanResources) -> tuple[list[str], set[str]]:
         pids |= _cgroup_tree_pids(relative)
     pids |= {pid for pid, argv in _podman_pids(res.root).items() if "conmon" in argv[0]}
     return _kill_all(pids), ids
-
-
-def _kill_all(pids: set[int]) -> list[str]:
-    for pid in pids:
-        _signal(pid, signal.SIGKILL)
-    if _wait_gone(pids, KILL_TIMEOUT):
-        return []
-    return [f"processes {sorted(_alive(pids))} survived SIGKILL"]
 
 
 def _stop_service(res: _PodmanResources, timeout: float) -> list[str]:

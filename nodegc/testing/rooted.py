@@ -27,12 +27,13 @@ import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Literal
 
-from nodegc.testing import engine as _engine
-from nodegc.testing.engine import DEFAULT_SIZE_MB, FillableFilesystem, IsolatedEngine
+from nodegc.testing import dockerd
+from nodegc.testing.dockerd import DEFAULT_SIZE_MB, DockerdResources
+from nodegc.testing.engine import IsolatedEngine
 from nodegc.testing.engine_root import EngineRoot
+from nodegc.testing.loopfs import MountedFilesystem, make_loop_filesystem
 from nodegc.testing.podman import IsolatedPodman
 
 __all__ = ["MountedFilesystem", "RootedEngine", "RootedPodman", "Store"]
@@ -41,21 +42,8 @@ Store = Literal["overlay2", "containerd"]
 ROOTED_START_TIMEOUT = 90.0
 
 
-class MountedFilesystem(FillableFilesystem):
-    """The fill/usage helpers of the harnesses for any mounted filesystem (filler files go in
-    its top directory)."""
-
-    def __init__(self, mountpoint: Path) -> None:
-        self._res = SimpleNamespace(mountpoint=mountpoint)
-        self._fill_count = len(list(mountpoint.glob("filler-*")))
-
-    @property
-    def mountpoint(self) -> Path:
-        return Path(self._res.mountpoint)
-
-
 @dataclass
-class _RootedResources(_engine._Resources):
+class _RootedResources(DockerdResources):
     """The dockerd harness's resources, plus an optional loop filesystem for containerd's root."""
 
     containerd_size_mb: int = 0
@@ -106,7 +94,7 @@ class RootedEngine(IsolatedEngine):
             raise ValueError(f"store must be overlay2 or containerd, got {store!r}")
         if containerd_size_mb and containerd_size_mb < 64:
             raise ValueError(f"containerd_size_mb must be 0 or at least 64: {containerd_size_mb}")
-        plain = _engine._new_resources(Path(base_dir), size_mb)
+        plain = dockerd.new_resources(Path(base_dir), size_mb)
         res = _RootedResources(
             root=plain.root, name=plain.name, size_mb=size_mb, inodes=inodes,
             containerd_size_mb=containerd_size_mb,
@@ -154,11 +142,11 @@ class RootedEngine(IsolatedEngine):
         super()._prepare_storage()
         res = self._res
         if res.containerd_size_mb:
-            _mount_loop(res.containerd_image, res.containerd_root, res.containerd_size_mb)
+            make_loop_filesystem(res.containerd_image, res.containerd_root, res.containerd_size_mb)
 
     def _start_daemon(self) -> None:
         res = self._res
-        argv = _engine._dockerd_argv(res)
+        argv = dockerd.dockerd_argv(res)
         features = {"containerd-snapshotter": self.store == "containerd"}
         (res.root / "daemon.json").write_text(json.dumps({"features": features}) + "\n")
         argv[0] = "dockerd"
@@ -166,7 +154,7 @@ class RootedEngine(IsolatedEngine):
             argv.remove("--storage-driver=overlay2")
         if res.containerd_size_mb:
             argv = [*self._own_containerd(), *argv, f"--containerd={res.containerd_socket}"]
-        _engine._launch(res, self.engine_root.wrap(argv, binds=[res.root]))
+        dockerd.launch(res, self.engine_root.wrap(argv, binds=[res.root]))
 
     def _own_containerd(self) -> list[str]:
         """A command prefix that starts our own containerd in the background, then execs the
@@ -184,16 +172,6 @@ class RootedEngine(IsolatedEngine):
         )
         script = 'containerd --config "$1" >>"$2" 2>&1 & shift 2; exec "$@"'
         return ["sh", "-c", script, "sh", str(config), str(res.root / "containerd.log")]
-
-
-def _mount_loop(image: Path, mountpoint: Path, size_mb: int) -> None:
-    """A sparse `size_mb` ext4 image, on a loop device, mounted on `mountpoint`."""
-    with open(image, "wb") as f:
-        f.truncate(size_mb * 1024 * 1024)
-    _engine._run(["mkfs.ext4", "-q", "-m", "0", "-F", str(image)])
-    device = _engine._run(["losetup", "--find", "--show", str(image)]).strip()
-    mountpoint.mkdir(parents=True, exist_ok=True)
-    _engine._run(["mount", device, str(mountpoint)])
 
 
 class RootedPodman(IsolatedPodman):

@@ -131,3 +131,7 @@ def test_the_daemons_disk_watch_starts_image_gc_below_minimum_free(
     engine.fill(20 * MiB)  # now below minimum_free
     wait_for(lambda: available(engine) >= target, timeout=60)
     assert engine.usage_percent() < 85
+    # DiskPressure named the rule that triggered: minimum_free, not the percent rule.
+    said = [x for x in daemon.logs() if x.get("msg") == "disk pressure (bytes)"]
+    assert said and said[0]["reason"] == "FreeBelowMinimumFree", said
+    assert "minimum_free" in said[0]["condition"], said

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from nodegc.testing import engine as _engine
+from nodegc.testing import dockerd
 from nodegc.testing.engine import IsolatedEngine
 from nodegc.testing.engine_root import EngineRootError, engine_root
 from nodegc.testing.images import build_layer, build_layered_image_tar
@@ -245,7 +245,7 @@ class SystemContainerdEngine(RootedEngine):
             '"io.containerd.cri.v1.runtime"]\n'
             f'[grpc]\n  address = "{sock}"\n'
         )
-        argv = _engine._dockerd_argv(res)
+        argv = dockerd.dockerd_argv(res)
         argv[0] = "dockerd"
         argv.remove("--storage-driver=overlay2")
         argv.append(f"--containerd={sock}")
@@ -256,7 +256,7 @@ class SystemContainerdEngine(RootedEngine):
             f'for i in $(seq 600); do [ -S "{sock}" ] && break; sleep 0.1; done\n'
             'exec "$@"\n'
         )
-        _engine._launch(
+        dockerd.launch(
             res, self.engine_root.wrap(["sh", "-c", script, "sh", *argv], binds=[res.root])
         )
 

@@ -103,6 +103,24 @@ def test_report_shows_each_holder_with_its_size_and_once_names_them(
     assert "log of container chatty" in line, line
     assert f"anonymous volume {held['volume']}" in line, line
     assert "files the engine does not account for" in line, line
+    # The audit record names them too, in a record of its own kind (not a removal).
+    missed = [e for e in audit(state) if e.get("event") == "target-missed"]
+    assert len(missed) == 1, missed
+    record = missed[0]
+    assert record["filesystem"] == fs["path"] and "outcome" not in record
+    assert record["freed_bytes"] < record["needed_bytes"], record
+    named = {(h["kind"], h["name"]): h["bytes"] for h in record["holders"]}
+    assert len(named) == 3, named
+    assert close(named[("logs", "chatty")], log_size), named
+    assert close(named[("volumes_anonymous_unused", held["volume"])], volume_size), named
+    assert close(named[("rest", "files the engine does not account for")], file_size), named
+    history = nodegc(engine, state, "history").stdout
+    assert "Targets missed:" in history and "logs chatty" in history, history
+
+
+def audit(state: Path) -> list[dict[str, Any]]:
+    text = (state / "audit.jsonl").read_text()
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
 def test_the_daemon_names_the_holders_when_it_cannot_reach_low(
@@ -127,6 +145,8 @@ def test_the_daemon_names_the_holders_when_it_cannot_reach_low(
 
     message = wait_for(failed, timeout=60)["message"]
     assert "log of container chatty" in message and held["volume"] in message, message
+    record = next(e for e in audit(tmp_path / "s") if e.get("event") == "target-missed")
+    assert ("logs", "chatty") in {(h["kind"], h["name"]) for h in record["holders"]}, record
     code, body = daemon.get("/status")
     assert code == 200, body
     (fs,) = json.loads(body)["details"]["where_the_space_is"]

@@ -34,7 +34,8 @@ from nodegc.cli import render
 from nodegc.collect.cycle import Collector
 from nodegc.config import Settings, load_settings
 from nodegc.model import Container, ContainerState, Image, Outcome
-from nodegc.runtime.docker import _container, _image
+from nodegc.runtime.docker.decoding import decode_container as _container
+from nodegc.runtime.docker.decoding import decode_image as _image
 from nodegc.state.audit import AuditLog, read_audit
 from nodegc.state.store import StateDir
 from nodegc.testing.engine import IsolatedEngine

@@ -144,3 +144,99 @@ def test_status_shows_the_daemons_breakdown_and_fill_rate_escaped() -> None:
     assert "where the space is on /d: logs 2.0 MiB" in text and "rest" not in text
     assert "logs web\\x1b[2J 2.0 MiB" in text and "\x1b" not in text
     assert "Fill rate of /d (the daemon's estimate): 1000.0 B/s; high threshold in 60.0 s" in text
+
+
+def test_podman_images_count_without_layers_size() -> None:
+    """Podman 4.3 answers `LayersSize` 0: every image's own bytes and the biggest shared part
+    once. Mutation caught: images in use counted 0 on Podman."""
+    data = {
+        "LayersSize": 0,
+        "Images": [
+            {"Id": "i1", "Size": 600, "SharedSize": 100, "Containers": 1},
+            {"Id": "i2", "Size": 500, "SharedSize": 100, "Containers": 0},
+        ],
+    }
+    got = {h.kind: h.size_bytes for h in image_holders(data, CONTAINERS)}
+    assert got == {HolderKind.IMAGES_UNUSED: 400, HolderKind.IMAGES_IN_USE: 600}
+
+
+def test_unknown_kinds_are_null_not_zero_and_left_out_of_the_metrics() -> None:
+    """A CRI runtime cannot know volumes or build cache: null in JSON, "unknown" in the table,
+    no series. Mutation caught: an unknown kind reported as 0 bytes."""
+    from prometheus_client import CollectorRegistry
+
+    from nodegc.daemon.metrics import Metrics
+
+    unknown = {HolderKind.VOLUMES_NAMED, HolderKind.VOLUMES_ANONYMOUS_UNUSED}
+    (b,) = breakdown([fs("/d", (), used=5000)], HOLDERS, unknown=unknown)
+    space = SpaceReport((b,), tuple(HOLDERS))
+    sizes = space_json(space)[0]["bytes"]
+    assert sizes["volumes_named"] is None and sizes["volumes_anonymous_unused"] is None
+    assert sizes["rest"] == 5000 - (1000 + 300 + 50 + 2100)  # the volume's 600 not counted
+    assert any("volumes, named or in use" in t and "unknown" in t for t in space_lines(space))
+    assert ANON not in {h.name for h in untouchable(b)}
+    registry = CollectorRegistry()
+    Metrics(registry).observe_space(space)
+    labels = {"filesystem": "/d", "kind": "volumes_named"}
+    assert registry.get_sample_value("nodegc_filesystem_bytes", labels) is None
+    labels["kind"] = "logs"
+    assert registry.get_sample_value("nodegc_filesystem_bytes", labels) == 2100
+
+
+def test_a_file_holder_lands_on_the_filesystem_it_was_found_on() -> None:
+    """A CRI log in the kubelet's pod log directory: on the filesystem of its device, whatever
+    the roles (none says logs there); by role where its device is not measured."""
+    images = FilesystemStats("/ctd", 10_000, 9_000, 100, 50, roles=(FilesystemRole.IMAGES,),
+                             device=7)  # fmt: skip
+    root = FilesystemStats("/", 10_000, 5_000, 100, 50, roles=(), device=8)
+    log = Holder(HolderKind.LOGS, "web", 4000, False, path="/var/log/pods/x/0.log", device=8)
+    a, b = breakdown([images, root], [log])
+    assert a.bytes_of(HolderKind.LOGS) == 0 and b.bytes_of(HolderKind.LOGS) == 4000
+    assert [h.name for h in untouchable(b)] == ["web", REST_NAME]
+    (alone,) = breakdown([images], [log])  # device 8 not measured: by role (none for logs)
+    assert alone.bytes_of(HolderKind.LOGS) == 0
+
+
+def test_cri_log_bytes_count_the_rotated_files(tmp_path) -> None:
+    """The kubelet rotates `0.log` into `0.log.<time>` (and .gz) beside it. Mutation caught:
+    the current file alone."""
+    import os
+
+    from nodegc.runtime.cri_usage import log_bytes
+
+    current = tmp_path / "0.log"
+    current.write_bytes(b"x" * 10_000)
+    (tmp_path / "0.log.20260101-000000.gz").write_bytes(b"y" * 20_000)
+    (tmp_path / "1.log").write_bytes(b"z" * 40_000)  # another attempt's: not this one's
+    size, device = log_bytes(str(current))
+    blocks = sum(
+        os.lstat(tmp_path / n).st_blocks * 512 for n in ("0.log", "0.log.20260101-000000.gz")
+    )
+    assert (size, device) == (blocks, os.lstat(current).st_dev)
+    assert log_bytes(str(tmp_path / "missing.log")) == (0, None)
+
+
+def test_status_shows_a_fill_rate_line_per_filesystem_once() -> None:
+    """`details.fill_rates` (every watched filesystem) shown one line each; `fill_rate` (the
+    image filesystem's, one of them) not again. Mutation caught: the container filesystem's
+    estimate not shown, or the image filesystem's twice."""
+    from datetime import UTC, datetime
+
+    from nodegc.cli.status import render_conditions
+
+    rates = [
+        {"filesystem": "/images", "bytes_per_second": 0.0, "seconds_until_high": None,
+         "seconds_until_full": None},
+        {"filesystem": "/data", "bytes_per_second": 5000.0, "seconds_until_high": 30.0,
+         "seconds_until_full": 90.0},
+    ]  # fmt: skip
+    data = {
+        "version": "1",
+        "conditions": [],
+        "details": {"fill_rate": rates[0], "fill_rates": rates},
+    }
+    text = render_conditions(data, datetime.now(UTC))
+    assert text.count("Fill rate of /images") == 1, text
+    assert (
+        "Fill rate of /data (the daemon's estimate): 5000.0 B/s; high threshold in 30.0 s" in text
+    )

@@ -8,7 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from nodegc.cli import main
-from nodegc.cli.render import image_plan_json, image_summary
+from nodegc.cli.render import image_plan_json
+from nodegc.cli.summaries import image_summary
 from nodegc.collect.observe import TargetBeyondCapacity, check_targets
 from nodegc.config import ConfigError, load_settings
 from nodegc.config.sizes import format_size

@@ -1,4 +1,4 @@
-"""The tag walk of `nodegc.runtime.docker_tags` against a small model of Docker's reference store
+"""The tag walk of `nodegc.runtime.docker.tags` against a small model of Docker's reference store
 (the real engines are in tests/reliability/test_moving_tags.py): deleting a name untags it and
 deletes the image behind it when that was its last name; deleting by id refuses an image with
 more than one tag and removes only that image's own names; tagging moves a name."""
@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from nodegc.model import Image
-from nodegc.runtime import Conflict, NotFound, RuntimeError_
-from nodegc.runtime.docker_tags import (
+from nodegc.runtime import Conflict, NotFound, RuntimeError_, RuntimeUnavailable
+from nodegc.runtime.docker.tags import (
     last_tagged,
     references_to_walk,
     remove,
@@ -233,3 +233,74 @@ def test_a_delete_by_id_that_fails_after_untagging_gives_the_names_back() -> Non
     with pytest.raises(RuntimeError_):
         store.remove(planned("app:1"))
     assert store.images == {A: ["app:1"]}
+
+
+class LostAnswers(Store):
+    """The DELETE by id is carried out (or not: `carry_out`) and its answer lost; `look_fails`
+    makes the inspect that follows fail too (the engine cannot say)."""
+
+    def __init__(self, images: dict[str, list[str]], *, carry_out: bool = True) -> None:
+        super().__init__(images)
+        self.carry_out = carry_out
+        self.look_fails = False
+
+    def delete(self, ref: str, by_id: bool) -> Any:
+        if not by_id:
+            return super().delete(ref, by_id)
+        if self.carry_out:
+            super().delete(ref, by_id)
+        else:
+            self.log.append(("DELETE", ref))
+        raise RuntimeUnavailable(f"remove image {ref}: engine flaky, connection reset")
+
+    def tag(self, image_id: str, ref: str) -> None:
+        if image_id not in self.images:
+            raise NotFound(f"No such image: {image_id}")
+        super().tag(image_id, ref)
+
+    def inspect(self, ref: str) -> Image | None:
+        if self.look_fails and ref == A:
+            raise RuntimeUnavailable("inspect image: engine unreachable")
+        return super().inspect(ref)
+
+
+def test_a_delete_by_id_whose_answer_was_lost_and_carried_out_is_removed_not_resent() -> None:
+    """Catches: counting it failed (the look after the lost answer dropped), or sending the
+    DELETE again."""
+    store = LostAnswers({A: ["app:1", "app:2"]})
+    walk = store.remove(planned("app:1", "app:2"))
+    assert A not in store.images
+    assert [r for m, r in store.log if m == "DELETE"] == ["app:1", A]
+    assert ("GET", A) in store.log[store.log.index(("DELETE", A)) :]
+    assert walk.note() == ""
+
+
+def test_a_lost_answer_with_the_image_still_there_fails_and_keeps_its_tags() -> None:
+    """Catches: taking a lost answer for a removal without looking (the image is still there)."""
+    store = LostAnswers({A: ["app:1", "app:2"]}, carry_out=False)
+    with pytest.raises(RuntimeUnavailable):
+        store.remove(planned("app:1", "app:2"))
+    assert sorted(store.images[A]) == ["app:1", "app:2"]
+    assert [r for m, r in store.log if m == "DELETE"] == ["app:1", A]
+
+
+def test_a_lost_answer_the_engine_cannot_confirm_fails() -> None:
+    """Catches: `removed` when the look itself failed (nothing says the image is gone)."""
+    store = LostAnswers({A: ["app:1"]})
+    store.look_fails = True
+    with pytest.raises(RuntimeUnavailable):
+        store.remove(planned("app:1"))
+
+
+def test_a_tag_another_image_holds_after_a_lost_answer_is_named_in_the_note() -> None:
+    """The image went; a tag it was planned with names B now: left there, and said."""
+    store = LostAnswers({A: ["app:1"]})
+
+    def race(method: str, ref: str) -> None:
+        if method == "GET" and ref == "app:1" and A not in store.images and B not in store.images:
+            store.images[B] = ["app:1"]
+
+    store.before = race
+    walk = store.remove(planned("app:1"))
+    assert walk.moved == {"app:1": B}
+    assert "now names" in walk.note()

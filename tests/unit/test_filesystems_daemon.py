@@ -76,9 +76,47 @@ def test_disk_pressure_names_each_filesystem_and_kind() -> None:
     assert "/containerd (images, containers) is 10% used" in message
     inodes = pressure_on_each(two(100, 920, inodes_free=50), settings)
     assert disk_pressure(inodes, settings)[1] == "UsageAndInodeUsageAboveHighThreshold"
-    assert [d["pressure"] for d in filesystems_detail(inodes)] == [["inodes"], ["bytes"]]
+    detail = filesystems_detail(inodes, settings)
+    assert [d["pressure"] for d in detail] == [["inodes"], ["bytes"]]
+    assert [d["trigger"] for d in detail] == ["inode_high_threshold", "high_threshold"]
     calm = pressure_on_each(two(100, 300), settings)
     assert disk_pressure(calm, settings)[:2] == (False, "UsageBelowHighThreshold")
+
+
+def test_disk_pressure_names_the_rule_that_triggered() -> None:
+    """minimum_free alone (usage 70%, below high 85%, but 300 B free < 400 B): the reason is
+    `FreeBelowMinimumFree`, the message says the free bytes, the detail's trigger
+    `minimum_free`. Mutation caught: the percent rule's reason whatever triggered."""
+    settings = image_settings(minimum_free=400, target_free=500)
+    one = pressure_on_each((stats("/var/lib/docker", 700, roles=(IMAGES,)),), settings)
+    status, reason, message = disk_pressure(one, settings)
+    assert (status, reason) == (True, "FreeBelowMinimumFree")
+    assert "300 B free (minimum_free 400 B)" in message, message
+    assert filesystems_detail(one, settings)[0]["trigger"] == "minimum_free"
+    inodes = pressure_on_each(
+        (stats("/var/lib/docker", 700, roles=(IMAGES,), inodes_free=10),), settings
+    )
+    assert disk_pressure(inodes, settings)[1] == (
+        "FreeBelowMinimumFreeAndInodeUsageAboveHighThreshold"
+    )
+    # The percent rule asks for more (usage 90%: 150 B to low 75%; minimum 400 B free is met).
+    high = pressure_on_each((stats("/var/lib/docker", 900, roles=(IMAGES,)),), settings)
+    assert disk_pressure(high, image_settings())[1] == "UsageAboveHighThreshold"
+
+
+def test_a_projected_crossing_is_the_reason_without_pressure() -> None:
+    """images.lookahead projects a crossing on /docker: DiskPressure stays False with reason
+    `UsageProjectedAboveHighThreshold` and the message names the filesystem; pressure wins
+    over a projection. Mutation caught: the projection not said, or said as pressure."""
+    settings = image_settings()
+    calm = pressure_on_each(two(100, 800), settings)
+    status, reason, message = disk_pressure(calm, settings, ("/docker",))
+    assert (status, reason) == (False, "UsageProjectedAboveHighThreshold")
+    assert message.endswith(
+        "projected to cross the high threshold within images.lookahead on /docker"
+    )
+    hot = pressure_on_each(two(100, 900), settings)
+    assert disk_pressure(hot, settings, ("/containerd",))[:2] == (True, "UsageAboveHighThreshold")
 
 
 def test_one_filesystem_says_what_it_always_said() -> None:

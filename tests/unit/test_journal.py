@@ -14,6 +14,7 @@ from nodegc.collect import intents
 from nodegc.collect.cycle import FINISHED_BEFORE_A_KILL, GONE_BY_SOMEONE_ELSE, Collector
 from nodegc.model import ContainerState, History, Outcome
 from nodegc.runtime import RuntimeUnavailable
+from nodegc.state.audit import AUDIT_FILE, TARGET_MISSED, AuditLog
 from nodegc.state.journal import JOURNAL_FILE, Intent, Journal
 from nodegc.state.store import StateDir, StateError
 from nodegc.testing.fake import FakeRuntime
@@ -328,6 +329,11 @@ def test_a_removal_nodegc_asked_for_before_a_kill_is_recorded_as_its_own(tmp_pat
             gc.cycle()
     assert img.id not in fake.images
     assert (tmp_path / "state" / "intents-sent.jsonl").exists()
+    # A target-missed record in the audit since (its own kind, no `kind`/`id` of a removal):
+    # the replay still records the removal.
+    AuditLog(tmp_path / "state" / AUDIT_FILE).record_event(
+        TARGET_MISSED, {"filesystem": "/", "needed_bytes": 1, "freed_bytes": 0, "holders": []}
+    )
     seen = Recorded()
     again = collector(tmp_path, fake)
     again.listeners = [seen]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from nodegc.cli.render import plan_json, plan_table, tags_text
+from nodegc.cli.render import plan_json, plan_table
+from nodegc.cli.tables import tags_text
 from nodegc.policy import plan
 from tests.unit.builders import (
     NOW,

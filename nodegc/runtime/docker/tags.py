@@ -164,6 +164,8 @@ def remove(
     except RuntimeError_ as exc:
         if isinstance(exc, NotFound):
             raise
+        if deleting and isinstance(exc, RuntimeUnavailable) and _gone(image.id, inspect):
+            return _answer_lost(walk, inspect)  # carried out: never sent again
         owed = [t for t in walk.untagged if "@" not in t]
         if deleting:  # the DELETE by id may have taken A's names before it failed or was refused
             owed += [t for t in image.tags if t not in owed and t not in walk.moved]
@@ -175,6 +177,38 @@ def remove(
     for name in image.tags:
         if name not in walk.untagged and name not in gone and name not in walk.moved:
             walk.moved[name] = _holder(inspect, name)
+    return walk
+
+
+def _gone(image_id: str, inspect: Inspect) -> bool:
+    """After the DELETE of A by id lost its answer (a connection reset, cut short): whether the
+    engine says A no longer exists. One inspect, a read (the adapter retries it); False when
+    the engine cannot say, and the removal then counts as failed."""
+    try:
+        return inspect(image_id) is None
+    except NotFound:
+        return True
+    except RuntimeError_:
+        return False
+
+
+def _answer_lost(walk: Walk, inspect: Inspect) -> Walk:
+    """A is gone though the answer to its DELETE was lost: its names went with it, but for those
+    another image holds now (a tag moved meanwhile: left there, and said in the note)."""
+    image = walk.image
+    for name in image.tags:
+        if name in walk.untagged or name in walk.moved:
+            continue
+        try:
+            holder = _holder(inspect, name)
+        except RuntimeError_:
+            continue  # A is gone either way; the tag's holder is only for the note
+        if holder is not None and holder != image.id:
+            walk.moved[name] = holder
+    log.info(
+        f"image {short_id(image.id)}: the answer to its removal was lost; the image is gone",
+        extra={"image": image.id},
+    )
     return walk
 
 
