@@ -13,11 +13,11 @@ parents (Docker 26/28), a record it refuses is tried again after the others
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import replace
 
-from nodegc.collect.relief import Candidate, Settle, relieve
-from nodegc.collect.removal import ResultListener, carry_out, log_result
+from nodegc.collect.relief import Candidate, Loop, Stopping, relieve
+from nodegc.collect.removal import carry_out, log_result
 from nodegc.model import (
     Action,
     BuildCacheDecision,
@@ -25,10 +25,10 @@ from nodegc.model import (
     FilesystemStats,
     Layer,
     Outcome,
-    Reason,
     RemovalResult,
 )
 from nodegc.policy.build_cache import holder, retry_refused
+from nodegc.policy.ladder import Goal, loop_may_take, whatever_the_disk
 from nodegc.policy.space import Ledger
 from nodegc.runtime import Runtime
 
@@ -37,32 +37,37 @@ KIND = "build-cache"
 
 def walk(plan: BuildCachePlan) -> list[BuildCacheDecision]:
     """The records to try, in order: the plan's removals, then those kept `target-reached`
-    (tried for `space` only while the disk is still above its target)."""
+    (tried only while the disk is still short of the goal; the reason they go for is the
+    policy's, `policy.ladder.Goal.past_plan_reason`, as measured when they start)."""
     reserve = [
-        BuildCacheDecision(d.record, Action.REMOVE, Reason.SPACE, d.record.size_bytes)
-        for d in plan.decisions
-        if d.action is Action.KEEP and d.reason is Reason.TARGET_REACHED
+        d for d in plan.decisions if d.action is Action.KEEP and loop_may_take(d.action, d.reason)
     ]
     return [*plan.removals, *reserve]
+
+
+def past_plan(d: BuildCacheDecision, goal: Goal, measured: FilesystemStats) -> BuildCacheDecision:
+    """A record the plan kept `target-reached`, taken past the plan as a removal for the reason
+    the policy gives it on the disk as `measured`; any other decision as it is."""
+    if d.action is Action.REMOVE:
+        return d
+    reason = goal.past_plan_reason(measured)
+    return BuildCacheDecision(d.record, Action.REMOVE, reason, d.record.size_bytes)
 
 
 def collect_build_cache(
     runtime: Runtime,
     plan: BuildCachePlan,
     *,
+    goal: Goal,
+    loop: Loop,
     measured: FilesystemStats,
-    measure: Callable[[], FilesystemStats],
-    target_met: Callable[[FilesystemStats], bool],
-    under_pressure: bool,
-    stopping: threading.Event,
-    listeners: Sequence[ResultListener] = (),
     already: Sequence[str] = (),
-    settle: Settle | None = None,
 ) -> tuple[list[RemovalResult], set[str]]:
     """Remove what `plan` lets go through the closed loop (`collect.relief`), one record at a
-    time, stopping a `space`/`inodes` walk once the measured disk meets `target_met`; past the
-    plan, the records it kept as `target-reached`. `already`: record ids tried earlier in the
-    cycle (not tried again). A record the listing calls shared is left for a walk after its
+    time, stopping a `space`/`inodes` walk once the measured disk meets the ladder's `goal`; past
+    the plan, the records it kept as `target-reached`. `already`: record ids tried earlier in the
+    cycle (not tried again). `loop`: how the walk measures and stops (one removal at a time,
+    whatever its `workers`). A record the listing calls shared is left for a walk after its
     image is gone (the plan may count on it then; the engine would keep it now). One result per
     removal tried, with the bytes the engine says it reclaimed, and the ids of planned records
     the measured disk no longer needed (`not-needed`: not started, or refused by the engine
@@ -71,45 +76,53 @@ def collect_build_cache(
     decisions = [d for d in walk(plan) if d.record.id not in tried and not d.record.shared]
     if not decisions:
         return [], set()
-    planned = {d.record.id for d in plan.removals}
-    retry = retry_refused([d.record for d in plan.decisions])
-    children: dict[str, list[str]] = {}
-    for d in decisions:
-        if d.record.parent:
-            children.setdefault(d.record.parent, []).append(holder(d.record.id))
-    candidates = [
-        Candidate(
-            key=holder(d.record.id),
-            item=d,
-            planned=d.record.id in planned,
-            unconditional=d.reason is Reason.AGE,
-            after=tuple(children.get(d.record.id, ())),
-            retry=retry,
-        )
-        for d in decisions
-    ]
+    candidates = _candidates(plan, decisions)
     ledger = Ledger(
         {
             holder(d.record.id): (Layer(f"cache:{d.record.id}", d.record.size_bytes, None),)
             for d in decisions
         }
     )
+    latest = [measured]  # the measurement the last removal started on
+
+    def remove(c: Candidate, at: FilesystemStats) -> RemovalResult:
+        latest[0] = at
+        return _remove(runtime, past_plan(c.item, goal, at), loop.stopping)
+
     relief = relieve(
         candidates,
         ledger=ledger,
         measured=measured,
-        measure=measure,
-        target_met=target_met,
-        under_pressure=under_pressure,
-        remove=lambda c, _measured: _remove(runtime, c.item, stopping),
-        skip=lambda c, child: _child_stays(c.item, child),
-        workers=1,  # BuildKit prunes under one lock: one at a time, measured between
-        stopping=stopping,
-        listeners=listeners,
-        settle=settle,
+        target_met=goal.met,
+        # BuildKit prunes under one lock: one at a time, measured between
+        loop=replace(loop, under_pressure=goal.under_pressure, workers=1),
+        remove=remove,
+        skip=lambda c, child: _child_stays(past_plan(c.item, goal, latest[0]), child),
     )
     by_key = {holder(d.record.id): d.record.id for d in decisions}
     return relief.results, {by_key[k] for k in relief.not_needed}
+
+
+def _candidates(plan: BuildCachePlan, decisions: Sequence[BuildCacheDecision]) -> list[Candidate]:
+    """The walk's candidates: children before their parents, `age` removals whatever the disk,
+    refused ones tried again where the engine names no parents."""
+    planned = {d.record.id for d in plan.removals}
+    retry = retry_refused([d.record for d in plan.decisions])
+    children: dict[str, list[str]] = {}
+    for d in decisions:
+        if d.record.parent:
+            children.setdefault(d.record.parent, []).append(holder(d.record.id))
+    return [
+        Candidate(
+            key=holder(d.record.id),
+            item=d,
+            planned=d.record.id in planned,
+            unconditional=whatever_the_disk(d.reason),
+            after=tuple(children.get(d.record.id, ())),
+            retry=retry,
+        )
+        for d in decisions
+    ]
 
 
 def _child_stays(d: BuildCacheDecision, child: str) -> RemovalResult:
@@ -125,9 +138,7 @@ def _child_stays(d: BuildCacheDecision, child: str) -> RemovalResult:
     return result
 
 
-def _remove(
-    runtime: Runtime, d: BuildCacheDecision, stopping: threading.Event | None
-) -> RemovalResult:
+def _remove(runtime: Runtime, d: BuildCacheDecision, stopping: Stopping | None) -> RemovalResult:
     record = d.record
     freed = 0
 

@@ -10,13 +10,12 @@ planned ones first, then those a plan kept only because it expected to be done a
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 from nodegc.collect.removal import ResultListener, tell
 from nodegc.model import FilesystemStats, Outcome, RemovalResult
@@ -49,6 +48,27 @@ class Candidate:
     retry: bool = False
 
 
+class Stopping(Protocol):
+    """Says when to start no more removals (a `threading.Event`, or several)."""
+
+    def is_set(self) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Loop:
+    """How one closed loop measures, stops and tells: `measure` the filesystem (statvfs);
+    `stopping` set, start no more; `under_pressure` False, measure not at all (only removals that
+    go whatever the disk run); at most `workers` removals at once; each result told to
+    `listeners` as it is done; `settle`, where the runtime frees after a removal returns."""
+
+    measure: Callable[[], FilesystemStats]
+    stopping: Stopping
+    under_pressure: bool = True
+    workers: int = 1
+    listeners: Sequence[ResultListener] = ()
+    settle: Settle | None = None
+
+
 @dataclass
 class Relief:
     """What the loop did: results in completion order, planned removals left out because the
@@ -64,17 +84,12 @@ def relieve(
     *,
     ledger: Ledger,
     measured: FilesystemStats,
-    measure: Callable[[], FilesystemStats],
     target_met: Callable[[FilesystemStats], bool],
-    under_pressure: bool,
+    loop: Loop,
     remove: Callable[[Candidate, FilesystemStats], RemovalResult],
     skip: Callable[[Candidate, str], RemovalResult],
-    workers: int,
-    stopping: threading.Event,
-    listeners: Sequence[ResultListener] = (),
-    settle: Settle | None = None,
 ) -> Relief:
-    """Remove `candidates` in order, at most `workers` at once, measuring after each completion,
+    """Remove `candidates` in order, at most `loop.workers` at once, measuring after each one,
     until `target_met` (unconditional ones whatever the disk). What removals in flight will free
     (by the ledger) counts as coming: nothing more starts while they would reach the target, and
     whether they did is measured when they are done, so at most the removals in flight go past it.
@@ -83,7 +98,7 @@ def relieve(
     more than itself; so too for a candidate whose size the ledger does not know (Podman's dead
     containers): it runs alone, and the disk is measured after it.
 
-    `settle(done)`: the runtime gives space back after a removal returns (containerd's GC):
+    `loop.settle(done)`: the runtime gives space back after a removal returns (containerd's GC):
     called before deciding that more is needed, it measures until the disk is steady (or `done`
     says the target is met) and returns that measurement.
 
@@ -92,7 +107,8 @@ def relieve(
     stays. A removed candidate's result carries what the ledger says it let go of (attributed
     in the order they started; undone in the ledger when a removal does not happen).
     """
-    walk = _Walk(candidates, ledger, measured, target_met, stopping, listeners)
+    walk = _Walk(candidates, ledger, measured, target_met, loop.stopping, loop.listeners)
+    workers, settle = loop.workers, loop.settle
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="remove")
     try:
         while walk.pending or walk.in_flight or walk.again():
@@ -104,8 +120,8 @@ def relieve(
             done, _ = wait(walk.in_flight, return_when=FIRST_COMPLETED)
             for future in done:
                 walk.done(future)
-            if under_pressure:
-                walk.relief.measured = measure()
+            if loop.under_pressure:
+                walk.relief.measured = loop.measure()
                 if settle is not None and not target_met(walk.relief.measured):
                     walk.relief.measured = settle(target_met)
     finally:
@@ -126,7 +142,7 @@ class _Walk:
         ledger: Ledger,
         measured: FilesystemStats,
         target_met: Callable[[FilesystemStats], bool],
-        stopping: threading.Event,
+        stopping: Stopping,
         listeners: Sequence[ResultListener],
     ) -> None:
         self.relief = Relief(measured=measured)

@@ -60,14 +60,7 @@ def _subtrees(records: Sequence[BuildCacheRecord]) -> Mapping[str, _Subtree]:
     for r in records:
         if r.parent is not None and r.parent in by_id and r.parent != r.id:
             children[r.parent].append(r.id)
-    depth: dict[str, int] = {}
-    for r in records:  # depth from the root, cut at cycles (an engine's answer is not trusted)
-        seen: set[str] = set()
-        node, d = r, 0
-        while node.parent is not None and node.parent in by_id and node.id not in seen:
-            seen.add(node.id)
-            node, d = by_id[node.parent], d + 1
-        depth[r.id] = d
+    depth = _depths(records, by_id)
     out: dict[str, _Subtree] = {}
 
     def visit(record_id: str, path: frozenset[str]) -> _Subtree:
@@ -88,6 +81,21 @@ def _subtrees(records: Sequence[BuildCacheRecord]) -> Mapping[str, _Subtree]:
     for r in records:
         visit(r.id, frozenset({r.id}))
     return out
+
+
+def _depths(
+    records: Sequence[BuildCacheRecord], by_id: Mapping[str, BuildCacheRecord]
+) -> dict[str, int]:
+    """Each record's depth from its root, cut at cycles (an engine's answer is not trusted)."""
+    depth: dict[str, int] = {}
+    for r in records:
+        seen: set[str] = set()
+        node, d = r, 0
+        while node.parent is not None and node.parent in by_id and node.id not in seen:
+            seen.add(node.id)
+            node, d = by_id[node.parent], d + 1
+        depth[r.id] = d
+    return depth
 
 
 def removal_order(records: Sequence[BuildCacheRecord]) -> list[BuildCacheRecord]:
@@ -132,20 +140,8 @@ def plan_build_cache(
     pressure = under_pressure if under_pressure is not None else bool(bytes_wanted or inodes_wanted)
     trees = _subtrees(records)
     decisions: list[BuildCacheDecision] = []
-    verdicts: dict[str, tuple[Action, Reason]] = {}
     ordered = _ordered(records, trees)
-    for r in ordered:
-        t = trees[r.id]
-        if t.in_use:
-            verdicts[r.id] = (Action.KEEP, Reason.IN_USE)
-        elif t.shared:
-            verdicts[r.id] = (Action.KEEP, Reason.SHARED)
-        elif t.last_used is not None and now - t.last_used < settings.minimum_age:
-            verdicts[r.id] = (Action.KEEP, Reason.TOO_YOUNG)
-        elif settings.maximum_age and (
-            t.last_used is None or now - t.last_used > settings.maximum_age
-        ):
-            verdicts[r.id] = (Action.REMOVE, Reason.AGE)
+    verdicts = _whatever_the_disk(ordered, trees, settings, now)
     freed = sum(r.size_bytes for r in ordered if verdicts.get(r.id, (None,))[0] is Action.REMOVE)
     for r in ordered:
         verdict = verdicts.get(r.id)
@@ -167,6 +163,30 @@ def plan_build_cache(
     return BuildCachePlan(
         observed=True, decisions=tuple(decisions), bytes_reclaimable=bytes_reclaimable(records)
     )
+
+
+def _whatever_the_disk(
+    ordered: Sequence[BuildCacheRecord],
+    trees: Mapping[str, _Subtree],
+    settings: BuildCacheSettings,
+    now: datetime,
+) -> dict[str, tuple[Action, Reason]]:
+    """The verdicts the disk does not change: kept `in-use`, `shared`, `too-young`; removed for
+    `age`. Records without one are candidates for the disk."""
+    verdicts: dict[str, tuple[Action, Reason]] = {}
+    for r in ordered:
+        t = trees[r.id]
+        if t.in_use:
+            verdicts[r.id] = (Action.KEEP, Reason.IN_USE)
+        elif t.shared:
+            verdicts[r.id] = (Action.KEEP, Reason.SHARED)
+        elif t.last_used is not None and now - t.last_used < settings.minimum_age:
+            verdicts[r.id] = (Action.KEEP, Reason.TOO_YOUNG)
+        elif settings.maximum_age and (
+            t.last_used is None or now - t.last_used > settings.maximum_age
+        ):
+            verdicts[r.id] = (Action.REMOVE, Reason.AGE)
+    return verdicts
 
 
 def retry_refused(records: Sequence[BuildCacheRecord]) -> bool:

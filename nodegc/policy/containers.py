@@ -99,22 +99,33 @@ def plan_containers(
 
     cap = settings.max_dead_containers
     if cap >= 0 and sum(map(len, units.values())) > cap:
-        live_units = sum(1 for members in units.values() if members)
-        _trim_units(units, max(1, cap // max(1, live_units)), Reason.GLOBAL_CAP, decisions)
-        # What is left, in `ordered`'s order (every unit's members are in it): no second sort.
-        left = {c.id for members in units.values() for c in members}
-        doomed = {c.id for c in [c for c in ordered if c.id in left][cap:]}
-        for unit, members in units.items():
-            for c in members:
-                if c.id in doomed:
-                    decisions[c.id] = decision(c, unit, remove, Reason.GLOBAL_CAP)
-            members[:] = [c for c in members if c.id not in doomed]
+        _global_cap(units, ordered, cap, decisions)
 
     for unit, members in units.items():
         for c in members:
             decisions[c.id] = decision(c, unit, keep, Reason.WITHIN_CAP)
 
     return ContainerPlan(tuple([decisions[c.id] for c in ordered]))
+
+
+def _global_cap(
+    units: dict[str, list[Container]],
+    ordered: list[Container],
+    cap: int,
+    decisions: dict[str, ContainerDecision],
+) -> None:
+    """More than `cap` left: every unit trimmed to max(1, cap // units), then the globally
+    oldest go until the total fits (`global-cap`)."""
+    live_units = sum(1 for members in units.values() if members)
+    _trim_units(units, max(1, cap // max(1, live_units)), Reason.GLOBAL_CAP, decisions)
+    # What is left, in `ordered`'s order (every unit's members are in it): no second sort.
+    left = {c.id for members in units.values() for c in members}
+    doomed = {c.id for c in [c for c in ordered if c.id in left][cap:]}
+    for unit, members in units.items():
+        for c in members:
+            if c.id in doomed:
+                decisions[c.id] = ContainerDecision(c, unit, Action.REMOVE, Reason.GLOBAL_CAP)
+        members[:] = [c for c in members if c.id not in doomed]
 
 
 def _before(now: datetime, age: timedelta) -> datetime:
@@ -139,6 +150,19 @@ def _trim_units(
             for c in members[keep:]:
                 decisions[c.id] = ContainerDecision(c, unit, remove, reason)
             del members[keep:]
+
+
+def sizes_needed(
+    containers: Iterable[Container], settings: ContainerSettings, *, under_pressure: bool
+) -> bool:
+    """Whether a cycle (and `report`) asks the engine for dead containers' writable-layer sizes:
+    only under pressure, with `remove_under_disk_pressure`, and a dead container listed (the
+    question is costly: dockerd sizes every container's writable layer to answer it)."""
+    return (
+        under_pressure
+        and settings.remove_under_disk_pressure
+        and any(c.state in _DEAD for c in containers)
+    )
 
 
 def under_pressure_order(plan: ContainerPlan) -> list[ContainerDecision]:

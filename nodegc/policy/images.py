@@ -6,8 +6,10 @@ Pure: a snapshot, history, settings and the time in; a decision for every image 
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from nodegc.config import ImageSettings
@@ -73,16 +75,25 @@ def bytes_to_free(fs: FilesystemStats, high: int, low: int) -> int:
     return targets.percent_amount(fs, high, low)
 
 
-def is_pinned(image: Image, patterns: Sequence[str]) -> bool:
-    """Pinned by the runtime, by the nodegc.io/pinned=true label, or by a glob in `pinned`."""
+def is_pinned(
+    image: Image, patterns: Sequence[str], matches: Callable[[str], bool] | None = None
+) -> bool:
+    """Pinned by the runtime, by the nodegc.io/pinned=true label, or by a glob in `pinned`
+    (matching any of the forms of any of its references; `matches`: `pin_matcher(patterns)`,
+    made once for many images)."""
     if image.runtime_pinned or image.labels.get(LABEL_PINNED, "").lower() == "true":
         return True
-    return any(
-        fnmatch.fnmatchcase(form, pattern)
-        for ref in image.references
-        for form in familiar_forms(ref)
-        for pattern in patterns
-    )
+    match = matches or pin_matcher(patterns)
+    return any(match(form) for ref in image.references for form in familiar_forms(ref))
+
+
+def pin_matcher(patterns: Sequence[str]) -> Callable[[str], bool]:
+    """Whether a name matches one of the globs (`fnmatch.fnmatchcase`'s rules): the globs made
+    into one expression, once."""
+    if not patterns:
+        return lambda _name: False
+    either = re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns))
+    return lambda name: either.match(name) is not None
 
 
 def lru_key(image: Image, record: ImageRecord) -> tuple[bool, datetime, datetime, str]:
@@ -125,6 +136,21 @@ def image_holdings(
     return estimate_sizes(stacks, totals) if unknown else stacks
 
 
+@dataclass(frozen=True, slots=True)
+class Counted:
+    """What an image plan counts on besides the images: their `layers` (image id -> layers with
+    sizes; none: one private layer of the listed size each), the containers this cycle removes
+    first (`leaving_containers`: they keep no image in use), what the plan frees before images
+    (`freed_before`: the build cache, dead containers removed under pressure), and holders of
+    layers that are not images (`other_holders`: a shared build cache record holds its image's
+    layer, which removing the image alone does not free)."""
+
+    layers: Mapping[str, Sequence[Layer]] = field(default_factory=dict)
+    leaving_containers: Collection[str] = frozenset()
+    freed_before: int = 0
+    other_holders: Mapping[str, Sequence[Layer]] = field(default_factory=dict)
+
+
 def plan_images(
     fs: FilesystemStats,
     images: Sequence[Image],
@@ -133,168 +159,202 @@ def plan_images(
     settings: ImageSettings,
     now: datetime,
     *,
-    layers: Mapping[str, Sequence[Layer]] | None = None,
-    leaving_containers: Collection[str] = (),
-    freed_before: int = 0,
-    other_holders: Mapping[str, Sequence[Layer]] | None = None,
+    counted: Counted | None = None,
 ) -> ImagePlan:
     """Decide every image's fate.
 
-    Kept: `pinned`; `in-use` by any container not in `leaving_containers` (dependents go first, so
-    an image whose last containers this cycle removes may go in the same cycle); `too-young` when
-    first seen less than `minimum_age` ago;
+    Kept: `pinned`; `in-use` by any container not leaving (`counted.leaving_containers`:
+    dependents go first, so an image whose last containers this cycle removes may go in the same
+    cycle); `too-young` when first seen less than `minimum_age` ago;
     `parent-of-in-use` when an image built on it (classic builder: `parent_id`) is kept for one of
     those reasons. Removed for `age`: not used for longer than `maximum_age`, once history covers
     that long (with every image built on it). Removed for `space` (or `inodes` once the bytes
     are covered and only inodes are still wanted): least recently used first, an image's children
     just before it, until what the removals really free (the layers they leave without a holder,
-    `layers`) covers `bytes_to_free` and `inodes_to_free`; the other candidates are kept as
-    `target-reached` (or `below-threshold` when the disk asks for nothing).
+    `counted.layers`) covers `bytes_to_free` and `inodes_to_free`; the other candidates are kept
+    as `target-reached` (or `below-threshold` when the disk asks for nothing).
 
     The decisions come in the order the removals are to be carried out: age removals, space and
     inode removals, then the candidates a closed loop may still take in that order when the disk
     has not come down as planned (`target-reached`), then the images that must stay.
-
-    `freed_before`: what this plan frees before images (the build cache, and dead containers
-    removed under pressure), counted towards `bytes_to_free`. `other_holders`: holders of layers
-    that are not images (a shared build cache record holds its image's layer): a layer they hold
-    is not freed by removing images.
+    `counted.freed_before` counts towards `bytes_to_free`.
     """
-    high, low = settings.high_threshold_percent, settings.low_threshold_percent
-    inode_high = settings.inode_high_threshold_percent
-    inode_low = settings.inode_low_threshold_percent
+    counted = counted or Counted()
     asked = targets.wanted(fs, settings)
-    wanted, inodes_wanted = asked.bytes, asked.inodes
-    users = users_of(containers, leaving_containers)
-    history_covers_max_age = bool(settings.maximum_age) and (
-        now - history.since >= settings.maximum_age
+    walk = _ImageWalk(images, containers, history, settings, now, counted, asked)
+    walk.plan()
+    return ImagePlan(
+        high_threshold_percent=settings.high_threshold_percent,
+        low_threshold_percent=settings.low_threshold_percent,
+        usage_percent=fs.usage_percent,
+        bytes_to_free=asked.bytes,
+        decisions=tuple(walk.decisions),
+        inode_high_threshold_percent=settings.inode_high_threshold_percent,
+        inode_low_threshold_percent=settings.inode_low_threshold_percent,
+        inode_usage_percent=fs.inode_usage_percent,
+        inodes_to_free=asked.inodes,
+        freed_before=counted.freed_before,
+        trigger=asked.trigger,
+        target_free_bytes=asked.target_free_bytes,
     )
-    records: dict[str, ImageRecord] = {}
-    for image in images:
+
+
+class _ImageWalk:
+    """One image plan being made: the images in eviction order, what keeps each, and the
+    decisions so far (`plan_images`)."""
+
+    def __init__(
+        self,
+        images: Sequence[Image],
+        containers: Iterable[Container],
+        history: History,
+        settings: ImageSettings,
+        now: datetime,
+        counted: Counted,
+        asked: targets.Wanted,
+    ) -> None:
+        self.settings, self.now, self.asked = settings, now, asked
+        self.freed_before = counted.freed_before
+        self.users = users_of(containers, counted.leaving_containers)
         # An image the history has not recorded yet is as young as it gets.
-        records[image.id] = history.images.get(image.id) or ImageRecord(first_seen=now)
-    ordered = sorted(images, key=lambda i: lru_key(i, records[i.id]))
-    by_id = {i.id: i for i in ordered}
-    children: dict[str, list[Image]] = defaultdict(list)
-    for image in ordered:
-        if image.parent_id and image.parent_id in by_id and image.parent_id != image.id:
-            children[image.parent_id].append(image)
+        self.records = {
+            i.id: history.images.get(i.id) or ImageRecord(first_seen=now) for i in images
+        }
+        self.ordered = sorted(images, key=lambda i: lru_key(i, self.records[i.id]))
+        self.by_id = {i.id: i for i in self.ordered}
+        self.children: dict[str, list[Image]] = defaultdict(list)
+        for image in self.ordered:
+            if image.parent_id and image.parent_id in self.by_id and image.parent_id != image.id:
+                self.children[image.parent_id].append(image)
+        self.ledger = Ledger(image_holdings(self.ordered, counted.layers))
+        for holder, held in counted.other_holders.items():
+            self.ledger.add(holder, held)
+        self.unique = {i.id: self.ledger.frees(i.id).bytes for i in self.ordered}
+        self.history_covers_max_age = bool(settings.maximum_age) and (
+            now - history.since >= settings.maximum_age
+        )
+        self.keeps: dict[str, tuple[Reason, Sequence[str]]] = {}
+        self.old: set[str] = set()
+        self.old_tree: dict[str, bool] = {}
+        self.decisions: list[ImageDecision] = []
+        self.taken: set[str] = set()
+        self.planned = Freed(0, 0)
 
-    ledger = Ledger(image_holdings(ordered, layers or {}))
-    for holder, held in (other_holders or {}).items():
-        ledger.add(holder, held)
-    unique = {i.id: ledger.frees(i.id).bytes for i in ordered}
+    def plan(self) -> None:
+        """Like the kubelet: old images go first (whatever the disk), then superseded releases
+        (`policy.superseded`), then the space walk needs only what they did not already free;
+        the images that must stay last."""
+        self.judge()
+        self.keep_ancestors()
+        gone = superseded(
+            self.ordered,
+            self.records,
+            self.settings.keep_per_repository,
+            self.keeps,
+            familiar_forms,
+        )
+        free = [i for i in self.ordered if i.id not in self.keeps]
+        for image in free:
+            if image.id not in self.taken and self.all_old(image.id):
+                self.take(image, Reason.AGE, True)
+        for image in self.ordered:
+            if image.id in gone and image.id not in self.taken:
+                self.take(image, Reason.SUPERSEDED, True)
+        for image in free:
+            if image.id not in self.taken:
+                short = self.short()
+                self.take(image, short or Reason.TARGET_REACHED, short is not None)
+        for image in self.ordered:
+            if image.id in self.keeps:
+                self.keep(image)
 
-    keeps: dict[str, tuple[Reason, Sequence[str]]] = {}
-    old: set[str] = set()
-    for image in ordered:
-        record = records[image.id]
-        if is_pinned(image, settings.pinned):
-            keeps[image.id] = (Reason.PINNED, ())
-        elif image.id in users:
-            keeps[image.id] = (Reason.IN_USE, users[image.id])
-        elif now - record.first_seen < settings.minimum_age:
-            keeps[image.id] = (Reason.TOO_YOUNG, ())
-        elif history_covers_max_age and (
-            now - (record.last_used or record.first_seen) > settings.maximum_age
-        ):
-            old.add(image.id)
-    # A parent goes only after every image built on it: one that must stay keeps its ancestors.
-    for image in ordered:
-        if image.id not in keeps or keeps[image.id][0] not in _HARD_KEEPS:
-            continue
-        seen = {image.id}
-        parent = by_id.get(image.parent_id)
-        while parent is not None and parent.id not in seen:
-            seen.add(parent.id)
-            if parent.id not in keeps:
-                keeps[parent.id] = (Reason.PARENT_OF_IN_USE, ())
-            parent = by_id.get(parent.parent_id)
-    # Superseded releases (images.keep_per_repository), whatever the disk, right after the age
-    # removals: policy/superseded.py.
-    gone = superseded(ordered, records, settings.keep_per_repository, keeps, familiar_forms)
-    # For age, an old parent goes only when everything built on it is old too.
-    old_tree: dict[str, bool] = {}
+    def judge(self) -> None:
+        """What keeps each image whatever the disk, and which are old."""
+        settings, now = self.settings, self.now
+        pinned = pin_matcher(settings.pinned)
+        for image in self.ordered:
+            record = self.records[image.id]
+            if is_pinned(image, settings.pinned, pinned):
+                self.keeps[image.id] = (Reason.PINNED, ())
+            elif image.id in self.users:
+                self.keeps[image.id] = (Reason.IN_USE, self.users[image.id])
+            elif now - record.first_seen < settings.minimum_age:
+                self.keeps[image.id] = (Reason.TOO_YOUNG, ())
+            elif self.history_covers_max_age and (
+                now - (record.last_used or record.first_seen) > settings.maximum_age
+            ):
+                self.old.add(image.id)
 
-    def all_old(image_id: str) -> bool:
-        if image_id not in old_tree:
-            old_tree[image_id] = False  # guards a (malformed) cycle of parents
-            old_tree[image_id] = image_id in old and all(all_old(c.id) for c in children[image_id])
-        return old_tree[image_id]
+    def keep_ancestors(self) -> None:
+        """A parent goes only after every image built on it: one that must stay keeps its
+        ancestors."""
+        for image in self.ordered:
+            if image.id not in self.keeps or self.keeps[image.id][0] not in _HARD_KEEPS:
+                continue
+            seen = {image.id}
+            parent = self.by_id.get(image.parent_id)
+            while parent is not None and parent.id not in seen:
+                seen.add(parent.id)
+                if parent.id not in self.keeps:
+                    self.keeps[parent.id] = (Reason.PARENT_OF_IN_USE, ())
+                parent = self.by_id.get(parent.parent_id)
 
-    decisions: list[ImageDecision] = []
-    taken: set[str] = set()
-    planned = Freed(0, 0)
+    def all_old(self, image_id: str) -> bool:
+        """For age, an old parent goes only when everything built on it is old too."""
+        tree = self.old_tree
+        if image_id not in tree:
+            tree[image_id] = False  # guards a (malformed) cycle of parents
+            tree[image_id] = image_id in self.old and all(
+                self.all_old(c.id) for c in self.children[image_id]
+            )
+        return tree[image_id]
 
-    def take(image: Image, reason: Reason, remove: bool) -> None:
+    def short(self) -> Reason | None:
+        """What the disk still asks for with the removals planned so far: `space` while bytes
+        are short, `inodes` while only inodes are; None when covered."""
+        bytes_short = self.freed_before + self.planned.bytes < self.asked.bytes
+        inodes = self.planned.inodes
+        if bytes_short:
+            return Reason.SPACE
+        if self.asked.inodes > 0 and (inodes is None or inodes < self.asked.inodes):
+            return Reason.INODES
+        return None
+
+    def take(self, image: Image, reason: Reason, remove: bool) -> None:
         """Plan `image` (children first) as a removal, or as a candidate kept for now."""
-        taken.add(image.id)
-        for child in children[image.id]:
-            if child.id not in taken and child.id not in keeps:
-                take(child, reason, remove)
-        nonlocal planned
+        self.taken.add(image.id)
+        for child in self.children[image.id]:
+            if child.id not in self.taken and child.id not in self.keeps:
+                self.take(child, reason, remove)
         if remove:
-            freed = ledger.remove(image.id)
-            planned = planned + freed
+            freed = self.ledger.remove(image.id)
+            self.planned = self.planned + freed
             action, frees, inodes = Action.REMOVE, freed.bytes, freed.inodes
         else:
-            reason = Reason.TARGET_REACHED if wanted or inodes_wanted else Reason.BELOW_THRESHOLD
+            pressure = self.asked.bytes or self.asked.inodes
+            reason = Reason.TARGET_REACHED if pressure else Reason.BELOW_THRESHOLD
             action, frees, inodes = Action.KEEP, 0, 0
-        decisions.append(
+        self.decisions.append(
             ImageDecision(
                 image,
-                records[image.id],
+                self.records[image.id],
                 action,
                 reason,
-                unique_size_bytes=unique[image.id],
+                unique_size_bytes=self.unique[image.id],
                 frees_bytes=frees,
                 frees_inodes=inodes,
             )
         )
 
-    # Like the kubelet: old images go first (whatever the disk), then the space walk needs only
-    # what they did not already free.
-    for image in ordered:
-        if image.id not in taken and image.id not in keeps and all_old(image.id):
-            take(image, Reason.AGE, True)
-    for image in ordered:
-        if image.id in gone and image.id not in taken:
-            take(image, Reason.SUPERSEDED, True)
-    for image in ordered:
-        if image.id in taken or image.id in keeps:
-            continue
-        bytes_short = freed_before + planned.bytes < wanted
-        inodes_short = inodes_wanted > 0 and (
-            planned.inodes is None or planned.inodes < inodes_wanted
-        )
-        if bytes_short or inodes_short:
-            take(image, Reason.SPACE if bytes_short else Reason.INODES, True)
-        else:
-            take(image, Reason.TARGET_REACHED, False)
-    for image in ordered:
-        if image.id in keeps:
-            reason, used_by = keeps[image.id]
-            decisions.append(
-                ImageDecision(
-                    image,
-                    records[image.id],
-                    Action.KEEP,
-                    reason,
-                    tuple(used_by),
-                    unique_size_bytes=unique[image.id],
-                )
+    def keep(self, image: Image) -> None:
+        reason, used_by = self.keeps[image.id]
+        self.decisions.append(
+            ImageDecision(
+                image,
+                self.records[image.id],
+                Action.KEEP,
+                reason,
+                tuple(used_by),
+                unique_size_bytes=self.unique[image.id],
             )
-    return ImagePlan(
-        high_threshold_percent=high,
-        low_threshold_percent=low,
-        usage_percent=fs.usage_percent,
-        bytes_to_free=wanted,
-        decisions=tuple(decisions),
-        inode_high_threshold_percent=inode_high,
-        inode_low_threshold_percent=inode_low,
-        inode_usage_percent=fs.inode_usage_percent,
-        inodes_to_free=inodes_wanted,
-        freed_before=freed_before,
-        trigger=asked.trigger,
-        target_free_bytes=asked.target_free_bytes,
-    )
+        )

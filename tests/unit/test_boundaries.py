@@ -29,6 +29,7 @@ from nodegc.model import (
 from nodegc.policy.build_cache import plan_build_cache, unshared_by
 from nodegc.policy.containers import plan_containers
 from nodegc.policy.images import (
+    Counted,
     bytes_to_free,
     plan_images,
     pressure_kinds,
@@ -326,7 +327,13 @@ def test_the_image_walk_goes_on_while_one_byte_is_missing():
 def test_what_was_freed_before_images_counts_exactly():
     """freed_before 100 of 100 wanted: no image goes."""
     p = plan_images(
-        fs(1000, 100), [image("a")], [], history(), image_settings(), NOW, freed_before=100
+        fs(1000, 100),
+        [image("a")],
+        [],
+        history(),
+        image_settings(),
+        NOW,
+        counted=Counted(freed_before=100),
     )
     assert not p.removals and p.target_reachable
 
@@ -342,7 +349,7 @@ def test_the_inode_walk_stops_when_freed_inodes_equal_needed():
         history(a=record(ago(days=2)), b=record(ago(days=1))),
         image_settings(),
         NOW,
-        layers=layers,
+        counted=Counted(layers=layers),
     )
     assert p.inodes_to_free == 50
     assert [(d.image.id, d.reason) for d in p.removals] == [("a", Reason.INODES)]
@@ -360,7 +367,7 @@ def test_bytes_are_named_before_inodes_while_both_are_short():
         history(a=record(ago(days=2)), b=record(ago(days=1))),
         image_settings(),
         NOW,
-        layers=layers,
+        counted=Counted(layers=layers),
     )
     assert [(d.image.id, d.reason) for d in p.removals] == [
         ("a", Reason.SPACE),
@@ -719,7 +726,7 @@ def test_the_plan_that_stops_at_exactly_enough_lands_the_fake_on_exactly_low():
         history(a=record(ago(days=2)), b=record(ago(days=1))),
         image_settings(),
         NOW,
-        layers=fake.image_layers(list(fake.images)),
+        counted=Counted(layers=fake.image_layers(list(fake.images))),
     )
     for d in p.removals:
         fake.remove_image(d.image)
@@ -835,7 +842,7 @@ def test_one_inode_wanted_is_wanted():
         history(a=record(ago(days=2))),
         image_settings(inode_high_threshold_percent=91, inode_low_threshold_percent=90),
         NOW,
-        layers={"a": (Layer("la", 1, 1),)},
+        counted=Counted(layers={"a": (Layer("la", 1, 1),)}),
     )
     assert p.inodes_to_free == 1
     assert [(d.image.id, d.reason) for d in p.removals] == [("a", Reason.INODES)]

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from nodegc import policy
 from nodegc.config import ImageSettings
 from nodegc.model import Action, ContainerState, FilesystemStats, Reason
-from nodegc.policy.images import bytes_to_free, plan_images
+from nodegc.policy.images import Counted, bytes_to_free, plan_images
 from tests.unit.builders import (
     NOW,
     ago,
@@ -264,7 +264,7 @@ def test_leaving_container_no_longer_keeps_its_image():
         [image("a", 100)],
         containers=[container("c1", "a")],
         hist=history(a=record(ago(days=5))),
-        leaving_containers={"c1"},
+        counted=Counted(leaving_containers={"c1"}),
     )
     assert reasons(p) == {"a": (Action.REMOVE, Reason.SPACE)}
 
@@ -292,8 +292,8 @@ def test_dependents_first_frees_the_image_of_a_container_the_plan_removes():
 
 
 def test_without_dependents_first_every_listed_container_keeps_its_image():
-    """policy.plan(dependents_first=False): the container still listed keeps its image in use
-    (with the caps as the only rule: under pressure a dead container may go, see
+    """policy.plan(scope=Scope(dependents_first=False)): the container still listed keeps its
+    image in use (with the caps as the only rule: under pressure a dead container may go, see
     test_pressure.py)."""
     hist = history(**{"img-old": record(ago(days=3)), "img-new": record(ago(days=1))})
     p = policy.plan(
@@ -302,7 +302,7 @@ def test_without_dependents_first_every_listed_container_keeps_its_image():
         image_settings(),
         container_settings(remove_under_disk_pressure=False),
         NOW,
-        dependents_first=False,
+        scope=policy.Scope(dependents_first=False),
     )
     assert ids(p.containers.removals) == ["c-old"]
     assert removed(p.images) == []

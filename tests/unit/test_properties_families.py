@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from nodegc.collect.cycle import Collector
 from nodegc.model import Action, ContainerState, Image, Layer, Outcome
-from nodegc.policy.images import plan_images
+from nodegc.policy.images import Counted, plan_images
 from nodegc.state.store import StateDir
 from nodegc.testing.fake import FakeRuntime
 from tests.unit.builders import NOW, ago, container, history, image_settings, make_settings, record
@@ -93,7 +93,7 @@ def plan_of(fake: FakeRuntime, settings: dict, records: dict, maximum_age: timed
         history(ago(days=400), **records),
         image_settings(**settings, maximum_age=maximum_age),
         NOW,
-        layers=fake.image_layers(list(fake.images)),
+        counted=Counted(layers=fake.image_layers(list(fake.images))),
     )
 
 

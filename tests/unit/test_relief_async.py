@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
-from nodegc.collect.relief import Candidate, relieve, settled
+from nodegc.collect.relief import Candidate, Loop, relieve, settled
 from nodegc.model import FilesystemStats, Layer, Outcome, Reason, RemovalResult
 from nodegc.policy.cost import learnt, scaled
 from nodegc.policy.space import Ledger
@@ -78,17 +78,19 @@ def walk(disk: AsyncDisk, *, n: int, listed: int, real: int, settle: bool, worke
         [Candidate(key=f"i{k}", item=None) for k in range(n)],
         ledger=ledger,
         measured=disk.measure(),
-        measure=disk.measure,
         target_met=below(75),
-        under_pressure=True,
         remove=remove,
         skip=lambda c, _k: result(c, Outcome.SKIPPED),
-        workers=workers,
-        stopping=threading.Event(),
-        settle=(
-            (lambda done: settled(disk.measure, done, clock=clock, sleep=clock.sleep))
-            if settle
-            else None
+        loop=Loop(
+            measure=disk.measure,
+            under_pressure=True,
+            workers=workers,
+            stopping=threading.Event(),
+            settle=(
+                (lambda done: settled(disk.measure, done, clock=clock, sleep=clock.sleep))
+                if settle
+                else None
+            ),
         ),
     )
 
@@ -135,14 +137,16 @@ def test_near_the_target_one_removal_at_a_time() -> None:
         [Candidate(key=k, item=None) for k in sizes],
         ledger=ledger,
         measured=disk.measure(),
-        measure=disk.measure,
         target_met=below(75),
-        under_pressure=True,
         remove=remove,
         skip=lambda c, _k: result(c, Outcome.SKIPPED),
-        workers=4,
-        stopping=threading.Event(),
-        settle=lambda done: settled(disk.measure, done, clock=clock, sleep=clock.sleep),
+        loop=Loop(
+            measure=disk.measure,
+            under_pressure=True,
+            workers=4,
+            stopping=threading.Event(),
+            settle=lambda done: settled(disk.measure, done, clock=clock, sleep=clock.sleep),
+        ),
     )
     assert disk.settled_usage() >= 69, disk.removed
 
@@ -192,13 +196,10 @@ def test_a_refused_candidate_is_tried_again_after_the_others() -> None:
         [Candidate(key=k, item=None, retry=True) for k in ("a", "b", "c")],
         ledger=Ledger({k: (Layer(k, 10, None),) for k in "abc"}),
         measured=fs,
-        measure=lambda: fs,
         target_met=lambda _fs: False,
-        under_pressure=True,
         remove=remove,
         skip=lambda c, _k: result(c, Outcome.SKIPPED),
-        workers=1,
-        stopping=threading.Event(),
+        loop=Loop(measure=lambda: fs, under_pressure=True, workers=1, stopping=threading.Event()),
     )
     assert present == set()
     assert [(r.id, r.outcome) for r in relief.results] == [
@@ -215,13 +216,10 @@ def test_a_candidate_refused_for_good_is_said_once() -> None:
         [Candidate(key=k, item=None, retry=True) for k in ("x", "y")],
         ledger=Ledger({k: (Layer(k, 10, None),) for k in "xy"}),
         measured=fs,
-        measure=lambda: fs,
         target_met=lambda _fs: False,
-        under_pressure=True,
         remove=lambda c, _m: result(c, Outcome.SKIPPED if c.key == "x" else Outcome.REMOVED),
         skip=lambda c, _k: result(c, Outcome.SKIPPED),
-        workers=1,
-        stopping=threading.Event(),
+        loop=Loop(measure=lambda: fs, under_pressure=True, workers=1, stopping=threading.Event()),
     )
     assert sorted((r.id, r.outcome) for r in relief.results) == [
         ("x", Outcome.SKIPPED),
@@ -276,13 +274,15 @@ def test_a_refused_candidate_the_disk_no_longer_needs_is_not_needed_not_skipped(
         ],
         ledger=Ledger({k: (Layer(k, 10, None),) for k in "xyz"}),
         measured=FilesystemStats("/", 100, 0, 10, 10),
-        measure=lambda: FilesystemStats("/", 100, disk["free"], 10, 10),
         target_met=lambda fs: fs.available_bytes >= 50,
-        under_pressure=True,
         remove=remove,
         skip=lambda c, _k: result(c, Outcome.SKIPPED),
-        workers=1,
-        stopping=threading.Event(),
+        loop=Loop(
+            measure=lambda: FilesystemStats("/", 100, disk["free"], 10, 10),
+            under_pressure=True,
+            workers=1,
+            stopping=threading.Event(),
+        ),
     )
     assert [(r.id, r.outcome) for r in relief.results] == [("y", Outcome.REMOVED)]
     assert relief.not_needed == {"x"}
@@ -312,13 +312,10 @@ def test_candidates_of_unknown_size_go_one_at_a_time() -> None:
         [Candidate(key=f"c{k}", item=None) for k in range(20)],
         ledger=ledger,
         measured=disk.measure(),
-        measure=disk.measure,
         target_met=below(75),
-        under_pressure=True,
         remove=remove,
         skip=lambda c, _k: result(c, Outcome.SKIPPED),
-        workers=4,
-        stopping=threading.Event(),
+        loop=Loop(measure=disk.measure, under_pressure=True, workers=4, stopping=threading.Event()),
     )
     assert in_flight["most"] == 1
     assert 72 <= disk.settled_usage() <= 75, disk.removed

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from nodegc.collect.cycle import Collector
 from nodegc.model import Action, ContainerState, Image, Layer, Outcome, Reason
-from nodegc.policy.images import image_holdings, plan_images, target_met
+from nodegc.policy.images import Counted, image_holdings, plan_images, target_met
 from nodegc.policy.space import Freed, Ledger, estimate_sizes
 from nodegc.runtime import Conflict
 from nodegc.state.store import StateDir
@@ -130,7 +130,7 @@ def test_the_plan_counts_what_each_removal_really_frees():
         history(),
         settings,
         NOW,
-        layers=fake.image_layers(ids),
+        counted=Counted(layers=fake.image_layers(ids)),
     )
     removals = p.removals
     assert [d.image.id for d in removals] == ids  # LRU: first pulled first
@@ -151,7 +151,7 @@ def test_the_walk_stops_when_really_freed_bytes_cover_the_need():
         history(),
         settings,
         NOW,
-        layers=fake.image_layers(ids),
+        counted=Counted(layers=fake.image_layers(ids)),
     )
     assert [d.image.id for d in p.removals] == ids[:2]
     assert p.bytes_planned == 6 * MiB
@@ -172,7 +172,7 @@ def test_a_base_held_by_an_image_in_use_is_not_counted():
         history(),
         settings,
         NOW,
-        layers=fake.image_layers(ids),
+        counted=Counted(layers=fake.image_layers(ids)),
     )
     assert len(p.removals) == 7
     assert p.bytes_planned == 21 * MiB
@@ -202,7 +202,7 @@ def test_children_go_just_before_their_parent_and_a_parent_of_an_image_in_use_st
         history(**{i: record(ago(days=d)) for i, d in seen.items()}),
         settings,
         NOW,
-        layers=fake.image_layers(list(fake.images)),
+        counted=Counted(layers=fake.image_layers(list(fake.images))),
     )
     # `parent` is the least recently used: its child goes just before it, and 150 cover 141.
     assert [d.image.id for d in p.removals] == ["child", "parent"]
@@ -230,7 +230,7 @@ def test_an_old_parent_goes_for_age_only_with_its_children():
         hist,
         settings,
         NOW,
-        layers=fake.image_layers(list(fake.images)),
+        counted=Counted(layers=fake.image_layers(list(fake.images))),
     )
     assert p.removals == ()
 
@@ -248,7 +248,7 @@ def test_inode_pressure_alone_removes_for_inodes():
         history(),
         image_settings(),  # bytes 85/80: no byte pressure; inodes 95/90
         NOW,
-        layers=fake.image_layers(ids),
+        counted=Counted(layers=fake.image_layers(ids)),
     )
     assert p.bytes_to_free == 0 and p.inodes_to_free == 4000 * 10 // 100 - 60
     # 340 inodes: 30 per image until the base's 400 come back with the last one.
@@ -269,7 +269,7 @@ def test_unknown_inode_counts_plan_every_candidate_for_the_loop_to_stop():
         history(),
         image_settings(),
         NOW,
-        layers=fake.image_layers(ids),
+        counted=Counted(layers=fake.image_layers(ids)),
     )
     assert len(p.removals) == 8 and p.inodes_planned is None
 
@@ -455,7 +455,7 @@ def _plan(fake: FakeRuntime, settings: dict):
         history(),
         image_settings(**settings),
         NOW,
-        layers=fake.image_layers(list(fake.images)),
+        counted=Counted(layers=fake.image_layers(list(fake.images))),
     )
 
 
