@@ -180,3 +180,14 @@ def image_outcome(
     if not report.target_reached:  # where the space is: what nodegc may not touch
         message += explain()
     return reason, message + (f"; {others}" if others else "")
+
+
+def pressure_change_text(observed: Any, pressure: bool, projected: bool, unchanged: bool) -> str:
+    """The log line of a DiskPressure change: the kinds under pressure, a projected crossing,
+    no pressure (first look, or only the reason changed) or pressure relieved."""
+    if pressure:
+        kinds = sorted({k for _, ks in observed for k in ks})
+        return f"disk pressure ({' and '.join(kinds)})"
+    if projected:
+        return "disk pressure projected within images.lookahead"
+    return "no disk pressure" if unchanged else "disk pressure relieved"

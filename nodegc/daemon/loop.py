@@ -42,6 +42,7 @@ from nodegc.daemon.disk import (
     disk_pressure,
     filesystems_detail,
     image_outcome,
+    pressure_change_text,
     pressure_log_fields,
 )
 from nodegc.daemon.events import EventBatch, EventWatcher
@@ -356,16 +357,9 @@ class Daemon:
         first = before is None or before.status == "Unknown"
         changed = self.board.set(DISK_PRESSURE, pressure, reason, message)
         if changed or (before is not None and before.reason != reason):  # the rule changed
-            kinds = sorted({k for _, ks in observed for k in ks})
             log.log(
                 logging.WARNING if pressure else logging.INFO,
-                f"disk pressure ({' and '.join(kinds)})"
-                if pressure
-                else "disk pressure projected within images.lookahead"
-                if soon
-                else "no disk pressure"
-                if first or not changed
-                else "disk pressure relieved",
+                pressure_change_text(observed, pressure, bool(soon), first or not changed),
                 extra={
                     "filesystems": {fs.path: fs.usage_percent for fs, _ in observed},
                     "condition": message,

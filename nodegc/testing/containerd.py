@@ -31,7 +31,7 @@ import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import grpc
 
@@ -410,16 +410,12 @@ class IsolatedContainerd(FillableFilesystem):
         image: str,
         command: Sequence[str] = ("true",),
         *,
-        name: str = "app",
-        attempt: int = 0,
-        labels: Mapping[str, str] | None = None,
         wait: bool = True,
-        log_path: str = "",
+        **options: Any,
     ) -> str:
-        """Create and start a container; wait until it has exited unless `wait=False`."""
-        container_id = self.create_container(
-            sandbox_id, image, command, name=name, attempt=attempt, labels=labels, log_path=log_path
-        )
+        """Create and start a container (`options`: `create_container`'s name, attempt, labels,
+        log_path); wait until it has exited unless `wait=False`."""
+        container_id = self.create_container(sandbox_id, image, command, **options)
         self.rt.StartContainer(
             pb.StartContainerRequest(container_id=container_id), timeout=RPC_TIMEOUT
         )
