@@ -16,6 +16,14 @@ Mutations (each a single change in the AST, the module written back with `ast.un
   min-max    `min(...)` <-> `max(...)`
 
     python -m bench.mutate [--tree DIR] [--jobs N] [--only SUBSTRING] [--out FILE.json]
+    python -m bench.mutate --per-module 6 --examples 25 --jobs 2 --out bench/results/x.json
+
+`--per-module K`: a sample stratified by module: every boundary and off-by-one mutant, and K of
+the other kinds drawn at random from each policy module (every module is represented).
+Test files that never import `nodegc.policy` (checked once, by importing each in a fresh
+interpreter, and by their text naming no policy, collector, daemon or CLI) are not run: no
+mutant of the policy can change what they see. The JSON (`--out`) is rewritten after every
+mutant (an interrupted run keeps what it measured), with the score per module.
 
 `--tree`: the checkout to mutate (default: this one; a copy is made per job, the tree itself is
 never changed). The copies are imported first (PYTHONPATH), ahead of an editable install; each
@@ -229,12 +237,50 @@ def _replace(tree: ast.AST, old: ast.AST, new: ast.AST) -> None:
     raise LookupError("node not found")
 
 
+MENTIONS = ("policy", "collect", "daemon", "nodegc.cli", "Collector")
+UNRELATED: set[str] = set()  # test file names that cannot see a policy mutant (see blind_files)
+
+
+def _imports_policy(tree_root: Path, name: str) -> bool:
+    probe = (
+        "import sys; import tests.unit.{}; "
+        "print(int(any(k.startswith('nodegc.policy') for k in sys.modules)))"
+    ).format(name.removesuffix(".py"))
+    proc = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=tree_root,
+        env={**os.environ, "PYTHONPATH": str(tree_root)},
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    return proc.returncode != 0 or proc.stdout.strip().endswith("1")  # in doubt: run it
+
+
+def blind_files(tree_root: Path) -> set[str]:
+    """Unit test files that cannot notice a mutant of the policy: importing one loads no
+    `nodegc.policy` module, and its text names neither the policy nor a package that uses it
+    (so no lazy import inside a test reaches it either)."""
+    blind = set()
+    for path in sorted((tree_root / "tests" / "unit").glob("test_*.py")):
+        text = path.read_text()
+        if any(word in text for word in MENTIONS):
+            continue
+        if not _imports_policy(tree_root, path.name):
+            blind.add(path.name)
+    return blind
+
+
 def test_stages(tree_root: Path) -> list[list[str]]:
     """The unit test files in two stages: the policy's own first (a killed mutant stops there,
-    without collecting the rest), then every other one."""
+    without collecting the rest), then every other one that can see the policy."""
     unit = tree_root / "tests" / "unit"
     first = [f"tests/unit/{name}" for name in FIRST if (unit / name).exists()]
-    rest = sorted(f"tests/unit/{p.name}" for p in unit.glob("test_*.py") if p.name not in FIRST)
+    rest = sorted(
+        f"tests/unit/{p.name}"
+        for p in unit.glob("test_*.py")
+        if p.name not in FIRST and p.name not in UNRELATED
+    )
     return [first, rest]
 
 
@@ -327,6 +373,14 @@ def main(argv: list[str] | None = None) -> int:
         help="every boundary and off-by-one mutant, and this many of the others drawn at random "
         "(0: every mutant)",
     )
+    parser.add_argument(
+        "--per-module",
+        type=float,
+        default=0,
+        help="every boundary and off-by-one mutant, and this share (0 < x < 1) of the others of "
+        "each module drawn at random, at least 3 per module (a sample stratified by module; run "
+        "round-robin over the modules, so that a run cut short is still stratified)",
+    )
     parser.add_argument("--seed", type=int, default=21)
     parser.add_argument(
         "--examples", type=int, default=0, help="hypothesis examples per property (0: as set)"
@@ -353,6 +407,8 @@ def main(argv: list[str] | None = None) -> int:
         others = [m for m in mutants if m.kind not in ("boundary", "off-by-one")]
         drawn = random.Random(args.seed).sample(others, min(args.sample, len(others)))
         mutants = [m for m in mutants if m in pinned or m in drawn]
+    if args.per_module:
+        mutants = stratified(mutants, args.per_module, args.seed)
     mutants = mutants[args.skip :]
     if args.only_listed:
         wanted = set(args.only_listed.read_text().splitlines())
@@ -371,6 +427,8 @@ def main(argv: list[str] | None = None) -> int:
         ]
         for c in copies:
             (c / "job").mkdir()
+        UNRELATED.update(blind_files(copies[0]))
+        print(f"not run (never import the policy): {', '.join(sorted(UNRELATED))}", flush=True)
         sanity(copies[0])
         free = list(copies)
         results: list[Result] = []
@@ -390,36 +448,62 @@ def main(argv: list[str] | None = None) -> int:
                 m = r.mutant
                 print(f"[{n}/{len(mutants)}] {mark} {m.path}:{m.line} {m.kind} {m.what} "
                       f"({r.seconds:.0f}s) {r.detail}", flush=True)  # fmt: skip
+                if args.out:
+                    write_json(args.out, results)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     killed = sum(r.killed for r in results)
     score = killed / len(results) if results else 1.0
     print(f"\n{killed}/{len(results)} killed: score {score:.1%} "
           f"({time.monotonic() - started:.0f} s, {args.jobs} jobs)")  # fmt: skip
+    for path, (k, total) in per_module(results).items():
+        print(f"  {path}: {k}/{total}")
     for r in results:
         if not r.killed:
             print(f"  survivor {r.mutant.path}:{r.mutant.line} {r.mutant.kind} {r.mutant.what}")
     if args.out:
-        args.out.write_text(
-            json.dumps(
-                {
-                    "score": score,
-                    "killed": killed,
-                    "total": len(results),
-                    "results": [
-                        {
-                            **asdict(r.mutant),
-                            "killed": r.killed,
-                            "seconds": r.seconds,
-                            "detail": r.detail,
-                        }
-                        for r in results
-                    ],
-                },
-                indent=1,
-            )
-        )
+        write_json(args.out, results)
     return 0
+
+
+def stratified(mutants: list[Mutant], share: float, seed: int) -> list[Mutant]:
+    """Every boundary and off-by-one mutant, and `share` of the others of each module (at least
+    3), in round-robin order over the modules."""
+    rng = random.Random(seed)
+    by_module: list[list[Mutant]] = []
+    for path in sorted({m.path for m in mutants}):
+        mine = [m for m in mutants if m.path == path]
+        pinned = [m for m in mine if m.kind in ("boundary", "off-by-one")]
+        others = [m for m in mine if m not in pinned]
+        k = min(len(others), max(3, round(share * len(others))))
+        drawn = set(rng.sample(others, k))
+        by_module.append([m for m in mine if m in pinned or m in drawn])
+    longest = max((len(ms) for ms in by_module), default=0)
+    return [ms[i] for i in range(longest) for ms in by_module if i < len(ms)]
+
+
+def per_module(results: list[Result]) -> dict[str, tuple[int, int]]:
+    counts: dict[str, tuple[int, int]] = {}
+    for r in results:
+        k, total = counts.get(r.mutant.path, (0, 0))
+        counts[r.mutant.path] = (k + r.killed, total + 1)
+    return dict(sorted(counts.items()))
+
+
+def write_json(out: Path, results: list[Result]) -> None:
+    killed = sum(r.killed for r in results)
+    document = {
+        "score": killed / len(results) if results else 1.0,
+        "killed": killed,
+        "total": len(results),
+        "modules": {p: {"killed": k, "total": t} for p, (k, t) in per_module(results).items()},
+        "not_run": sorted(UNRELATED),
+        "results": [
+            {**asdict(r.mutant), "killed": r.killed, "seconds": r.seconds, "detail": r.detail}
+            for r in results
+        ],
+    }
+    out.write_text(json.dumps(document, indent=1))
 
 
 if __name__ == "__main__":
