@@ -72,6 +72,9 @@ class Mutant:
     kind: str
     line: int
     what: str
+    # The lines a test must run to run the mutant (its statement; a compound statement's
+    # header); (0, 0): not inside a function (runs at import: every test file is run).
+    reach: tuple[int, int] = (0, 0)
 
 
 @dataclass
@@ -200,12 +203,47 @@ def _docstring_free(tree: ast.AST) -> Iterator[ast.AST]:
 
 def mutants_of(tree_root: Path, rel: str) -> list[Mutant]:
     tree = ast.parse((tree_root / rel).read_text())
+    reach = _reach(tree)
     out: list[Mutant] = []
     k = 0
     for node in _docstring_free(tree):
         for kind, what, _apply in _sites(node):
-            out.append(Mutant(rel, k, kind, getattr(node, "lineno", 0), what))
+            where = reach.get(id(node), (0, 0))
+            out.append(Mutant(rel, k, kind, getattr(node, "lineno", 0), what, where))
             k += 1
+    return out
+
+
+def _header(stmt: ast.stmt) -> tuple[int, int]:
+    """The lines of a statement that run when it starts (a compound statement's header)."""
+    head = getattr(stmt, "test", None) or getattr(stmt, "iter", None)
+    if isinstance(stmt, ast.If | ast.While | ast.For | ast.AsyncFor) and head is not None:
+        return stmt.lineno, head.end_lineno or stmt.lineno
+    if isinstance(stmt, ast.With | ast.AsyncWith | ast.Try):
+        return stmt.lineno, stmt.lineno
+    return stmt.lineno, stmt.end_lineno or stmt.lineno
+
+
+def _reach(tree: ast.AST) -> dict[int, tuple[int, int]]:
+    """id(node) -> the lines of its innermost statement, for every node inside a function
+    body (nodes outside a function, in defaults or decorators, are left out)."""
+    out: dict[int, tuple[int, int]] = {}
+
+    def visit(node: ast.AST, stmt: ast.stmt | None, in_body: bool) -> None:
+        if in_body and stmt is not None:
+            out[id(node)] = _header(stmt)
+        for field, value in ast.iter_fields(node):
+            children = value if isinstance(value, list) else [value]
+            for child in children:
+                if not isinstance(child, ast.AST):
+                    continue
+                body = in_body or (
+                    isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda)
+                    and field == "body"
+                )
+                visit(child, child if isinstance(child, ast.stmt) else stmt, body)
+
+    visit(tree, None, False)
     return out
 
 
@@ -284,6 +322,51 @@ def test_stages(tree_root: Path) -> list[list[str]]:
     return [first, rest]
 
 
+def trace(copy_root: Path) -> dict[str, dict]:
+    """Which lines of the policy each unit test runs (bench/mutate_trace.py), over the
+    unmutated copy; every test must pass."""
+    out = copy_root / "job" / "trace.json"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(copy_root), str(ROOT / "bench")]),
+        "MUTATE_TRACE_DIR": str(copy_root / TARGET) + os.sep,
+        "MUTATE_TRACE_OUT": str(out),
+    }
+    files = [f for stage in test_stages(copy_root) for f in stage]
+    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "mutate_trace"]
+    proc = subprocess.run(
+        [*argv, *files], cwd=copy_root, env=env, capture_output=True, text=True, timeout=TIMEOUT
+    )
+    tail = (proc.stdout.strip().splitlines() or [""])[-1]
+    assert proc.returncode == 0, f"the unmutated tree fails its unit tests: {tail}"
+    return json.loads(out.read_text())
+
+
+def tests_reaching(traced: dict[str, dict], mutant: Mutant) -> list[str]:
+    """Node ids of the tests that run the mutant's lines, quickest first."""
+    name = os.path.relpath(mutant.path, TARGET)
+    lo, hi = mutant.reach
+    hits = [
+        (t["seconds"], nodeid)
+        for nodeid, t in traced.items()
+        if any(f == name and lo <= n <= hi for f, n in t["lines"])
+    ]
+    return [nodeid for _s, nodeid in sorted(hits)]
+
+
+def run_selected(copy_root: Path, nodeids: list[str]) -> tuple[bool, str]:
+    """(every one of these tests passed, the last line of pytest's output)."""
+    env = {**os.environ, "PYTHONPATH": str(copy_root)}
+    argv = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *nodeids]
+    try:
+        proc = subprocess.run(
+            argv, cwd=copy_root, env=env, capture_output=True, text=True, timeout=TIMEOUT
+        )
+    except subprocess.TimeoutExpired:
+        return False, "timeout"
+    return proc.returncode == 0, (proc.stdout.strip().splitlines() or [""])[-1]
+
+
 def run_tests(copy_root: Path) -> tuple[bool, str]:
     """(every unit test passed, the last line of the output of the last stage run)."""
     env = {**os.environ, "PYTHONPATH": str(copy_root)}
@@ -332,12 +415,22 @@ def make_copy(tree_root: Path, into: Path, examples: int = 0) -> Path:
     return into
 
 
-def run_one(copy_root: Path, mutant: Mutant, original: str) -> Result:
+def run_one(
+    copy_root: Path, mutant: Mutant, original: str, traced: dict[str, dict] | None = None
+) -> Result:
+    """Run the tests against one mutant: with `traced`, only the tests that run its lines (none:
+    a survivor without a run); a mutant outside any function, every test file."""
     target = copy_root / mutant.path
     started = time.monotonic()
+    selected = tests_reaching(traced, mutant) if traced and mutant.reach != (0, 0) else None
+    if selected == []:
+        return Result(mutant, False, 0.0, "no test runs this line")
     try:
         write_module(target, mutated_source(original, mutant.site))
-        passed, tail = run_tests(copy_root)
+        if selected is None:
+            passed, tail = run_tests(copy_root)
+        else:
+            passed, tail = run_selected(copy_root, selected)
     finally:
         write_module(target, original)
     return Result(mutant, not passed, time.monotonic() - started, tail)
@@ -392,6 +485,12 @@ def main(argv: list[str] | None = None) -> int:
         help="a file of 'path:line kind what' lines (as --list prints): only those mutants",
     )
     parser.add_argument("--list", action="store_true", help="list the mutants and stop")
+    parser.add_argument(
+        "--all-tests",
+        action="store_true",
+        help="run every unit test file for each mutant (default: only the tests that run the "
+        "mutant's lines, found by one traced run of the unmutated suite)",
+    )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     tree_root = args.tree.resolve()
@@ -430,13 +529,16 @@ def main(argv: list[str] | None = None) -> int:
         UNRELATED.update(blind_files(copies[0]))
         print(f"not run (never import the policy): {', '.join(sorted(UNRELATED))}", flush=True)
         sanity(copies[0])
+        traced = None if args.all_tests else trace(copies[0])
+        if traced is not None:
+            print(f"traced {len(traced)} tests", flush=True)
         free = list(copies)
         results: list[Result] = []
 
         def job(m: Mutant) -> Result:
             root = free.pop()
             try:
-                return run_one(root, m, originals[m.path])
+                return run_one(root, m, originals[m.path], traced)
             finally:
                 free.append(root)
 
