@@ -26,11 +26,16 @@ from nodegc.model import (
     Layer,
     Plan,
     RuntimeEvent,
+    Sandbox,
     Snapshot,
 )
-from nodegc.policy import build_cache, containers, cost, finish_times, targets
+from nodegc.policy import build_cache, containers, cost, fillrate, finish_times, targets
 from nodegc.policy import history as history_policy
 from nodegc.policy import images as image_policy
+from nodegc.policy import sandboxes as sandbox_policy
+from nodegc.policy.fillrate import FillRate
+from nodegc.policy.sandboxes import SandboxPlan
+from nodegc.policy.space import Ledger
 from tests.unit.builders import NOW, container_settings, history, image_settings
 
 
@@ -159,3 +164,29 @@ def uses_from_events_with(
 ) -> dict[str, datetime]:
     """The images the engine's remembered events show in use (`policy.history`)."""
     return history_policy.uses_from_events(list(events), list(images))
+
+
+def plan_sandboxes_with(
+    sandboxes: Sequence[Sandbox],
+    *,
+    containers: Sequence[Container] = (),
+    now: datetime = NOW,
+    **settings: object,
+) -> SandboxPlan:
+    """The pod sandbox plan (`plan_sandboxes`), container settings as overrides."""
+    return sandbox_policy.plan_sandboxes(
+        list(sandboxes), list(containers), container_settings(**settings), now
+    )
+
+
+def fill_rate_after(measurements: Sequence[tuple[float, FilesystemStats]]) -> FillRate | None:
+    """The fill rate estimate after folding in each (time, measurement) in turn."""
+    rate = None
+    for at, measured in measurements:
+        rate = fillrate.update(rate, measured, at)
+    return rate
+
+
+def ledger_of(holdings: Mapping[str, Sequence[Layer]]) -> Ledger:
+    """The layer accounting over `holdings` (`policy.space.Ledger`)."""
+    return Ledger(holdings)

@@ -1,0 +1,91 @@
+"""Tests for mutants of nodegc/policy (containers, sandboxes, fill rate, layer accounting,
+superseded releases) that survived the unit suite (bench/mutate.py;
+bench/results/mutation-2026-12-07.md). Each docstring names the mutant it kills (module:line as
+of main 2e6de7a, the kind and the change). Calls go through tests/unit/_policy_calls.py.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from nodegc.model import LABEL_KEEP, Action, Layer, Reason, Sandbox
+from tests.unit._policy_calls import (
+    fill_rate_after,
+    ledger_of,
+    plan_containers_with,
+    plan_images_with,
+    plan_sandboxes_with,
+)
+from tests.unit.builders import NOW, ago, container, fs, history, image, record
+
+HOUR = timedelta(hours=1)
+
+
+def sandbox(sandbox_id: str, created_ago: timedelta, labels: dict[str, str]) -> Sandbox:
+    return Sandbox(sandbox_id, "web", "default", "u1", 0, False, NOW - created_ago, labels)
+
+
+def test_a_keep_labelled_sandbox_stays_though_superseded_old_and_empty():
+    """nodegc.io/keep=true keeps a pod sandbox (README: the keep label) even when a newer
+    sandbox of its pod supersedes it and it is old, not ready and empty.
+    Kills sandboxes.py:76 drop-if `if keep_labelled(s.labels)` (it went as `superseded`)."""
+    kept = sandbox("old", 3 * HOUR, {LABEL_KEEP: "true"})
+    newer = sandbox("new", 2 * HOUR, {})
+    plan = plan_sandboxes_with([kept, newer], minimum_age=HOUR)
+    reasons = {d.sandbox.id: (d.action, d.reason) for d in plan.decisions}
+    assert reasons["old"] == (Action.KEEP, Reason.KEEP_LABEL)
+    assert reasons["new"] == (Action.KEEP, Reason.NEWEST_OF_POD)
+
+
+def test_the_fill_rate_is_smoothed_from_the_third_measurement_on():
+    """The rate is an exponentially weighted average (ALPHA 0.3 for the newest rate) once there
+    is a rate to average with: the first rate (second measurement) is taken as it is, the next
+    one is 0.3 x new + 0.7 x previous.
+    Kills fillrate.py:46 drop-if `if previous.samples > 1` (no smoothing) and the boundary
+    `>` -> `>=` (the first rate averaged with a 0 that was never measured)."""
+    rate = fill_rate_after([(0.0, fs(10_000, 5_000)), (10.0, fs(10_000, 4_000))])
+    assert rate is not None and rate.bytes_per_second == pytest.approx(100.0)
+    rate = fill_rate_after(
+        [(0.0, fs(10_000, 5_000)), (10.0, fs(10_000, 4_000)), (20.0, fs(10_000, 4_000))]
+    )
+    assert rate is not None and rate.bytes_per_second == pytest.approx(70.0)
+
+
+def test_a_holder_added_again_holds_only_its_new_layers():
+    """Ledger.add: a holder added again replaces its layers (policy/space.py), so the layer it
+    no longer holds comes back with the image that still holds it.
+    Kills space.py:67 drop-if `if holder in self._holdings and holder not in self._gone` (the
+    old layers stayed counted as held)."""
+    shared, other = Layer("L", 100), Layer("M", 50)
+    ledger = ledger_of({"img": [shared]})
+    ledger.add("cache", [shared])
+    assert ledger.frees("img").bytes == 0
+    ledger.add("cache", [other])
+    assert ledger.frees("img").bytes == 100
+    assert ledger.frees("cache").bytes == 50
+
+
+def test_tags_with_an_empty_repository_name_are_no_repository():
+    """A tag whose name part is empty (`:1`, as an untrusted engine may list) names no
+    repository: two such images do not supersede one another.
+    Kills superseded.py:42 drop-term `not name or` (an empty name taken as a repository)."""
+    old, new = image("old", tags=[":1"]), image("new", tags=[":2"])
+    hist = history(old=record(ago(days=3)), new=record(ago(days=1)))
+    plan = plan_images_with(fs(1000, 900), [old, new], hist=hist, keep_per_repository=1)
+    assert [d.image.id for d in plan.removals] == []
+
+
+def test_a_compose_project_label_without_a_service_is_no_compose_unit():
+    """A container with a compose project label but no service label is its own unit (by its
+    name, README: evict units): two such containers with different names do not cap each other.
+    Kills containers.py:44 and-or `project and service` -> `or` (both in one compose unit)."""
+    labels = {"com.docker.compose.project": "shop"}
+    a = container("a", created=ago(hours=3), finished_at=ago(hours=2), labels=labels)
+    b = container("b", created=ago(hours=5), finished_at=ago(hours=4), labels=labels)
+    plan = plan_containers_with([a, b], max_per_pod_container=1)
+    assert {d.container.id: d.reason for d in plan.decisions} == {
+        "a": Reason.WITHIN_CAP,
+        "b": Reason.WITHIN_CAP,
+    }
