@@ -19,17 +19,28 @@ from nodegc.model import (
     BuildCacheRecord,
     Container,
     ContainerPlan,
+    FilesystemPlan,
     FilesystemStats,
     History,
     Image,
     ImagePlan,
     Layer,
+    LayerStore,
     Plan,
     RuntimeEvent,
     Sandbox,
     Snapshot,
 )
-from nodegc.policy import build_cache, containers, cost, fillrate, finish_times, targets
+from nodegc.policy import (
+    build_cache,
+    containers,
+    cost,
+    filesystems,
+    fillrate,
+    finish_times,
+    space,
+    targets,
+)
 from nodegc.policy import history as history_policy
 from nodegc.policy import images as image_policy
 from nodegc.policy import sandboxes as sandbox_policy
@@ -190,3 +201,16 @@ def fill_rate_after(measurements: Sequence[tuple[float, FilesystemStats]]) -> Fi
 def ledger_of(holdings: Mapping[str, Sequence[Layer]]) -> Ledger:
     """The layer accounting over `holdings` (`policy.space.Ledger`)."""
     return Ledger(holdings)
+
+
+def store_costs_with(
+    store: LayerStore, images: Sequence[Image], layers: Mapping[str, Sequence[Layer]]
+) -> dict[str, tuple[Layer, ...]]:
+    """What each image's layers cost on the disk in `store` (`policy.space.store_costs`)."""
+    return space.store_costs(store, list(images), layers)
+
+
+def short_text_of(plan: FilesystemPlan, after: FilesystemStats) -> str:
+    """The `FreeDiskSpaceFailed` words for a filesystem without images short of its target
+    (`policy.filesystems.short_text`)."""
+    return filesystems.short_text(plan, after)

@@ -10,13 +10,24 @@ from datetime import timedelta
 
 import pytest
 
-from nodegc.model import LABEL_KEEP, Action, Layer, Reason, Sandbox
+from nodegc.model import (
+    LABEL_KEEP,
+    Action,
+    FilesystemPlan,
+    FilesystemStats,
+    Layer,
+    LayerStore,
+    Reason,
+    Sandbox,
+)
 from tests.unit._policy_calls import (
     fill_rate_after,
     ledger_of,
     plan_containers_with,
     plan_images_with,
     plan_sandboxes_with,
+    short_text_of,
+    store_costs_with,
 )
 from tests.unit.builders import NOW, ago, container, fs, history, image, record
 
@@ -89,3 +100,48 @@ def test_a_compose_project_label_without_a_service_is_no_compose_unit():
         "a": Reason.WITHIN_CAP,
         "b": Reason.WITHIN_CAP,
     }
+
+
+def test_an_image_with_a_layer_of_unknown_size_teaches_no_cost():
+    """Docker's containerd image store: the content bytes of an image are spread over its
+    layers only when every snapshot size is told; a layer of unknown size stays unknown (the
+    accounting estimates it), and the image's known layers keep their told size.
+    Kills space.py:211 drop-if `if not stack or any(size is None): continue` (the unknown layer
+    given a cost, the known one the whole content)."""
+    layers = {"img": (Layer("a", 100), Layer("b", None))}
+    costed = store_costs_with(LayerStore.CONTENT_AND_SNAPSHOT, [image("img", 300)], layers)
+    assert [layer.size_bytes for layer in costed["img"]] == [100, None]
+
+
+def test_two_measurements_at_the_same_instant_change_no_estimate():
+    """A measurement taken at the same time as the last one (no time elapsed) teaches no rate:
+    the estimate stays as it was (no division by zero).
+    Kills fillrate.py:43 boundary `elapsed <= 0` -> `< 0`."""
+    two = [(0.0, fs(10_000, 5_000)), (10.0, fs(10_000, 4_000))]
+    before = fill_rate_after(two)
+    after = fill_rate_after([*two, (10.0, fs(10_000, 3_000))])
+    assert after == before
+
+
+def _short_plan(filesystem: FilesystemStats, *, bytes_to_free: int, inodes_to_free: int):
+    return FilesystemPlan(filesystem, 85, 80, 85, 80, bytes_to_free, inodes_to_free, ())
+
+
+def test_a_filesystem_short_of_both_targets_is_said_short_of_both():
+    """FreeDiskSpaceFailed for a filesystem without images that asked for bytes and inodes
+    names its usage (bytes) and its inode usage, both.
+    Kills filesystems.py:151 and-or `plan.bytes_to_free or not plan.inodes_to_free` -> `and`
+    (the byte part left out when inodes were asked for too)."""
+    disk = FilesystemStats("/var/log", 1000, 50, 1000, 50)
+    text = short_text_of(_short_plan(disk, bytes_to_free=400, inodes_to_free=300), disk)
+    assert "filesystem /var/log (measured) is 95% used" in text
+    assert "inodes of /var/log (measured) are 95% used" in text
+
+
+def test_a_filesystem_measured_by_path_alone_is_named_measured():
+    """A filesystem with no roles told (measured by path alone) is named `(measured)` in the
+    FreeDiskSpaceFailed words (README: the line names its roles).
+    Kills filesystems.py:143 drop-term `", ".join(roles) or "measured"` (empty parentheses)."""
+    disk = FilesystemStats("/var/log", 1000, 50, 1000, 900)
+    text = short_text_of(_short_plan(disk, bytes_to_free=400, inodes_to_free=0), disk)
+    assert text.startswith("filesystem /var/log (measured) is 95% used")
