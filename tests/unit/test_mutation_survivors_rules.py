@@ -22,6 +22,7 @@ from nodegc.model import (
 )
 from tests.unit._policy_calls import (
     fill_rate_after,
+    learnt_with,
     ledger_of,
     plan_containers_with,
     plan_images_with,
@@ -32,6 +33,7 @@ from tests.unit._policy_calls import (
 from tests.unit.builders import NOW, ago, container, fs, history, image, record
 
 HOUR = timedelta(hours=1)
+MIB = 1024 * 1024
 
 
 def sandbox(sandbox_id: str, created_ago: timedelta, labels: dict[str, str]) -> Sandbox:
@@ -145,3 +147,30 @@ def test_a_filesystem_measured_by_path_alone_is_named_measured():
     disk = FilesystemStats("/var/log", 1000, 50, 1000, 900)
     text = short_text_of(_short_plan(disk, bytes_to_free=400, inodes_to_free=0), disk)
     assert text.startswith("filesystem /var/log (measured) is 95% used")
+
+
+def test_measurements_a_second_apart_make_a_rate():
+    """Any time elapsed between two measurements makes a rate, one second included.
+    Kills fillrate.py:43 off-by-one `elapsed <= 0` -> `<= 1` (a second apart ignored)."""
+    rate = fill_rate_after([(0.0, fs(10_000, 5_000)), (1.0, fs(10_000, 4_900))])
+    assert rate is not None and rate.samples == 2
+    assert rate.bytes_per_second == pytest.approx(100.0)
+
+
+def test_a_factor_of_exactly_eight_is_learnt_and_one_past_it_is_not():
+    """The cost factor learnt from a sample is taken for real between 0.5 and 8, both included
+    (cost.py MIN_FACTOR, MAX_FACTOR); past 8 it is noise.
+    Kills cost.py:47 boundary `sample <= MAX_FACTOR` -> `<`."""
+    assert learnt_with(1.0, MIB, 8 * MIB) == 8.0
+    assert learnt_with(1.0, MIB, 8 * MIB + 1024) is None
+    assert learnt_with(1.0, 2 * MIB, MIB) == 0.5
+
+
+def test_one_release_per_repository_keeps_only_the_newest():
+    """images.keep_per_repository = 1: of two releases of one repository the older is
+    superseded (whatever the disk).
+    Kills superseded.py:63 off-by-one `keep_per_repository <= 0` -> `<= 1` (1 taken as off)."""
+    old, new = image("old", tags=["busybox:1"]), image("new", tags=["busybox:2"])
+    hist = history(old=record(ago(days=3)), new=record(ago(days=1)))
+    plan = plan_images_with(fs(1000, 900), [old, new], hist=hist, keep_per_repository=1)
+    assert [(d.image.id, d.reason) for d in plan.removals] == [("old", Reason.SUPERSEDED)]
