@@ -214,3 +214,17 @@ def short_text_of(plan: FilesystemPlan, after: FilesystemStats) -> str:
     """The `FreeDiskSpaceFailed` words for a filesystem without images short of its target
     (`policy.filesystems.short_text`)."""
     return filesystems.short_text(plan, after)
+
+
+def while_freeing_with(
+    *, found_bytes: bool, found_inodes: bool, **settings: object
+) -> ImageSettings:
+    """The settings later plans of one image GC use (`targets.while_freeing`: hysteresis)."""
+    return targets.while_freeing(
+        image_settings(**settings), found_bytes=found_bytes, found_inodes=found_inodes
+    )
+
+
+def wanted_under(disk: FilesystemStats, settings: ImageSettings) -> targets.Wanted:
+    """What the disk asks with settings already made (`targets.wanted`)."""
+    return targets.wanted(disk, settings)
