@@ -492,6 +492,13 @@ def main(argv: list[str] | None = None) -> int:
         "mutant's lines, found by one traced run of the unmutated suite)",
     )
     parser.add_argument("--out", type=Path)
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        help="an earlier run's JSON: this run's results replace its results for the same mutants "
+        "(e.g. its survivors run again with new tests) and the whole is scored and written to "
+        "--out",
+    )
     args = parser.parse_args(argv)
     tree_root = args.tree.resolve()
     files = sorted(
@@ -554,6 +561,8 @@ def main(argv: list[str] | None = None) -> int:
                     write_json(args.out, results)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    if args.merge:
+        results = merged(args.merge, results)
     killed = sum(r.killed for r in results)
     score = killed / len(results) if results else 1.0
     print(f"\n{killed}/{len(results)} killed: score {score:.1%} "
@@ -566,6 +575,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         write_json(args.out, results)
     return 0
+
+
+def merged(earlier: Path, results: list[Result]) -> list[Result]:
+    """An earlier run's results with this run's in place of the same mutants."""
+    fields = ("path", "site", "kind", "line", "what")
+    now = {tuple(getattr(r.mutant, f) for f in fields): r for r in results}
+    out = []
+    for row in json.loads(earlier.read_text())["results"]:
+        key = tuple(row[f] for f in fields)
+        if key in now:
+            out.append(now.pop(key))
+        else:
+            mutant = Mutant(*key, reach=tuple(row.get("reach", (0, 0))))  # type: ignore[arg-type]
+            out.append(Result(mutant, row["killed"], row["seconds"], row["detail"]))
+    return out + list(now.values())
 
 
 def stratified(mutants: list[Mutant], share: float, seed: int) -> list[Mutant]:
