@@ -14,6 +14,7 @@ from datetime import datetime
 
 from nodegc import policy
 from nodegc.config import BuildCacheSettings, ImageSettings
+from nodegc.holders import Holder
 from nodegc.model import (
     BuildCachePlan,
     BuildCacheRecord,
@@ -32,6 +33,7 @@ from nodegc.model import (
     Snapshot,
 )
 from nodegc.policy import (
+    breakdown,
     build_cache,
     containers,
     cost,
@@ -228,3 +230,19 @@ def while_freeing_with(
 def wanted_under(disk: FilesystemStats, settings: ImageSettings) -> targets.Wanted:
     """What the disk asks with settings already made (`targets.wanted`)."""
     return targets.wanted(disk, settings)
+
+
+def retry_refused_for(records: Sequence[BuildCacheRecord]) -> bool:
+    """Whether a refused build cache record is tried again after the others
+    (`build_cache.retry_refused`)."""
+    return build_cache.retry_refused(list(records))
+
+
+def seconds_until_level(available: int, level: int, rate: FillRate) -> float | None:
+    """Seconds until free space falls to `level` (`fillrate.seconds_until`)."""
+    return fillrate.seconds_until(available, level, rate)
+
+
+def breakdown_of(filesystems: Sequence[FilesystemStats], holders: Sequence[Holder]) -> tuple:
+    """Where the space is on each filesystem (`policy.breakdown.breakdown`)."""
+    return breakdown.breakdown(list(filesystems), list(holders))
