@@ -246,3 +246,18 @@ def seconds_until_level(available: int, level: int, rate: FillRate) -> float | N
 def breakdown_of(filesystems: Sequence[FilesystemStats], holders: Sequence[Holder]) -> tuple:
     """Where the space is on each filesystem (`policy.breakdown.breakdown`)."""
     return breakdown.breakdown(list(filesystems), list(holders))
+
+
+def untouchable_of(b: object, holders: Sequence[Holder], n: int = 3) -> tuple[Holder, ...]:
+    """The biggest holders nodegc may not remove (`policy.breakdown.untouchable`)."""
+    return breakdown.untouchable(b, list(holders), n)  # type: ignore[arg-type]
+
+
+def filesystem_target_met_with(after: FilesystemStats, plan: FilesystemPlan) -> bool:
+    """Whether a filesystem's measurement meets its plan (`filesystem_target_met`)."""
+    return filesystems.filesystem_target_met(after, plan=plan)
+
+
+def seconds_until_high_with(disk: FilesystemStats, rate: FillRate, **settings: object):
+    """Seconds until a byte rule triggers at `rate` (`fillrate.seconds_until_high`)."""
+    return fillrate.seconds_until_high(disk, image_settings(**settings), rate)
