@@ -16,6 +16,7 @@ from nodegc.model import (
     Action,
     BuildCacheRecord,
     Container,
+    FilesystemPlan,
     FilesystemRole,
     FilesystemStats,
     Layer,
@@ -32,6 +33,7 @@ from tests.unit._policy_calls import (
     plan_with,
     retry_refused_for,
     seconds_until_level,
+    short_text_of,
     uses_from_events_with,
 )
 from tests.unit.builders import NOW, ago, container, fs, history, image, record, snapshot
@@ -166,3 +168,27 @@ def test_every_kind_of_a_filesystems_roles_is_listed_with_zero_bytes_when_nothin
     kinds = dict(b.by_kind)
     assert kinds[HolderKind.IMAGES_UNUSED] == 0 and kinds[HolderKind.BUILD_CACHE_IN_USE] == 0
     assert HolderKind.LOGS not in kinds
+
+
+def test_a_window_without_a_start_begins_at_the_creation():
+    """A dead container whose finish time is known only as "before t" (no `finished_after`)
+    stopped somewhere between its creation and t: created 3 h ago, stopped before 30 min ago,
+    minimum age 1 h: the window straddles the limit, so its finish time is asked.
+    Kills finish_times.py:112 drop-term `c.finished_after or c.created` (no start: None)."""
+    c = container("c", "img", created=ago(hours=3), name="c")
+    c = replace(c, finished_at=None, finished_after=None, finished_before=ago(minutes=30))
+    used = history(img=record(ago(days=9), last_used=NOW))
+    snap = snapshot(containers=[c])
+    assert finish_times_needed_with(snap, hist=used, minimum_age=HOUR) == ["c"]
+
+
+def test_an_inode_only_filesystem_is_said_short_of_inodes_only():
+    """FreeDiskSpaceFailed for a filesystem without images that asked only for inodes names its
+    inode usage and says nothing of bytes it never asked for.
+    Kills filesystems.py:151 drop-not `not plan.inodes_to_free` -> `plan.inodes_to_free` (the
+    byte sentence added, "... of the 0 B needed")."""
+    disk = FilesystemStats("/var/log", 1000, 500, 1000, 50)
+    plan = FilesystemPlan(disk, 85, 80, 85, 80, 0, 150, ("container",))
+    text = short_text_of(plan, disk)
+    assert text.startswith("inodes of /var/log (measured) are 95% used")
+    assert "filesystem /var/log" not in text
