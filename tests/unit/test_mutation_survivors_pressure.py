@@ -75,3 +75,16 @@ def test_with_the_percent_rule_off_nothing_projects_a_trigger():
     Kills fillrate.py:56 boundary `high < 100` -> `<=` and off-by-one `100` -> `101`."""
     filling = FillRate(1000.0, 5, 0.0, 10)
     assert seconds_until_high_with(fs(1000, 5), filling, high_threshold_percent=100) is None
+
+
+def test_the_biggest_holders_named_are_those_of_some_bytes():
+    """The breakdown's biggest holders, named one by one, leave out holders of 0 bytes (an
+    empty volume, a log never written).
+    Kills breakdown.py:40 drop-term `h.size_bytes > 0` (a 0-byte holder named)."""
+    disk = FilesystemStats("/d", 1000, 900, 1000, 1000)
+    holders = [
+        Holder(HolderKind.VOLUMES_NAMED, "data", 60, False),
+        Holder(HolderKind.LOGS, "quiet", 0, True),
+    ]
+    (b,) = breakdown_of([disk], holders)
+    assert [h.name for h in b.biggest] == ["data"]
