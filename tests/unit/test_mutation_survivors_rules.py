@@ -13,6 +13,7 @@ import pytest
 from nodegc.model import (
     LABEL_KEEP,
     Action,
+    ContainerState,
     FilesystemPlan,
     FilesystemStats,
     Layer,
@@ -174,3 +175,19 @@ def test_one_release_per_repository_keeps_only_the_newest():
     hist = history(old=record(ago(days=3)), new=record(ago(days=1)))
     plan = plan_images_with(fs(1000, 900), [old, new], hist=hist, keep_per_repository=1)
     assert [(d.image.id, d.reason) for d in plan.removals] == [("old", Reason.SUPERSEDED)]
+
+
+def test_an_older_release_in_use_is_kept_in_use_not_superseded():
+    """images.keep_per_repository never removes an image in use: an older release a running
+    container uses stays (`in-use`) though a newer release supersedes it.
+    Kills superseded.py:84 drop-term `i.id not in keep` (a kept image planned as superseded)."""
+    old, new = image("old", tags=["app:1"]), image("new", tags=["app:2"])
+    running = container("web", "old", state=ContainerState.RUNNING)
+    hist = history(old=record(ago(days=3)), new=record(ago(days=1)))
+    plan = plan_images_with(
+        fs(1000, 900), [old, new], containers=[running], hist=hist, keep_per_repository=1
+    )
+    assert [d.image.id for d in plan.removals] == []
+    assert [(d.image.id, d.action, d.reason) for d in plan.decisions if d.image.id == "old"] == [
+        ("old", Action.KEEP, Reason.IN_USE)
+    ]
