@@ -261,3 +261,9 @@ def filesystem_target_met_with(after: FilesystemStats, plan: FilesystemPlan) -> 
 def seconds_until_high_with(disk: FilesystemStats, rate: FillRate, **settings: object):
     """Seconds until a byte rule triggers at `rate` (`fillrate.seconds_until_high`)."""
     return fillrate.seconds_until_high(disk, image_settings(**settings), rate)
+
+
+def pressured_elsewhere_of(plans: Sequence[FilesystemPlan]) -> list[FilesystemPlan]:
+    """The filesystems without images under pressure where a removal helps
+    (`filesystems.pressured_elsewhere`)."""
+    return filesystems.pressured_elsewhere(list(plans))

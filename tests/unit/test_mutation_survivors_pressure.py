@@ -14,6 +14,7 @@ from tests.unit._policy_calls import (
     breakdown_of,
     filesystem_target_met_with,
     plan_with,
+    pressured_elsewhere_of,
     seconds_until_high_with,
     untouchable_of,
 )
@@ -88,3 +89,16 @@ def test_the_biggest_holders_named_are_those_of_some_bytes():
     ]
     (b,) = breakdown_of([disk], holders)
     assert [h.name for h in b.biggest] == ["data"]
+
+
+def test_a_filesystem_below_its_thresholds_is_not_pressured_whatever_it_holds():
+    """pressured_elsewhere: only filesystems without images under pressure, with dead
+    containers to remove, are walked; one that asks for nothing is not, even with containers
+    in its plan.
+    Kills filesystems.py:110 drop-term `p.under_pressure and`."""
+    logs = FilesystemStats("/var/log", 1000, 900, 1000, 900)
+    dead = container("c", "img", created=ago(days=2), finished_at=ago(days=1))
+    walked = plan_with(snapshot(fs(1000, 900), [image("img")], [dead])).containers.decisions
+    calm = FilesystemPlan(logs, 85, 80, 85, 80, 0, 0, ("container",), walked)
+    hot = FilesystemPlan(logs, 85, 80, 85, 80, 100, 0, ("container",), walked)
+    assert pressured_elsewhere_of([calm, hot]) == [hot]
