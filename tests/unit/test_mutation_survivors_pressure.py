@@ -80,15 +80,17 @@ def test_with_the_percent_rule_off_nothing_projects_a_trigger():
 
 def test_the_biggest_holders_named_are_those_of_some_bytes():
     """The breakdown's biggest holders, named one by one, leave out holders of 0 bytes (an
-    empty volume, a log never written).
-    Kills breakdown.py:40 drop-term `h.size_bytes > 0` (a 0-byte holder named)."""
+    empty volume, a log never written); one of a single byte is named.
+    Kills breakdown.py:40 drop-term `h.size_bytes > 0` (a 0-byte holder named), its boundary
+    `> 0` -> `>= 0` and off-by-one `> 0` -> `> 1`."""
     disk = FilesystemStats("/d", 1000, 900, 1000, 1000)
     holders = [
         Holder(HolderKind.VOLUMES_NAMED, "data", 60, False),
         Holder(HolderKind.LOGS, "quiet", 0, True),
+        Holder(HolderKind.LOGS, "tiny", 1, True),
     ]
     (b,) = breakdown_of([disk], holders)
-    assert [h.name for h in b.biggest] == ["data"]
+    assert [h.name for h in b.biggest] == ["data", "tiny"]
 
 
 def test_a_filesystem_below_its_thresholds_is_not_pressured_whatever_it_holds():
