@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from nodegc.model import Action, FilesystemStats, Reason, RuntimeEvent
+from nodegc.model import Action, FilesystemStats, Layer, Reason, RuntimeEvent
 from tests.unit._policy_calls import (
     learnt_with,
     plan_images_with,
@@ -76,3 +76,17 @@ def test_an_event_that_names_no_image_is_left_out():
     odd = image("sha256:" + "a" * 64, tags=[":latest"])
     event = RuntimeEvent("container", "start", "c1", None, NOW - timedelta(hours=1))
     assert uses_from_events_with([event], [odd]) == {}
+
+
+def test_an_image_whose_layers_have_no_size_frees_its_listed_size():
+    """CRI tells an image's layers (chain ids) but not their sizes: the accounting estimates
+    them from the listed size, so removing the image alone is planned to free what it lists
+    (and the disk's need is met by it).
+    Kills images.py:121 drop-if `elif any(size is None): unknown = True` (sizes left unknown:
+    the image planned to free 0 bytes)."""
+    unsized = image("img", 300)
+    layers = {"img": (Layer("base", None), Layer("top", None))}
+    plan = plan_images_with(fs(1000, 100), [unsized], layers=layers)  # 90%: 100 bytes wanted
+    (removal,) = plan.removals
+    assert removal.frees_bytes == 300
+    assert plan.target_reachable
