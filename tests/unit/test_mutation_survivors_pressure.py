@@ -53,7 +53,8 @@ def test_untouchable_holders_are_those_of_some_bytes_one_byte_included():
 def test_an_inode_only_filesystem_plan_is_met_at_the_inode_low_threshold():
     """A filesystem without images that asked only for inodes meets its target once inode
     usage is at the inode low threshold, whatever its bytes (between low and high).
-    Kills filesystems.py:103 drop-term `plan.bytes_to_free and` (the bytes held against it)."""
+    Kills filesystems.py:103 drop-term `plan.bytes_to_free and` (the bytes held against it) and
+    filesystems.py:105 boundary `inode usage > low` -> `>=` (exactly at the low threshold)."""
     before = FilesystemStats("/var/log", 1000, 180, 1000, 40)
     plan = FilesystemPlan(before, 85, 80, 85, 80, 0, 160, ("container",))
     after = FilesystemStats("/var/log", 1000, 180, 1000, 200)  # 82% bytes, 80% inodes
