@@ -267,3 +267,13 @@ def pressured_elsewhere_of(plans: Sequence[FilesystemPlan]) -> list[FilesystemPl
     """The filesystems without images under pressure where a removal helps
     (`filesystems.pressured_elsewhere`)."""
     return filesystems.pressured_elsewhere(list(plans))
+
+
+def projected_with(disk: FilesystemStats, rate: FillRate, **settings: object) -> bool:
+    """Whether image GC starts now for the lookahead (`fillrate.projected`)."""
+    return fillrate.projected(disk, image_settings(**settings), rate)
+
+
+def bytes_met_with(after: FilesystemStats, high: int, low: int, target: int) -> bool:
+    """Whether a measurement meets the byte targets (`targets.bytes_met`)."""
+    return targets.bytes_met(after, high, low, target)
