@@ -17,6 +17,7 @@ from tests.unit._policy_calls import (
     plan_build_cache_with,
     plan_images_with,
     projected_with,
+    seconds_until_high_with,
     seconds_until_level,
     store_costs_with,
     wanted_under,
@@ -134,3 +135,14 @@ def test_content_bytes_follow_the_snapshot_sizes_even_of_a_single_byte():
     layers = {"img": (Layer("a", 1), Layer("b", 0))}
     costed = store_costs_with(LayerStore.CONTENT_AND_SNAPSHOT, [image("img", 101)], layers)
     assert [layer.size_bytes for layer in costed["img"]] == [101, 0]
+
+
+def test_the_trigger_level_is_the_most_free_space_at_which_the_percent_rule_triggers():
+    """available_at_trigger for the lookahead is exact: 91 bytes at a high threshold of 90%
+    trigger with 10 bytes free (100 - floor(10 * 100 / 91) = 90), so a disk there is at the
+    trigger now (0 s), with or without a rate estimate.
+    Kills fillrate.py:57 off-by-one `capacity * (101 - high) - 1` -> `- 2` (level 9)."""
+    disk = FilesystemStats("/d", 91, 10, 1000, 1000)
+    assert disk.usage_percent == 90
+    no_estimate = FillRate(0.0, 10, 0.0, 1)
+    assert seconds_until_high_with(disk, no_estimate, high_threshold_percent=90) == 0.0
