@@ -146,3 +146,16 @@ def test_the_trigger_level_is_the_most_free_space_at_which_the_percent_rule_trig
     assert disk.usage_percent == 90
     no_estimate = FillRate(0.0, 10, 0.0, 1)
     assert seconds_until_high_with(disk, no_estimate, high_threshold_percent=90) == 0.0
+
+
+def test_an_undated_parent_record_takes_its_childs_last_use():
+    """A parent record with no date at all (never used, no creation time) counts as used when
+    its child was: used 2 hours ago, within a maximum age of a day, both stay.
+    Kills build_cache.py:83 drop-term `used is None or` (a None compared)."""
+    parent = _rec("p", parent=None, used=None)
+    child = _rec("c", parent="p", used=ago(hours=2))
+    plan = plan_build_cache_with([parent, child], maximum_age=timedelta(days=1))
+    assert {d.record.id: d.reason.value for d in plan.decisions} == {
+        "c": "below-threshold",
+        "p": "below-threshold",
+    }
