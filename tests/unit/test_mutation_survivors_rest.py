@@ -122,9 +122,21 @@ def test_an_old_superseded_release_goes_once_for_age():
 
 def test_a_minimum_free_of_one_byte_triggers_on_a_full_disk():
     """images.minimum_free is on from 1 byte: a disk with 0 bytes free is below it.
-    Kills targets.py:63 off-by-one `minimum_free > 0` -> `> 1`."""
+    Kills targets.py:63 off-by-one `minimum_free > 0` -> `> 1` and targets.py:80 off-by-one
+    `target > 0` -> `> 1` (the byte asked for)."""
     full = FilesystemStats("/d", 1000, 0, 1000, 1000)
-    assert wanted_with(full, high_threshold_percent=100, minimum_free=1).trigger == "minimum_free"
+    asked = wanted_with(full, high_threshold_percent=100, minimum_free=1)
+    assert (asked.trigger, asked.bytes) == ("minimum_free", 1)
+
+
+def test_the_percent_rule_alone_triggered_is_the_trigger_named():
+    """Only the percent rule triggered (free space above minimum_free): the trigger named is
+    `high_threshold`, though the free-space target asks for more once started.
+    Kills targets.py:91 drop-term `not by_bytes or` (the larger amount named the trigger)."""
+    disk = FilesystemStats("/d", 1000, 150, 1000, 1000)  # 85% used, 150 free
+    asked = wanted_with(disk, minimum_free=100, target_free=500)
+    assert asked.trigger == "high_threshold"
+    assert asked.bytes == 350
 
 
 def test_content_bytes_follow_the_snapshot_sizes_even_of_a_single_byte():
