@@ -24,7 +24,7 @@ from tests.unit._policy_calls import (
     wanted_with,
     while_freeing_with,
 )
-from tests.unit.builders import ago, fs, history, image, record
+from tests.unit.builders import ago, container, fs, history, image, record
 
 READY = 10  # samples: the estimate is ready
 
@@ -171,3 +171,14 @@ def test_an_undated_parent_record_takes_its_childs_last_use():
         "c": "below-threshold",
         "p": "below-threshold",
     }
+
+
+def test_an_image_mounted_as_a_volume_is_in_use():
+    """An image a container mounts as a volume (`--mount type=image`) is in use like the
+    container's own image, and kept under pressure.
+    Kills images.py:103 negate `mounted != c.image_id` -> `==` (no test ran this line)."""
+    own, mounted = image("own", 100), image("data", 300)
+    user = replace(container("c", "own"), mounted_images=("data",))
+    plan = plan_images_with(fs(1000, 50), [own, mounted], containers=[user])
+    reasons = {d.image.id: d.reason.value for d in plan.decisions}
+    assert reasons == {"own": "in-use", "data": "in-use"}
