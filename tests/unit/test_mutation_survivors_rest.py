@@ -182,3 +182,12 @@ def test_an_image_mounted_as_a_volume_is_in_use():
     plan = plan_images_with(fs(1000, 50), [own, mounted], containers=[user])
     reasons = {d.image.id: d.reason.value for d in plan.decisions}
     assert reasons == {"own": "in-use", "data": "in-use"}
+
+
+def test_once_bytes_were_wanted_later_plans_ask_down_to_the_low_threshold():
+    """The kubelet's hysteresis for bytes: once an image GC found bytes wanted, its later plans
+    ask for bytes at low + 1 (below the high threshold) and nothing at low.
+    Kills targets.py:148 off-by-one `low_threshold_percent + 1` -> `+ 2`."""
+    later = while_freeing_with(found_bytes=True, found_inodes=False)  # 85 / 80
+    assert wanted_under(FilesystemStats("/d", 1000, 190, 1000, 1000), later).bytes == 10
+    assert wanted_under(FilesystemStats("/d", 1000, 200, 1000, 1000), later).bytes == 0
