@@ -191,3 +191,14 @@ def test_once_bytes_were_wanted_later_plans_ask_down_to_the_low_threshold():
     later = while_freeing_with(found_bytes=True, found_inodes=False)  # 85 / 80
     assert wanted_under(FilesystemStats("/d", 1000, 190, 1000, 1000), later).bytes == 10
     assert wanted_under(FilesystemStats("/d", 1000, 200, 1000, 1000), later).bytes == 0
+
+
+def test_bytes_alone_are_pressure_and_a_tie_names_the_percent_rule():
+    """What the disk asks: bytes alone make pressure (`Wanted.under_pressure`); when both byte
+    rules trigger and ask for the same amount, the trigger named is the percent rule's.
+    Kills targets.py:48 drop-term `self.bytes or` and targets.py:91 boundary `pct >= size` ->
+    `>`."""
+    disk = FilesystemStats("/d", 1000, 100, 1000, 1000)  # 90%: 100 bytes to 80%
+    asked = wanted_with(disk, minimum_free=150, target_free=200)  # 100 bytes to 200 free
+    assert asked.under_pressure and asked.inodes == 0
+    assert (asked.trigger, asked.bytes) == ("high_threshold", 100)
