@@ -202,3 +202,9 @@ def test_bytes_alone_are_pressure_and_a_tie_names_the_percent_rule():
     asked = wanted_with(disk, minimum_free=150, target_free=200)  # 100 bytes to 200 free
     assert asked.under_pressure and asked.inodes == 0
     assert (asked.trigger, asked.bytes) == ("high_threshold", 100)
+
+
+def test_a_free_space_target_of_one_byte_is_missed_on_a_full_disk():
+    """bytes_met: a free-space target of 1 byte is on, and a disk with 0 bytes free misses it.
+    Kills targets.py:137 off-by-one `target > 0` -> `> 1`."""
+    assert not bytes_met_with(FilesystemStats("/d", 1000, 0, 1000, 1000), 100, 50, 1)
