@@ -16,6 +16,14 @@ Mutations (each a single change in the AST, the module written back with `ast.un
   min-max    `min(...)` <-> `max(...)`
 
     python -m bench.mutate [--tree DIR] [--jobs N] [--only SUBSTRING] [--out FILE.json]
+    python -m bench.mutate --per-module 6 --examples 25 --jobs 2 --out bench/results/x.json
+
+`--per-module K`: a sample stratified by module: every boundary and off-by-one mutant, and K of
+the other kinds drawn at random from each policy module (every module is represented).
+Test files that never import `nodegc.policy` (checked once, by importing each in a fresh
+interpreter, and by their text naming no policy, collector, daemon or CLI) are not run: no
+mutant of the policy can change what they see. The JSON (`--out`) is rewritten after every
+mutant (an interrupted run keeps what it measured), with the score per module.
 
 `--tree`: the checkout to mutate (default: this one; a copy is made per job, the tree itself is
 never changed). The copies are imported first (PYTHONPATH), ahead of an editable install; each
@@ -64,6 +72,9 @@ class Mutant:
     kind: str
     line: int
     what: str
+    # The lines a test must run to run the mutant (its statement; a compound statement's
+    # header); (0, 0): not inside a function (runs at import: every test file is run).
+    reach: tuple[int, int] = (0, 0)
 
 
 @dataclass
@@ -192,12 +203,47 @@ def _docstring_free(tree: ast.AST) -> Iterator[ast.AST]:
 
 def mutants_of(tree_root: Path, rel: str) -> list[Mutant]:
     tree = ast.parse((tree_root / rel).read_text())
+    reach = _reach(tree)
     out: list[Mutant] = []
     k = 0
     for node in _docstring_free(tree):
         for kind, what, _apply in _sites(node):
-            out.append(Mutant(rel, k, kind, getattr(node, "lineno", 0), what))
+            where = reach.get(id(node), (0, 0))
+            out.append(Mutant(rel, k, kind, getattr(node, "lineno", 0), what, where))
             k += 1
+    return out
+
+
+def _header(stmt: ast.stmt) -> tuple[int, int]:
+    """The lines of a statement that run when it starts (a compound statement's header)."""
+    head = getattr(stmt, "test", None) or getattr(stmt, "iter", None)
+    if isinstance(stmt, ast.If | ast.While | ast.For | ast.AsyncFor) and head is not None:
+        return stmt.lineno, head.end_lineno or stmt.lineno
+    if isinstance(stmt, ast.With | ast.AsyncWith | ast.Try):
+        return stmt.lineno, stmt.lineno
+    return stmt.lineno, stmt.end_lineno or stmt.lineno
+
+
+def _reach(tree: ast.AST) -> dict[int, tuple[int, int]]:
+    """id(node) -> the lines of its innermost statement, for every node inside a function
+    body (nodes outside a function, in defaults or decorators, are left out)."""
+    out: dict[int, tuple[int, int]] = {}
+
+    def visit(node: ast.AST, stmt: ast.stmt | None, in_body: bool) -> None:
+        if in_body and stmt is not None:
+            out[id(node)] = _header(stmt)
+        for field, value in ast.iter_fields(node):
+            children = value if isinstance(value, list) else [value]
+            for child in children:
+                if not isinstance(child, ast.AST):
+                    continue
+                body = in_body or (
+                    isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda)
+                    and field == "body"
+                )
+                visit(child, child if isinstance(child, ast.stmt) else stmt, body)
+
+    visit(tree, None, False)
     return out
 
 
@@ -229,13 +275,96 @@ def _replace(tree: ast.AST, old: ast.AST, new: ast.AST) -> None:
     raise LookupError("node not found")
 
 
+MENTIONS = ("policy", "collect", "daemon", "nodegc.cli", "Collector")
+UNRELATED: set[str] = set()  # test file names that cannot see a policy mutant (see blind_files)
+
+
+def _imports_policy(tree_root: Path, name: str) -> bool:
+    probe = (
+        "import sys; import tests.unit.{}; "
+        "print(int(any(k.startswith('nodegc.policy') for k in sys.modules)))"
+    ).format(name.removesuffix(".py"))
+    proc = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=tree_root,
+        env={**os.environ, "PYTHONPATH": str(tree_root)},
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    return proc.returncode != 0 or proc.stdout.strip().endswith("1")  # in doubt: run it
+
+
+def blind_files(tree_root: Path) -> set[str]:
+    """Unit test files that cannot notice a mutant of the policy: importing one loads no
+    `nodegc.policy` module, and its text names neither the policy nor a package that uses it
+    (so no lazy import inside a test reaches it either)."""
+    blind = set()
+    for path in sorted((tree_root / "tests" / "unit").glob("test_*.py")):
+        text = path.read_text()
+        if any(word in text for word in MENTIONS):
+            continue
+        if not _imports_policy(tree_root, path.name):
+            blind.add(path.name)
+    return blind
+
+
 def test_stages(tree_root: Path) -> list[list[str]]:
     """The unit test files in two stages: the policy's own first (a killed mutant stops there,
-    without collecting the rest), then every other one."""
+    without collecting the rest), then every other one that can see the policy."""
     unit = tree_root / "tests" / "unit"
     first = [f"tests/unit/{name}" for name in FIRST if (unit / name).exists()]
-    rest = sorted(f"tests/unit/{p.name}" for p in unit.glob("test_*.py") if p.name not in FIRST)
+    rest = sorted(
+        f"tests/unit/{p.name}"
+        for p in unit.glob("test_*.py")
+        if p.name not in FIRST and p.name not in UNRELATED
+    )
     return [first, rest]
+
+
+def trace(copy_root: Path) -> dict[str, dict]:
+    """Which lines of the policy each unit test runs (bench/mutate_trace.py), over the
+    unmutated copy; every test must pass."""
+    out = copy_root / "job" / "trace.json"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(copy_root), str(ROOT / "bench")]),
+        "MUTATE_TRACE_DIR": str(copy_root / TARGET) + os.sep,
+        "MUTATE_TRACE_OUT": str(out),
+    }
+    files = [f for stage in test_stages(copy_root) for f in stage]
+    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "mutate_trace"]
+    proc = subprocess.run(
+        [*argv, *files], cwd=copy_root, env=env, capture_output=True, text=True, timeout=TIMEOUT
+    )
+    tail = (proc.stdout.strip().splitlines() or [""])[-1]
+    assert proc.returncode == 0, f"the unmutated tree fails its unit tests: {tail}"
+    return json.loads(out.read_text())
+
+
+def tests_reaching(traced: dict[str, dict], mutant: Mutant) -> list[str]:
+    """Node ids of the tests that run the mutant's lines, quickest first."""
+    name = os.path.relpath(mutant.path, TARGET)
+    lo, hi = mutant.reach
+    hits = [
+        (t["seconds"], nodeid)
+        for nodeid, t in traced.items()
+        if any(f == name and lo <= n <= hi for f, n in t["lines"])
+    ]
+    return [nodeid for _s, nodeid in sorted(hits)]
+
+
+def run_selected(copy_root: Path, nodeids: list[str]) -> tuple[bool, str]:
+    """(every one of these tests passed, the last line of pytest's output)."""
+    env = {**os.environ, "PYTHONPATH": str(copy_root)}
+    argv = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *nodeids]
+    try:
+        proc = subprocess.run(
+            argv, cwd=copy_root, env=env, capture_output=True, text=True, timeout=TIMEOUT
+        )
+    except subprocess.TimeoutExpired:
+        return False, "timeout"
+    return proc.returncode == 0, (proc.stdout.strip().splitlines() or [""])[-1]
 
 
 def run_tests(copy_root: Path) -> tuple[bool, str]:
@@ -286,12 +415,22 @@ def make_copy(tree_root: Path, into: Path, examples: int = 0) -> Path:
     return into
 
 
-def run_one(copy_root: Path, mutant: Mutant, original: str) -> Result:
+def run_one(
+    copy_root: Path, mutant: Mutant, original: str, traced: dict[str, dict] | None = None
+) -> Result:
+    """Run the tests against one mutant: with `traced`, only the tests that run its lines (none:
+    a survivor without a run); a mutant outside any function, every test file."""
     target = copy_root / mutant.path
     started = time.monotonic()
+    selected = tests_reaching(traced, mutant) if traced and mutant.reach != (0, 0) else None
+    if selected == []:
+        return Result(mutant, False, 0.0, "no test runs this line")
     try:
         write_module(target, mutated_source(original, mutant.site))
-        passed, tail = run_tests(copy_root)
+        if selected is None:
+            passed, tail = run_tests(copy_root)
+        else:
+            passed, tail = run_selected(copy_root, selected)
     finally:
         write_module(target, original)
     return Result(mutant, not passed, time.monotonic() - started, tail)
@@ -327,6 +466,14 @@ def main(argv: list[str] | None = None) -> int:
         help="every boundary and off-by-one mutant, and this many of the others drawn at random "
         "(0: every mutant)",
     )
+    parser.add_argument(
+        "--per-module",
+        type=float,
+        default=0,
+        help="every boundary and off-by-one mutant, and this share (0 < x < 1) of the others of "
+        "each module drawn at random, at least 3 per module (a sample stratified by module; run "
+        "round-robin over the modules, so that a run cut short is still stratified)",
+    )
     parser.add_argument("--seed", type=int, default=21)
     parser.add_argument(
         "--examples", type=int, default=0, help="hypothesis examples per property (0: as set)"
@@ -338,7 +485,20 @@ def main(argv: list[str] | None = None) -> int:
         help="a file of 'path:line kind what' lines (as --list prints): only those mutants",
     )
     parser.add_argument("--list", action="store_true", help="list the mutants and stop")
+    parser.add_argument(
+        "--all-tests",
+        action="store_true",
+        help="run every unit test file for each mutant (default: only the tests that run the "
+        "mutant's lines, found by one traced run of the unmutated suite)",
+    )
     parser.add_argument("--out", type=Path)
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        help="an earlier run's JSON: this run's results replace its results for the same mutants "
+        "(e.g. its survivors run again with new tests) and the whole is scored and written to "
+        "--out",
+    )
     args = parser.parse_args(argv)
     tree_root = args.tree.resolve()
     files = sorted(
@@ -353,6 +513,8 @@ def main(argv: list[str] | None = None) -> int:
         others = [m for m in mutants if m.kind not in ("boundary", "off-by-one")]
         drawn = random.Random(args.seed).sample(others, min(args.sample, len(others)))
         mutants = [m for m in mutants if m in pinned or m in drawn]
+    if args.per_module:
+        mutants = stratified(mutants, args.per_module, args.seed)
     mutants = mutants[args.skip :]
     if args.only_listed:
         wanted = set(args.only_listed.read_text().splitlines())
@@ -371,14 +533,19 @@ def main(argv: list[str] | None = None) -> int:
         ]
         for c in copies:
             (c / "job").mkdir()
+        UNRELATED.update(blind_files(copies[0]))
+        print(f"not run (never import the policy): {', '.join(sorted(UNRELATED))}", flush=True)
         sanity(copies[0])
+        traced = None if args.all_tests else trace(copies[0])
+        if traced is not None:
+            print(f"traced {len(traced)} tests", flush=True)
         free = list(copies)
         results: list[Result] = []
 
         def job(m: Mutant) -> Result:
             root = free.pop()
             try:
-                return run_one(root, m, originals[m.path])
+                return run_one(root, m, originals[m.path], traced)
             finally:
                 free.append(root)
 
@@ -390,36 +557,79 @@ def main(argv: list[str] | None = None) -> int:
                 m = r.mutant
                 print(f"[{n}/{len(mutants)}] {mark} {m.path}:{m.line} {m.kind} {m.what} "
                       f"({r.seconds:.0f}s) {r.detail}", flush=True)  # fmt: skip
+                if args.out:
+                    write_json(args.out, results)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    if args.merge:
+        results = merged(args.merge, results)
     killed = sum(r.killed for r in results)
     score = killed / len(results) if results else 1.0
     print(f"\n{killed}/{len(results)} killed: score {score:.1%} "
           f"({time.monotonic() - started:.0f} s, {args.jobs} jobs)")  # fmt: skip
+    for path, (k, total) in per_module(results).items():
+        print(f"  {path}: {k}/{total}")
     for r in results:
         if not r.killed:
             print(f"  survivor {r.mutant.path}:{r.mutant.line} {r.mutant.kind} {r.mutant.what}")
     if args.out:
-        args.out.write_text(
-            json.dumps(
-                {
-                    "score": score,
-                    "killed": killed,
-                    "total": len(results),
-                    "results": [
-                        {
-                            **asdict(r.mutant),
-                            "killed": r.killed,
-                            "seconds": r.seconds,
-                            "detail": r.detail,
-                        }
-                        for r in results
-                    ],
-                },
-                indent=1,
-            )
-        )
+        write_json(args.out, results)
     return 0
+
+
+def merged(earlier: Path, results: list[Result]) -> list[Result]:
+    """An earlier run's results with this run's in place of the same mutants."""
+    fields = ("path", "site", "kind", "line", "what")
+    now = {tuple(getattr(r.mutant, f) for f in fields): r for r in results}
+    out = []
+    for row in json.loads(earlier.read_text())["results"]:
+        key = tuple(row[f] for f in fields)
+        if key in now:
+            out.append(now.pop(key))
+        else:
+            mutant = Mutant(*key, reach=tuple(row.get("reach", (0, 0))))  # type: ignore[arg-type]
+            out.append(Result(mutant, row["killed"], row["seconds"], row["detail"]))
+    return out + list(now.values())
+
+
+def stratified(mutants: list[Mutant], share: float, seed: int) -> list[Mutant]:
+    """Every boundary and off-by-one mutant, and `share` of the others of each module (at least
+    3), in round-robin order over the modules."""
+    rng = random.Random(seed)
+    by_module: list[list[Mutant]] = []
+    for path in sorted({m.path for m in mutants}):
+        mine = [m for m in mutants if m.path == path]
+        pinned = [m for m in mine if m.kind in ("boundary", "off-by-one")]
+        others = [m for m in mine if m not in pinned]
+        k = min(len(others), max(3, round(share * len(others))))
+        drawn = set(rng.sample(others, k))
+        by_module.append([m for m in mine if m in pinned or m in drawn])
+    longest = max((len(ms) for ms in by_module), default=0)
+    return [ms[i] for i in range(longest) for ms in by_module if i < len(ms)]
+
+
+def per_module(results: list[Result]) -> dict[str, tuple[int, int]]:
+    counts: dict[str, tuple[int, int]] = {}
+    for r in results:
+        k, total = counts.get(r.mutant.path, (0, 0))
+        counts[r.mutant.path] = (k + r.killed, total + 1)
+    return dict(sorted(counts.items()))
+
+
+def write_json(out: Path, results: list[Result]) -> None:
+    killed = sum(r.killed for r in results)
+    document = {
+        "score": killed / len(results) if results else 1.0,
+        "killed": killed,
+        "total": len(results),
+        "modules": {p: {"killed": k, "total": t} for p, (k, t) in per_module(results).items()},
+        "not_run": sorted(UNRELATED),
+        "results": [
+            {**asdict(r.mutant), "killed": r.killed, "seconds": r.seconds, "detail": r.detail}
+            for r in results
+        ],
+    }
+    out.write_text(json.dumps(document, indent=1))
 
 
 if __name__ == "__main__":
