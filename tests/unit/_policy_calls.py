@@ -70,9 +70,8 @@ def plan_with(
         image_settings(**(images or {})),
         container_settings(**(containers or {})),
         now,
-        dependents_first=dependents_first,
         build_cache=cache,
-        containers_under_pressure=containers_under_pressure,
+        scope=policy.Scope(dependents_first, containers_under_pressure),
     )
 
 
@@ -97,10 +96,12 @@ def plan_images_with(
         hist if hist is not None else history(),
         image_settings(**settings),
         now,
-        layers=layers,
-        leaving_containers=leaving,
-        freed_before=freed_before,
-        other_holders=other_holders,
+        counted=image_policy.Counted(
+            layers=layers or {},
+            leaving_containers=leaving,
+            freed_before=freed_before,
+            other_holders=other_holders or {},
+        ),
     )
 
 
