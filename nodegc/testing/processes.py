@@ -255,7 +255,7 @@ def detach_loops(image: Path) -> list[str]:
     deadline = time.monotonic() + LOOP_RELEASE_TIMEOUT
     while busy := [d for d in devices if _backed_by(d, image)]:
         if time.monotonic() >= deadline:
-            return problems + [f"loop device(s) {busy} still backed by {image}"]
+            return [*problems, f"loop device(s) {busy} still backed by {image}"]
         time.sleep(POLL_INTERVAL)
     return problems
 
