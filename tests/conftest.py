@@ -61,9 +61,23 @@ def require_engine() -> None:
     pytest.skip(reason)
 
 
+# The order tests are handed out in: the directories with the longest tests first, the many
+# short unit tests last (they fill the workers' tails under pytest-xdist). A stable sort: inside a
+# directory the order is the files' own.
+LONGEST_FIRST = ("helm", "matrix", "reliability", "podman", "engine", "cri", "unit")
+
+
+def _directory_rank(item: pytest.Item) -> int:
+    parts = item.nodeid.split("/")
+    name = parts[1] if len(parts) > 2 and parts[0] == "tests" else ""
+    return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark `engine` every test that uses the engine fixture, directly or not; keep together in
-    one xdist worker the tests of a module that share a module-scoped fixture (one engine)."""
+    one xdist worker the tests of a module that share a module-scoped fixture (one engine); hand
+    the longest directories out first."""
+    items.sort(key=_directory_rank)
     for item in items:
         if "engine" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.engine)
