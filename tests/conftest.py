@@ -34,9 +34,13 @@ ENV_STORE = "NGC_TEST_DOCKER_STORE"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Register the `matrix` marker (the suite runs with --strict-markers)."""
+    """Register the `matrix` marker (the suite runs with --strict-markers), and pytest-xdist's
+    `xdist_group` for runs without that plugin (`-p no:xdist`)."""
     config.addinivalue_line(
         "markers", "matrix: a core scenario run on every engine of the matrix (-m matrix)"
+    )
+    config.addinivalue_line(
+        "markers", "xdist_group(name): tests of one group run in one pytest-xdist worker"
     )
 
 
@@ -57,11 +61,41 @@ def require_engine() -> None:
     pytest.skip(reason)
 
 
+# The order tests are handed out in: the directories with the longest tests first, the many
+# short unit tests last (they fill the workers' tails under pytest-xdist). A stable sort: inside a
+# directory the order is the files' own.
+LONGEST_FIRST = ("helm", "matrix", "reliability", "podman", "engine", "cri", "unit")
+
+
+def _directory_rank(item: pytest.Item) -> int:
+    parts = item.nodeid.split("/")
+    name = parts[1] if len(parts) > 2 and parts[0] == "tests" else ""
+    return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark `engine` every test that uses the engine fixture, directly or not."""
+    """Mark `engine` every test that uses the engine fixture, directly or not; keep together in
+    one xdist worker the tests of a module that share a module-scoped fixture (one engine); hand
+    the longest directories out first."""
+    items.sort(key=_directory_rank)
     for item in items:
         if "engine" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.engine)
+        if _shares_a_module_fixture(item):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
+
+
+def _shares_a_module_fixture(item: pytest.Item) -> bool:
+    """Whether the test uses a fixture set up once for its module (or its class): under
+    `--dist loadgroup` those tests go to one worker, so that the fixture is made once."""
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return False
+    return any(
+        d.scope in ("module", "class", "package")
+        for defs in info.name2fixturedefs.values()
+        for d in defs
+    )
 
 
 @pytest.fixture(autouse=True)

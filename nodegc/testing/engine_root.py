@@ -14,7 +14,9 @@ in a private mount namespace of its own:
     mount --make-rshared ROOT/TEMP  (peers in this namespace only: dockerd, finding its data root
                                  on a private mount, binds it onto itself without its submounts,
                                  which hid a filesystem mounted at DATA_ROOT/containerd)
-    exec chroot ROOT ARGV
+    cd ROOT; pivot_root . .; umount -l .; exec ARGV   (not chroot: the namespace's copies of the
+                                 host's other mounts go, so an engine never holds another
+                                 harness's loop filesystem mounted after that one unmounted it)
 
 No fork happens (`unshare` and `sh` exec), so the pid the caller gets is the engine's own and the
 harness's pidfile/command-line checks work unchanged; the mounts vanish with the last process of
@@ -70,7 +72,11 @@ while [ "$1" != "--" ]; do
   shift
 done
 shift
-exec chroot "$R" "$@"
+cd "$R"
+pivot_root . .
+umount -l .
+cd /
+exec "$@"
 """
 
 

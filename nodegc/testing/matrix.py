@@ -89,7 +89,7 @@ def missing(spec: MatrixEngine) -> list[str]:
     if spec.suite is not None:  # the engine comes from the root, not the host
         problems = [p for p in problems if not p.endswith(" not found")]
         path = _host_path()
-        for tool in ("unshare", "chroot", "losetup", "mkfs.ext4"):
+        for tool in ("unshare", "pivot_root", "losetup", "mkfs.ext4"):
             if not any(os.access(Path(d, tool), os.X_OK) for d in path):
                 problems.append(f"{tool} not found")
     return problems

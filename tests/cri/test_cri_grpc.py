@@ -44,6 +44,7 @@ class FakeCri(pb_grpc.RuntimeServiceServicer, pb_grpc.ImageServiceServicer):
         self.calls: dict[str, int] = {}
         self.events: queue.Queue[pb.ContainerEventResponse | None] = queue.Queue()
         self.with_events = with_events
+        self.streaming = threading.Event()  # set when a GetContainerEvents call has come in
 
     def _answer(self, method: str, context: grpc.ServicerContext, response: Any) -> Any:
         time.sleep(self.delay.get(method, 0))
@@ -68,6 +69,7 @@ class FakeCri(pb_grpc.RuntimeServiceServicer, pb_grpc.ImageServiceServicer):
         return self._answer("ContainerStatus", context, pb.ContainerStatusResponse())
 
     def GetContainerEvents(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self.streaming.set()
         if not self.with_events:
             context.abort(
                 grpc.StatusCode.UNIMPLEMENTED, "method GetContainerEvents not implemented"
@@ -235,13 +237,14 @@ def test_container_events_map_to_runtime_events_with_their_image(
     assert cri.events_supported is True
 
 
-def test_stop_events_ends_a_blocked_event_stream(cri: CriRuntime) -> None:
+def test_stop_events_ends_a_blocked_event_stream(fake: FakeCri, cri: CriRuntime) -> None:
     """A stream with nothing to say returns promptly once stop_events() is called."""
     seen: list[RuntimeEvent] = []
     errors: list[Exception] = []
     watcher = threading.Thread(target=consume, args=(cri, seen, errors), daemon=True)
     watcher.start()
-    time.sleep(0.2)
+    assert fake.streaming.wait(30), "the event stream never reached the server"
+    assert watcher.is_alive()
     cri.stop_events()
     watcher.join(5)
     assert not watcher.is_alive()
@@ -264,7 +267,11 @@ def test_without_get_container_events_the_stream_raises_when_the_runtime_goes(
     errors: list[Exception] = []
     watcher = threading.Thread(target=consume, args=(cri, seen, errors), daemon=True)
     watcher.start()
-    time.sleep(0.3)
+    # Synchronised on what happened: the stream was refused and the runtime pinged since.
+    deadline = time.monotonic() + 30
+    while server.fake.calls.get("Version", 0) < 1:
+        assert time.monotonic() < deadline, "events() never fell back to pinging"
+        time.sleep(0.01)  # polling a condition, with a generous deadline
     assert watcher.is_alive() and cri.events_supported is False
 
     server.server.stop(grace=None).wait(5)

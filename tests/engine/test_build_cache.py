@@ -93,6 +93,14 @@ def built(engine: IsolatedEngine, tmp_path: Path, tag: str, mib: int) -> None:
     assert proc.returncode == 0, f"build of {tag} failed: {err}"
 
 
+def finish_time(api: docker.APIClient, container_id: str) -> tuple[str, str]:
+    """The engine's FinishedAt (UTC, RFC 3339 with up to 9 digits, trailing zeros trimmed), as a
+    key that sorts in time order: (seconds part, nanoseconds as 9 digits)."""
+    value = api.inspect_container(container_id)["State"]["FinishedAt"]
+    whole, _, fraction = value.removesuffix("Z").partition(".")
+    return whole, fraction.ljust(9, "0")
+
+
 def nodegc_json(
     engine: IsolatedEngine, state: Path, *args: str, env: dict[str, str]
 ) -> tuple[int, dict[str, Any]]:
@@ -257,11 +265,12 @@ def test_dead_containers_writable_layers_go_under_pressure_longest_stopped_first
     longest stopped first, never the `nodegc.io/keep=true` one; one `once` reaches the low
     threshold."""
     ids = []
-    for _n in range(3):
+    for _n in range(3):  # each runs to its end before the next starts (run_container waits)
         ids.append(
             engine.run_container(base, ["dd", "if=/dev/urandom", "of=/data", "bs=1M", "count=60"])
         )
-        time.sleep(1.1)
+    finished = [finish_time(api, i) for i in ids]
+    assert finished == sorted(set(finished)), finished  # stopped one after the other
     kept = engine.run_container(
         base,
         ["dd", "if=/dev/urandom", "of=/data", "bs=1M", "count=5"],
