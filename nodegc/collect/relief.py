@@ -24,7 +24,8 @@ from nodegc.policy.space import NOTHING, Freed, Ledger
 log = logging.getLogger(__name__)
 
 # Measure until the disk is steady or the predicate says it is where it should be.
-Settle = Callable[[Callable[[FilesystemStats], bool]], FilesystemStats]
+# settle(done, quiet): measure until the disk is steady for `quiet` seconds or `done` says so.
+Settle = Callable[[Callable[[FilesystemStats], bool], float], FilesystemStats]
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,9 +124,14 @@ def relieve(
             if loop.under_pressure:
                 walk.relief.measured = loop.measure()
                 if settle is not None and not target_met(walk.relief.measured):
-                    walk.relief.measured = settle(target_met)
+                    walk.relief.measured = settle(target_met, SETTLE_QUIET_SECONDS)
     finally:
         pool.shutdown(wait=True)
+    measured = walk.relief.measured
+    if loop.under_pressure and settle is not None and measured and not target_met(measured):
+        # Nothing left to remove: before calling the target missed, give the runtime's GC
+        # longer to start (on a busy node it began more than half a second after the answer).
+        walk.relief.measured = settle(target_met, SETTLE_FINAL_QUIET_SECONDS)
     for key, (c, result, _) in walk.refused.items():  # refused for good: said once, at the end
         if walk.not_needed(c):
             continue
@@ -270,6 +276,7 @@ class _Walk:
 
 # How long the disk must stay unchanged to count as settled, and the longest wait for it.
 SETTLE_QUIET_SECONDS = 0.5
+SETTLE_FINAL_QUIET_SECONDS = 3.0  # the last look, when nothing is left to remove
 SETTLE_LIMIT_SECONDS = 15.0
 _SETTLE_POLL_SECONDS = 0.05
 

@@ -14,7 +14,15 @@ from functools import partial
 from nodegc.collect import intents
 from nodegc.collect.build_cache import collect_build_cache
 from nodegc.collect.execute import Either
-from nodegc.collect.relief import Candidate, Loop, Settle, relieve, settled
+from nodegc.collect.relief import (
+    SETTLE_FINAL_QUIET_SECONDS,
+    SETTLE_QUIET_SECONDS,
+    Candidate,
+    Loop,
+    Settle,
+    relieve,
+    settled,
+)
 from nodegc.collect.report import CycleReport
 from nodegc.model import (
     Action,
@@ -265,7 +273,10 @@ class Walking:
         and say so when it ran out of candidates short of the goal."""
         path = snapshot.filesystem.path
         settle = self._settle(path) if results else None
-        report.images_after = settle(lambda _: False) if settle else self.measure(path)
+        after = settle(lambda _: False, SETTLE_QUIET_SECONDS) if settle else self.measure(path)
+        if settle and plan.under_pressure and not target_met(after, plan):  # GC slow to start
+            after = settle(lambda fs: target_met(fs, plan), SETTLE_FINAL_QUIET_SECONDS)
+        report.images_after = after
         came_back = report.images_after.available_bytes - snapshot.filesystem.available_bytes
         self.cost.learn(results, came_back)
         report.images_freed = (report.images_freed or 0) + max(0, came_back)
@@ -294,7 +305,7 @@ class Walking:
         measuring `path` until the disk is steady."""
         if not self.runtime.frees_asynchronously:
             return None
-        return lambda done: settled(lambda: self.measure(path), done)
+        return lambda done, quiet: settled(lambda: self.measure(path), done, quiet=quiet)
 
 
 @dataclass
