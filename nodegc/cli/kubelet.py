@@ -9,7 +9,7 @@ from typing import Any
 from nodegc.config.kubelet import KubeletGC
 from nodegc.durations import format_duration
 from nodegc.model import FilesystemStats
-from nodegc.policy.kubelet import kubelet_bytes_to_free
+from nodegc.policy.kubelet import eviction_reached, kubelet_bytes_to_free
 from nodegc.units import human_bytes
 
 
@@ -24,7 +24,7 @@ def kubelet_json(fs: FilesystemStats, k: KubeletGC) -> dict[str, Any]:
         "usage_percent": fs.usage_percent,
         "bytes_to_free": kubelet_bytes_to_free(fs, k),
         "eviction_threshold": k.imagefs_eviction.describe() if k.imagefs_eviction else None,
-        "eviction_reached": bool(k.imagefs_eviction and k.imagefs_eviction.reached(fs)),
+        "eviction_reached": eviction_reached(fs, k.imagefs_eviction),
         "summary": kubelet_would(fs, k),
     }
 
@@ -51,7 +51,7 @@ def kubelet_would(fs: FilesystemStats, k: KubeletGC) -> str:
         )
     if k.maximum_age:
         line += f"; images unused for {format_duration(k.maximum_age)} go in any case"
-    if k.imagefs_eviction is not None and k.imagefs_eviction.reached(fs):
+    if k.imagefs_eviction is not None and eviction_reached(fs, k.imagefs_eviction):
         line += (
             f"; but past {k.imagefs_eviction.describe()} its eviction manager would reclaim "
             "images and evict pods"

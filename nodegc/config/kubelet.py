@@ -24,7 +24,6 @@ from typing import Any
 
 from nodegc.config import ConfigError, ImageSettings
 from nodegc.durations import format_duration, parse_duration
-from nodegc.model import FilesystemStats
 from nodegc.units import human_bytes
 
 DEFAULT_KUBELET_CONFIG = Path("/var/lib/kubelet/config.yaml")
@@ -88,12 +87,6 @@ class Eviction:
 
     percent: float | None = None
     bytes: int | None = None
-
-    def reached(self, fs: FilesystemStats) -> bool:
-        """True when the filesystem is past the threshold (the kubelet would evict)."""
-        if self.percent is not None:
-            return fs.available_bytes * 100 < self.percent * fs.capacity_bytes
-        return self.bytes is not None and fs.available_bytes < self.bytes
 
     def describe(self) -> str:
         """'imagefs.available<15%' or 'imagefs.available<10.0 GiB'."""

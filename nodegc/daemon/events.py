@@ -15,13 +15,12 @@ from datetime import datetime
 
 from nodegc.daemon.backoff import Backoff
 from nodegc.model import RuntimeEvent, short_id
+from nodegc.policy.history import ARRIVAL_ACTIONS, USE_ACTIONS
 from nodegc.runtime import Runtime, RuntimeError_
 
 log = logging.getLogger(__name__)
 
-# Container actions that mean "its image is in use at this moment".
-USE_ACTIONS = frozenset({"create", "start", "die"})
-ARRIVAL_ACTIONS = frozenset({"pull", "load", "tag", "import"})
+# Which events count as use or arrival is the policy's rule (policy/history.py).
 
 
 class EventBatch:

@@ -33,7 +33,6 @@ from nodegc.model.objects import (
     Sandbox,
     Snapshot,
     StorePath,
-    keep_labelled,
     short_id,
 )
 from nodegc.model.plans import (
@@ -95,6 +94,5 @@ __all__ = [
     "Sandbox",
     "Snapshot",
     "StorePath",
-    "keep_labelled",
     "short_id",
 ]

@@ -15,11 +15,6 @@ LABEL_KEEP = "nodegc.io/keep"
 LABEL_SANDBOX_ID = "io.kubernetes.sandbox.id"
 
 
-def keep_labelled(labels: Mapping[str, str]) -> bool:
-    """True for an object labelled nodegc.io/keep=true (any case): never removed."""
-    return labels.get(LABEL_KEEP, "").lower() == "true"
-
-
 # Labels that name a Kubernetes pod's container (dockershim / cri-dockerd) and a compose service.
 LABEL_POD_UID = "io.kubernetes.pod.uid"
 LABEL_POD_NAME = "io.kubernetes.pod.name"
@@ -45,7 +40,8 @@ class ContainerState(enum.StrEnum):
 
     @property
     def is_dead(self) -> bool:
-        """True for the states the kubelet's container GC may collect: not running, not busy."""
+        """Not running and not busy: created, exited or dead (which of those GC may collect is
+        the policy's rule: `policy.containers.COLLECTABLE`)."""
         return self in (ContainerState.CREATED, ContainerState.EXITED, ContainerState.DEAD)
 
 

@@ -24,8 +24,8 @@ from nodegc.model import (
     ContainerPlan,
     ContainerState,
     Reason,
-    keep_labelled,
 )
+from nodegc.policy.labels import keep_labelled
 
 
 def evict_unit(container: Container) -> str:
@@ -52,8 +52,10 @@ def evict_unit(container: Container) -> str:
 # The kubelet orders by creation time. Docker lists it to the second, so the time it stopped
 # breaks ties (a pod's restarts follow one another), then the id, so the order is total.
 _ORDER = attrgetter("created", "stopped_at", "id")
-# ContainerState.is_dead as a set: a set lookup per container instead of a property call.
-_DEAD = frozenset(state for state in ContainerState if state.is_dead)
+# The states the kubelet's container GC may collect: not running and not busy (a container
+# being created, restarted, paused or removed is left alone). The rule's one home.
+COLLECTABLE = frozenset({ContainerState.CREATED, ContainerState.EXITED, ContainerState.DEAD})
+_DEAD = COLLECTABLE
 
 
 def _newest_first(containers: Iterable[Container]) -> list[Container]:

@@ -30,8 +30,9 @@ from dataclasses import replace
 from datetime import datetime
 
 from nodegc.config import ContainerSettings
-from nodegc.model import Container, History, Snapshot, keep_labelled
+from nodegc.model import Container, History, Snapshot
 from nodegc.policy.containers import evict_unit
+from nodegc.policy.labels import keep_labelled
 
 
 def finish_times_needed(

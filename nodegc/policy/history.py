@@ -11,6 +11,8 @@ from nodegc.policy.images import familiar_forms
 # Container actions that mean "its image was in use at that moment" (a destroy may come long
 # after: clean-up, not use).
 USE_ACTIONS = frozenset({"create", "start", "die"})
+# Image actions that mean "it arrived (again) at that moment": its first-seen/last-use clock.
+ARRIVAL_ACTIONS = frozenset({"pull", "load", "tag", "import"})
 
 
 def observe(

@@ -24,6 +24,27 @@ class KubeletThresholds(Protocol):
     def low_threshold_percent(self) -> int: ...
 
 
+class EvictionThreshold(Protocol):
+    """The kubelet's hard eviction threshold of the image filesystem (`imagefs.available`):
+    exactly one of a percentage and a byte count set."""
+
+    @property
+    def percent(self) -> float | None: ...
+
+    @property
+    def bytes(self) -> int | None: ...
+
+
+def eviction_reached(fs: FilesystemStats, eviction: EvictionThreshold | None) -> bool:
+    """Whether the filesystem is past the kubelet's hard eviction threshold (its eviction
+    manager would reclaim images and evict pods): less available than the threshold."""
+    if eviction is None:
+        return False
+    if eviction.percent is not None:
+        return fs.available_bytes * 100 < eviction.percent * fs.capacity_bytes
+    return eviction.bytes is not None and fs.available_bytes < eviction.bytes
+
+
 def kubelet_bytes_to_free(fs: FilesystemStats, k: KubeletThresholds) -> int:
     """Bytes the kubelet's image GC would free now: 0 below its high threshold (or when off)."""
     return bytes_to_free(fs, k.high_threshold_percent, k.low_threshold_percent)

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from nodegc.config import ContainerSettings
-from nodegc.model import LABEL_SANDBOX_ID, Action, Container, Reason, Sandbox, keep_labelled
+from nodegc.model import LABEL_SANDBOX_ID, Action, Container, Reason, Sandbox
+from nodegc.policy.labels import keep_labelled
 
 # The label that names a container's sandbox (dockershim's and cri-dockerd's; the CRI adapter
 # fills it in from the container's pod_sandbox_id).
