@@ -65,7 +65,7 @@ Percent = Annotated[int, BeforeValidator(_to_number), Field(ge=0, le=100)]
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    model_config = ConfigDict(extra="forbid", validate_default=True, frozen=True)
 
 
 def _default_endpoint(runtime_type: str = "docker") -> str:
@@ -103,7 +103,7 @@ class RuntimeSettings(_Section):
     @model_validator(mode="after")
     def _check(self) -> RuntimeSettings:
         if not self.endpoint:
-            self.endpoint = _default_endpoint(self.type)
+            object.__setattr__(self, "endpoint", _default_endpoint(self.type))  # frozen
         if self.timeout <= timedelta(0):
             raise ValueError(f"runtime.timeout = {format_duration(self.timeout)}: must be above 0s")
         _check_at_most("runtime.timeout", self.timeout, MAX_TIMEOUT)

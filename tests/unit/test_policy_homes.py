@@ -64,3 +64,18 @@ def test_the_daemon_counts_the_policys_events() -> None:
     assert {"create", "start", "die"} == history.USE_ACTIONS
     assert "destroy" not in history.USE_ACTIONS
     assert {"pull", "load", "tag", "import"} == history.ARRIVAL_ACTIONS
+
+
+def test_the_settings_the_policy_takes_are_frozen() -> None:
+    """The validated sections reach the policy like the kubelet's ImageGCPolicy: frozen, so no
+    caller can rewrite a threshold behind the validation (later plans get a copy,
+    `targets.while_freeing`). Mutation caught: `frozen=True` dropped from the sections."""
+    import pydantic
+    import pytest
+
+    from tests.unit.builders import image_settings
+
+    settings = image_settings()
+    with pytest.raises(pydantic.ValidationError):
+        settings.high_threshold_percent = 50  # type: ignore[misc]
+    assert settings.model_copy(update={"high_threshold_percent": 50}).high_threshold_percent == 50

@@ -279,7 +279,8 @@ def test_unknown_inode_counts_plan_every_candidate_for_the_loop_to_stop():
 
 def collector(tmp_path, fake: FakeRuntime, workers: int = 1, **images) -> Collector:
     settings = make_settings(tmp_path / "state", FS_PATH, images=images)
-    settings.runtime.max_concurrent_removals = workers
+    runtime = settings.runtime.model_copy(update={"max_concurrent_removals": workers})
+    settings = settings.model_copy(update={"runtime": runtime})
     return Collector(
         settings, fake, StateDir(tmp_path / "state"), clock=lambda: NOW, measure=fake.measure
     )
