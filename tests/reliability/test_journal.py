@@ -67,9 +67,13 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
     return path
 
 
-def start_once(engine: IsolatedEngine, state: Path, config: Path) -> subprocess.Popen[str]:
+def start_once(
+    engine: IsolatedEngine, state: Path, config: Path, endpoint: str | None = None
+) -> subprocess.Popen[str]:
+    """`nodegc once --output json` on `state`, against `engine` (or `endpoint`: a proxy)."""
+    target = endpoint or engine.endpoint
     argv = [sys.executable, "-m", "nodegc", "once", "--config", str(config), "--output", "json",
-            "--state-dir", str(state), "--runtime-endpoint", engine.endpoint]  # fmt: skip
+            "--state-dir", str(state), "--runtime-endpoint", target]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NODEGC_", "DOCKER_"))}
     env["NODEGC_LOG__LEVEL"] = "error"
     return subprocess.Popen(
