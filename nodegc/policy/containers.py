@@ -17,6 +17,7 @@ from nodegc.model import (
     LABEL_COMPOSE_PROJECT,
     LABEL_COMPOSE_SERVICE,
     LABEL_CONTAINER_NAME,
+    LABEL_KEEP,
     LABEL_POD_UID,
     Action,
     Container,
@@ -37,6 +38,8 @@ def evict_unit(container: Container) -> str:
     the containers `compose run` makes; else the container's own name.
     """
     labels = container.labels
+    if not labels:  # most of a busy node's containers on a plain host: one test, no lookups
+        return f"name:{container.name}"
     uid, name = labels.get(LABEL_POD_UID), labels.get(LABEL_CONTAINER_NAME)
     if uid and name:
         return f"pod:{uid}/{name}"
@@ -85,7 +88,7 @@ def plan_containers(
     old_before = _before(now, settings.maximum_age) if settings.maximum_age else None
     for c in ordered:
         unit = evict_unit(c)
-        if keep_labelled(c.labels):
+        if LABEL_KEEP in c.labels and keep_labelled(c.labels):
             decisions[c.id] = decision(c, unit, keep, Reason.KEEP_LABEL)
         elif c.state not in _DEAD:
             decisions[c.id] = decision(c, unit, keep, Reason.RUNNING)
