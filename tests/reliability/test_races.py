@@ -35,6 +35,9 @@ EVERYTHING = (
 )
 
 
+GONE_ON_PODMAN = ("image not known", "layer not known", "cannot specify 64-byte hexadecimal")
+
+
 @dataclass(frozen=True)
 class Creation:
     """A container the racer created: from which image, when the call began and returned."""
@@ -76,9 +79,10 @@ class Racer:
                     continue
                 except docker.errors.APIError as exc:
                     # Podman, the image removed between its lookup and the creation: 500
-                    # "container create: NAME: image not known" or "...: layer not known".
-                    # The same fair outcome.
-                    if not any(w in str(exc) for w in ("image not known", "layer not known")):
+                    # "container create: NAME: image not known" or "...: layer not known", or,
+                    # asked by an id it no longer has, "parsing named reference ID: ... cannot
+                    # specify 64-byte hexadecimal strings". The same fair outcome.
+                    if not any(w in str(exc) for w in GONE_ON_PODMAN):
                         raise
                     self.refused += 1
                     continue
