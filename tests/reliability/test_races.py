@@ -35,7 +35,21 @@ EVERYTHING = (
 )
 
 
-GONE_ON_PODMAN = ("image not known", "layer not known", "cannot specify 64-byte hexadecimal")
+# Podman's 500 answers when nodegc removed the object first (its lookup then the operation):
+# "image not known", "layer not known", a create by an image id it no longer has ("parsing named
+# reference ID: ... cannot specify 64-byte hexadecimal strings"), a start of a container it no
+# longer has ("... does not exist in database: no such container").
+GONE_ON_PODMAN = (
+    "image not known",
+    "layer not known",
+    "cannot specify 64-byte hexadecimal",
+    "no such container",
+)
+
+
+def gone_on_podman(exc: docker.errors.APIError) -> bool:
+    """Whether an engine error says the object was removed first: a fair outcome of the race."""
+    return any(w in str(exc) for w in GONE_ON_PODMAN)
 
 
 @dataclass(frozen=True)
@@ -78,11 +92,7 @@ class Racer:
                     self.refused += 1  # nodegc removed it first: a fair outcome
                     continue
                 except docker.errors.APIError as exc:
-                    # Podman, the image removed between its lookup and the creation: 500
-                    # "container create: NAME: image not known" or "...: layer not known", or,
-                    # asked by an id it no longer has, "parsing named reference ID: ... cannot
-                    # specify 64-byte hexadecimal strings". The same fair outcome.
-                    if not any(w in str(exc) for w in GONE_ON_PODMAN):
+                    if not gone_on_podman(exc):  # Podman: the image removed first
                         raise
                     self.refused += 1
                     continue
@@ -103,6 +113,10 @@ class Racer:
                         api.restart(rng.choice(self.running), timeout=0)
                         self.restarts += 1
                 except docker.errors.NotFound:
+                    self.refused += 1
+                except docker.errors.APIError as exc:
+                    if not gone_on_podman(exc):  # Podman: the container removed first
+                        raise
                     self.refused += 1
 
     def threads(self) -> list[threading.Thread]:
