@@ -49,7 +49,10 @@ def explain(runtime: Runtime, filesystems: Sequence[FilesystemStats]) -> SpaceRe
         )
         return None
     except RuntimeError_ as exc:
-        log.warning("where the space is: unavailable", extra={"error": str(exc)})
+        log.warning(
+            "where the space is: unavailable",
+            extra={"object": "filesystems", "error": str(exc)},
+        )
         return None
     if found is None:
         return None

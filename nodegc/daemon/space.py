@@ -39,7 +39,10 @@ def explain_shortfall(
             with collector.lock:
                 space = explain(collector.runtime, remeasure(snapshot.measured, collector.measure))
     except (RuntimeError_, FilesystemError) as exc:
-        log.warning("where the space is: unavailable", extra={"error": str(exc)})
+        log.warning(
+            "where the space is: unavailable",
+            extra={"object": "filesystems", "error": str(exc)},
+        )
     if audit is not None and report is not None:
         for fields in missed_records(report, space):
             audit.record_event(TARGET_MISSED, fields)
