@@ -24,7 +24,7 @@ from nodegc.cli.safe import visible
 from nodegc.collect import intents
 from nodegc.collect.cycle import Collector, CycleReport, open_runtime
 from nodegc.collect.observe import FilesystemError, remeasure
-from nodegc.collect.usage import SpaceReport, explain, missed_records
+from nodegc.collect.usage import Prefetch, SpaceReport, explain, missed_records, prefetch
 from nodegc.config import Settings
 from nodegc.config.kubelet import read_kubelet_config
 from nodegc.model import Outcome, RemovalResult
@@ -142,9 +142,10 @@ def _run(body: Callable[[], int]) -> int:
 def report(settings: Settings, args: argparse.Namespace) -> int:
     def body() -> int:
         with collector(settings, need_writable_state=False) as gc:
+            early = prefetch(gc.runtime)  # walks the disk while the engine lists
             plan = gc.report()
             pending = intents.pending(gc.journal, gc.last_snapshot)
-            space = where_the_space_is(gc)
+            space = where_the_space_is(gc, early)
         kubelet = read_kubelet_config(args.kubelet_config) if args.kubelet_config else None
         fill_rate, fill_rates = daemon_fill_rates(
             settings.metrics.address, settings.metrics.enabled
@@ -213,12 +214,13 @@ def audit_missed(settings: Settings, report: CycleReport, space: SpaceReport | N
             audit.record_event(TARGET_MISSED, fields)
 
 
-def where_the_space_is(gc: Collector) -> SpaceReport | None:
-    """The breakdown of every filesystem the last observation measured, measured again now."""
+def where_the_space_is(gc: Collector, early: Prefetch | None = None) -> SpaceReport | None:
+    """The breakdown of every filesystem the last observation measured, measured again now
+    (`early`: the walk of the container directories begun before the observation)."""
     snapshot = gc.last_snapshot
     if snapshot is None:
         return None
-    return explain(gc.runtime, remeasure(snapshot.measured, gc.measure))
+    return explain(gc.runtime, remeasure(snapshot.measured, gc.measure), snapshot, early)
 
 
 def _print_json(data: Any) -> None:

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from nodegc.holders import Breakdown, Holder, HolderKind
-from nodegc.model import FilesystemStats
-from nodegc.policy.breakdown import breakdown, untouchable
+from nodegc.holders import Breakdown, Holder, HolderKind, Holdings
+from nodegc.model import FilesystemStats, Snapshot
+from nodegc.policy.breakdown import breakdown, full_usage_worth_asking, image_split, untouchable
 from nodegc.runtime import Runtime, RuntimeError_, RuntimeUnavailable, cri_usage, docker_usage
+from nodegc.runtime.docker_sizes import Walked, walk_containers
 from nodegc.units import human_bytes
 
 log = logging.getLogger(__name__)
@@ -34,14 +36,55 @@ class SpaceReport:
         return ()
 
 
-def explain(runtime: Runtime, filesystems: Sequence[FilesystemStats]) -> SpaceReport | None:
+class Prefetch:
+    """The walk of a big Docker node's container directories (logs, writable layers), begun in
+    a thread before the engine is asked for its listings (`report`: it runs while the engine
+    answers them, which takes seconds at 20,000 containers) and taken by `explain`."""
+
+    def __init__(self, root: str, overlay2: bool) -> None:
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="nodegc-walk")
+        self._future = self._pool.submit(walk_containers, root, overlay2)
+        self._pool.shutdown(wait=False)
+
+    def result(self) -> Walked | None:
+        try:
+            return self._future.result()
+        except OSError:
+            return None
+
+
+def prefetch(runtime: Runtime) -> Prefetch | None:
+    """Begin the walk where the breakdown will need it (a dockerd node with more container
+    directories than `/system/df` is worth asking for); None elsewhere, or if the engine cannot
+    say where its data is (the observation that follows says why)."""
+    try:
+        found = docker_usage.prefetchable(runtime)
+    except (RuntimeError_, OSError):
+        return None
+    if found is None or full_usage_worth_asking(found[2]):
+        return None
+    return Prefetch(found[0], found[1])
+
+
+def explain(
+    runtime: Runtime,
+    filesystems: Sequence[FilesystemStats],
+    snapshot: Snapshot | None = None,
+    early: Prefetch | None = None,
+) -> SpaceReport | None:
     """The breakdown (Docker, Podman: `runtime.docker_usage`; CRI: `runtime.cri_usage`), or None
     where the runtime cannot say or the engine failed to answer (said in the log: an
     explanation is never worth failing a command for). `/system/df` sizes every writable layer
-    and volume: on a big node it can outlast the request timeout (21 s at 5,000 images and
-    20,000 containers on dockerd 20.10) — the report then goes on without a breakdown."""
+    and volume (21 s at 5,000 images and 20,000 containers on dockerd 20.10): past
+    `policy.breakdown.FULL_USAGE_MAX_CONTAINERS` containers in `snapshot`, dockerd's breakdown
+    is made from the snapshot and cheaper answers (`runtime.docker_sizes`); if the engine
+    still does not answer in time, the report goes on without a breakdown."""
     try:
-        found = docker_usage.space_holders(runtime) or cri_usage.space_holders(runtime)
+        images = _images(snapshot) if snapshot is not None else None
+        found = _lean(runtime, snapshot, early, images) if snapshot and images else None
+        found = (
+            found or docker_usage.space_holders(runtime, images) or cri_usage.space_holders(runtime)
+        )
     except RuntimeUnavailable as exc:
         log.warning(
             "where the space is: the engine did not answer in time; no breakdown this time",
@@ -58,6 +101,26 @@ def explain(runtime: Runtime, filesystems: Sequence[FilesystemStats]) -> SpaceRe
         return None
     spread = breakdown(filesystems, found.holders, unknown=found.unknown)
     return SpaceReport(spread, found.holders)
+
+
+def _images(snapshot: Snapshot) -> tuple[Holder, ...]:
+    """The images in use and unused, split from the snapshot's layers (`policy.breakdown`)."""
+    in_use, unused = image_split(snapshot.images, snapshot.containers, snapshot.layers)
+    return (
+        Holder(HolderKind.IMAGES_IN_USE, "images in use", in_use, False),
+        Holder(HolderKind.IMAGES_UNUSED, "unused images", unused, True),
+    )
+
+
+def _lean(
+    runtime: Runtime, snapshot: Snapshot, early: Prefetch | None, images: tuple[Holder, ...]
+) -> Holdings | None:
+    """dockerd's holders without `/system/df` on a node with many containers; None elsewhere."""
+    if full_usage_worth_asking(len(snapshot.containers)):
+        return None
+    known = docker_usage.Known(images, snapshot.containers, snapshot.disk_usage.build_cache)
+    walked = early.result() if early is not None else None
+    return docker_usage.lean_space_holders(runtime, known, walked)
 
 
 _WHAT = {

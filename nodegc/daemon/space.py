@@ -37,7 +37,9 @@ def explain_shortfall(
     try:
         if snapshot is not None:
             with collector.lock:
-                space = explain(collector.runtime, remeasure(snapshot.measured, collector.measure))
+                space = explain(
+                    collector.runtime, remeasure(snapshot.measured, collector.measure), snapshot
+                )
     except (RuntimeError_, FilesystemError) as exc:
         log.warning(
             "where the space is: unavailable",

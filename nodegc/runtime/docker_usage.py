@@ -16,15 +16,33 @@ kinds `build_cache_*` are unknown there); its log files are wherever each contai
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
+import urllib.parse
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from nodegc.holders import Holder, HolderKind, Holdings
-from nodegc.model import LABEL_POD_NAME, LABEL_POD_NAMESPACE, short_id
+from nodegc.model import (
+    LABEL_POD_NAME,
+    LABEL_POD_NAMESPACE,
+    BuildCacheRecord,
+    Container,
+    short_id,
+)
 from nodegc.runtime import NotFound, RuntimeError_
+from nodegc.runtime.docker.decoding import writable_sizes
+from nodegc.runtime.docker_sizes import (
+    Walked,
+    api_at_least,
+    containers_on_disk,
+    local_volume_bytes,
+    log_bytes,
+    walk_containers,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +55,10 @@ _DEAD = frozenset({"created", "exited", "dead"})
 _NO_BUILD_CACHE = frozenset({HolderKind.BUILD_CACHE_IN_USE, HolderKind.BUILD_CACHE_RECLAIMABLE})
 
 
-def space_holders(runtime: Any) -> Holdings | None:
-    """Every holder Docker or Podman accounts for; None where the runtime is not one (CRI)."""
+def space_holders(runtime: Any, images: Sequence[Holder] | None = None) -> Holdings | None:
+    """Every holder Docker or Podman accounts for; None where the runtime is not one (CRI).
+    `images`: dockerd's images as the snapshot's layers split them (`/system/df`'s own split
+    counts the containers' snapshots among the images with the containerd image store)."""
     if not hasattr(runtime, "_get_json") or not hasattr(runtime, "podman"):
         return None
     podman = bool(runtime.podman)
@@ -46,7 +66,7 @@ def space_holders(runtime: Any) -> Holdings | None:
     if not isinstance(data, dict):
         raise RuntimeError_("disk usage: engine answered no object")
     containers = [c for c in data.get("Containers") or [] if isinstance(c, dict) and c.get("Id")]
-    holders = image_holders(data, containers)
+    holders = image_holders(data, containers) if images is None or podman else list(images)
     holders += [] if podman else cache_holders(data.get("BuildCache"))
     if podman:
         logs, inside = podman_log_holders(runtime, containers)
@@ -59,6 +79,126 @@ def space_holders(runtime: Any) -> Holdings | None:
     holders += volume_holders(data.get("Volumes"), containers)
     holders += logs
     return Holdings(tuple(holders), _NO_BUILD_CACHE if podman else frozenset())
+
+
+@dataclass(frozen=True, slots=True)
+class Known:
+    """What the observation already tells the breakdown (`lean_space_holders`): the images
+    split by the policy from the snapshot's layers, the containers listed, and the build cache
+    records where the cycle asked them (None: not asked)."""
+
+    images: tuple[Holder, ...]
+    containers: tuple[Container, ...]
+    build_cache: tuple[BuildCacheRecord, ...] | None = None
+
+
+def lean_space_holders(runtime: Any, known: Known, walked: Walked | None = None) -> Holdings | None:
+    """Every holder Docker accounts for, without the whole `/system/df` (a big node: see
+    `runtime.docker_sizes`); None where the runtime is not dockerd (Podman, CRI). `walked`:
+    the container directories measured already (`walk_containers`), the rest measured now."""
+    if not hasattr(runtime, "_get_json") or getattr(runtime, "podman", True):
+        return None
+    root = runtime.data_root()
+    rows = [_row(c) for c in known.containers]
+    holders = list(known.images)
+    unknown: frozenset[HolderKind] = frozenset()
+    if api_at_least(str(getattr(runtime.api, "api_version", "")), (1, 42)):
+        types = ["volume", "build-cache"]
+        query = urllib.parse.urlencode([("type", t) for t in types])
+        data = runtime._get_json(
+            "disk usage (volumes, build cache)", f"/system/df?{query}", "/system/df",
+            {"type": types},
+        )  # fmt: skip
+        if not isinstance(data, dict):
+            raise RuntimeError_("disk usage: engine answered no object")
+        holders += cache_holders(data.get("BuildCache"))
+        holders += volume_holders(data.get("Volumes"), ())
+    else:
+        if known.build_cache is None:
+            unknown = _NO_BUILD_CACHE
+        else:
+            holders += cache_holders([_cache_row(r) for r in known.build_cache])
+        holders += _local_volumes(runtime, root)
+    overlay2 = runtime.layer_store_driver() == "overlay2"
+    walked = complete(walked, root, overlay2, [str(r["Id"]) for r in rows])
+    holders += container_holders(_sized(runtime, rows, walked.writable))
+    holders += log_holders(root, rows, walked.logs)
+    return Holdings(tuple(holders), unknown)
+
+
+def complete(walked: Walked | None, root: str, overlay2: bool, ids: list[str]) -> Walked:
+    """`walked` with the containers it missed (created after it began) measured now."""
+    if walked is None:
+        return walk_containers(root, overlay2, ids)
+    missing = [cid for cid in ids if cid not in walked.logs]
+    if not missing:
+        return walked
+    more = walk_containers(root, overlay2, missing)
+    writable = None
+    if walked.writable is not None and more.writable is not None:
+        writable = {**walked.writable, **more.writable}
+    return Walked({**walked.logs, **more.logs}, writable)
+
+
+def _row(c: Container) -> dict[str, Any]:
+    """A listed container in the listing's words, as the holders below read it."""
+    return {"Id": c.id, "Names": [f"/{c.name}"], "State": str(c.state), "Labels": c.labels}
+
+
+def _cache_row(r: BuildCacheRecord) -> dict[str, Any]:
+    return {"Size": r.size_bytes, "InUse": r.in_use, "Shared": r.shared}
+
+
+def _sized(
+    runtime: Any, rows: list[dict[str, Any]], sizes: Mapping[str, int] | None
+) -> list[dict[str, Any]]:
+    """The rows with `SizeRw`: as nodegc measured them (`sizes`: overlay2 under a data root it
+    sees, allocated bytes), else the engine's listing with sizes."""
+    if sizes is None:
+        query = urllib.parse.urlencode({"all": "1", "size": "1"})
+        answer = runtime._get_json(
+            "list containers with sizes", f"/containers/json?{query}", "/containers/json",
+            {"all": 1, "size": 1},
+        )  # fmt: skip
+        sizes = writable_sizes(answer) or {}
+    return [{**r, "SizeRw": sizes.get(str(r["Id"]), 0)} for r in rows]
+
+
+def _local_volumes(runtime: Any, root: str) -> list[Holder]:
+    """Volumes before API 1.42 (no `type=` for `/system/df`): `/volumes`, the ones no container
+    uses (`dangling`), and each local volume's `_data` measured by nodegc."""
+    listed = runtime._get_json("list volumes", "/volumes", "/volumes", {})
+    dangling_filter = json.dumps({"dangling": ["true"]})
+    query = urllib.parse.urlencode({"filters": dangling_filter})
+    dangling = runtime._get_json(
+        "list volumes no container uses", f"/volumes?{query}", "/volumes",
+        {"filters": dangling_filter},
+    )  # fmt: skip
+    rows = [r for r in (listed or {}).get("Volumes") or [] if isinstance(r, dict)]
+    free = {
+        str(r.get("Name")) for r in (dangling or {}).get("Volumes") or [] if isinstance(r, dict)
+    }
+    sizes = local_volume_bytes(root, rows)
+    usage = [
+        {
+            **r,
+            "UsageData": {
+                "Size": sizes.get(str(r.get("Name")), 0),
+                "RefCount": 0 if str(r.get("Name")) in free else 1,
+            },
+        }
+        for r in rows
+    ]
+    return volume_holders(usage, ())
+
+
+def prefetchable(runtime: Any) -> tuple[str, bool, int] | None:
+    """(data root, overlay2, container directories on disk) for a walk begun before the
+    listings (`collect.usage.prefetch`); None where the runtime is not dockerd."""
+    if not hasattr(runtime, "_get_json") or getattr(runtime, "podman", True):
+        return None
+    root = runtime.data_root()
+    return root, runtime.layer_store_driver() == "overlay2", containers_on_disk(root)
 
 
 def podman_major(runtime: Any) -> int:
@@ -170,15 +310,22 @@ def volume_holders(rows: Any, containers: Sequence[Mapping[str, Any]]) -> list[H
     return out
 
 
-def log_holders(data_root: str, containers: Sequence[Mapping[str, Any]]) -> list[Holder]:
+def log_holders(
+    data_root: str,
+    containers: Sequence[Mapping[str, Any]],
+    measured: Mapping[str, tuple[int, str]] | None = None,
+) -> list[Holder]:
     """Each container's log files (json-file and local drivers) under `data_root`, in allocated
-    bytes; a container whose directory nodegc cannot read has none listed."""
+    bytes (`measured`: as a walk found them, by container id); a container whose directory
+    nodegc cannot read has none listed."""
     out = []
+    measured = measured or {}
     for row in containers:
         cid = str(row["Id"])
         if not _ID.match(cid):
             continue
-        size, main = _log_bytes(os.path.join(data_root, "containers", cid), cid)
+        found = measured.get(cid)
+        size, main = found or log_bytes(os.path.join(data_root, "containers", cid), cid)
         if main:
             dead = str(row.get("State") or "") in _DEAD
             out.append(Holder(HolderKind.LOGS, _name(row), size, dead, path=main, pod=_pod(row)))
@@ -228,27 +375,3 @@ def podman_log_holders(
             )
         )
     return out, inside
-
-
-def _log_bytes(directory: str, cid: str) -> tuple[int, str]:
-    """(allocated bytes of the log files in `directory`, the current log's path; "" for none)."""
-    total, main = 0, ""
-    candidates = [(directory, f"{cid}-json.log"), (os.path.join(directory, "local-logs"), "")]
-    for where, prefix in candidates:
-        try:
-            names = os.listdir(where)
-        except OSError:
-            continue
-        for name in names:
-            current = name == prefix or (not prefix and name == "container.log")
-            rotated = name.startswith(f"{prefix or 'container.log'}.")
-            if not (current or rotated):
-                continue
-            try:
-                st = os.lstat(os.path.join(where, name))
-            except OSError:
-                continue
-            total += st.st_blocks * 512
-            if current:
-                main = os.path.join(where, name)
-    return total, main

@@ -45,6 +45,7 @@ from nodegc.runtime.docker.decoding import (
     RECORD_ID,
     build_cache_records,
     cache_agrees,
+    container_rows,
     decode_container,
     decode_image,
     docker_layers,
@@ -105,6 +106,12 @@ class DockerRuntime(EngineEvents):
             self._containerd_store = is_containerd_store(info)
             self._store_info = (containerd_address(info), str(info.get("Driver") or "overlayfs"))
         return self._data_root
+
+    def layer_store_driver(self) -> str:
+        """The graph driver keeping the layers (`/info` Driver: overlay2, ...); "" with the
+        containerd image store (its snapshotter keeps them: `filesystems`)."""
+        self.data_root()
+        return "" if self._containerd_store else self._store_info[1]
 
     @property
     def layer_store(self) -> LayerStore:
@@ -216,8 +223,9 @@ class DockerRuntime(EngineEvents):
         """One listing. A dead container's finish time comes from the cache, else as the window
         its Status text gives; `finish_times` asks for the exact ones a decision needs."""
         rows = self._get_json(
-            "list containers", "/containers/json?all=1", "/containers/json", {"all": 1}
-        )
+            "list containers", "/containers/json?all=1", "/containers/json", {"all": 1},
+            container_rows,
+        )  # fmt: skip
         if not isinstance(rows, list):
             raise RuntimeError_("list containers: engine answered no list")
         now = self._clock()

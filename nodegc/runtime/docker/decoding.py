@@ -29,6 +29,34 @@ def loads(body: bytes | str) -> Any:
         return json.loads(body)
 
 
+class _ContainerRow(msgspec.Struct):
+    """The fields of a container listing's row nodegc reads (the rest, most of a 17 MB answer
+    at 20,000 containers: ports, mounts, networks, host config, is skipped while decoding)."""
+
+    Id: str
+    Names: list[str] | None = None
+    ImageID: str | None = None
+    State: str | None = None
+    Status: str | None = None
+    Created: int | None = None
+    Labels: dict[str, str] | None = None
+
+
+_CONTAINER_ROWS = msgspec.json.Decoder(list[_ContainerRow])
+_ROW_FIELDS = _ContainerRow.__struct_fields__
+
+
+def container_rows(body: bytes | str) -> Any:
+    """A container listing's rows with only the fields nodegc reads (about a third of the CPU
+    and a fraction of the memory of decoding every field); an answer of another shape or
+    text decodes whole as `loads` does (the callers check what they got)."""
+    try:
+        rows = _CONTAINER_ROWS.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return loads(body)
+    return [{f: getattr(r, f) for f in _ROW_FIELDS} for r in rows]
+
+
 def parse_time(value: str | None) -> datetime | None:
     """Docker's RFC 3339 with nanoseconds (or the zero time) to an aware datetime."""
     if not value or value.startswith("0001-01-01"):

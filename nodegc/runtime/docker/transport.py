@@ -180,9 +180,16 @@ class EngineClient:
         with ThreadPoolExecutor(max_workers=min(INSPECT_POOL, len(items))) as pool:
             return list(pool.map(fn, items))
 
-    def _get_json(self, what: str, plain_path: str, sdk_path: str, params: dict[str, Any]) -> Any:
+    def _get_json(
+        self,
+        what: str,
+        plain_path: str,
+        sdk_path: str,
+        params: dict[str, Any],
+        decode: Callable[[bytes], Any] = loads,
+    ) -> Any:
         if self._plain is not None:
-            return self._plain_json(what, "GET", plain_path)
+            return self._plain_json(what, "GET", plain_path, decode)
         return self._call(
             what,
             lambda: self.api._result(self.api._get(self.api._url(sdk_path), params=params), True),
@@ -206,10 +213,12 @@ class EngineClient:
             return body
         raise engine_error(what, status, message(body) or f"HTTP {status}")
 
-    def _plain_json(self, what: str, method: str, path: str) -> Any:
+    def _plain_json(
+        self, what: str, method: str, path: str, decode: Callable[[bytes], Any] = loads
+    ) -> Any:
         body = self._plain_request(what, method, path)
         try:
-            return loads(body) if body.strip() else None
+            return decode(body) if body.strip() else None
         except ValueError:
             raise RuntimeError_(f"{what}: engine answered malformed JSON") from None
 
