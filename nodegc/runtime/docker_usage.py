@@ -99,7 +99,6 @@ def lean_space_holders(runtime: Any, known: Known, walked: Walked | None = None)
     if not hasattr(runtime, "_get_json") or getattr(runtime, "podman", True):
         return None
     root = runtime.data_root()
-    rows = [_row(c) for c in known.containers]
     holders = list(known.images)
     unknown: frozenset[HolderKind] = frozenset()
     if api_at_least(str(getattr(runtime.api, "api_version", "")), (1, 42)):
@@ -120,9 +119,10 @@ def lean_space_holders(runtime: Any, known: Known, walked: Walked | None = None)
             holders += cache_holders([_cache_row(r) for r in known.build_cache])
         holders += _local_volumes(runtime, root)
     overlay2 = runtime.layer_store_driver() == "overlay2"
-    walked = complete(walked, root, overlay2, [str(r["Id"]) for r in rows])
-    holders += container_holders(_sized(runtime, rows, walked.writable))
-    holders += log_holders(root, rows, walked.logs)
+    containers = known.containers
+    walked = complete(walked, root, overlay2, [c.id for c in containers])
+    sizes = walked.writable if walked.writable is not None else _engine_sizes(runtime)
+    holders += measured_holders(containers, sizes, walked.logs)
     return Holdings(tuple(holders), unknown)
 
 
@@ -140,28 +140,37 @@ def complete(walked: Walked | None, root: str, overlay2: bool, ids: list[str]) -
     return Walked({**walked.logs, **more.logs}, writable)
 
 
-def _row(c: Container) -> dict[str, Any]:
-    """A listed container in the listing's words, as the holders below read it."""
-    return {"Id": c.id, "Names": [f"/{c.name}"], "State": str(c.state), "Labels": c.labels}
-
-
 def _cache_row(r: BuildCacheRecord) -> dict[str, Any]:
     return {"Size": r.size_bytes, "InUse": r.in_use, "Shared": r.shared}
 
 
-def _sized(
-    runtime: Any, rows: list[dict[str, Any]], sizes: Mapping[str, int] | None
-) -> list[dict[str, Any]]:
-    """The rows with `SizeRw`: as nodegc measured them (`sizes`: overlay2 under a data root it
-    sees, allocated bytes), else the engine's listing with sizes."""
-    if sizes is None:
-        query = urllib.parse.urlencode({"all": "1", "size": "1"})
-        answer = runtime._get_json(
-            "list containers with sizes", f"/containers/json?{query}", "/containers/json",
-            {"all": 1, "size": 1},
-        )  # fmt: skip
-        sizes = writable_sizes(answer) or {}
-    return [{**r, "SizeRw": sizes.get(str(r["Id"]), 0)} for r in rows]
+def _engine_sizes(runtime: Any) -> Mapping[str, int]:
+    """Container id -> `SizeRw`, from the engine's listing with sizes (its own walk)."""
+    query = urllib.parse.urlencode({"all": "1", "size": "1"})
+    answer = runtime._get_json(
+        "list containers with sizes", f"/containers/json?{query}", "/containers/json",
+        {"all": 1, "size": 1},
+    )  # fmt: skip
+    return writable_sizes(answer) or {}
+
+
+def measured_holders(
+    containers: Sequence[Container],
+    sizes: Mapping[str, int],
+    logs: Mapping[str, tuple[int, str]],
+) -> list[Holder]:
+    """Each listed container's writable layer (`sizes`) and log files (`logs`: bytes and the
+    current log's path), as `container_holders` and `log_holders` make them from rows."""
+    out = []
+    for c in containers:
+        dead = c.state.is_dead
+        kind = HolderKind.CONTAINERS_DEAD if dead else HolderKind.CONTAINERS_RUNNING
+        pod = c.pod if c.labels else None
+        out.append(Holder(kind, c.name, sizes.get(c.id, 0), dead, pod=pod))
+        size, main = logs.get(c.id, (0, ""))
+        if main:
+            out.append(Holder(HolderKind.LOGS, c.name, size, dead, path=main, pod=pod))
+    return out
 
 
 def _local_volumes(runtime: Any, root: str) -> list[Holder]:
