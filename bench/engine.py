@@ -106,18 +106,28 @@ def _nodegc_once(engine: Any, scratch: Path, log: Path) -> float:
     return timed([*argv, *ONCE_FLAGS, f"--log-level={LOG_LEVEL['level']}"], clean_env(), log)
 
 
-def nodegc_at(ref: str) -> Contender:
-    """`nodegc once` (cold) as of git `ref` (or of a directory holding a nodegc/ package): put
-    first on PYTHONPATH, the installed dependencies serving both. Before/after in one run."""
+def nodegc_at(ref: str, *, warm: bool = False) -> Contender:
+    """`nodegc once` as of git `ref` (or of a directory holding a nodegc/ package): put first on
+    PYTHONPATH, the installed dependencies serving both. Before/after in one run. Cold by default;
+    `warm`: that ref's `nodegc report` ran once before (untimed), as for "nodegc once (warm)"."""
     src = source_of(ref)
+    env = clean_env({"PYTHONPATH": str(src)})
+    flags = [*ONCE_FLAGS]
+
+    def command(name: str, engine: Any, scratch: Path) -> list[str]:
+        argv = nodegc_argv(
+            name, "--state-dir", str(scratch / "state"), "--runtime-endpoint", engine.endpoint
+        )
+        return [*argv, *flags, f"--log-level={LOG_LEVEL['level']}"]
 
     def run(engine: Any, scratch: Path, log: Path) -> float:
-        argv = nodegc_argv(
-            "once", "--state-dir", str(scratch / "state"), "--runtime-endpoint", engine.endpoint
-        )
-        flags = [*ONCE_FLAGS, f"--log-level={LOG_LEVEL['level']}"]
-        return timed([*argv, *flags], clean_env({"PYTHONPATH": str(src)}), log)
+        return timed(command("once", engine, scratch), env, log)
 
+    def prepare(engine: Any, scratch: Path, log: Path) -> None:
+        timed(command("report", engine, scratch), env, log)
+
+    if warm:
+        return Contender(f"nodegc once (warm) @{ref}", run, prepare)
     return Contender(f"nodegc once (cold) @{ref}", run)
 
 
@@ -201,10 +211,15 @@ def run(
     podman = engine_kind == "podman"
     contenders = dict(PODMAN_CONTENDERS if podman else CONTENDERS)
     names = only or list(contenders)
-    unknown = [n for n in names if n not in contenders]
+    refs_of = ("nodegc once (cold)", "nodegc once (warm)")
+    unknown = [n for n in names if n not in contenders and n.partition(" @")[0] not in refs_of]
     if unknown:
         raise ValueError(f"unknown contender {unknown[0]!r} for {engine_kind}: {list(contenders)}")
     prune_name = "podman prune" if podman else "docker prune"
+    for name in names:  # "nodegc once (warm) @REF": that ref's warm once, named as a contender
+        kind, _, ref = name.partition(" @")
+        if ref and kind in refs_of:
+            contenders[name] = nodegc_at(ref, warm=kind.endswith("(warm)"))
     for ref in baseline_refs or []:
         baseline = nodegc_at(ref)
         contenders[baseline.name] = baseline
