@@ -11,7 +11,7 @@ from datetime import datetime
 
 from nodegc.collect.learn import learn_layers
 from nodegc.collect.observe import check_targets, take_snapshot
-from nodegc.collect.rebuild import rebuild_history
+from nodegc.collect.rebuild import PastEvents, past_events, rebuild_history
 from nodegc.config import ImageSettings
 from nodegc.model import Image, Snapshot
 from nodegc.policy import targets
@@ -51,10 +51,15 @@ class Observing:
             new_ids: list[str] = []
             listed: list[bool] = []  # the listings came: what follows is kept on a failure
 
+            past: list[PastEvents] = []  # history lost: the engine's past events, read once
+
             def learn(images: Sequence[Image]) -> None:
                 # While the engine still answers where it keeps what (Podman's `/info`: a
-                # second): the layers of images not seen before, and their tag times.
+                # second): the layers of images not seen before, and their tag times (after the
+                # past events a lost history needs: Podman's event log, read once, has both).
                 listed.append(True)
+                if self._history_lost is not None:
+                    past.append(past_events(self.runtime, now))
                 new_ids.extend(i.id for i in images if i.id not in self.history.images)
                 self._learn_layers(images, tagged_at, (set(new_ids), asked))
 
@@ -83,7 +88,9 @@ class Observing:
             self.history = observe(self.history, snapshot, now, tagged_at)
             if (lost := self._history_lost) is not None:
                 path = self.state.history_path
-                self.history = rebuild_history(self.runtime, self.history, snapshot, lost, path)
+                self.history = rebuild_history(
+                    self.runtime, self.history, snapshot, lost, path, *past
+                )
                 self._history_lost = None
             self.last_snapshot = snapshot
             self.save_history()

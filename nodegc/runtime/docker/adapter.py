@@ -156,6 +156,7 @@ class DockerRuntime(EngineEvents):
 
     def list_images(self) -> Sequence[Image]:
         self._inspected.clear()
+        self._podman_tags = None  # a new observation: Podman's event log is read anew
         rows = self._get_json("list images", "/images/json", "/images/json", {})
         if not isinstance(rows, list):
             raise RuntimeError_("list images: engine answered no list")
