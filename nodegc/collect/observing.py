@@ -5,17 +5,15 @@ images), folded into history and saved. A mixin of `collect.cycle.Collector`."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 
 from nodegc.collect.learn import learn_layers
 from nodegc.collect.observe import check_targets, take_snapshot
-from nodegc.collect.rebuild import rebuild_history
+from nodegc.collect.rebuild import PastEvents, past_events, rebuild_history
 from nodegc.config import ImageSettings
-from nodegc.model import (
-    Snapshot,
-)
+from nodegc.model import Image, Snapshot
 from nodegc.policy import targets
 from nodegc.policy.build_cache import needs_listing
 from nodegc.policy.containers import sizes_needed
@@ -48,30 +46,51 @@ class Observing:
         build cache's maximum age."""
         with self.lock:
             now = self.clock()
-            snapshot = take_snapshot(
-                self.runtime, self.settings.images.filesystem_path, now, measure=self.measure
-            )
-            check_targets(self.settings.images, snapshot.measured)
-            new_ids = [i.id for i in snapshot.images if i.id not in self.history.images]
             tagged_at: dict[str, datetime] = {}
             asked: set[str] = set()  # new images whose tag time was asked with their layers
+            new_ids: list[str] = []
+            listed: list[bool] = []  # the listings came: what follows is kept on a failure
+
+            past: list[PastEvents] = []  # history lost: the engine's past events, read once
+
+            def learn(images: Sequence[Image]) -> None:
+                # While the engine still answers where it keeps what (Podman's `/info`: a
+                # second): the layers of images not seen before, and their tag times (after the
+                # past events a lost history needs: Podman's event log, read once, has both).
+                listed.append(True)
+                if self._history_lost is not None:
+                    past.append(past_events(self.runtime, now))
+                new_ids.extend(i.id for i in images if i.id not in self.history.images)
+                self._learn_layers(images, tagged_at, (set(new_ids), asked))
+
             try:
+                snapshot = take_snapshot(
+                    self.runtime,
+                    self.settings.images.filesystem_path,
+                    now,
+                    measure=self.measure,
+                    meanwhile=learn,
+                )
+                check_targets(self.settings.images, snapshot.measured)
                 snapshot = self._with_disk_usage(snapshot)
                 snapshot = self._resolve_finish_times(snapshot)
-                snapshot = self._with_layers(snapshot, tagged_at, (set(new_ids), asked))
+                snapshot = self._with_layers(snapshot)
                 rest = [i for i in new_ids if i not in asked]
                 if rest:
                     tagged_at.update(self.runtime.image_tagged_at(rest))
             except RuntimeError_:
                 # Keep what was learnt (layers, tag times, finish times): a retry asks only
-                # about what is still unknown.
-                self.history = record_events(self.history, {}, tagged_at)
-                self.save_history()
+                # about what is still unknown. A listing that failed learnt nothing.
+                if listed:
+                    self.history = record_events(self.history, {}, tagged_at)
+                    self.save_history()
                 raise
             self.history = observe(self.history, snapshot, now, tagged_at)
             if (lost := self._history_lost) is not None:
                 path = self.state.history_path
-                self.history = rebuild_history(self.runtime, self.history, snapshot, lost, path)
+                self.history = rebuild_history(
+                    self.runtime, self.history, snapshot, lost, path, *past
+                )
                 self._history_lost = None
             self.last_snapshot = snapshot
             self.save_history()
@@ -104,18 +123,24 @@ class Observing:
             return snapshot
         return replace(snapshot, disk_usage=usage)
 
-    def _with_layers(
-        self, snapshot: Snapshot, tagged_at: dict[str, datetime], new: tuple[set[str], set[str]]
-    ) -> Snapshot:
-        """The snapshot with every image's layers: from what is kept, else asked of the runtime
-        (once per image id, a batch at a time, each kept as it comes, with the tag times of the
-        new ones, `new[0]`, into `tagged_at` and their ids into `new[1]`). Images no longer
-        listed are forgotten."""
-        listed = {i.id for i in snapshot.images}
-        missing = [i.id for i in snapshot.images if i.id not in self.layers]
+    def _learn_layers(
+        self,
+        images: Sequence[Image],
+        tagged_at: dict[str, datetime],
+        new: tuple[set[str], set[str]],
+    ) -> None:
+        """The layers of the listed images not kept yet, asked of the runtime (once per image
+        id, a batch at a time, each kept as it comes), with the tag times of the new ones,
+        `new[0]`, into `tagged_at` and their ids into `new[1]`."""
+        missing = [i.id for i in images if i.id not in self.layers]
         if missing:
             self._layers_dirty = True
             learn_layers(self.runtime, missing, self.layers, tagged_at, *new)
+
+    def _with_layers(self, snapshot: Snapshot) -> Snapshot:
+        """The snapshot with every image's layers (learnt by `_learn_layers` as it was taken).
+        Images no longer listed are forgotten."""
+        listed = {i.id for i in snapshot.images}
         if len(self.layers) > len(listed):
             self.layers = {k: v for k, v in self.layers.items() if k in listed}
             self._layers_dirty = True

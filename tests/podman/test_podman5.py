@@ -59,3 +59,26 @@ def test_an_image_planned_but_not_needed_is_not_needed(podman5: RootedPodman) ->
     assert "not-attempted" not in outcomes, out["images"]["decisions"]
     assert out["not_attempted"] == 0
     assert engine.usage_percent() <= 75
+
+
+def test_podman5s_version_is_read_from_its_ping(podman5: RootedPodman) -> None:
+    """Podman 5's `/version` (seconds: conmon's and the OCI runtime's versions) is answered from
+    its `/_ping` headers, with the Version the engine itself gives, and no request made."""
+    from datetime import timedelta
+
+    from nodegc.runtime.docker import DockerRuntime
+    from nodegc.runtime.docker_usage import podman_major
+
+    with podman5.api() as api:
+        real = api.version()
+    runtime = DockerRuntime(podman5.endpoint, timedelta(seconds=20))
+    try:
+        assert runtime.podman is True
+        before = runtime.requests
+        assert (
+            runtime._get_json("version", "/version", "/version", {})["Version"] == real["Version"]
+        )
+        assert podman_major(runtime) == 5
+        assert runtime.requests == before
+    finally:
+        runtime.close()

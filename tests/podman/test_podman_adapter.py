@@ -16,6 +16,7 @@ import pytest
 from nodegc.model import RuntimeEvent
 from nodegc.runtime import Conflict
 from nodegc.runtime.docker import DockerRuntime, parse_time
+from nodegc.runtime.docker_usage import podman_major
 from nodegc.testing.images import build_image_tar, busybox_image_tar
 from nodegc.testing.podman import IsolatedPodman
 from tests.engine.helpers import create_container, wait_for
@@ -50,6 +51,21 @@ def test_podman_is_recognised_from_its_ping(runtime: DockerRuntime) -> None:
     assert runtime.podman is True
     assert runtime.requests == 1
     assert runtime.api.api_version == "1.41"
+
+
+def test_podmans_version_is_read_from_its_ping_not_asked(
+    engine: IsolatedPodman, runtime: DockerRuntime
+) -> None:
+    """Podman's `/version` (seconds: it runs conmon and the OCI runtime) is answered from the
+    `/_ping` headers: the same Version as the engine's own answer, and no request made."""
+    with engine.api() as api:
+        real = api.version()
+    assert runtime.podman is True
+    before = runtime.requests
+    answer = runtime._get_json("version", "/version", "/version", {})
+    assert runtime.requests == before
+    assert answer["Version"] == real["Version"]
+    assert podman_major(runtime) == int(str(real["Version"]).split(".")[0])
 
 
 def test_podman_is_recognised_from_its_version_without_the_unix_fast_path(

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import docker
 import pytest
@@ -46,3 +48,47 @@ def test_past_events_show_when_a_removed_containers_image_was_used(
         runtime.close()
     assert before - timedelta(seconds=1) <= found[image] <= after + timedelta(seconds=1)
     assert other not in found
+
+
+def test_a_lost_history_reads_podmans_event_log_once(
+    engine: IsolatedPodman, api: docker.APIClient, tmp_path: Path
+) -> None:
+    """A first observation with history missing needs Podman's event log twice over: the past
+    uses (the rebuild) and the new images' tag times. One read serves both, and the tag time is
+    the one the log says (a second read, or none, fails this)."""
+    from nodegc.collect.cycle import Collector
+    from nodegc.config import load_settings
+    from nodegc.state.store import StateDir
+
+    image = engine.load(busybox_image_tar(["onceread:1"], labels={"once": "read"}))
+    before = datetime.now(UTC)
+    api.tag(image, "onceread", "2")
+    after = datetime.now(UTC)
+    probe = DockerRuntime(engine.endpoint, timedelta(seconds=20))
+    try:  # Podman writes its events a moment after the call returns: wait until it has
+        wait_for(lambda: probe.image_tagged_at([image]), timeout=15, interval=0.2)
+    finally:
+        probe.close()
+    settings = load_settings(
+        overrides={
+            "runtime": {"endpoint": engine.endpoint},
+            "state": {"directory": str(tmp_path / "state")},
+        }
+    )
+    runtime = DockerRuntime(engine.endpoint, settings.runtime.timeout)
+    reads: list[str] = []
+    read = runtime._event_log
+
+    def counted(what: str, params: dict[str, str]) -> list[dict[str, Any]]:
+        reads.append(what)
+        return read(what, params)
+
+    runtime._event_log = counted  # type: ignore[method-assign]
+    try:
+        gc = Collector(settings, runtime, StateDir(settings.state.directory))
+        gc.observe()
+    finally:
+        runtime.close()
+    assert reads == ["read the engine's past events"]
+    record = gc.history.images[image]
+    assert before - timedelta(milliseconds=50) <= record.first_seen <= after

@@ -56,3 +56,35 @@ def test_layers_learnt_before_the_engine_failed_are_saved(tmp_path):
     assert len(again.history.images) == LAYER_BATCH  # their tag times were kept
     again.report()
     assert batches[2] == batches[1]  # only the unfinished batch is asked again
+
+
+def test_new_images_are_learnt_while_the_engine_says_where_it_keeps_what(tmp_path):
+    """The layers of new images are asked while `/info` (where the engine keeps what: a second
+    on a Podman service) is still on its way, not after it: a runtime whose answer waits for
+    the first `image_layers` gets it (a collector that learns after the paths waits 10 s for
+    nothing and fails)."""
+    import threading
+
+    learning = threading.Event()
+    waited: list[bool] = []
+
+    class SlowInfo(FakeRuntime):
+        def filesystems(self):
+            waited.append(learning.wait(timeout=10))
+            return super().filesystems()
+
+        def image_layers(self, image_ids):
+            learning.set()
+            return super().image_layers(image_ids)
+
+    fake = SlowInfo(FS_PATH, capacity_bytes=1000)
+    fake.add_image(image("img0", 10))
+    settings = make_settings(tmp_path / "state", "")
+    gc = Collector(
+        settings, fake, StateDir(tmp_path / "state"), clock=lambda: NOW, measure=fake.measure
+    )
+    snapshot = gc.observe()
+    assert waited == [True]
+    assert [layer.key for layer in snapshot.layers["img0"]] == [
+        layer.key for layer in fake.layers["img0"]
+    ]

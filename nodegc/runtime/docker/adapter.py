@@ -55,7 +55,12 @@ from nodegc.runtime.docker.decoding import (
     writable_sizes,
 )
 from nodegc.runtime.docker.events import EngineEvents
-from nodegc.runtime.docker.podman import normalise_row, podman_aliases, podman_image_id
+from nodegc.runtime.docker.podman import (
+    normalise_row,
+    podman_aliases,
+    podman_image_id,
+    podman_version_answer,
+)
 from nodegc.runtime.docker.transport import quote
 from nodegc.runtime.layers import chain_ids
 
@@ -97,6 +102,15 @@ class DockerRuntime(EngineEvents):
         # Layer (chain id) -> size, from the histories read: an image made only of layers seen
         # already needs no history request.
         self._layer_sizes: dict[str, int | None] = {}
+
+    def _get_json(self, what: str, plain_path: str, sdk_path: str, params: dict[str, Any]) -> Any:
+        """A GET of the engine's API; Podman's `/version` from the headers of the `/_ping` made
+        on connecting (`podman.podman_version_answer`: the same version, without the seconds)."""
+        if plain_path == "/version" and self.podman:
+            answer = podman_version_answer(self._libpod_version, self.api.api_version)
+            if answer is not None:
+                return answer
+        return super()._get_json(what, plain_path, sdk_path, params)
 
     # -- observation ------------------------------------------------------------------------
     def data_root(self) -> str:
@@ -149,6 +163,7 @@ class DockerRuntime(EngineEvents):
 
     def list_images(self) -> Sequence[Image]:
         self._inspected.clear()
+        self._podman_tags = None  # a new observation: Podman's event log is read anew
         rows = self._get_json("list images", "/images/json", "/images/json", {})
         if not isinstance(rows, list):
             raise RuntimeError_("list images: engine answered no list")

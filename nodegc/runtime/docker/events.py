@@ -29,6 +29,16 @@ CONTAINER_ACTIONS = ("create", "start", "die", "destroy")
 IMAGE_ACTIONS = ("pull", "load", "tag", "untag", "delete", "import")
 
 
+def tag_events(raws: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The events of Podman's log that say when an image was pulled, tagged or imported."""
+    return [
+        raw
+        for raw in raws
+        if raw.get("Type") == "image"
+        and str(raw.get("Action") or "").split(":", 1)[0] in PODMAN_TAG_EVENTS
+    ]
+
+
 class EngineEvents(EngineClient):
     """The event requests of a Docker-API engine, and their decoding."""
 
@@ -37,19 +47,32 @@ class EngineEvents(EngineClient):
         # Container id -> image id, from listings and create events (destroy events lack it).
         self._container_image: dict[str, str] = {}
         self._event_stream: Any = None
+        # The pull, tag and import events of Podman's event log as read in this observation
+        # (`_podman_tagged_at`, `past_events`); dropped by the next listing of images.
+        self._podman_tags: list[dict[str, Any]] | None = None
+        self._podman_tags_asked: set[str] = set()  # images whose tag time they answered
 
     def _podman_tagged_at(self, image_ids: Sequence[str]) -> dict[str, datetime]:
         """The latest pull, tag or import event of each image in Podman's event log. A load has no
         id in Podman's events (`loadfromarchive`, named after a temp file): loaded images get no
-        evidence from it."""
+        evidence from it. The log is read once per observation (a batch of new images after
+        another, and `past_events` for a lost history, read the same log that grows with the
+        node's past): its tag events are kept until the next listing of images, and read anew for
+        an image asked about again."""
         if not image_ids:
             return {}
         wanted = set(image_ids)
-        filters = json.dumps({"type": ["image"], "event": list(PODMAN_TAG_EVENTS)})
-        # stream=false: the log so far, then the answer ends (Podman 4.3's `until` loses events).
-        query = {"since": "0", "stream": "false", "filters": filters}
+        if self._podman_tags is None or wanted & self._podman_tags_asked:
+            # Not read in this observation, or asked again about an image: read (anew).
+            self._podman_tags_asked = set()
+            filters = json.dumps({"type": ["image"], "event": list(PODMAN_TAG_EVENTS)})
+            # stream=false: the log so far, then the answer ends (Podman 4.3's `until` loses
+            # events).
+            query = {"since": "0", "stream": "false", "filters": filters}
+            self._podman_tags = tag_events(self._event_log("read the image events", query))
+        self._podman_tags_asked |= wanted
         found: dict[str, datetime] = {}
-        for raw in self._event_log("read the image events", query):
+        for raw in self._podman_tags:
             event = self._event(raw)
             if event is None or event.image_id not in wanted:
                 continue
@@ -59,15 +82,19 @@ class EngineEvents(EngineClient):
 
     def past_events(self, until: datetime) -> list[RuntimeEvent]:
         """What the engine still remembers of container and image events up to `until`, in one
-        request (Docker keeps its last 256 events in memory; Podman its event log). Container
-        events carry the image as the container was created from it (`image_ref`), resolved by
-        the caller: the containers are mostly gone, so none is inspected here."""
+        request (Docker keeps its last 256 events in memory; Podman its event log, kept for the
+        tag times asked next in the same observation). Container events carry the image as the
+        container was created from it (`image_ref`), resolved by the caller: the containers are
+        mostly gone, so none is inspected here."""
         names = PODMAN_FILTER if self.podman else (*CONTAINER_ACTIONS, *IMAGE_ACTIONS)
         filters = json.dumps({"type": ["container", "image"], "event": list(names)})
         query = {"since": "0", "filters": filters}
         query.update({"stream": "false"} if self.podman else {"until": f"{until.timestamp():.9f}"})
+        raws = self._event_log("read the engine's past events", query)
+        if self.podman:
+            self._podman_tags, self._podman_tags_asked = tag_events(raws), set()
         events = []
-        for raw in self._event_log("read the engine's past events", query):
+        for raw in raws:
             event = self._event(raw, lookup=False)
             if event is not None:
                 events.append(event)

@@ -55,6 +55,7 @@ class EngineClient:
             else None
         )
         self._podman: bool | None = None  # learnt on connecting (/_ping) or from /version
+        self._libpod_version = ""  # Podman's version, from its /_ping (Libpod-Api-Version)
         self._connecting = threading.Lock()  # one connection made, whichever thread asks first
 
     @property
@@ -107,6 +108,7 @@ class EngineClient:
         if status >= 400:
             raise RuntimeUnavailable(f"connect: engine at {self.endpoint} answered {status}")
         self._podman = "libpod-api-version" in headers
+        self._libpod_version = headers.get("libpod-api-version", "")
         if self._podman:
             log.info("the engine is Podman", extra={"endpoint": self.endpoint})
         version = headers.get("api-version", "")
