@@ -51,6 +51,7 @@ from nodegc.runtime.docker.decoding import (
     docker_layers,
     finish_window,
     is_id,
+    loads,
     parse_time,
     writable_sizes,
 )
@@ -103,14 +104,21 @@ class DockerRuntime(EngineEvents):
         # already needs no history request.
         self._layer_sizes: dict[str, int | None] = {}
 
-    def _get_json(self, what: str, plain_path: str, sdk_path: str, params: dict[str, Any]) -> Any:
+    def _get_json(
+        self,
+        what: str,
+        plain_path: str,
+        sdk_path: str,
+        params: dict[str, Any],
+        decode: Callable[[bytes], Any] = loads,
+    ) -> Any:
         """A GET of the engine's API; Podman's `/version` from the headers of the `/_ping` made
         on connecting (`podman.podman_version_answer`: the same version, without the seconds)."""
         if plain_path == "/version" and self.podman:
             answer = podman_version_answer(self._libpod_version, self.api.api_version)
             if answer is not None:
                 return answer
-        return super()._get_json(what, plain_path, sdk_path, params)
+        return super()._get_json(what, plain_path, sdk_path, params, decode)
 
     # -- observation ------------------------------------------------------------------------
     def data_root(self) -> str:
