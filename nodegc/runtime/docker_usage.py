@@ -183,10 +183,8 @@ def _local_volumes(runtime: Any, root: str) -> list[Holder]:
         "list volumes no container uses", f"/volumes?{query}", "/volumes",
         {"filters": dangling_filter},
     )  # fmt: skip
-    rows = [r for r in (listed or {}).get("Volumes") or [] if isinstance(r, dict)]
-    free = {
-        str(r.get("Name")) for r in (dangling or {}).get("Volumes") or [] if isinstance(r, dict)
-    }
+    rows, free_rows = _volume_rows(listed), _volume_rows(dangling)
+    free = {str(r.get("Name")) for r in free_rows}
     sizes = local_volume_bytes(root, rows)
     usage = [
         {
@@ -199,6 +197,12 @@ def _local_volumes(runtime: Any, root: str) -> list[Holder]:
         for r in rows
     ]
     return volume_holders(usage, ())
+
+
+def _volume_rows(answer: Any) -> list[dict[str, Any]]:
+    """A `/volumes` answer's rows (none where the engine answered something else)."""
+    rows = answer.get("Volumes") if isinstance(answer, dict) else None
+    return [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
 
 
 def prefetchable(runtime: Any) -> tuple[str, bool, int] | None:
@@ -319,22 +323,15 @@ def volume_holders(rows: Any, containers: Sequence[Mapping[str, Any]]) -> list[H
     return out
 
 
-def log_holders(
-    data_root: str,
-    containers: Sequence[Mapping[str, Any]],
-    measured: Mapping[str, tuple[int, str]] | None = None,
-) -> list[Holder]:
+def log_holders(data_root: str, containers: Sequence[Mapping[str, Any]]) -> list[Holder]:
     """Each container's log files (json-file and local drivers) under `data_root`, in allocated
-    bytes (`measured`: as a walk found them, by container id); a container whose directory
-    nodegc cannot read has none listed."""
+    bytes; a container whose directory nodegc cannot read has none listed."""
     out = []
-    measured = measured or {}
     for row in containers:
         cid = str(row["Id"])
         if not _ID.match(cid):
             continue
-        found = measured.get(cid)
-        size, main = found or log_bytes(os.path.join(data_root, "containers", cid), cid)
+        size, main = log_bytes(os.path.join(data_root, "containers", cid), cid)
         if main:
             dead = str(row.get("State") or "") in _DEAD
             out.append(Holder(HolderKind.LOGS, _name(row), size, dead, path=main, pod=_pod(row)))

@@ -21,7 +21,7 @@ from nodegc.runtime.docker_sizes import (
     tree_bytes,
     walk_containers,
 )
-from nodegc.runtime.docker_usage import complete
+from nodegc.runtime.docker_usage import _volume_rows, complete
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 SIZES = [("base", 100), ("mid", 40), ("a", 7), ("b", 11), ("z", 500)]
@@ -182,3 +182,11 @@ def test_a_mount_id_that_is_a_link_or_not_an_id_is_not_followed(tmp_path: Path) 
     mount_a.symlink_to(tmp_path / "image" / "overlay2" / "layerdb" / "mounts" / b / "mount-id")
     (tmp_path / "image" / "overlay2" / "layerdb" / "mounts" / b / "mount-id").write_text("../..")
     assert overlay2_writable_bytes(str(tmp_path), [a, b]) == {}
+
+
+def test_a_volume_listing_of_another_shape_gives_no_rows_not_a_crash() -> None:
+    """The engine's answer is untrusted: a list, a null `Volumes`, rows that are not objects.
+    Catches: `.get` on a list (an AttributeError through `report`)."""
+    assert _volume_rows([{"Name": "a"}]) == []
+    assert _volume_rows({"Volumes": None}) == []
+    assert _volume_rows({"Volumes": [1, "x", {"Name": "a"}]}) == [{"Name": "a"}]
