@@ -160,18 +160,18 @@ def test_tag_time_comes_from_podmans_events(
 def test_finish_time_is_never_before_the_start(
     engine: IsolatedPodman, runtime: DockerRuntime, busybox: str, api: docker.APIClient
 ) -> None:
-    """A container that exits at once can have FinishedAt a few ms before StartedAt on Podman;
-    nodegc's finish time is then the start."""
-    for _ in range(10):
-        container = engine.run_container(busybox, ["true"])
+    """A container that exits at once can have FinishedAt a few ms before StartedAt on Podman
+    (in some runs, not in others): nodegc's finish time of each of ten such containers is the
+    later of the two, whichever this run gave. Catches: the finish time read as Podman says it
+    when it is before the start (whenever the run shows it), or not read at all. The rule alone,
+    on the answer Podman gave: tests/unit/test_decoding.py."""
+    containers = [engine.run_container(busybox, ["true"]) for _ in range(10)]
+    found = runtime.finish_times(containers)
+    for container in containers:
         state = api.inspect_container(container)["State"]
         finished, started = parse_time(state["FinishedAt"]), parse_time(state["StartedAt"])
         assert finished is not None and started is not None
-        if finished < started:
-            break
-    else:
-        pytest.skip("Podman gave no FinishedAt before StartedAt in 10 tries")
-    assert runtime.finish_times([container]) == {container: started}
+        assert found[container] == max(finished, started), (state, found[container])
 
 
 def test_deleted_rows_carry_sha256_ids(engine: IsolatedPodman, runtime: DockerRuntime) -> None:

@@ -49,6 +49,7 @@ from nodegc.runtime.docker.decoding import (
     decode_container,
     decode_image,
     docker_layers,
+    finish_time,
     finish_window,
     is_id,
     loads,
@@ -292,11 +293,7 @@ class DockerRuntime(EngineEvents):
             )
         except NotFound:
             return container_id, None
-        state = data.get("State") or {}
-        finished, started = parse_time(state.get("FinishedAt")), parse_time(state.get("StartedAt"))
-        if finished is not None and started is not None and finished < started:
-            # Podman: a container that exits at once can say it finished a few ms before it started.
-            finished = started
+        finished = finish_time(data.get("State") or {})
         if finished is not None:  # kept at once: a batch cut short keeps what it learnt
             self.finish_cache[container_id] = finished
         return container_id, finished

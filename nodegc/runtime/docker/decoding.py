@@ -69,6 +69,16 @@ def parse_time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(f"{m.group(1)}{frac}{zone}").astimezone(UTC)
 
 
+def finish_time(state: dict[str, Any]) -> datetime | None:
+    """When a container stopped, from an inspect's `State` (None: never, or not said). Podman:
+    a container that exits at once can say it finished a few ms before it started (2026-12-01:
+    `FinishedAt` 12 ms before `StartedAt` on 4.3.1): it finished when it started."""
+    finished, started = parse_time(state.get("FinishedAt")), parse_time(state.get("StartedAt"))
+    if finished is not None and started is not None and finished < started:
+        return started
+    return finished
+
+
 _HUMAN = re.compile(
     r"^(?:Exited \(-?\d+\)|Created|Dead)?\s*(?P<n>Less than a|About an?|\d+)\s+"
     r"(?P<unit>second|minute|hour|day|week|month|year)s?\s+ago",
