@@ -164,7 +164,7 @@ def test_finish_time_is_never_before_the_start(
     (in some runs, not in others): nodegc's finish time of each of ten such containers is the
     later of the two, whichever this run gave. Catches: the finish time read as Podman says it
     when it is before the start (whenever the run shows it), or not read at all. The rule alone,
-    on the answer Podman gave: tests/unit/test_decoding.py."""
+    on a State of that shape: tests/unit/test_decoding.py."""
     containers = [engine.run_container(busybox, ["true"]) for _ in range(10)]
     found = runtime.finish_times(containers)
     for container in containers:

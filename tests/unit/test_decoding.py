@@ -8,8 +8,8 @@ from nodegc.runtime.docker.decoding import container_rows, finish_time
 
 
 def test_a_finish_a_few_ms_before_the_start_is_the_start() -> None:
-    """The State Podman 4.3.1 answered for `true` (FinishedAt 12 ms before StartedAt).
-    Catches: the finish time taken as said, before the container started."""
+    """A State of the shape Podman gives a container that exits at once (FinishedAt a few ms
+    before StartedAt). Catches: the finish time taken as said, before the container started."""
     state = {
         "StartedAt": "2026-12-01T10:00:00.512000000Z",
         "FinishedAt": "2026-12-01T10:00:00.500000000Z",
