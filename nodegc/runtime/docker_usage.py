@@ -215,9 +215,9 @@ def prefetchable(runtime: Any) -> tuple[str, bool, int] | None:
 
 
 def podman_major(runtime: Any) -> int:
-    """Podman's major version (`/version`; 0 where it says none)."""
-    data = runtime._get_json("version", "/version", "/version", {})
-    match = re.match(r"(\d+)\.", str(data.get("Version") or "") if isinstance(data, dict) else "")
+    """Podman's major version (`version()`; 0 where it says none)."""
+    data = runtime.version()
+    match = re.match(r"(\d+)\.", str(data.get("Version") or ""))
     return int(match.group(1)) if match else 0
 
 

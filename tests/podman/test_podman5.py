@@ -75,9 +75,7 @@ def test_podman5s_version_is_read_from_its_ping(podman5: RootedPodman) -> None:
     try:
         assert runtime.podman is True
         before = runtime.requests
-        assert (
-            runtime._get_json("version", "/version", "/version", {})["Version"] == real["Version"]
-        )
+        assert runtime.version()["Version"] == real["Version"]
         assert podman_major(runtime) == 5
         assert runtime.requests == before
     finally:

@@ -52,7 +52,6 @@ from nodegc.runtime.docker.decoding import (
     finish_time,
     finish_window,
     is_id,
-    loads,
     parse_time,
     writable_sizes,
 )
@@ -105,21 +104,16 @@ class DockerRuntime(EngineEvents):
         # already needs no history request.
         self._layer_sizes: dict[str, int | None] = {}
 
-    def _get_json(
-        self,
-        what: str,
-        plain_path: str,
-        sdk_path: str,
-        params: dict[str, Any],
-        decode: Callable[[bytes], Any] = loads,
-    ) -> Any:
-        """A GET of the engine's API; Podman's `/version` from the headers of the `/_ping` made
-        on connecting (`podman.podman_version_answer`: the same version, without the seconds)."""
-        if plain_path == "/version" and self.podman:
+    def version(self) -> dict[str, Any]:
+        """The engine's `/version`; Podman's from the headers of the `/_ping` made on connecting
+        (`podman.podman_version_answer`: the same version, without the seconds Podman takes to
+        answer `/version`: it runs conmon and the OCI runtime to print theirs)."""
+        if self.podman:
             answer = podman_version_answer(self._libpod_version, self.api.api_version)
             if answer is not None:
                 return answer
-        return super()._get_json(what, plain_path, sdk_path, params, decode)
+        data = self._get_json("version", "/version", "/version", {})
+        return data if isinstance(data, dict) else {}
 
     # -- observation ------------------------------------------------------------------------
     def data_root(self) -> str:
