@@ -16,6 +16,7 @@ reason, when this machine cannot run an engine (not root, dockerd missing...), e
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Callable, Generator, Iterator, Sequence
 from typing import Any
@@ -96,6 +97,17 @@ def _shares_a_module_fixture(item: pytest.Item) -> bool:
         for defs in info.name2fixturedefs.values()
         for d in defs
     )
+
+
+@pytest.fixture(autouse=True)
+def _nodegc_logger_restored() -> Iterator[None]:
+    """`cli.main` (and `logs.setup`) point the "nodegc" logger at the stderr of the moment, which
+    pytest captures per test and then closes: put the logger back after every test, so a later
+    test's log (a server thread's warning) never writes to a closed capture ("Logging error")."""
+    logger = logging.getLogger("nodegc")
+    saved = (list(logger.handlers), logger.level, logger.propagate)
+    yield
+    logger.handlers[:], logger.level, logger.propagate = saved
 
 
 @pytest.fixture(autouse=True)

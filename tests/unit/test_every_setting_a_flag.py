@@ -5,7 +5,6 @@ flag changes the effective configuration as `nodegc config` prints it."""
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import tomllib
 from collections.abc import Iterator
@@ -78,15 +77,11 @@ def effective(capsys: pytest.CaptureFixture[str], *flags: str) -> dict[str, Any]
 
 @pytest.fixture(autouse=True)
 def _no_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Only the flags speak: no NODEGC_ variable, no DOCKER_HOST. `main` sets up nodegc's
-    logger on this test's captured stderr: put it back as it was afterwards."""
+    """Only the flags speak: no NODEGC_ variable, no DOCKER_HOST."""
     for name in list(os.environ):
         if name.startswith(("NODEGC_", "DOCKER_")):
             monkeypatch.delenv(name)
-    logger = logging.getLogger("nodegc")
-    saved = (logger.handlers[:], logger.level, logger.propagate)
     yield
-    logger.handlers[:], logger.level, logger.propagate = saved
 
 
 def test_the_walk_sees_every_section() -> None:
