@@ -57,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--state-dir", required=True)
     p.add_argument("--runtime-endpoint", required=True)
     p.add_argument("--top", type=int, default=40, help="functions shown (40)")
+    p.add_argument("--sort", default="cumulative", help="pstats order (cumulative; tottime...)")
+    p.add_argument("--save", help="also write the profile to this file (pstats, snakeviz...)")
     p.add_argument("--command", default="report", choices=["report", "once"])
     p.add_argument("extra", nargs="*", help="more arguments for the command (after --)")
     args = p.parse_args(argv)
@@ -84,8 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"load average {os.getloadavg()[0]:.1f}; requests:")
     for method, path, size, seconds in log:
         print(f"  {method:6} {path:60} {size:>12,} B {seconds:7.3f} s")
+    if args.save:
+        profile.dump_stats(args.save)
     out = io.StringIO()
-    pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(args.top)
+    pstats.Stats(profile, stream=out).sort_stats(args.sort).print_stats(args.top)
     print(out.getvalue())
     return 0
 

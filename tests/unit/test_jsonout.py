@@ -34,8 +34,8 @@ def test_outline_indented_and_one_decision_per_line() -> None:
         "{",
         '  "images": {',
         '    "decisions": [',
-        '      {"id": "a", "tags": ["x:1"]},',
-        '      {"id": "b", "tags": []}',
+        '      {"id":"a","tags":["x:1"]},',
+        '      {"id":"b","tags":[]}',
         "    ]",
         "  },",
         '  "containers": {',
@@ -44,3 +44,14 @@ def test_outline_indented_and_one_decision_per_line() -> None:
         '  "label": "\\u001b[31m"',
         "}",
     ]
+
+
+@given(st.lists(st.dictionaries(st.text(), st.text() | st.integers(), max_size=3), max_size=4))
+def test_any_text_is_written_as_printable_ascii(decisions: list[dict[str, Any]]) -> None:
+    """Whatever an engine's names hold (non-ASCII, DEL, C1 controls, bidi overrides), the
+    document is printable ASCII and newlines, as `json.dumps` writes it, and reads back equal."""
+    odd = [{"name": "\x7f"}, {"name": "\x9b31m"}, {"name": "\u202eé"}, {"size": 2**70}]
+    value = {"decisions": [*decisions, *odd]}
+    text = jsonout.dumps(value)
+    assert all(" " <= ch <= "~" or ch == "\n" for ch in text), text
+    assert json.loads(text) == value
