@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from typing import Any
 
 from nodegc.cli import jsonout, render
@@ -141,10 +141,8 @@ def _run(body: Callable[[], int]) -> int:
 
 def report(settings: Settings, args: argparse.Namespace) -> int:
     def body() -> int:
-        with (
-            collector(settings, need_writable_state=False) as gc,
-            prefetch(gc.runtime) or nullcontext() as early,  # walks while it lists
-        ):
+        with collector(settings, need_writable_state=False) as gc:
+            early = prefetch(gc.runtime)  # walks the disk while the engine lists
             plan = gc.report()
             pending = intents.pending(gc.journal, gc.last_snapshot)
             space = where_the_space_is(gc, early)

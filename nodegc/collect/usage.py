@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +14,7 @@ from nodegc.holders import Breakdown, Holder, HolderKind, Holdings
 from nodegc.model import FilesystemStats, Snapshot
 from nodegc.policy.breakdown import breakdown, full_usage_worth_asking, image_split, untouchable
 from nodegc.runtime import Runtime, RuntimeError_, RuntimeUnavailable, cri_usage, docker_usage
-from nodegc.runtime.docker_sizes import Walked, WalkProcess
+from nodegc.runtime.docker_sizes import Walked, walk_containers
 from nodegc.units import human_bytes
 
 log = logging.getLogger(__name__)
@@ -37,42 +38,32 @@ class SpaceReport:
 
 class Prefetch:
     """The walk of a big Docker node's container directories (logs, writable layers), begun in
-    a process of its own before the engine is asked for its listings (`report`: it runs on the
-    other core while the engine answers them, which takes seconds at 20,000 containers) and
-    taken by `explain`. A context manager: on exit a walk still running is stopped."""
+    a thread before the engine is asked for its listings (`report`: it runs while the engine
+    answers them, which takes seconds at 20,000 containers) and taken by `explain`."""
 
     def __init__(self, root: str, overlay2: bool) -> None:
-        self._walk = WalkProcess(root, overlay2)
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="nodegc-walk")
+        self._future = self._pool.submit(walk_containers, root, overlay2)
+        self._pool.shutdown(wait=False)
 
     def result(self) -> Walked | None:
-        return self._walk.result()
-
-    def __enter__(self) -> Prefetch:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._walk.close()
+        try:
+            return self._future.result()
+        except OSError:
+            return None
 
 
 def prefetch(runtime: Runtime) -> Prefetch | None:
     """Begin the walk where the breakdown will need it (a dockerd node with more container
-    directories than `/system/df` is worth asking for); None elsewhere, if the engine cannot
-    say where its data is (the observation that follows says why), or if no process can be
-    started (the breakdown then measures what it needs itself)."""
+    directories than `/system/df` is worth asking for); None elsewhere, or if the engine cannot
+    say where its data is (the observation that follows says why)."""
     try:
         found = docker_usage.prefetchable(runtime)
     except (RuntimeError_, OSError):
         return None
     if found is None or full_usage_worth_asking(found[2]):
         return None
-    try:
-        return Prefetch(found[0], found[1])
-    except OSError as exc:
-        log.warning(
-            "where the space is: the walk could not start early",
-            extra={"object": found[0], "error": str(exc)},
-        )
-        return None
+    return Prefetch(found[0], found[1])
 
 
 def explain(

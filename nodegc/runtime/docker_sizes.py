@@ -18,11 +18,6 @@ breakdown is made from cheaper answers (`docker_usage.lean_space_holders`):
 
 Every walk stays on one filesystem, follows no symbolic link (a container writes what it
 likes in its layer) and counts a file with several links once.
-
-`report` runs the walk of every container directory in a process of its own (`WalkProcess`:
-`python -m nodegc.runtime.docker_sizes DATA_ROOT overlay2`), begun before the listings: at
-20,000 containers it is about 0.9 s of CPU, which in a thread competed with the decoding of the
-listings and the plan for the one interpreter lock (1.7 s from start to end there).
 """
 
 from __future__ import annotations
@@ -30,13 +25,9 @@ from __future__ import annotations
 import os
 import re
 import stat
-import subprocess
-import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-
-import msgspec
 
 # The overlay2 driver's layer directories: 64 hex digits (`-init` for the init layer).
 _MOUNT_ID = re.compile(r"^[0-9a-f]{64}$")
@@ -192,57 +183,6 @@ def walk_containers(data_root: str, overlay2: bool, ids: Iterable[str] | None = 
     return Walked(logs, writable)
 
 
-class _Answer(msgspec.Struct, forbid_unknown_fields=True):
-    """What the walking process prints: `Walked`'s two maps."""
-
-    logs: dict[str, tuple[int, str]]
-    writable: dict[str, int] | None
-
-
-class WalkProcess:
-    """`walk_containers(data_root, overlay2)` run by a child process (this module's `main`),
-    read when `result()` is asked. Raises OSError when the process cannot be started."""
-
-    def __init__(self, data_root: str, overlay2: bool) -> None:
-        argv = [sys.executable, "-m", __name__, data_root, "overlay2" if overlay2 else "other"]
-        self._child = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
-        )
-
-    def result(self) -> Walked | None:
-        """The walk, once the child has printed it; None where it failed (the caller measures
-        what it needs itself)."""
-        out, _ = self._child.communicate()
-        if self._child.returncode != 0:
-            return None
-        try:
-            answer = msgspec.json.decode(out, type=_Answer)
-        except msgspec.DecodeError:
-            return None
-        return Walked(answer.logs, answer.writable)
-
-    def close(self) -> None:
-        """Stop the child if it still walks (the report ended before it needed the walk)."""
-        if self._child.poll() is None:
-            self._child.kill()
-        if self._child.stdout is not None:
-            self._child.stdout.close()
-        self._child.wait()
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """The walking process: `walk_containers` of DATA_ROOT as JSON on stdout, in one write."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) != 2 or args[1] not in ("overlay2", "other"):
-        print(f"usage: python -m {__name__} DATA_ROOT overlay2|other", file=sys.stderr)
-        return 2
-    walked = walk_containers(args[0], args[1] == "overlay2")
-    answer = _Answer(dict(walked.logs), None if walked.writable is None else dict(walked.writable))
-    sys.stdout.buffer.write(msgspec.json.encode(answer))
-    sys.stdout.buffer.flush()
-    return 0
-
-
 def containers_on_disk(data_root: str) -> int:
     """How many container directories the engine keeps under `data_root` (0: none seen)."""
     try:
@@ -255,7 +195,3 @@ def api_at_least(version: str, want: tuple[int, int]) -> bool:
     """Whether the API version the client speaks ("1.41") is at least `want`."""
     match = re.match(r"^(\d+)\.(\d+)", version or "")
     return bool(match) and (int(match.group(1)), int(match.group(2))) >= want
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

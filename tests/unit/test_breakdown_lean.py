@@ -190,3 +190,14 @@ def test_a_volume_listing_of_another_shape_gives_no_rows_not_a_crash() -> None:
     assert _volume_rows([{"Name": "a"}]) == []
     assert _volume_rows({"Volumes": None}) == []
     assert _volume_rows({"Volumes": [1, "x", {"Name": "a"}]}) == [{"Name": "a"}]
+
+
+def test_an_id_from_the_engine_that_is_not_an_id_names_no_path(tmp_path: Path) -> None:
+    """The listing's ids are the engine's words: one like `../x` is not measured (it would name
+    a directory outside the engine's `containers`). Catches: ids joined to paths unchecked."""
+    outside = tmp_path / "secret"
+    outside.mkdir()
+    (outside / "secret-json.log").write_bytes(os.urandom(10_000))
+    (tmp_path / "containers").mkdir()
+    walked = walk_containers(str(tmp_path), True, ["../secret", "a" * 64])
+    assert "../secret" not in walked.logs and set(walked.logs) == {"a" * 64}
