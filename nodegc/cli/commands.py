@@ -24,6 +24,7 @@ from nodegc.cli.safe import visible
 from nodegc.collect import intents
 from nodegc.collect.cycle import Collector, CycleReport, open_runtime
 from nodegc.collect.observe import FilesystemError, remeasure
+from nodegc.collect.pause import cycle_collector_paused
 from nodegc.collect.usage import Prefetch, SpaceReport, explain, missed_records, prefetch
 from nodegc.config import Settings
 from nodegc.config.kubelet import read_kubelet_config
@@ -168,7 +169,12 @@ def report(settings: Settings, args: argparse.Namespace) -> int:
                 print(text)
         return EXIT_OK
 
-    return _run(body)
+    # The cycle collector paused for the whole report, not only its plan: the snapshot lives to
+    # the end, and each collection the rendering's allocations set off walked it again (0.1 to
+    # 0.3 s of a 2.5 s report at 20,000 containers); a report makes no garbage cycles worth
+    # collecting before it exits.
+    with cycle_collector_paused():
+        return _run(body)
 
 
 def once(settings: Settings, args: argparse.Namespace) -> int:
