@@ -170,8 +170,8 @@ def report(settings: Settings, args: argparse.Namespace) -> int:
         return EXIT_OK
 
     # The cycle collector paused for the whole report, not only its plan: the snapshot lives to
-    # the end, and each collection the rendering's allocations set off walked it again (0.1 to
-    # 0.3 s of a 2.5 s report at 20,000 containers); a report makes no garbage cycles worth
+    # the end, and each collection the rendering's allocations set off walked it again (about
+    # 0.1-0.2 s of a 2.5 s report at 20,000 containers); a report makes no garbage cycles worth
     # collecting before it exits.
     with cycle_collector_paused():
         return _run(body)
