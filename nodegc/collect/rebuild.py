@@ -57,8 +57,7 @@ def rebuild_history(
             extra={"path": str(path), "error": str(read)},
         )
         read = []
-    past = read
-    rebuilt = rebuild(history, snapshot, past)
+    rebuilt = rebuild(history, snapshot, read)
     used = sum(1 for r in rebuilt.images.values() if r.last_used is not None)
     level = logging.INFO if problem == "missing" else logging.WARNING
     log.log(
@@ -69,7 +68,7 @@ def rebuild_history(
             "problem": problem,
             "images": len(rebuilt.images),
             "images_used": used,
-            "events": len(past),
+            "events": len(read),
         },
     )
     return rebuilt

@@ -80,8 +80,11 @@ def explain(
     is made from the snapshot and cheaper answers (`runtime.docker_sizes`); if the engine
     still does not answer in time, the report goes on without a breakdown."""
     try:
-        images = _images(snapshot) if snapshot is not None else None
-        found = _lean(runtime, snapshot, early, images) if snapshot and images else None
+        images: tuple[Holder, ...] | None = None
+        found: Holdings | None = None
+        if snapshot is not None:
+            images = _images(snapshot)
+            found = _lean(runtime, snapshot, early, images)
         found = (
             found or docker_usage.space_holders(runtime, images) or cri_usage.space_holders(runtime)
         )

@@ -17,7 +17,6 @@ from nodegc.model import (
     LABEL_COMPOSE_PROJECT,
     LABEL_COMPOSE_SERVICE,
     LABEL_CONTAINER_NAME,
-    LABEL_KEEP,
     LABEL_POD_UID,
     Action,
     Container,
@@ -88,7 +87,7 @@ def plan_containers(
     old_before = _before(now, settings.maximum_age) if settings.maximum_age else None
     for c in ordered:
         unit = evict_unit(c)
-        if LABEL_KEEP in c.labels and keep_labelled(c.labels):
+        if keep_labelled(c.labels):
             decisions[c.id] = decision(c, unit, keep, Reason.KEEP_LABEL)
         elif c.state not in _DEAD:
             decisions[c.id] = decision(c, unit, keep, Reason.RUNNING)

@@ -29,8 +29,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-# The overlay2 driver's layer directories: 64 hex digits (`-init` for the init layer).
-_MOUNT_ID = re.compile(r"^[0-9a-f]{64}$")
+# A container's id, and the name of its writable layer's directory (overlay2's mount id; the
+# init layer's `<id>-init` is not one): 64 hex digits.
 _ID = re.compile(r"^[0-9a-f]{64}$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -100,7 +100,7 @@ def overlay2_writable_bytes(data_root: str, container_ids: Iterable[str]) -> dic
         if not _ID.match(cid):
             continue
         mount_id = _read_small(f"{mounts}/{cid}/mount-id")  # (paths of hex ids: no join)
-        if mount_id is None or not _MOUNT_ID.match(mount_id):
+        if mount_id is None or not _ID.match(mount_id):
             continue  # removed meanwhile, or not a layer of this driver
         size = tree_bytes(f"{layers}/{mount_id}/diff")
         if size is not None:

@@ -165,7 +165,7 @@ def measured_holders(
     for c in containers:
         dead = c.state.is_dead
         kind = HolderKind.CONTAINERS_DEAD if dead else HolderKind.CONTAINERS_RUNNING
-        pod = c.pod if c.labels else None
+        pod = c.pod
         out.append(Holder(kind, c.name, sizes.get(c.id, 0), dead, pod=pod))
         size, main = logs.get(c.id, (0, ""))
         if main:
