@@ -101,7 +101,7 @@ def lean_space_holders(runtime: Any, known: Known, walked: Walked | None = None)
     root = runtime.data_root()
     holders = list(known.images)
     unknown: frozenset[HolderKind] = frozenset()
-    if api_at_least(str(getattr(runtime.api, "api_version", "")), (1, 42)):
+    if api_at_least(str(getattr(runtime, "api_version", "")), (1, 42)):
         types = ["volume", "build-cache"]
         query = urllib.parse.urlencode([("type", t) for t in types])
         data = runtime._get_json(

@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import http.client
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
 from typing import TypeVar
-
-import requests.exceptions
 
 T = TypeVar("T")
 
@@ -38,21 +37,32 @@ _TRANSIENT = (
     http.client.RemoteDisconnected,
     http.client.IncompleteRead,
     http.client.BadStatusLine,
-    requests.exceptions.ConnectionError,
-    requests.exceptions.ChunkedEncodingError,
 )
-_TIMEOUTS = (socket.timeout, TimeoutError, requests.exceptions.Timeout)
+_TIMEOUTS: tuple[type[BaseException], ...] = (socket.timeout, TimeoutError)
+
+
+def _with_sdk() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
+    """The transient errors and the timeouts, with the SDK's (`requests`) once it is loaded: it
+    is imported only when a request needs it (`docker.transport`), and none of its exceptions
+    exists before."""
+    if "requests.exceptions" not in sys.modules:
+        return _TRANSIENT, _TIMEOUTS
+    import requests.exceptions as sdk
+
+    transient = (sdk.ConnectionError, sdk.ChunkedEncodingError)
+    return _TRANSIENT + transient, (*_TIMEOUTS, sdk.Timeout)
 
 
 def is_transient(exc: BaseException) -> bool:
     """Whether `exc` is a connection failure worth one more try (never a timeout: the engine
     was silent for `runtime.timeout` already)."""
-    if isinstance(exc, _TIMEOUTS):
+    transient, timeouts = _with_sdk()
+    if isinstance(exc, timeouts):
         return False
     for cause in _chain(exc):
-        if isinstance(cause, _TIMEOUTS):
+        if isinstance(cause, timeouts):
             return False
-    return isinstance(exc, _TRANSIENT)
+    return isinstance(exc, transient)
 
 
 def _chain(exc: BaseException) -> list[BaseException]:

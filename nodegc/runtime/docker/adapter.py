@@ -109,7 +109,7 @@ class DockerRuntime(EngineEvents):
         (`podman.podman_version_answer`: the same version, without the seconds Podman takes to
         answer `/version`: it runs conmon and the OCI runtime to print theirs)."""
         if self.podman:
-            answer = podman_version_answer(self._libpod_version, self.api.api_version)
+            answer = podman_version_answer(self._libpod_version, self.api_version)
             if answer is not None:
                 return answer
         data = self._get_json("version", "/version", "/version", {})
@@ -118,7 +118,8 @@ class DockerRuntime(EngineEvents):
     # -- observation ------------------------------------------------------------------------
     def data_root(self) -> str:
         if self._data_root is None:
-            info = self._call("info", lambda: self.api.info(), read=True)
+            info = self._get_json("info", "/info", "/info", {})
+            info = info if isinstance(info, dict) else {}
             self._data_root = str(info.get("DockerRootDir") or "/var/lib/docker")
             self._containerd_store = is_containerd_store(info)
             self._store_info = (containerd_address(info), str(info.get("Driver") or "overlayfs"))
@@ -293,7 +294,10 @@ class DockerRuntime(EngineEvents):
         return container_id, finished
 
     def ping(self) -> None:
-        self._call("ping", lambda: self.api.ping(), read=True)
+        if self._plain is not None:
+            self._plain_request("ping", "GET", "/_ping")
+        else:
+            self._call("ping", lambda: self.api.ping(), read=True)
 
     # -- disk usage: the build cache and writable layers (asked only under pressure) --------
     def disk_usage(self, *, build_cache: bool, container_sizes: bool) -> DiskUsage:
@@ -490,7 +494,9 @@ class DockerRuntime(EngineEvents):
     def tag_image(self, image_id: str, reference: str) -> None:
         repository = docker_tags.repository(reference)
         name = reference[len(repository) + 1 :] or "latest"
-        self._call(
-            f"restore tag {reference} on {short_id(image_id)}",
-            lambda: self.api.tag(image_id, repository, name),
-        )
+        what = f"restore tag {reference} on {short_id(image_id)}"
+        if self._plain is not None:  # the SDK's `tag` request, never forced
+            query = urllib.parse.urlencode({"tag": name, "repo": repository, "force": 0})
+            self._plain_request(what, "POST", f"/images/{quote(image_id)}/tag?{query}")
+        else:
+            self._call(what, lambda: self.api.tag(image_id, repository, name))

@@ -3,9 +3,12 @@ Podman's statuses and messages), and the text of an SDK error."""
 
 from __future__ import annotations
 
-import docker.errors
+from typing import TYPE_CHECKING
 
 from nodegc.runtime import Conflict, NotFound, RuntimeError_
+
+if TYPE_CHECKING:
+    import docker.errors
 
 # status matches (None: any) and whose text is in the message (lowercased; None: any text) wins;
 # no rule: RuntimeError_. Docker says 409 for "in use" and "running"; Podman says 500 for some.
