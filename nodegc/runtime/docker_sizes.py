@@ -72,14 +72,14 @@ def tree_bytes(path: str) -> int | None:
 
 
 def _read_small(path: str) -> str | None:
-    """A small file's text, opened without following a link; None where it cannot be read."""
+    """A small file's text, opened without following a link and without waiting (a FIFO in its
+    place reads as nothing, a directory fails); None where it cannot be read. What it holds is
+    checked by the caller (a mount id is 64 hex digits): no `fstat` per container."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
         return None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
         return os.read(fd, 256).decode("ascii", "replace").strip()
     except OSError:
         return None

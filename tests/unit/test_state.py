@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nodegc.state.store import StateDir, StateError
+from nodegc.state.store import StateDir, StateError, encode
 from tests.unit.builders import NOW, ago, history, record
 
 
@@ -30,6 +30,18 @@ def test_history_round_trips_through_save_and_load(state):
     h = history(ago(days=30), a=record(ago(days=9), ago(hours=2)), b=record(ago(minutes=5)))
     state.save_history(h)
     assert state.load_history(NOW) == h
+
+
+def test_history_file_has_a_line_per_image_and_is_plain_json(state):
+    """Catches: the records run together on one line (unreadable by an operator), or a text
+    that `json` does not read back as what `encode` gave."""
+    h = history(ago(days=30), a=record(ago(days=9), ago(hours=2)), b=record(ago(minutes=5)))
+    state.save_history(h)
+    text = state.history_path.read_text()
+    assert json.loads(text) == json.loads(json.dumps(encode(h)))
+    lines = text.splitlines()
+    assert [line.split(":")[0].strip() for line in lines if "first_seen" in line] == ['"a"', '"b"']
+    assert len(lines) == 2 + 3 + 1 + 2  # braces, version/since/images, its brace, a record a line
 
 
 def test_empty_history_round_trips(state):
@@ -233,13 +245,14 @@ INSTANTS = st.integers(0, 10**8).map(lambda s: NOW - timedelta(seconds=s, micros
 @given(
     since=INSTANTS,
     records=st.dictionaries(
-        st.text("abcdef0123456789:", min_size=1, max_size=20),
+        st.one_of(st.text("abcdef0123456789:", min_size=1, max_size=20), st.text(min_size=1)),
         st.tuples(INSTANTS, st.one_of(st.none(), INSTANTS)),
         max_size=8,
     ),
 )
 def test_property_any_history_round_trips(tmp_path_factory, since, records):
-    """Any history (aware timestamps, any ids) loads back equal to what was saved."""
+    """Any history (aware timestamps, any ids: quotes, newlines, controls) loads back equal to
+    what was saved."""
     state = StateDir(tmp_path_factory.mktemp("state"))
     h = history(since, **{k: record(f, last) for k, (f, last) in records.items()})
     state.save_history(h)
