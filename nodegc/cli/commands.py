@@ -143,7 +143,7 @@ def _run(body: Callable[[], int]) -> int:
 def report(settings: Settings, args: argparse.Namespace) -> int:
     def body() -> int:
         with collector(settings, need_writable_state=False) as gc:
-            early = prefetch(gc.runtime)  # walks the disk while the engine lists
+            early = prefetch(gc.runtime, gc.state, gc.persist)  # walks while the engine lists
             plan = gc.report()
             pending = intents.pending(gc.journal, gc.last_snapshot)
             space = where_the_space_is(gc, early)

@@ -15,6 +15,7 @@ from nodegc.model import FilesystemStats, Snapshot
 from nodegc.policy.breakdown import breakdown, full_usage_worth_asking, image_split, untouchable
 from nodegc.runtime import Runtime, RuntimeError_, RuntimeUnavailable, cri_usage, docker_usage
 from nodegc.runtime.docker_sizes import Walked, walk_containers
+from nodegc.state.store import StateDir, StateError
 from nodegc.units import human_bytes
 
 log = logging.getLogger(__name__)
@@ -39,11 +40,15 @@ class SpaceReport:
 class Prefetch:
     """The walk of a big Docker node's container directories (logs, writable layers), begun in
     a thread before the engine is asked for its listings (`report`: it runs while the engine
-    answers them, which takes seconds at 20,000 containers) and taken by `explain`."""
+    answers them, which takes seconds at 20,000 containers) and taken by `explain`.
 
-    def __init__(self, root: str, overlay2: bool) -> None:
+    The mount id of each container's writable layer never changes: the ones learnt are kept in
+    the state directory (`mounts.json`, when `save`) and read back by the next walk, which then
+    reads one file fewer per container (20,000 opens and reads at 20,000 containers)."""
+
+    def __init__(self, root: str, overlay2: bool, state: StateDir | None, save: bool) -> None:
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="nodegc-walk")
-        self._future = self._pool.submit(walk_containers, root, overlay2)
+        self._future = self._pool.submit(_walk, root, overlay2, state, save)
         self._pool.shutdown(wait=False)
 
     def result(self) -> Walked | None:
@@ -53,17 +58,31 @@ class Prefetch:
             return None
 
 
-def prefetch(runtime: Runtime) -> Prefetch | None:
+def _walk(root: str, overlay2: bool, state: StateDir | None, save: bool) -> Walked:
+    known = state.load_mounts() if state is not None and overlay2 else {}
+    walked = walk_containers(root, overlay2, mounts=known)
+    if state is not None and save and overlay2:
+        try:
+            state.save_mounts(walked.mounts)
+        except StateError as exc:  # a cache: the next walk reads the files again
+            log.warning("mount ids not kept", extra={"path": str(state.path), "error": str(exc)})
+    return walked
+
+
+def prefetch(
+    runtime: Runtime, state: StateDir | None = None, save: bool = False
+) -> Prefetch | None:
     """Begin the walk where the breakdown will need it (a dockerd node with more container
     directories than `/system/df` is worth asking for); None elsewhere, or if the engine cannot
-    say where its data is (the observation that follows says why)."""
+    say where its data is (the observation that follows says why). `state`: where the mount ids
+    learnt are kept (`save`: written back)."""
     try:
         found = docker_usage.prefetchable(runtime)
     except (RuntimeError_, OSError):
         return None
     if found is None or full_usage_worth_asking(found[2]):
         return None
-    return Prefetch(found[0], found[1])
+    return Prefetch(found[0], found[1], state, save)
 
 
 def explain(

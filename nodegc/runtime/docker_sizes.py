@@ -26,7 +26,7 @@ import os
 import re
 import stat
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 # A container's id, and the name of its writable layer's directory (overlay2's mount id; the
@@ -87,22 +87,33 @@ def _read_small(path: str) -> str | None:
         os.close(fd)
 
 
-def overlay2_writable_bytes(data_root: str, container_ids: Iterable[str]) -> dict[str, int] | None:
+def overlay2_writable_bytes(
+    data_root: str, container_ids: Iterable[str], mounts: dict[str, str] | None = None
+) -> dict[str, int] | None:
     """Container id -> allocated bytes of its writable layer (overlay2's `diff` directory), for
     the containers whose layer nodegc finds; None where nodegc does not see the driver's
-    directories under `data_root` (another driver, or the data root not mounted here)."""
-    mounts = os.path.join(data_root, "image", "overlay2", "layerdb", "mounts")
+    directories under `data_root` (another driver, or the data root not mounted here).
+    `mounts`: the mount ids known already (a container's never changes: learnt once, kept by
+    `collect.usage.Prefetch`), where those read now are added; one whose layer is not there is
+    read again."""
+    where = os.path.join(data_root, "image", "overlay2", "layerdb", "mounts")
     layers = os.path.join(data_root, "overlay2")
-    if not (os.path.isdir(mounts) and os.path.isdir(layers)):
+    if not (os.path.isdir(where) and os.path.isdir(layers)):
         return None
+    known = mounts if mounts is not None else {}
     out: dict[str, int] = {}
     for cid in container_ids:
         if not _ID.match(cid):
             continue
-        mount_id = _read_small(f"{mounts}/{cid}/mount-id")  # (paths of hex ids: no join)
-        if mount_id is None or not _ID.match(mount_id):
-            continue  # removed meanwhile, or not a layer of this driver
-        size = tree_bytes(f"{layers}/{mount_id}/diff")
+        mount_id = known.get(cid)
+        size = tree_bytes(f"{layers}/{mount_id}/diff") if mount_id else None
+        if size is None:
+            mount_id = _read_small(f"{where}/{cid}/mount-id")  # (paths of hex ids: no join)
+            if mount_id is None or not _ID.match(mount_id):
+                known.pop(cid, None)
+                continue  # removed meanwhile, or not a layer of this driver
+            known[cid] = mount_id
+            size = tree_bytes(f"{layers}/{mount_id}/diff")
         if size is not None:
             out[cid] = size
     return out
@@ -162,15 +173,23 @@ def _logs_in(where: str, names: Iterable[str], current: str) -> tuple[int, str]:
 @dataclass(frozen=True, slots=True)
 class Walked:
     """What nodegc measured of each container directory it found under the data root: its
-    log files (`log_bytes`) and, with overlay2, its writable layer (None: not measurable here)."""
+    log files (`log_bytes`) and, with overlay2, its writable layer (None: not measurable here),
+    and the mount id of each walked container's layer (to keep: it never changes)."""
 
     logs: Mapping[str, tuple[int, str]]
     writable: Mapping[str, int] | None
+    mounts: Mapping[str, str] = field(default_factory=dict)
 
 
-def walk_containers(data_root: str, overlay2: bool, ids: Iterable[str] | None = None) -> Walked:
+def walk_containers(
+    data_root: str,
+    overlay2: bool,
+    ids: Iterable[str] | None = None,
+    mounts: Mapping[str, str] | None = None,
+) -> Walked:
     """Measure the containers `ids`, or every container directory under `data_root` (a walk
-    started before the engine has listed them: `collect.usage.prefetch`)."""
+    started before the engine has listed them: `collect.usage.prefetch`); `mounts`: the mount
+    ids known already (`overlay2_writable_bytes`)."""
     if ids is None:
         try:
             ids = [n for n in os.listdir(os.path.join(data_root, "containers")) if _ID.match(n)]
@@ -179,8 +198,9 @@ def walk_containers(data_root: str, overlay2: bool, ids: Iterable[str] | None = 
     ids = [cid for cid in ids if _ID.match(cid)]  # an engine's odd id names no path of ours
     where = os.path.join(data_root, "containers")
     logs = {cid: log_bytes(f"{where}/{cid}", cid) for cid in ids}
-    writable = overlay2_writable_bytes(data_root, ids) if overlay2 else None
-    return Walked(logs, writable)
+    known = dict(mounts or {})
+    writable = overlay2_writable_bytes(data_root, ids, known) if overlay2 else None
+    return Walked(logs, writable, {cid: known[cid] for cid in ids if cid in known})
 
 
 def containers_on_disk(data_root: str) -> int:

@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import tempfile
 import time
 from collections.abc import Mapping
@@ -36,12 +37,14 @@ log = logging.getLogger(__name__)
 HISTORY_FILE = "history.json"
 FINISH_TIMES_FILE = "finish-times.json"
 LAYERS_FILE = "layers.json"
+MOUNTS_FILE = "mounts.json"
 PROBE_FILE = ".write-probe"
 # Files a cycle writes in the state directory (the audit record's name is audit.AUDIT_FILE).
 STATE_FILES = (
     HISTORY_FILE,
     FINISH_TIMES_FILE,
     LAYERS_FILE,
+    MOUNTS_FILE,
     "audit.jsonl",
     "nodegc.state.lock",
     "intents.json",
@@ -79,6 +82,7 @@ def encode(history: History) -> dict[str, Any]:
     }
 
 
+_HEX_ID = re.compile(r"^[0-9a-f]{64}$")
 _ENCODE = json.JSONEncoder(separators=(", ", ": ")).encode
 
 
@@ -219,7 +223,7 @@ class StateDir:
         """Remove temp files that a process killed mid-write (between mkstemp and rename) left
         behind; they would pile up, one history's size each. A live writer's are seconds old."""
         cutoff = time.time() - STALE_TEMP_SECONDS
-        for name in (HISTORY_FILE, FINISH_TIMES_FILE, LAYERS_FILE, PROBE_FILE):
+        for name in (HISTORY_FILE, FINISH_TIMES_FILE, LAYERS_FILE, MOUNTS_FILE, PROBE_FILE):
             for leftover in self.path.glob(f".{name}.*"):
                 with contextlib.suppress(OSError):
                     if leftover.stat().st_mtime < cutoff:
@@ -258,6 +262,29 @@ class StateDir:
     def save_layers(self, layers: Mapping[str, tuple[Layer, ...]]) -> None:
         data = json.dumps(encode_layers(layers), separators=(",", ":")).encode()
         self._save(self.path / LAYERS_FILE, data)
+
+    def load_mounts(self) -> dict[str, str]:
+        """Container id -> the id of its writable layer's directory (overlay2's mount id, which
+        never changes for a container), as learnt by the walk (`runtime.docker_sizes`); empty
+        when missing or unreadable: a cache, read again from the data root at one file a
+        container. Only ids of 64 hex digits are kept."""
+        try:
+            raw = read_file(self.path / MOUNTS_FILE)
+            data = json.loads(raw) if raw is not None else {}
+        except UnsafeState:
+            raise
+        except (OSError, StateError, ValueError):
+            return {}
+        if not isinstance(data, dict):
+            return {}
+        if raw is not None:
+            self._remember(self.path / MOUNTS_FILE, raw)
+        return {k: v for k, v in data.items() if _HEX_ID.match(k) and isinstance(v, str)
+                and _HEX_ID.match(v)}  # fmt: skip
+
+    def save_mounts(self, mounts: Mapping[str, str]) -> None:
+        data = json.dumps(dict(sorted(mounts.items())), separators=(",", ":")).encode()
+        self._save(self.path / MOUNTS_FILE, data)
 
     def save_finish_times(self, times: Mapping[str, datetime]) -> None:
         data = {k: _iso(v) for k, v in sorted(times.items())}

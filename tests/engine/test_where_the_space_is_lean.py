@@ -133,3 +133,25 @@ def test_the_lean_breakdown_says_what_the_whole_system_df_says(
     names = {(h["kind"], h["name"]) for h in g["biggest"]}
     assert {("containers_running", "busy"), ("containers_dead", "done")} <= names, names
     assert ("volumes_anonymous_unused", held["anonymous"]) in names, names
+    if api.info()["Driver"] == "overlay2":
+        mount_ids_kept_and_used(api, tmp_path / "lean", held, got, capsys, engine)
+
+
+def mount_ids_kept_and_used(
+    api: docker.APIClient,
+    state: Path,
+    held: dict[str, str],
+    got: dict[str, Any],
+    capsys: pytest.CaptureFixture[str],
+    engine: IsolatedEngine,
+) -> None:
+    """The walk kept each container's mount id (the engine's own: its `UpperDir`), and the next
+    report, which finds the layers by them, says the same. Catches: a wrong id kept, or the
+    kept ids measuring something else."""
+    kept = json.loads((state / "mounts.json").read_text())
+    for cid in (held["running"], held["dead"]):
+        upper = api.inspect_container(cid)["GraphDriver"]["Data"]["UpperDir"]
+        assert kept[cid] == Path(upper).parent.name, (cid, upper, kept)
+    again = report(engine, state, capsys)["breakdown"][0]["bytes"]
+    assert close(again["containers_running"], got["containers_running"]), (again, got)
+    assert again["containers_dead"] == got["containers_dead"], (again, got)
