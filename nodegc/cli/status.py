@@ -17,7 +17,7 @@ from nodegc.cli.space_status import detail_lines
 from nodegc.cli.tables import table
 from nodegc.clock import Clock, utcnow
 from nodegc.config import Settings
-from nodegc.daemon.server import split_address, url_host
+from nodegc.daemon.hosts import split_address, url_host
 from nodegc.durations import humanize_age
 
 STATUS_TIMEOUT_SECONDS = 5.0

@@ -5,6 +5,10 @@ rebinding) and then read whatever a loopback listener answers under that name. T
 still sends the attacker's name in `Host`, so a listener that answers only names it knows
 cannot be read that way. Kubernetes probes and Prometheus scrape by IP (an IP literal in `Host`);
 a Service name is a configured name (`metrics.allowed_hosts`).
+
+Also the listen address split and written back (`split_address`, `url_host`), here rather than
+in `daemon.server` so that a command that only asks the daemon (`report`, `status`) does not
+import the server and `prometheus_client`.
 """
 
 from __future__ import annotations
@@ -47,3 +51,19 @@ def host_allowed(header: str | None, allowed: frozenset[str]) -> bool:
     if not name:
         return False
     return name in LOOPBACK_NAMES or name in allowed or is_ip_literal(name)
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """`host:port` (host may be empty, a name, an IPv4 or a [bracketed] IPv6 address) to
+    (host without brackets, port). Raises ValueError for anything else."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"address {address!r}: must be host:port, e.g. 127.0.0.1:9797")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host, int(port)
+
+
+def url_host(host: str) -> str:
+    """`host` as it goes in a URL: IPv6 addresses in brackets."""
+    return f"[{host}]" if ":" in host else host

@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from nodegc import __version__
-from nodegc.daemon.hosts import WILDCARD_HOSTS, host_allowed, normalise
+from nodegc.daemon.hosts import WILDCARD_HOSTS, host_allowed, normalise, split_address, url_host
 
 log = logging.getLogger(__name__)
 
@@ -32,22 +32,6 @@ JSON = "application/json"
 ALLOWED = "GET, HEAD"
 # A client that opens a connection and sends nothing holds a thread at most this long.
 REQUEST_TIMEOUT_SECONDS = 10.0
-
-
-def split_address(address: str) -> tuple[str, int]:
-    """`host:port` (host may be empty, a name, an IPv4 or a [bracketed] IPv6 address) to
-    (host without brackets, port). Raises ValueError for anything else."""
-    host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit() or int(port) > 65535:
-        raise ValueError(f"address {address!r}: must be host:port, e.g. 127.0.0.1:9797")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    return host, int(port)
-
-
-def url_host(host: str) -> str:
-    """`host` as it goes in a URL: IPv6 addresses in brackets."""
-    return f"[{host}]" if ":" in host else host
 
 
 class StatusServer:

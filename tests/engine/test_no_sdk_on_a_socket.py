@@ -1,6 +1,7 @@
 """On a unix socket nodegc speaks to dockerd over plain HTTP and never loads the Docker SDK
-(`docker`, `requests`, `urllib3`: 70 ms of every start): a real `report` and a real `once` that
-removes a container and an image, each a new process watched by `python -X importtime`."""
+(`docker`, `requests`, `urllib3`: 70 ms of every start), nor the daemon's listener
+(`prometheus_client`): a real `report` and a real `once` that removes a container and an image,
+each a new process watched by `python -X importtime`."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from nodegc.testing.engine import IsolatedEngine
 from nodegc.testing.images import build_image_tar
 from tests.engine.helpers import MiB, create_container
 
-SDK = re.compile(r"\|\s+(docker|requests|urllib3)(\.\S+)?\s*$")
+SDK = re.compile(r"\|\s+(docker|requests|urllib3|prometheus_client)(\.\S+)?\s*$")
 AGGRESSIVE = (
     "--minimum-image-ttl-duration=0s", "--maximum-dead-containers-per-container=0",
     "--image-gc-high-threshold=1", "--image-gc-low-threshold=0",

@@ -13,7 +13,8 @@ from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 
-from nodegc.daemon.server import StatusServer, split_address
+from nodegc.daemon.hosts import split_address
+from nodegc.daemon.server import StatusServer
 
 
 class Probe:
