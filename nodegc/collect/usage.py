@@ -14,7 +14,7 @@ from nodegc.holders import Breakdown, Holder, HolderKind, Holdings
 from nodegc.model import FilesystemStats, Snapshot
 from nodegc.policy.breakdown import breakdown, full_usage_worth_asking, image_split, untouchable
 from nodegc.runtime import Runtime, RuntimeError_, RuntimeUnavailable, cri_usage, docker_usage
-from nodegc.runtime.docker_sizes import Walked, walk_containers
+from nodegc.runtime.docker_sizes import Seen, Walked, walk_containers
 from nodegc.state.store import StateDir, StateError
 from nodegc.units import human_bytes
 
@@ -42,9 +42,10 @@ class Prefetch:
     a thread before the engine is asked for its listings (`report`: it runs while the engine
     answers them, which takes seconds at 20,000 containers) and taken by `explain`.
 
-    The mount id of each container's writable layer never changes: the ones learnt are kept in
-    the state directory (`mounts.json`, when `save`) and read back by the next walk, which then
-    reads one file fewer per container (20,000 opens and reads at 20,000 containers)."""
+    What the walk learns that lasts (`docker_sizes.Seen`: each layer's mount id, the log names
+    and empty layers of directories that have not changed since) is kept in the state directory
+    (`walk.json`, when `save`) for the next walk, which then lists and opens only what changed:
+    2 syscalls instead of 14 for a container whose directories did not."""
 
     def __init__(self, root: str, overlay2: bool, state: StateDir | None, save: bool) -> None:
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="nodegc-walk")
@@ -59,13 +60,20 @@ class Prefetch:
 
 
 def _walk(root: str, overlay2: bool, state: StateDir | None, save: bool) -> Walked:
-    known = state.load_mounts() if state is not None and overlay2 else {}
-    walked = walk_containers(root, overlay2, mounts=known)
-    if state is not None and save and overlay2:
+    kept = state.load_walk() if state is not None else {}
+    seen = {cid: Seen(*rec) for cid, rec in kept.items()}
+    walked = walk_containers(root, overlay2, seen=seen)
+    unchanged = walked.seen.keys() == seen.keys() and all(
+        walked.seen[cid] is record for cid, record in seen.items()
+    )  # (the walk hands back the very record it was given where nothing changed)
+    if state is not None and save and not unchanged:
+        records = {cid: (s.mount, s.home, s.logs, s.empty) for cid, s in walked.seen.items()}
         try:
-            state.save_mounts(walked.mounts)
-        except StateError as exc:  # a cache: the next walk reads the files again
-            log.warning("mount ids not kept", extra={"path": str(state.path), "error": str(exc)})
+            state.save_walk(records)
+        except StateError as exc:  # a cache: the next walk reads the directories again
+            log.warning(
+                "what the walk learnt not kept", extra={"path": str(state.path), "error": str(exc)}
+            )
     return walked
 
 

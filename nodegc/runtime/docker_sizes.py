@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,13 +41,20 @@ def tree_bytes(path: str) -> int | None:
     directory's own block: an empty writable layer is 0, as the engine counts it), on `path`'s
     filesystem only, no link followed, a file with several names once; None where `path`
     cannot be read."""
+    found = _tree(path)
+    return found[0] if found is not None else None
+
+
+def _tree(path: str) -> tuple[int, os.stat_result, bool] | None:
+    """(`tree_bytes`, the stat of `path` taken before its entries were read, whether it had
+    any)."""
     try:
         top = os.lstat(path)
     except OSError:
         return None
     if not stat.S_ISDIR(top.st_mode):
-        return top.st_blocks * 512
-    device, total = top.st_dev, 0
+        return top.st_blocks * 512, top, False
+    device, total, held = top.st_dev, 0, False
     seen: set[tuple[int, int]] = set()
     stack = [path]
     while stack:
@@ -54,6 +62,7 @@ def tree_bytes(path: str) -> int | None:
             entries = list(os.scandir(stack.pop()))
         except OSError:
             continue  # gone meanwhile, or not ours to read: what is left is counted
+        held = held or bool(entries)
         for entry in entries:
             try:
                 st = entry.stat(follow_symlinks=False)
@@ -68,7 +77,7 @@ def tree_bytes(path: str) -> int | None:
             total += st.st_blocks * 512
             if stat.S_ISDIR(st.st_mode):
                 stack.append(entry.path)
-    return total
+    return total, top, held
 
 
 def _read_small(path: str) -> str | None:
@@ -87,36 +96,56 @@ def _read_small(path: str) -> str | None:
         os.close(fd)
 
 
-def overlay2_writable_bytes(
-    data_root: str, container_ids: Iterable[str], mounts: dict[str, str] | None = None
-) -> dict[str, int] | None:
+def overlay2_writable_bytes(data_root: str, container_ids: Iterable[str]) -> dict[str, int] | None:
     """Container id -> allocated bytes of its writable layer (overlay2's `diff` directory), for
     the containers whose layer nodegc finds; None where nodegc does not see the driver's
-    directories under `data_root` (another driver, or the data root not mounted here).
-    `mounts`: the mount ids known already (a container's never changes: learnt once, kept by
-    `collect.usage.Prefetch`), where those read now are added; one whose layer is not there is
-    read again."""
-    where = os.path.join(data_root, "image", "overlay2", "layerdb", "mounts")
+    directories under `data_root` (another driver, or the data root not mounted here)."""
+    walked = walk_containers(data_root, True, container_ids)
+    return None if walked.writable is None else dict(walked.writable)
+
+
+def _overlay2_dirs(data_root: str) -> tuple[str, str] | None:
+    """(layerdb's `mounts`, the driver's layers) under `data_root`, where nodegc sees them."""
+    mounts = os.path.join(data_root, "image", "overlay2", "layerdb", "mounts")
     layers = os.path.join(data_root, "overlay2")
-    if not (os.path.isdir(where) and os.path.isdir(layers)):
-        return None
-    known = mounts if mounts is not None else {}
-    out: dict[str, int] = {}
-    for cid in container_ids:
-        if not _ID.match(cid):
-            continue
-        mount_id = known.get(cid)
-        size = tree_bytes(f"{layers}/{mount_id}/diff") if mount_id else None
-        if size is None:
-            mount_id = _read_small(f"{where}/{cid}/mount-id")  # (paths of hex ids: no join)
-            if mount_id is None or not _ID.match(mount_id):
-                known.pop(cid, None)
-                continue  # removed meanwhile, or not a layer of this driver
-            known[cid] = mount_id
-            size = tree_bytes(f"{layers}/{mount_id}/diff")
+    return (mounts, layers) if os.path.isdir(mounts) and os.path.isdir(layers) else None
+
+
+def _writable(
+    dirs: tuple[str, str], cid: str, before: Seen, stable: int
+) -> tuple[int | None, str, int]:
+    """(bytes of the container's writable layer or None, its mount id, the ctime to keep of an
+    empty layer): by the mount id kept (`before`), else (or where that names no layer) by the
+    engine's `mount-id` file."""
+    mounts, layers = dirs
+    if before.mount and _ID.match(before.mount):  # kept on disk: checked before it names a path
+        size, empty = _layer(f"{layers}/{before.mount}/diff", before.empty, stable)
         if size is not None:
-            out[cid] = size
-    return out
+            return size, before.mount, empty
+    mount = _read_small(f"{mounts}/{cid}/mount-id")  # (paths of hex ids: no join)
+    if mount is None or not _ID.match(mount):
+        return None, "", 0  # removed meanwhile, or not a layer of this driver
+    size, empty = _layer(f"{layers}/{mount}/diff", 0, stable)
+    return size, mount, empty
+
+
+def _layer(path: str, empty_at: int, stable: int) -> tuple[int | None, int]:
+    """(`tree_bytes(path)`, its ctime when it holds nothing and has not changed for a while: 0
+    otherwise). A layer kept as empty at `empty_at` whose ctime is still that holds nothing:
+    no entry can be made in it without moving its ctime, which no process can set back."""
+    if empty_at:
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return None, 0
+        if st.st_ctime_ns == empty_at and stat.S_ISDIR(st.st_mode):
+            return 0, empty_at
+    found = _tree(path)
+    if found is None:
+        return None, 0
+    size, top, held = found
+    settled = stat.S_ISDIR(top.st_mode) and not held and top.st_ctime_ns < stable
+    return size, top.st_ctime_ns if settled else 0
 
 
 def local_volume_bytes(data_root: str, rows: Sequence[Any]) -> dict[str, int]:
@@ -139,20 +168,48 @@ def log_bytes(directory: str, cid: str) -> tuple[int, str]:
     """(allocated bytes of a container's log files in its `directory`, the current log's path;
     "" for none): json-file's `<id>-json.log` and its rotated `.1`, `.2`, ..., the local
     driver's `local-logs/container.log*`. One `listdir`, a second only where `local-logs` is."""
+    return _logs(directory, cid, Seen(), 0)[0]
+
+
+def _logs(
+    directory: str, cid: str, before: Seen, stable: int
+) -> tuple[tuple[int, str], int, tuple[str, ...]]:
+    """(`log_bytes`, the directory's ctime to keep and the log names found then: 0 and none
+    where the directory changed lately or holds `local-logs`, whose own entries its ctime does
+    not follow). The names kept (`before`) serve while the directory's ctime is the one kept:
+    each log is still measured, only the `listdir` is saved."""
+    try:
+        home = os.lstat(directory).st_ctime_ns  # before the listing: a later change moves it
+    except OSError:
+        return (0, ""), 0, ()
+    current = f"{cid}-json.log"
+    # The names kept are read from disk: used only if every one is this container's log.
+    if before.home == home and _own_logs(before.logs, current) == before.logs:
+        return _logs_in(directory, before.logs, current), home, before.logs
     try:
         names = os.listdir(directory)
     except OSError:
-        return 0, ""
-    total, main = _logs_in(directory, names, f"{cid}-json.log")
-    if "local-logs" in names:
-        where = os.path.join(directory, "local-logs")
-        try:
-            local = os.listdir(where)
-        except OSError:
-            local = []
-        more, other = _logs_in(where, local, "container.log")
-        total, main = total + more, main or other
-    return total, main
+        return (0, ""), 0, ()
+    found = _own_logs(names, current)
+    total, main = _logs_in(directory, found, current)
+    if "local-logs" not in names:
+        return (total, main), (home if home < stable else 0), found
+    where = os.path.join(directory, "local-logs")
+    try:
+        local = os.listdir(where)
+    except OSError:
+        local = []
+    more, other = _logs_in(where, local, "container.log")
+    return (total + more, main or other), 0, ()
+
+
+def _own_logs(names: Iterable[str], current: str) -> tuple[str, ...]:
+    """The names of json-file's logs of the container (`current` and its rotated `current.N`),
+    none with a path in it."""
+    return tuple(
+        n for n in names
+        if (n == current or n.startswith(f"{current}.")) and "/" not in n and "\0" not in n
+    )  # fmt: skip
 
 
 def _logs_in(where: str, names: Iterable[str], current: str) -> tuple[int, str]:
@@ -171,36 +228,71 @@ def _logs_in(where: str, names: Iterable[str], current: str) -> tuple[int, str]:
 
 
 @dataclass(frozen=True, slots=True)
+class Seen:
+    """What a walk learnt of one container's directories, for the next to skip what has not
+    changed: `mount`, its writable layer's mount id (it never changes); `home`, the ctime of the
+    container's directory when `logs` (its json-file logs' names) were listed there; `empty`,
+    the ctime of its layer's `diff` when that held nothing. A directory's ctime moves with every
+    entry made, removed or renamed in it, and no process can set it back; one changed within
+    `SETTLE_NS` of the walk is not kept (a change in the same clock tick would not move it).
+    "" and 0: not known."""
+
+    mount: str = ""
+    home: int = 0
+    logs: tuple[str, ...] = ()
+    empty: int = 0
+
+
+SETTLE_NS = 2_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
 class Walked:
     """What nodegc measured of each container directory it found under the data root: its
     log files (`log_bytes`) and, with overlay2, its writable layer (None: not measurable here),
-    and the mount id of each walked container's layer (to keep: it never changes)."""
+    and what the next walk may keep of it (`Seen`)."""
 
     logs: Mapping[str, tuple[int, str]]
     writable: Mapping[str, int] | None
-    mounts: Mapping[str, str] = field(default_factory=dict)
+    seen: Mapping[str, Seen] = field(default_factory=dict)
 
 
 def walk_containers(
     data_root: str,
     overlay2: bool,
     ids: Iterable[str] | None = None,
-    mounts: Mapping[str, str] | None = None,
+    seen: Mapping[str, Seen] | None = None,
+    now_ns: int | None = None,
 ) -> Walked:
     """Measure the containers `ids`, or every container directory under `data_root` (a walk
-    started before the engine has listed them: `collect.usage.prefetch`); `mounts`: the mount
-    ids known already (`overlay2_writable_bytes`)."""
+    started before the engine has listed them: `collect.usage.prefetch`); `seen`: what an
+    earlier walk learnt (`Seen`), `now_ns` the time the walk began (the clock's)."""
     if ids is None:
         try:
             ids = [n for n in os.listdir(os.path.join(data_root, "containers")) if _ID.match(n)]
         except OSError:
             ids = []
-    ids = [cid for cid in ids if _ID.match(cid)]  # an engine's odd id names no path of ours
-    where = os.path.join(data_root, "containers")
-    logs = {cid: log_bytes(f"{where}/{cid}", cid) for cid in ids}
-    known = dict(mounts or {})
-    writable = overlay2_writable_bytes(data_root, ids, known) if overlay2 else None
-    return Walked(logs, writable, {cid: known[cid] for cid in ids if cid in known})
+    stable = (time.time_ns() if now_ns is None else now_ns) - SETTLE_NS
+    dirs = _overlay2_dirs(data_root) if overlay2 else None
+    homes, known, unknown = os.path.join(data_root, "containers"), seen or {}, Seen()
+    logs: dict[str, tuple[int, str]] = {}
+    writable: dict[str, int] | None = {} if dirs is not None else None
+    learnt: dict[str, Seen] = {}
+    for cid in ids:
+        if not _ID.match(cid):
+            continue  # an engine's odd id names no path of ours
+        before = known.get(cid, unknown)
+        logs[cid], home, names = _logs(f"{homes}/{cid}", cid, before, stable)
+        mount, empty = "", 0
+        if dirs is not None and writable is not None:
+            size, mount, empty = _writable(dirs, cid, before, stable)
+            if size is not None:
+                writable[cid] = size
+        if not (mount or home):
+            continue  # nothing that lasts
+        same = (mount, home, names, empty) == (before.mount, before.home, before.logs, before.empty)
+        learnt[cid] = before if same else Seen(mount, home, names, empty)
+    return Walked(logs, writable, learnt)
 
 
 def containers_on_disk(data_root: str) -> int:

@@ -137,7 +137,7 @@ def complete(walked: Walked | None, root: str, overlay2: bool, ids: list[str]) -
     writable = None
     if walked.writable is not None and more.writable is not None:
         writable = {**walked.writable, **more.writable}
-    return Walked({**walked.logs, **more.logs}, writable, {**walked.mounts, **more.mounts})
+    return Walked({**walked.logs, **more.logs}, writable, {**walked.seen, **more.seen})
 
 
 def _cache_row(r: BuildCacheRecord) -> dict[str, Any]:

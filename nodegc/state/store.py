@@ -13,13 +13,14 @@ import hashlib
 import json
 import logging
 import os
-import re
 import tempfile
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from nodegc.model import History, ImageRecord, Layer
 from nodegc.state.files import (
@@ -37,14 +38,14 @@ log = logging.getLogger(__name__)
 HISTORY_FILE = "history.json"
 FINISH_TIMES_FILE = "finish-times.json"
 LAYERS_FILE = "layers.json"
-MOUNTS_FILE = "mounts.json"
+WALK_FILE = "walk.json"
 PROBE_FILE = ".write-probe"
 # Files a cycle writes in the state directory (the audit record's name is audit.AUDIT_FILE).
 STATE_FILES = (
     HISTORY_FILE,
     FINISH_TIMES_FILE,
     LAYERS_FILE,
-    MOUNTS_FILE,
+    WALK_FILE,
     "audit.jsonl",
     "nodegc.state.lock",
     "intents.json",
@@ -82,7 +83,13 @@ def encode(history: History) -> dict[str, Any]:
     }
 
 
-_HEX_ID = re.compile(r"^[0-9a-f]{64}$")
+# (mount id, ctime ns of the container's directory, its log files' names, ctime ns of its empty
+# layer): `load_walk`. Checked as a shape here; what names a path is checked where it is used
+# (`runtime.docker_sizes`), as everything read from disk.
+WalkRecord = tuple[str, int, tuple[str, ...], int]
+_WALK = msgspec.json.Decoder(dict[str, tuple[str, int, tuple[str, ...], int]])
+
+
 _ENCODE = json.JSONEncoder(separators=(", ", ": ")).encode
 
 
@@ -223,7 +230,7 @@ class StateDir:
         """Remove temp files that a process killed mid-write (between mkstemp and rename) left
         behind; they would pile up, one history's size each. A live writer's are seconds old."""
         cutoff = time.time() - STALE_TEMP_SECONDS
-        for name in (HISTORY_FILE, FINISH_TIMES_FILE, LAYERS_FILE, MOUNTS_FILE, PROBE_FILE):
+        for name in (HISTORY_FILE, FINISH_TIMES_FILE, LAYERS_FILE, WALK_FILE, PROBE_FILE):
             for leftover in self.path.glob(f".{name}.*"):
                 with contextlib.suppress(OSError):
                     if leftover.stat().st_mtime < cutoff:
@@ -263,28 +270,22 @@ class StateDir:
         data = json.dumps(encode_layers(layers), separators=(",", ":")).encode()
         self._save(self.path / LAYERS_FILE, data)
 
-    def load_mounts(self) -> dict[str, str]:
-        """Container id -> the id of its writable layer's directory (overlay2's mount id, which
-        never changes for a container), as learnt by the walk (`runtime.docker_sizes`); empty
-        when missing or unreadable: a cache, read again from the data root at one file a
-        container. Only ids of 64 hex digits are kept."""
+    def load_walk(self) -> dict[str, WalkRecord]:
+        """What the last walk of a big node's container directories learnt, per container id
+        (`collect.usage.Prefetch`, `runtime.docker_sizes.Seen`): (its writable layer's mount
+        id, the ctime of its directory when its log files were listed, their names, the ctime of
+        its layer when empty). Empty when missing, unreadable or not of that shape: a cache, the
+        directories walked again in full."""
         try:
-            raw = read_file(self.path / MOUNTS_FILE)
-            data = json.loads(raw) if raw is not None else {}
+            raw = read_file(self.path / WALK_FILE)
+            return _WALK.decode(raw) if raw is not None else {}
         except UnsafeState:
             raise
-        except (OSError, StateError, ValueError):
+        except (OSError, StateError, msgspec.DecodeError):
             return {}
-        if not isinstance(data, dict):
-            return {}
-        if raw is not None:
-            self._remember(self.path / MOUNTS_FILE, raw)
-        return {k: v for k, v in data.items() if _HEX_ID.match(k) and isinstance(v, str)
-                and _HEX_ID.match(v)}  # fmt: skip
 
-    def save_mounts(self, mounts: Mapping[str, str]) -> None:
-        data = json.dumps(dict(sorted(mounts.items())), separators=(",", ":")).encode()
-        self._save(self.path / MOUNTS_FILE, data)
+    def save_walk(self, records: Mapping[str, WalkRecord]) -> None:
+        self._save(self.path / WALK_FILE, msgspec.json.encode(records))
 
     def save_finish_times(self, times: Mapping[str, datetime]) -> None:
         data = {k: _iso(v) for k, v in sorted(times.items())}

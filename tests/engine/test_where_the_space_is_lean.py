@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from nodegc.cli import main
 from nodegc.holders import HolderKind
 from nodegc.runtime.containerd_store import is_containerd_store
 from nodegc.runtime.docker.adapter import DockerRuntime
+from nodegc.runtime.docker_sizes import SETTLE_NS
 from nodegc.runtime.docker_usage import image_holders
 from nodegc.testing.engine import IsolatedEngine
 from nodegc.testing.images import busybox_image_tar
@@ -146,12 +148,19 @@ def mount_ids_kept_and_used(
     engine: IsolatedEngine,
 ) -> None:
     """The walk kept each container's mount id (the engine's own: its `UpperDir`), and the next
-    report, which finds the layers by them, says the same. Catches: a wrong id kept, or the
-    kept ids measuring something else."""
-    kept = json.loads((state / "mounts.json").read_text())
+    report, which finds the layers by them and skips the directories that did not change, says
+    the same. Catches: a wrong id kept, or what was kept measuring something else."""
+    kept = json.loads((state / "walk.json").read_text())
     for cid in (held["running"], held["dead"]):
         upper = api.inspect_container(cid)["GraphDriver"]["Data"]["UpperDir"]
-        assert kept[cid] == Path(upper).parent.name, (cid, upper, kept)
+        assert kept[cid][0] == Path(upper).parent.name, (cid, upper, kept)
+    # Once the dead container's directories have settled (`docker_sizes.SETTLE_NS`: a condition
+    # on the clock, not a timed assertion), a report keeps them and the next skips them.
+    home = Path(api.info()["DockerRootDir"]) / "containers" / held["dead"]
+    wait_for(lambda: time.time_ns() > home.stat().st_ctime_ns + SETTLE_NS, timeout=30)
+    report(engine, state, capsys)
+    assert json.loads((state / "walk.json").read_text())[held["dead"]][1] > 0  # kept
     again = report(engine, state, capsys)["breakdown"][0]["bytes"]
     assert close(again["containers_running"], got["containers_running"]), (again, got)
     assert again["containers_dead"] == got["containers_dead"], (again, got)
+    assert close(again["logs"], got["logs"]), (again, got)

@@ -25,7 +25,7 @@ DEADLINE = 60  # seconds: far above a refusal's (< 2 s); a FIFO read would block
 AGGRESSIVE = ("--maximum-dead-containers=0", "--minimum-image-ttl-duration=0s",
               "--image-gc-high-threshold=1", "--image-gc-low-threshold=0")  # fmt: skip
 STATE_FILES = ("audit.jsonl", "nodegc.state.lock", "history.json", "intents.json",
-               "layers.json", "finish-times.json", "mounts.json")  # fmt: skip
+               "layers.json", "finish-times.json", "walk.json")  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -137,9 +137,7 @@ def test_history_with_a_fifo_audit_record_is_refused_not_waited_on(
     assert "FIFO" in refused(engine, state, "history")
 
 
-@pytest.mark.parametrize(
-    "name", ["layers.json", "history.json", "finish-times.json", "mounts.json"]
-)
+@pytest.mark.parametrize("name", ["layers.json", "history.json", "finish-times.json", "walk.json"])
 def test_a_link_to_dev_zero_is_refused_without_reading_it(
     engine: IsolatedEngine, before: object, tmp_path: Path, name: str
 ) -> None:

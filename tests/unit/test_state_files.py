@@ -40,9 +40,7 @@ def test_an_empty_path_is_refused_not_the_current_directory() -> None:
         StateDir("")
 
 
-@pytest.mark.parametrize(
-    "name", ["layers.json", "history.json", "finish-times.json", "mounts.json"]
-)
+@pytest.mark.parametrize("name", ["layers.json", "history.json", "finish-times.json", "walk.json"])
 def test_a_fifo_is_refused_at_once_not_read(state: Path, name: str) -> None:
     """Read in a thread with a deadline: a hang fails the test instead of blocking it."""
     os.mkfifo(state / name, 0o600)
@@ -55,7 +53,7 @@ def test_a_fifo_is_refused_at_once_not_read(state: Path, name: str) -> None:
                 s.load_layers(),
                 s.load_finish_times(),
                 s.load_history(__import__("datetime").datetime.now()),
-                s.load_mounts(),
+                s.load_walk(),
             )
             outcome.append(None)
         except BaseException as exc:
