@@ -82,8 +82,8 @@ def prefetch(
 ) -> Prefetch | None:
     """Begin the walk where the breakdown will need it (a dockerd node with more container
     directories than `/system/df` is worth asking for); None elsewhere, or if the engine cannot
-    say where its data is (the observation that follows says why). `state`: where the mount ids
-    learnt are kept (`save`: written back)."""
+    say where its data is (the observation that follows says why). `state`: where what the walk
+    learnt is kept (`walk.json`; `save`: written back)."""
     try:
         found = docker_usage.prefetchable(runtime)
     except (RuntimeError_, OSError):

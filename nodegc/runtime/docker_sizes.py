@@ -96,14 +96,6 @@ def _read_small(path: str) -> str | None:
         os.close(fd)
 
 
-def overlay2_writable_bytes(data_root: str, container_ids: Iterable[str]) -> dict[str, int] | None:
-    """Container id -> allocated bytes of its writable layer (overlay2's `diff` directory), for
-    the containers whose layer nodegc finds; None where nodegc does not see the driver's
-    directories under `data_root` (another driver, or the data root not mounted here)."""
-    walked = walk_containers(data_root, True, container_ids)
-    return None if walked.writable is None else dict(walked.writable)
-
-
 def _overlay2_dirs(data_root: str) -> tuple[str, str] | None:
     """(layerdb's `mounts`, the driver's layers) under `data_root`, where nodegc sees them."""
     mounts = os.path.join(data_root, "image", "overlay2", "layerdb", "mounts")

@@ -17,7 +17,6 @@ from nodegc.policy.breakdown import (
 )
 from nodegc.runtime.docker_sizes import (
     api_at_least,
-    overlay2_writable_bytes,
     tree_bytes,
     walk_containers,
 )
@@ -169,7 +168,7 @@ def test_a_container_created_after_the_walk_began_is_measured_then(tmp_path: Pat
 def test_without_overlay2_directories_the_walk_leaves_layers_to_the_engine(tmp_path: Path) -> None:
     (tmp_path / "containers").mkdir()
     assert walk_containers(str(tmp_path), True).writable is None
-    assert overlay2_writable_bytes(str(tmp_path), ["a" * 64]) is None
+    assert walk_containers(str(tmp_path), True, ["a" * 64]).writable is None
 
 
 def test_a_mount_id_that_is_a_link_or_not_an_id_is_not_followed(tmp_path: Path) -> None:
@@ -181,7 +180,7 @@ def test_a_mount_id_that_is_a_link_or_not_an_id_is_not_followed(tmp_path: Path) 
     mount_a.unlink()
     mount_a.symlink_to(tmp_path / "image" / "overlay2" / "layerdb" / "mounts" / b / "mount-id")
     (tmp_path / "image" / "overlay2" / "layerdb" / "mounts" / b / "mount-id").write_text("../..")
-    assert overlay2_writable_bytes(str(tmp_path), [a, b]) == {}
+    assert walk_containers(str(tmp_path), True, [a, b]).writable == {}
 
 
 def test_a_mount_id_that_is_a_fifo_or_a_directory_is_not_waited_on(tmp_path: Path) -> None:
@@ -195,7 +194,7 @@ def test_a_mount_id_that_is_a_fifo_or_a_directory_is_not_waited_on(tmp_path: Pat
     os.mkfifo(mounts / a / "mount-id")
     (mounts / b / "mount-id").unlink()
     (mounts / b / "mount-id").mkdir()
-    assert set(overlay2_writable_bytes(str(tmp_path), [a, b, c]) or {}) == {c}
+    assert set(walk_containers(str(tmp_path), True, [a, b, c]).writable or {}) == {c}
 
 
 def test_a_volume_listing_of_another_shape_gives_no_rows_not_a_crash() -> None:
