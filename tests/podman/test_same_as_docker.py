@@ -15,7 +15,7 @@ import pytest
 from nodegc.testing.engine import IsolatedEngine
 from nodegc.testing.faultproxy import FaultProxy
 from nodegc.testing.images import busybox_image_tar
-from tests.engine import test_daemon, test_gc_docker
+from tests.engine import test_daemon, test_gc_docker, test_no_sdk_on_a_socket
 from tests.reliability import test_races
 
 # LRU image GC, per-unit container GC, dependents first. (Removing images with several tags is
@@ -30,6 +30,11 @@ test_image_whose_dead_containers_go_in_the_same_cycle_is_removed_too = (
 )
 test_container_gc_keeps_the_newest_dead_container_of_each_pod_container = (
     test_gc_docker.test_container_gc_keeps_the_newest_dead_container_of_each_pod_container
+)
+
+# On Podman's unix socket too, a report and a once never import the Docker SDK.
+test_report_and_once_never_import_the_sdk_on_a_unix_socket = (
+    test_no_sdk_on_a_socket.test_report_and_once_never_import_the_sdk_on_a_unix_socket
 )
 
 # The daemon through a restart of the Podman service. (Its last use from events: the stronger
