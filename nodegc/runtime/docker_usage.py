@@ -96,9 +96,10 @@ def lean_space_holders(runtime: Any, known: Known, walked: Walked | None = None)
     """Every holder Docker accounts for, without the whole `/system/df` (a big node: see
     `runtime.docker_sizes`); None where the runtime is not dockerd (Podman, CRI). `walked`:
     the container directories measured already (`walk_containers`), the rest measured now."""
-    if not hasattr(runtime, "_get_json") or getattr(runtime, "podman", True):
+    found = _dockerd_root(runtime)
+    if found is None:
         return None
-    root = runtime.data_root()
+    root, overlay2 = found
     holders = list(known.images)
     unknown: frozenset[HolderKind] = frozenset()
     if api_at_least(str(getattr(runtime, "api_version", "")), (1, 42)):
@@ -118,7 +119,6 @@ def lean_space_holders(runtime: Any, known: Known, walked: Walked | None = None)
         else:
             holders += cache_holders([_cache_row(r) for r in known.build_cache])
         holders += _local_volumes(runtime, root)
-    overlay2 = runtime.layer_store_driver() == "overlay2"
     containers = known.containers
     walked = complete(walked, root, overlay2, [c.id for c in containers])
     sizes = walked.writable if walked.writable is not None else _engine_sizes(runtime)
@@ -208,10 +208,16 @@ def _volume_rows(answer: Any) -> list[dict[str, Any]]:
 def prefetchable(runtime: Any) -> tuple[str, bool, int] | None:
     """(data root, overlay2, container directories on disk) for a walk begun before the
     listings (`collect.usage.prefetch`); None where the runtime is not dockerd."""
+    found = _dockerd_root(runtime)
+    return None if found is None else (*found, containers_on_disk(found[0]))
+
+
+def _dockerd_root(runtime: Any) -> tuple[str, bool] | None:
+    """(dockerd's data root, whether its layers are overlay2's); None where the runtime is not
+    dockerd (Podman, CRI)."""
     if not hasattr(runtime, "_get_json") or getattr(runtime, "podman", True):
         return None
-    root = runtime.data_root()
-    return root, runtime.layer_store_driver() == "overlay2", containers_on_disk(root)
+    return runtime.data_root(), runtime.layer_store_driver() == "overlay2"
 
 
 def podman_major(runtime: Any) -> int:
