@@ -1,3 +1,3 @@
-from nodegc.cli import main
+from nodegc.cli import entry
 
-raise SystemExit(main())
+entry()

@@ -6,15 +6,36 @@ configuration error; 3 engine unreachable.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
+import threading
 from collections.abc import Sequence
+from typing import NoReturn
 
 from nodegc.cli.exits import EXIT_OK, EXIT_USAGE
 from nodegc.cli.options import FLAG_SETTINGS, UsageError, build_parser, settings_from
 from nodegc.config import ConfigError, example_toml, to_toml
 
-__all__ = ["FLAG_SETTINGS", "main"]
+__all__ = ["FLAG_SETTINGS", "entry", "main"]
+
+
+def entry() -> NoReturn:
+    """The `nodegc` command (console script and `python -m nodegc`): `main`, then out without the
+    interpreter's teardown when nothing is left to finish. Freeing a big `report`'s objects one
+    by one took 0.05-0.08 s of its 2 s at 20,000 containers (mypy's `hard_exit` does the same).
+    Only once the output and the logs are flushed and no other thread runs; else a normal exit."""
+    code = main()
+    logging.shutdown()
+    try:
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:  # None: started with the descriptor closed
+                stream.flush()
+    except (OSError, ValueError):
+        raise SystemExit(code) from None  # the interpreter's own exit says what it says of it
+    if threading.active_count() == 1:
+        os._exit(code)
+    raise SystemExit(code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

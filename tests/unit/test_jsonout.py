@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from nodegc.cli import jsonout
 
-leaf = st.none() | st.booleans() | st.integers() | st.text() | st.floats(allow_nan=False)
+leaf = st.none() | st.booleans() | st.integers() | st.text() | st.floats(allow_nan=False, allow_infinity=False)
 documents = st.recursive(
     leaf,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
@@ -55,3 +55,16 @@ def test_any_text_is_written_as_printable_ascii(decisions: list[dict[str, Any]])
     text = jsonout.dumps(value)
     assert all(" " <= ch <= "~" or ch == "\n" for ch in text), text
     assert json.loads(text) == value
+
+
+def _no_constants(name: str) -> Any:
+    raise AssertionError(f"{name} is not JSON")
+
+
+@given(st.sampled_from([float("inf"), float("-inf"), float("nan")]))
+def test_a_number_that_is_not_finite_is_null_strict_json(number: float) -> None:
+    """JSON has no Infinity or NaN (`json.dumps` writes them, `jq` refuses the document)."""
+    value = {"usage_percent": number, "filesystems": [{"usage_percent": number, "name": "é"}]}
+    text = jsonout.dumps(value)
+    parsed = json.loads(text, parse_constant=_no_constants)
+    assert parsed == {"usage_percent": None, "filesystems": [{"usage_percent": None, "name": "é"}]}
