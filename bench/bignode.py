@@ -144,6 +144,7 @@ def measure(
                     "report", "--output", "json", "--state-dir", str(state),
                     "--runtime-endpoint", proxy.endpoint, "--log-level", "warning",
                     *(["--runtime-request-timeout", timeout] if timeout else []),
+                    other_tree=name.startswith("@"),
                 )  # fmt: skip
                 if name in CLI_CONTENDERS:
                     argv = ["sh", "-c", CLI_CONTENDERS[name].format(host=proxy.endpoint)]

@@ -128,10 +128,12 @@ def _cpu_model() -> str:
 # -- processes --------------------------------------------------------------------------------
 
 
-def nodegc_argv(*args: str) -> list[str]:
-    """How a user starts nodegc: the installed console script beside this Python, else -m."""
+def nodegc_argv(*args: str, other_tree: bool = False) -> list[str]:
+    """How a user starts nodegc: the installed console script beside this Python, else -m.
+    `other_tree`: nodegc as of another tree put first on PYTHONPATH (a git ref): always -m, as the
+    console script names this tree's entry point, which that tree may not have."""
     script = Path(sys.executable).parent / "nodegc"
-    if script.exists():
+    if script.exists() and not other_tree:
         return [str(script), *args]
     return [sys.executable, "-m", "nodegc", *args]
 

@@ -117,8 +117,9 @@ def nodegc_at(ref: str, *, warm: bool = False) -> Contender:
 
     def command(name: str, engine: Any, scratch: Path) -> list[str]:
         argv = nodegc_argv(
-            name, "--state-dir", str(scratch / "state"), "--runtime-endpoint", engine.endpoint
-        )
+            name, "--state-dir", str(scratch / "state"), "--runtime-endpoint", engine.endpoint,
+            other_tree=True,
+        )  # fmt: skip
         return [*argv, *flags, f"--log-level={LOG_LEVEL['level']}"]
 
     def run(engine: Any, scratch: Path, log: Path) -> float:
