@@ -48,11 +48,13 @@ from nodegc.runtime.docker.decoding import (
     container_rows,
     decode_container,
     decode_image,
+    decode_state,
     docker_layers,
     finish_time,
     finish_window,
     is_id,
     parse_time,
+    row_created,
     writable_sizes,
 )
 from nodegc.runtime.docker.events import EngineEvents
@@ -250,20 +252,19 @@ class DockerRuntime(EngineEvents):
         now = self._clock()
         containers: list[Container] = []
         for row in rows:
-            container = decode_container(row, None)
-            state = container.state
+            state, created = decode_state(row.get("State")), row_created(row)
             if not state.is_dead or state is ContainerState.CREATED:
                 self.finish_cache.pop(row["Id"], None)
+                containers.append(decode_container(row, state, created))
+                continue
+            status = row.get("Status", "")
+            cached = self.finish_cache.get(row["Id"])
+            if cached is not None and cache_agrees(cached, status, now):
+                finished = (cached, None, None)
             else:
-                status = row.get("Status", "")
-                cached = self.finish_cache.get(row["Id"])
-                if cached is not None and cache_agrees(cached, status, now):
-                    container = replace(container, finished_at=cached)
-                else:
-                    self.finish_cache.pop(row["Id"], None)  # restarted and died again
-                    after, before = finish_window(status, container.created, now)
-                    container = replace(container, finished_after=after, finished_before=before)
-            containers.append(container)
+                self.finish_cache.pop(row["Id"], None)  # restarted and died again
+                finished = (None, *finish_window(status, created, now))
+            containers.append(decode_container(row, state, created, finished))
         live_ids = {c.id for c in containers}
         for gone in set(self.finish_cache) - live_ids:
             del self.finish_cache[gone]
