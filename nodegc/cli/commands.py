@@ -18,7 +18,13 @@ from nodegc.cli.breakdown import (
     space_lines,
     untouchable_text,
 )
-from nodegc.cli.exits import EXIT_INCOMPLETE, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
+from nodegc.cli.exits import (
+    EXIT_INCOMPLETE,
+    EXIT_OK,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    leave_for_exit,
+)
 from nodegc.cli.kubelet import kubelet_json, kubelet_would
 from nodegc.cli.safe import visible
 from nodegc.collect import intents
@@ -160,6 +166,7 @@ def report(settings: Settings, args: argparse.Namespace) -> int:
             if kubelet is not None:
                 data["kubelet"] = kubelet_json(plan.filesystem, kubelet)
             _print_json(data)
+            leave_for_exit(data)
         else:
             line = kubelet_would(plan.filesystem, kubelet) if kubelet is not None else None
             print(render.plan_table(plan, kubelet_line=line))
@@ -167,6 +174,7 @@ def report(settings: Settings, args: argparse.Namespace) -> int:
             print("\n".join(fill_rate_lines(fill_rates) or [fill_rate_line(fill_rate)]))
             for text in render.pending_lines(pending):
                 print(text)
+        leave_for_exit(gc, plan, space, early)
         return EXIT_OK
 
     # The cycle collector paused for the whole report, not only its plan: the snapshot lives to

@@ -8,3 +8,15 @@ EXIT_USAGE = 2
 """Usage or configuration error: nothing was touched."""
 EXIT_UNREACHABLE = 3
 """The engine (or the daemon, for `status`) could not be reached or failed to list."""
+
+# What a one-shot command is done with, dropped with the process rather than freed object by
+# object (`cli.entry` leaves by `os._exit`): freeing a big `report`'s snapshot, plan and
+# document took 0.03-0.04 s of it at 20,000 containers. None (in-process callers, tests): nothing
+# is kept.
+leftovers: list[object] | None = None
+
+
+def leave_for_exit(*objects: object) -> None:
+    """Keep `objects` until the process ends, when `cli.entry` runs the command."""
+    if leftovers is not None:
+        leftovers.extend(objects)
