@@ -7,14 +7,16 @@ value and each list element is encoded by msgspec and spaced by `msgspec.json.fo
 (both in C): 0.03 s for 20,000 decisions where `json`'s C encoder, element by element, took
 0.09 s. `jq` or `json.loads` read the same document (tests check they are equal).
 
-The document is printable ASCII whatever the engine's text holds (an element whose encoding is
-not, non-ASCII or DEL, is written with `\\uXXXX` escapes by `json`), and strict JSON: a number
-that is not finite, which nodegc never computes, is written as `null` (JSON has no `Infinity`).
+The document is printable ASCII whatever the engine's text holds: an element whose encoding is
+not (non-ASCII, DEL), or that msgspec refuses (a lone surrogate), is written by `json` with
+`\\uXXXX` escapes. It is strict JSON: a number that is not finite, which nodegc never computes,
+is written as `null` (JSON has no `Infinity`).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import msgspec
@@ -45,8 +47,21 @@ def _encode(value: Any) -> str:
     """One value on one line: `{"a": 1, "b": [2, 3]}`, printable ASCII."""
     try:
         raw = _msgspec(value)
-    except (TypeError, msgspec.EncodeError):  # keys msgspec does not take (None, True)
-        return _ascii(value)
+    except (TypeError, ValueError, msgspec.EncodeError):
+        # What msgspec refuses: a lone surrogate (JSON's "\ud800" read back), a key that is
+        # neither a string nor a number.
+        return _ascii(_finite(value))
     if not raw.isascii() or b"\x7f" in raw:  # msgspec writes UTF-8 and DEL as they are
         return _ascii(_decode(raw))
     return _format(raw, indent=0).decode("ascii")
+
+
+def _finite(value: Any) -> Any:
+    """`value` with every number that is not finite made None, as msgspec writes it."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
