@@ -9,7 +9,6 @@ import sys
 
 from nodegc.config import example_toml
 
-
 # Buffered as a user's shell has it (PYTHONUNBUFFERED would hide a lost flush).
 BUFFERED = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
 
