@@ -591,9 +591,10 @@ def test_docker_image_rows_with_missing_or_none_fields_parse(row: dict[str, Any]
 
 def test_docker_container_row_with_missing_fields_parses() -> None:
     """A /containers/json row with no names, state, image id, labels or creation time."""
-    container = _container({"Id": "f" * 64}, None)
+    container = _container({"Id": "f" * 64})
     assert container.name == "f" * 12 and container.state is ContainerState.UNKNOWN
     assert container.labels == {} and container.image_id == ""
+    assert container.created == datetime.fromtimestamp(0, UTC) and container.finished_at is None
 
 
 # -- on the real engine -------------------------------------------------------------------------

@@ -255,7 +255,7 @@ class DockerRuntime(EngineEvents):
             state, created = decode_state(row.get("State")), row_created(row)
             if not state.is_dead or state is ContainerState.CREATED:
                 self.finish_cache.pop(row["Id"], None)
-                containers.append(decode_container(row, state, created))
+                containers.append(decode_container(row, state=state, created=created))
                 continue
             status = row.get("Status", "")
             cached = self.finish_cache.get(row["Id"])
@@ -264,7 +264,7 @@ class DockerRuntime(EngineEvents):
             else:
                 self.finish_cache.pop(row["Id"], None)  # restarted and died again
                 finished = (None, *finish_window(status, created, now))
-            containers.append(decode_container(row, state, created, finished))
+            containers.append(decode_container(row, finished, state, created))
         live_ids = {c.id for c in containers}
         for gone in set(self.finish_cache) - live_ids:
             del self.finish_cache[gone]

@@ -244,12 +244,15 @@ def writable_sizes(rows: Any) -> dict[str, int] | None:
 
 def decode_container(
     row: dict[str, Any],
-    state: ContainerState,
-    created: datetime,
     finished: tuple[datetime | None, datetime | None, datetime | None] = (None, None, None),
+    state: ContainerState | None = None,
+    created: datetime | None = None,
 ) -> Container:
     """A listing's row as a Container, made once (`replace` after it: 3.5 µs a dead container);
-    `finished`: its finish time, or the window (after, before) its Status vouches for."""
+    `finished`: its finish time, or the window (after, before) its Status vouches for; `state`
+    and `created`: the row's, where the caller decoded them already."""
+    state = decode_state(row.get("State")) if state is None else state
+    created = row_created(row) if created is None else created
     names = row.get("Names") or []
     name = names[0].lstrip("/") if names else short_id(row["Id"])
     return Container(
