@@ -181,11 +181,20 @@ def require_root() -> None:
 @contextlib.contextmanager
 def isolated_engine(size_mb: int, kind: str = "docker") -> Iterator[Any]:
     """A private dockerd (nodegc.testing.engine) or, with `kind="podman"`, a private Podman
-    service (nodegc.testing.podman) on its own `size_mb` ext4, removed afterwards."""
+    service (nodegc.testing.podman) on its own `size_mb` ext4, removed afterwards; the engine
+    of the root `$NGC_TEST_ENGINE_ROOT` names (forky: Docker 28, Podman 5) when it is set."""
     require_root()
     from nodegc.testing.engine import IsolatedEngine
+    from nodegc.testing.engine_root import root_from_env
     from nodegc.testing.podman import IsolatedPodman
+    from nodegc.testing.rooted import RootedEngine, RootedPodman
 
+    root = root_from_env()
+    if root is not None:
+        rooted = RootedPodman if kind == "podman" else RootedEngine
+        with rooted(size_mb, root=root) as engine:
+            yield engine
+        return
     harness = IsolatedPodman if kind == "podman" else IsolatedEngine
     with harness(size_mb=size_mb) as engine:
         yield engine

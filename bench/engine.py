@@ -183,6 +183,15 @@ def _podman_prune(engine: Any, scratch: Path, log: Path) -> float:
     return time.perf_counter() - started
 
 
+def _podman_version(engine: Any) -> str:
+    """`podman --version` of the engine's own podman (the root's, when run from one)."""
+    argv, env = engine.cli("--version")
+    found = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    rooted = getattr(engine, "engine_root", None)
+    where = f" (root {rooted.suite}, run through unshare and chroot)" if rooted else ""
+    return f"{found.stdout.strip() or 'podman version unknown'}{where}"
+
+
 def _dcgc(engine: Any, scratch: Path, log: Path) -> float:
     env = clean_env({"DOCKER_HOST": engine.endpoint})
     return timed([str(dcgc_path()), "--max-container-age", "0s", "--max-image-age", "0s"], env, log)
@@ -251,6 +260,7 @@ def run(
     times: dict[str, list[float]] = {n: [] for n in names}
     log_dir = log_dir or Path(tempfile.mkdtemp(prefix="nodegc-bench-engine-"))
     with isolated_engine(size_mb, engine_kind) as engine:
+        version = _podman_version(engine) if podman else ""
         for r in range(rounds):
             order = names[r % len(names) :] + names[: r % len(names)]
             for name in order:
@@ -299,8 +309,7 @@ def run(
     )
     section.notes.append(f"nodegc --log-level={log_level}")
     if podman:
-        version = subprocess.run(["podman", "--version"], capture_output=True, text=True)
-        section.notes.append(f"{version.stdout.strip()}; prune: the local podman command")
+        section.notes.append(f"{version}; prune: the engine's own podman command")
     section.notes.append(f"logs: {log_dir}")
     for name in (n for n in names if n.startswith("nodegc")):
         t = times[name]
