@@ -14,12 +14,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-)
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from nodegc.config.sections import (
     MAX_AGE,
@@ -72,15 +67,10 @@ __all__ = [
 ]
 
 
-class Settings(BaseSettings):
-    """Every nodegc setting. Build it with `load_settings`."""
+class Settings(BaseModel):
+    """Every nodegc setting. Build it with `load_settings` (file, environment and flags)."""
 
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX,
-        env_nested_delimiter=ENV_NESTED_DELIMITER,
-        extra="forbid",
-        validate_default=True,
-    )
+    model_config = ConfigDict(extra="forbid", validate_default=True)
 
     runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
     images: ImageSettings = Field(default_factory=ImageSettings)
@@ -93,18 +83,6 @@ class Settings(BaseSettings):
 
 class ConfigError(Exception):
     """A setting is wrong; the message names it, its value and the rule. Exit code 2."""
-
-
-class _TomlSource(PydanticBaseSettingsSource):
-    def __init__(self, settings_cls: type[BaseSettings], data: dict[str, Any]) -> None:
-        super().__init__(settings_cls)
-        self._data = data
-
-    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
-        return self._data.get(field_name), field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        return self._data
 
 
 def read_toml(path: Path) -> dict[str, Any]:
@@ -151,34 +129,46 @@ def load_settings(
 
 
 def _build(file_data: dict[str, Any], overrides: dict[str, Any]) -> Settings:
-    class _Loaded(Settings):
-        @classmethod
-        def settings_customise_sources(
-            cls,
-            settings_cls: type[BaseSettings],
-            init_settings: PydanticBaseSettingsSource,
-            env_settings: PydanticBaseSettingsSource,
-            dotenv_settings: PydanticBaseSettingsSource,
-            file_secret_settings: PydanticBaseSettingsSource,
-        ) -> tuple[PydanticBaseSettingsSource, ...]:
-            return (init_settings, env_settings, _TomlSource(settings_cls, file_data))
-
     # Every problem is reported, one line each: the environment's along with the rest.
     problems, unusable = _env_problems()
     file_data, quoted = _quoted_numbers(file_data)
     problems += quoted
     saved = {name: os.environ.pop(name) for name in unusable}
     try:
-        loaded = _Loaded(**overrides)
-    except ValidationError as exc:
-        raise ConfigError("\n".join([*problems, format_validation_error(exc)])) from None
+        environment = _environment()
     except ValueError as exc:  # pydantic-settings: an environment value it cannot parse
         raise ConfigError("\n".join([*problems, f"environment: {exc}"])) from None
     finally:
         os.environ.update(saved)
+    try:
+        loaded = Settings.model_validate(_merged(file_data, environment, overrides))
+    except ValidationError as exc:
+        raise ConfigError("\n".join([*problems, format_validation_error(exc)])) from None
     if problems:
         raise ConfigError("\n".join(problems))
-    return Settings.model_validate(loaded.model_dump())
+    return loaded
+
+
+def _environment() -> dict[str, Any]:
+    """What the NODEGC_ variables say, nested by section; {} without one, and then
+    pydantic-settings (its reader, `nodegc.config.environment`) is not even imported."""
+    if not any(name.upper().startswith(ENV_PREFIX) for name in os.environ):
+        return {}
+    from nodegc.config.environment import read_environment
+
+    return read_environment(Settings, ENV_PREFIX, ENV_NESTED_DELIMITER)
+
+
+def _merged(*layers: dict[str, Any]) -> dict[str, Any]:
+    """The layers merged, a later one winning key by key inside a section (a section given as a
+    whole in one and key by key in another), as pydantic-settings merges its sources."""
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        for key, value in layer.items():
+            below = merged.get(key)
+            both = isinstance(below, dict) and isinstance(value, dict)
+            merged[key] = _merged(below, value) if both else value  # type: ignore[arg-type]
+    return merged
 
 
 _LIST_SETTINGS = {

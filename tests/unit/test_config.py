@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
@@ -121,6 +124,49 @@ def test_layers_merge_key_by_key_within_a_section(toml):
         s.images.low_threshold_percent,
         s.images.minimum_age,
     ) == (97, 60, timedelta(minutes=1))
+
+
+def test_a_whole_section_from_the_environment_merges_with_the_file_and_flags(toml):
+    """NODEGC_IMAGES holding the section as JSON: its keys beat the file's, a flag beats it, and
+    the file's other keys stay."""
+    s = load(
+        toml('[images]\nlow_threshold_percent = 60\nminimum_age = "5m"\n'),
+        {"images": {"high_threshold_percent": 97}},
+        {"NODEGC_IMAGES": '{"high_threshold_percent": 90, "minimum_age": "1m"}'},
+    )
+    assert (
+        s.images.high_threshold_percent,
+        s.images.low_threshold_percent,
+        s.images.minimum_age,
+    ) == (97, 60, timedelta(minutes=1))
+
+
+def test_a_section_from_the_environment_that_is_not_json_is_refused():
+    """NODEGC_IMAGES='nonsense': a configuration error naming the environment, not a traceback."""
+    message = error_of(environ={"NODEGC_IMAGES": "nonsense"})
+    assert message.startswith("environment: ") and '"images"' in message
+
+
+def test_a_start_without_nodegc_variables_does_not_import_pydantic_settings(tmp_path):
+    """File and flags alone: the environment's reader (pydantic-settings, which imports asyncio)
+    is not imported; with a NODEGC_ variable it is, and the variable is read."""
+    path = tmp_path / "config.toml"  # given, so that no /etc/nodegc/config.toml is read
+    path.write_text('[images]\nminimum_age = "5m"\n')
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from nodegc.config import load_settings\n"
+        f"s = load_settings(Path({str(path)!r}), {{'images': {{'low_threshold_percent': 70}}}})\n"
+        "print(s.images.high_threshold_percent, s.images.low_threshold_percent, "
+        "'pydantic_settings' in sys.modules, 'asyncio' in sys.modules)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("NODEGC_")}
+    run = functools.partial(
+        subprocess.run, [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert run(env=env).stdout.split() == ["85", "70", "False", "False"]
+    env[HIGH_ENV] = "90"
+    assert run(env=env).stdout.split() == ["90", "70", "True", "True"]
 
 
 def test_environment_names_are_case_insensitive():
