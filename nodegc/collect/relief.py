@@ -274,10 +274,12 @@ class _Walk:
         self.finish(result, c.key)
 
 
-# How long the disk must stay unchanged to count as settled, and the longest wait for it.
+# How long the disk must stop giving space back to count as settled, the longest wait for it,
+# and the most one closed loop waits in all (`settle_within`).
 SETTLE_QUIET_SECONDS = 0.5
 SETTLE_FINAL_QUIET_SECONDS = 3.0  # the last look, when nothing is left to remove
 SETTLE_LIMIT_SECONDS = 15.0
+SETTLE_BUDGET_SECONDS = 60.0
 _SETTLE_POLL_SECONDS = 0.05
 
 
@@ -290,15 +292,17 @@ def settled(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> FilesystemStats:
-    """Measure until the disk stops changing (the same free bytes and inodes for `quiet`
-    seconds) or `done` says it is where it should be, for at most `limit` seconds: what a
-    runtime that frees after its removal returns (containerd's GC) has given back by then."""
+    """Measure until the disk stops giving space back (no more free bytes or inodes than the
+    reading before for `quiet` seconds) or `done` says it is where it should be, for at most
+    `limit` seconds: what a runtime that frees after its removal returns (containerd's GC) has
+    given back by then. Only a rise counts as change: the node's other writers (containers
+    being created, logs) take space all the time, and the disk of a busy node is never still."""
     last = measure()
     start = since = clock()
     while not done(last) and clock() - start < limit:
         sleep(_SETTLE_POLL_SECONDS)
         now = measure()
-        if (now.available_bytes, now.inodes_free) != (last.available_bytes, last.inodes_free):
+        if now.available_bytes > last.available_bytes or now.inodes_free > last.inodes_free:
             since = clock()
         elif clock() - since >= quiet:
             return now
@@ -308,3 +312,23 @@ def settled(
         extra={"path": last.path, "seconds": round(clock() - start, 3)},
     )
     return last
+
+
+def settle_within(
+    measure: Callable[[], FilesystemStats],
+    budget: float = SETTLE_BUDGET_SECONDS,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Settle:
+    """`settled` for one closed loop, waiting at most `budget` seconds over all its calls (each
+    at most `SETTLE_LIMIT_SECONDS`): a disk that keeps rising for another reason (another
+    cleaner at work) costs the loop that once, not that at every removal. Once it is spent,
+    each call measures once."""
+    deadline = clock() + budget
+
+    def settle(done: Callable[[FilesystemStats], bool], quiet: float) -> FilesystemStats:
+        limit = min(SETTLE_LIMIT_SECONDS, max(0.0, deadline - clock()))
+        return settled(measure, done, quiet=quiet, limit=limit, clock=clock, sleep=sleep)
+
+    return settle

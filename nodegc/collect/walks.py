@@ -21,7 +21,7 @@ from nodegc.collect.relief import (
     Loop,
     Settle,
     relieve,
-    settled,
+    settle_within,
 )
 from nodegc.collect.report import CycleReport
 from nodegc.model import (
@@ -305,7 +305,7 @@ class Walking:
         measuring `path` until the disk is steady."""
         if not self.runtime.frees_asynchronously:
             return None
-        return lambda done, quiet: settled(lambda: self.measure(path), done, quiet=quiet)
+        return settle_within(lambda: self.measure(path))
 
 
 @dataclass

@@ -10,7 +10,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
-from nodegc.collect.relief import Candidate, Loop, relieve, settled
+import pytest
+
+from nodegc.collect.relief import Candidate, Loop, relieve, settle_within, settled
 from nodegc.model import FilesystemStats, Layer, Outcome, Reason, RemovalResult
 from nodegc.policy.cost import learnt, scaled
 from nodegc.policy.space import Ledger
@@ -336,3 +338,60 @@ def test_the_last_look_waits_longer_for_a_gc_slow_to_start() -> None:
     relief = walk(disk, n=6, listed=300, real=300, settle=True, workers=1)
     assert relief.measured is not None
     assert relief.measured.usage_percent <= 75, (relief.measured.usage_percent, disk.removed)
+
+
+def falling(step: int = 7, inodes_step: int = 0):
+    """A disk the node's other writers keep filling: less free at every reading."""
+    count = iter(range(10**6))
+
+    def measure() -> FilesystemStats:
+        n = next(count)
+        return FilesystemStats("/", 10**7, 10**6 - step * n, 1000, 1000 - inodes_step * n)
+
+    return measure
+
+
+def test_settled_is_not_kept_waiting_by_other_writers() -> None:
+    """Containers created and logs written meanwhile take space at every reading: that is not
+    the runtime giving space back, so the disk counts as settled after `quiet`. Mutation caught:
+    any change restarting the wait (it ran to its limit, 15 s after each removal, on a busy
+    containerd-store node)."""
+    for measure in (falling(), falling(step=0, inodes_step=1)):
+        clock = FakeClock()
+        settled(measure, lambda _fs: False, quiet=0.5, clock=clock, sleep=clock.sleep)
+        assert 0.5 <= clock.now < 0.6
+
+
+def test_settled_waits_while_free_inodes_rise() -> None:
+    """The runtime's GC deleting small files gives inodes back before bytes show: a rise in free
+    inodes restarts the wait. Mutation caught: only the free bytes compared."""
+    readings = iter([10, 11, 12, 13, *([13] * 40)])
+    clock = FakeClock()
+
+    def measure() -> FilesystemStats:
+        return FilesystemStats("/", 1000, 100, 100, next(readings))
+
+    fs = settled(measure, lambda _fs: False, quiet=0.5, clock=clock, sleep=clock.sleep)
+    assert fs.inodes_free == 13
+    assert 0.65 <= clock.now < 0.75  # three rises (0.15 s), then 0.5 s still
+
+
+def test_settle_within_spends_one_budget_over_its_calls() -> None:
+    """A disk that keeps rising (another cleaner at work): the first call waits its limit, the
+    next what is left of the loop's budget, then each measures once. Mutation caught: the
+    budget not carried from call to call (every removal waited the whole limit)."""
+    clock = FakeClock()
+    count = iter(range(10**6))
+
+    def measure() -> FilesystemStats:
+        return FilesystemStats("/", 10**7, next(count), 10, 10)  # never steady: rising
+
+    settle = settle_within(measure, budget=20.0, clock=clock, sleep=clock.sleep)
+    waited = []
+    for _ in range(3):
+        began = clock.now
+        settle(lambda _fs: False, 0.5)
+        waited.append(round(clock.now - began, 1))
+    assert waited[0] == pytest.approx(15.0, abs=0.1)
+    assert waited[1] == pytest.approx(5.0, abs=0.1)
+    assert waited[2] == 0.0
