@@ -1,7 +1,9 @@
 """`bench/run [BENCH ...] [options]`: run nodegc's benchmarks and print a table.
 
 BENCH is one or more of plan, engine, calls, footprint, relief, or all (the default), and
-bignode (only when named: its node takes many minutes to build).
+bignode (only when named: its node takes many minutes to build) and busy (only when named: a
+busy disk on the containerd image store, `NGC_TEST_ENGINE_ROOT=forky
+NGC_TEST_DOCKER_STORE=containerd`).
 Everything but `plan` needs root: each benchmark starts its own isolated dockerd on a
 loop-mounted ext4 (nodegc.testing.engine) and never touches /var/run/docker.sock; `engine
 --engine podman` an isolated Podman service (nodegc.testing.podman).
@@ -22,7 +24,7 @@ from bench.common import Row, Section, machine, render_section, render_summary, 
 
 BENCHES = ("plan", "engine", "calls", "footprint", "relief")
 # Run only when named (building its node takes many minutes): not part of `all`.
-EXTRA = ("bignode",)
+EXTRA = ("bignode", "busy")
 
 
 def _sizes(text: str) -> list[tuple[int, int]]:
@@ -130,6 +132,8 @@ def parser() -> argparse.ArgumentParser:
         help="one more warm report in-process under cProfile, with each request's bytes and "
         "seconds (bench.reportprofile); --baseline-ref REF: REF's reports alternated with these",
     )  # fmt: skip
+    g = p.add_argument_group("busy (only when named; --rounds, --baseline-ref)")
+    g.add_argument("--busy-images", type=int, default=24, help="unused 1 MiB images (24)")
     return p
 
 
@@ -153,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         "footprint": lambda: _footprint(args),
         "relief": lambda: _relief(args),
         "bignode": lambda: _bignode(args),
+        "busy": lambda: _busy(args),
     }
     info = machine()
     print(("### Machine\n\n" if args.markdown else "== Machine ==\n\n") + table(
@@ -249,6 +254,12 @@ def _bignode(args: argparse.Namespace) -> Section:
         profile=args.bignode_profile,
         timeout=args.bignode_timeout,
     )
+
+
+def _busy(args: argparse.Namespace) -> Section:
+    from bench import busy
+
+    return busy.run(args.busy_images, args.rounds, refs=tuple(args.baseline_ref or ()))
 
 
 if __name__ == "__main__":

@@ -182,7 +182,8 @@ def require_root() -> None:
 def isolated_engine(size_mb: int, kind: str = "docker") -> Iterator[Any]:
     """A private dockerd (nodegc.testing.engine) or, with `kind="podman"`, a private Podman
     service (nodegc.testing.podman) on its own `size_mb` ext4, removed afterwards; the engine
-    of the root `$NGC_TEST_ENGINE_ROOT` names (forky: Docker 28, Podman 5) when it is set."""
+    of the root `$NGC_TEST_ENGINE_ROOT` names (forky: Docker 28, Podman 5) when it is set, in the
+    image store `$NGC_TEST_DOCKER_STORE` names (overlay2 or containerd), as the tests do."""
     require_root()
     from nodegc.testing.engine import IsolatedEngine
     from nodegc.testing.engine_root import root_from_env
@@ -191,8 +192,12 @@ def isolated_engine(size_mb: int, kind: str = "docker") -> Iterator[Any]:
 
     root = root_from_env()
     if root is not None:
-        rooted = RootedPodman if kind == "podman" else RootedEngine
-        with rooted(size_mb, root=root) as engine:
+        if kind == "podman":
+            with RootedPodman(size_mb, root=root) as engine:
+                yield engine
+            return
+        store = os.environ.get("NGC_TEST_DOCKER_STORE", "overlay2")  # as the tests read it
+        with RootedEngine(size_mb, root=root, store=store) as engine:  # type: ignore[arg-type]
             yield engine
         return
     harness = IsolatedPodman if kind == "podman" else IsolatedEngine
