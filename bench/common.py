@@ -131,11 +131,25 @@ def _cpu_model() -> str:
 def nodegc_argv(*args: str, other_tree: bool = False) -> list[str]:
     """How a user starts nodegc: the installed console script beside this Python, else -m.
     `other_tree`: nodegc as of another tree put first on PYTHONPATH (a git ref): always -m, as the
-    console script names this tree's entry point, which that tree may not have."""
+    console script names this tree's entry point, which that tree may not have; and with -P, or
+    `-m` puts the working directory first on sys.path, and the benchmarks run from this
+    repository: every @REF ran this tree's nodegc from 85671f3 to the fix (`imports_from`)."""
     script = Path(sys.executable).parent / "nodegc"
     if script.exists() and not other_tree:
         return [str(script), *args]
-    return [sys.executable, "-m", "nodegc", *args]
+    return [sys.executable, *(["-P"] if other_tree else []), "-m", "nodegc", *args]
+
+
+def imports_from(src: Path) -> Path:
+    """`src`, once a process started as `nodegc_argv(other_tree=True)` starts it, with
+    PYTHONPATH=src, from here, is seen to import nodegc from `src` (else RuntimeError: a
+    baseline that ran this tree would compare it with itself)."""
+    argv = [*nodegc_argv(other_tree=True)[:-2], "-c", "import nodegc; print(nodegc.__file__)"]
+    env = clean_env({"PYTHONPATH": str(src)})
+    found = subprocess.run(argv, env=env, capture_output=True, text=True, check=True).stdout
+    if not Path(found.strip()).resolve().is_relative_to(src.resolve()):
+        raise RuntimeError(f"nodegc of {src} imports {found.strip()} instead")
+    return src
 
 
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:

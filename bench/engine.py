@@ -51,6 +51,7 @@ from bench.common import (
     Section,
     base_image,
     clean_env,
+    imports_from,
     inventory_count,
     isolated_engine,
     load_small_images,
@@ -138,13 +139,13 @@ def source_of(ref: str) -> Path:
     """A directory holding the nodegc/ package as of git `ref` (or `ref` itself when it holds
     one), to put first on PYTHONPATH."""
     if (Path(ref) / "nodegc" / "__init__.py").exists():
-        return Path(ref).resolve()
+        return imports_from(Path(ref).resolve())
     src = Path(tempfile.mkdtemp(prefix="nodegc-ref-"))
     archive = subprocess.run(
         ["git", "-C", str(REPO), "archive", ref, "nodegc"], capture_output=True, check=True
     )
     subprocess.run(["tar", "-x", "-C", str(src)], input=archive.stdout, check=True)
-    return src
+    return imports_from(src)
 
 
 def compile_sources(roots: list[Path]) -> None:
