@@ -128,9 +128,11 @@ def relieve(
     finally:
         pool.shutdown(wait=True)
     measured = walk.relief.measured
-    if loop.under_pressure and settle is not None and measured and not target_met(measured):
-        # Nothing left to remove: before calling the target missed, give the runtime's GC
-        # longer to start (on a busy node it began more than half a second after the answer).
+    # Nothing left to remove: before calling the target missed, give the runtime's GC longer to
+    # start (on a busy node it began more than half a second after the answer); after a walk
+    # that removed nothing, nothing of its own is coming: no wait.
+    short = loop.under_pressure and measured is not None and not target_met(measured)
+    if short and settle is not None and walk.removals:
         walk.relief.measured = settle(target_met, SETTLE_FINAL_QUIET_SECONDS)
     for key, (c, result, _) in walk.refused.items():  # refused for good: said once, at the end
         if walk.not_needed(c):

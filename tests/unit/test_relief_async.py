@@ -395,3 +395,33 @@ def test_settle_within_spends_one_budget_over_its_calls() -> None:
     assert waited[0] == pytest.approx(15.0, abs=0.1)
     assert waited[1] == pytest.approx(5.0, abs=0.1)
     assert waited[2] == 0.0
+
+
+def test_the_last_wait_only_after_a_walk_that_removed_something() -> None:
+    """Short of the target with nothing left: the final wait for the runtime's GC follows a walk
+    that removed something, not one whose every candidate was refused (nothing of its own is
+    coming; each ladder step waited 3 s for nothing). Mutation caught: the wait unconditional."""
+    fs = FilesystemStats("/", 100, 0, 10, 10)
+    for outcome, waits in ((Outcome.SKIPPED, []), (Outcome.REMOVED, [3.0])):
+        quiets: list[float] = []
+
+        def settle(_done, quiet: float, quiets: list[float] = quiets) -> FilesystemStats:
+            quiets.append(quiet)
+            return fs
+
+        relieve(
+            [Candidate(key="x", item=None)],
+            ledger=Ledger({"x": (Layer("x", 10, None),)}),
+            measured=fs,
+            target_met=lambda _fs: False,
+            remove=lambda c, _m, outcome=outcome: result(c, outcome),
+            skip=lambda c, _k: result(c, Outcome.SKIPPED),
+            loop=Loop(
+                measure=lambda: fs,
+                under_pressure=True,
+                workers=1,
+                stopping=threading.Event(),
+                settle=settle,
+            ),
+        )
+        assert [q for q in quiets if q == 3.0] == waits, outcome
