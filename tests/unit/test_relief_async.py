@@ -425,3 +425,23 @@ def test_the_last_wait_only_after_a_walk_that_removed_something() -> None:
             ),
         )
         assert [q for q in quiets if q == 3.0] == waits, outcome
+
+
+def test_settle_within_counts_only_waits_that_never_settled() -> None:
+    """A long walk on a disk that settles after each removal: every wait is its 0.5 s of a still
+    disk, however long the walk (time between the calls) and however many waits, with a budget
+    smaller than their sum. Mutation caught: the budget as a deadline from the loop's start, or
+    charged for every wait (the walk's last waits, near the target, cut short)."""
+    clock = FakeClock()
+
+    def measure() -> FilesystemStats:
+        return FilesystemStats("/", 10**7, 5000, 10, 10)  # still
+
+    settle = settle_within(measure, budget=1.0, clock=clock, sleep=clock.sleep)
+    waited = []
+    for _ in range(6):
+        clock.sleep(10.0)  # the removals between the waits
+        began = clock.now
+        settle(lambda _fs: False, 0.5)
+        waited.append(round(clock.now - began, 2))
+    assert all(0.5 <= w < 0.6 for w in waited), waited
