@@ -277,7 +277,7 @@ class _Walk:
 
 
 # How long the disk must stop giving space back to count as settled, the longest wait for it,
-# and the most one closed loop waits in all (`settle_within`).
+# and the most one closed loop's waits that never settled take together (`settle_within`).
 SETTLE_QUIET_SECONDS = 0.5
 SETTLE_FINAL_QUIET_SECONDS = 3.0  # the last look, when nothing is left to remove
 SETTLE_LIMIT_SECONDS = 15.0

@@ -167,7 +167,7 @@ def _merged(*layers: dict[str, Any]) -> dict[str, Any]:
         for key, value in layer.items():
             below = merged.get(key)
             both = isinstance(below, dict) and isinstance(value, dict)
-            merged[key] = _merged(below, value) if both else value  # type: ignore[arg-type]
+            merged[key] = _merged(below, value) if both else value
     return merged
 
 
