@@ -15,21 +15,17 @@ import os
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any
 
 from bench.common import (
     MiB,
     Row,
     Section,
-    clean_env,
     inventory_count,
     isolated_engine,
     load_small_images,
     median,
-    nodegc_argv,
-    timed,
 )
-from bench.engine import ONCE_FLAGS, compile_sources, source_of
+from bench.engine import CONTENDERS, Contender, compile_sources, nodegc_at, source_of
 
 WRITE_BYTES, WRITE_EVERY = 16 * 1024, 0.02
 
@@ -59,18 +55,11 @@ class Writer:
                 os.fsync(out.fileno())
 
 
-def _argv(engine: Any, state: Path, ref: str | None) -> tuple[list[str], dict[str, str]]:
-    args = ["once", "--state-dir", str(state), "--runtime-endpoint", engine.endpoint, *ONCE_FLAGS]
-    if ref is None:
-        return nodegc_argv(*args), clean_env()
-    env = clean_env({"PYTHONPATH": str(source_of(ref))})
-    return nodegc_argv(*args, other_tree=True), env
-
-
 def run(
     images: int = 24, rounds: int = 3, refs: tuple[str, ...] = (), size_mb: int = 1024
 ) -> Section:
-    contenders: list[str | None] = [None, *refs]
+    # The engine benchmark's `nodegc once` (cold: this tree, and each ref's): the same command.
+    contenders: list[Contender] = [CONTENDERS["nodegc once (cold)"], *map(nodegc_at, refs)]
     compile_sources([source_of(r) for r in refs])
     section = Section(
         "busy",
@@ -78,27 +67,28 @@ def run(
         f"{WRITE_BYTES // 1024} KiB every {WRITE_EVERY * 1000:.0f} ms, {rounds} rounds",
         ["contender", "median s", "min s", "max s", "per round", "left"],
     )
-    times: dict[str | None, list[float]] = {c: [] for c in contenders}
-    left: dict[str | None, list[str]] = {c: [] for c in contenders}
+    times: dict[str, list[float]] = {c.name: [] for c in contenders}
+    left: dict[str, list[str]] = {c.name: [] for c in contenders}
     scratch = Path(tempfile.mkdtemp(prefix="nodegc-bench-busy-"))
     with isolated_engine(size_mb) as engine:
         for round_no in range(rounds):
-            for n, ref in enumerate(contenders):
+            for n, contender in enumerate(contenders):
                 load_small_images(engine, images, f"bench/busy{round_no}x{n}", MiB)
-                argv, env = _argv(engine, scratch / f"state{n}", ref)
+                home = scratch / f"c{n}"  # its state directory: home/state, kept across rounds
+                home.mkdir(exist_ok=True)
                 with Writer(Path(engine.mountpoint) / "busy-writer.log"):
-                    times[ref].append(timed(argv, env, scratch / f"once{n}.log"))
-                left[ref].append(str(inventory_count(engine)[1]))
-    for ref in contenders:
-        name = "this tree" if ref is None else f"@{ref}"
-        values = times[ref]
+                    seconds = contender.run(engine, home, scratch / f"once{n}.log")
+                times[contender.name].append(seconds)
+                left[contender.name].append(str(inventory_count(engine)[1]))
+    for contender in contenders:
+        values = times[contender.name]
         section.rows.append([
-            name, f"{median(values):.2f}", f"{min(values):.2f}", f"{max(values):.2f}",
-            " ".join(f"{v:.2f}" for v in values), " ".join(left[ref]),
+            contender.name, f"{median(values):.2f}", f"{min(values):.2f}", f"{max(values):.2f}",
+            " ".join(f"{v:.2f}" for v in values), " ".join(left[contender.name]),
         ])  # fmt: skip
-    store = getattr(engine, "store", "overlay2")
+    store, first = getattr(engine, "store", "overlay2"), contenders[0].name
     section.summary.append(
-        Row("busy", f"once, busy disk, {images} images ({store})", f"{median(times[None]):.2f} s")
+        Row("busy", f"once, busy disk, {images} images ({store})", f"{median(times[first]):.2f} s")
     )
     section.notes.append(f"logs in {scratch}; images left after each round in `left`")
     return section

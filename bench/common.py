@@ -200,7 +200,7 @@ def isolated_engine(size_mb: int, kind: str = "docker") -> Iterator[Any]:
     image store `$NGC_TEST_DOCKER_STORE` names (overlay2 or containerd), as the tests do."""
     require_root()
     from nodegc.testing.engine import IsolatedEngine
-    from nodegc.testing.engine_root import root_from_env
+    from nodegc.testing.engine_root import ENV_STORE, root_from_env
     from nodegc.testing.podman import IsolatedPodman
     from nodegc.testing.rooted import RootedEngine, RootedPodman
 
@@ -210,7 +210,7 @@ def isolated_engine(size_mb: int, kind: str = "docker") -> Iterator[Any]:
             with RootedPodman(size_mb, root=root) as engine:
                 yield engine
             return
-        store = os.environ.get("NGC_TEST_DOCKER_STORE", "overlay2")  # as the tests read it
+        store = os.environ.get(ENV_STORE, "overlay2")  # as the tests read it
         with RootedEngine(size_mb, root=root, store=store) as engine:  # type: ignore[arg-type]
             yield engine
         return

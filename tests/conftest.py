@@ -25,13 +25,12 @@ import pytest
 
 from nodegc.testing import matrix
 from nodegc.testing.engine import IsolatedEngine, missing_requirements
-from nodegc.testing.engine_root import EngineRoot, EngineRootError, root_from_env
+from nodegc.testing.engine_root import ENV_STORE, EngineRoot, EngineRootError, root_from_env
 from nodegc.testing.images import busybox_image_tar
 from nodegc.testing.rooted import RootedEngine
 from tests.engine.helpers import Daemon
 
 ENGINE_SIZE_MB = 512
-ENV_STORE = "NGC_TEST_DOCKER_STORE"
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -43,6 +43,7 @@ from pathlib import Path
 __all__ = [
     "DEFAULT_SUITE",
     "ENV_ROOT",
+    "ENV_STORE",
     "EngineRoot",
     "EngineRootError",
     "cache_dir",
@@ -52,6 +53,8 @@ __all__ = [
 
 DEFAULT_SUITE = "forky"
 ENV_ROOT = "NGC_TEST_ENGINE_ROOT"
+# The image store a root's dockerd runs in (overlay2 or containerd): the tests' and the benchmarks'.
+ENV_STORE = "NGC_TEST_DOCKER_STORE"
 ENV_CACHE = "NGC_ENGINE_CACHE"
 ROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 BUILD_TIMEOUT = 3600.0
